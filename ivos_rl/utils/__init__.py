@@ -1,0 +1,15 @@
+"""Small shared utilities: seeding, logging, atomic file writes."""
+
+from ivos_rl.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_path
+from ivos_rl.utils.logging import get_logger, setup_logging
+from ivos_rl.utils.seed import seed_everything
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "get_logger",
+    "seed_everything",
+    "setup_logging",
+]
