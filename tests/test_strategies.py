@@ -1,0 +1,109 @@
+"""Frame-selection strategies on hand-made states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.strategies import (
+    FarthestStrategy,
+    LinspaceStrategy,
+    RandomStrategy,
+    StrategyState,
+    UncertaintyStrategy,
+    WorstStrategy,
+    build_strategy,
+    linspace_frames,
+)
+from ivos_rl.strategies.farthest import distance_to_annotations
+from ivos_rl.strategies.uncertainty import frame_uncertainty
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        (0, [0, 2, 4, 6]),  # linspace(0, 9, 5) -> [0, 2, 4, 6, 9]; drop the last
+        (1, [1, 3, 5, 7]),  # shifted by one: [1, 3, 5, 7, 10]; drop the last
+        (8, [2, 4, 6, 8]),  # shifted by two: [2, 4, 6, 8, 11]
+        (9, [2, 4, 6, 9]),  # initial frame is the last position: drop the first
+    ],
+)
+def test_linspace_positions_n10_t4(first: int, expected: list[int]) -> None:
+    assert linspace_frames(first, 10, 4) == expected
+
+
+def test_linspace_short_video_and_order() -> None:
+    assert linspace_frames(1, 3, 4) == [0, 1, 2]
+    s = LinspaceStrategy(n_rounds=4)
+    history: tuple[int, ...] = (1,)
+    picks = []
+    for r in range(1, 5):
+        f = s.select(StrategyState(round=r, n_frames=10, history=history))
+        picks.append(f)
+        history = (*history, f)
+    assert picks == [3, 5, 7, 1]  # planned frames in order, then back to the initial frame
+
+
+def test_worst_never_repeats_until_exhausted() -> None:
+    q = np.array([0.9, 0.1, 0.5, 0.2])
+    s = WorstStrategy()
+    history: tuple[int, ...] = (0,)
+    picks = []
+    for r in range(1, 5):
+        f = s.select(StrategyState(round=r, n_frames=4, history=history, quality=q))
+        picks.append(f)
+        history = (*history, f)
+    assert picks == [1, 3, 2, 1]  # ascending quality skipping frame 0, then argmin again
+    with pytest.raises(InputValidationError):
+        s.select(StrategyState(round=1, n_frames=4, history=(0,)))
+
+
+def test_random_is_seeded_and_in_range() -> None:
+    st = StrategyState(round=1, n_frames=7, history=(3,))
+    a = [RandomStrategy(seed=5).select(st) for _ in range(1)]
+    s1, s2 = RandomStrategy(seed=5), RandomStrategy(seed=5)
+    seq1 = [s1.select(st) for _ in range(20)]
+    seq2 = [s2.select(st) for _ in range(20)]
+    assert seq1 == seq2 and a[0] == seq1[0]
+    assert all(0 <= f < 7 for f in seq1)
+    ex = RandomStrategy(seed=1, exclude_annotated=True)
+    assert all(ex.select(st) != 3 for _ in range(30))
+
+
+def test_farthest_distance_and_choice() -> None:
+    np.testing.assert_array_equal(distance_to_annotations(6, (1, 4)), [1, 0, 1, 1, 0, 1])
+    assert FarthestStrategy().select(StrategyState(round=1, n_frames=10, history=(2,))) == 9
+    # tie between frame 0 and frame 4 (distance 2 from frame 2... and 6): earliest wins
+    assert FarthestStrategy().select(StrategyState(round=2, n_frames=7, history=(2, 6))) == 0
+
+
+def test_uncertainty_prefers_soft_frames() -> None:
+    probs = np.zeros((3, 1, 4, 4), np.uint8)
+    probs[0, 0, :2] = 255  # confident object
+    probs[1, 0, :2] = 255
+    probs[1, 0, 2] = 128  # a band of p ~ 0.5
+    probs[2, 0, :2] = 200
+    u = frame_uncertainty(probs)
+    assert u[0] == 0.0
+    # frame 1: 4 pixels at p=128/255 over an area of 12 foreground pixels
+    assert u[1] == pytest.approx(4 * (1 - abs(2 * 128 / 255 - 1)) / 12, rel=1e-5)
+    # frame 2: 8 pixels at p=200/255, all foreground
+    assert u[2] == pytest.approx(1 - abs(2 * 200 / 255 - 1), rel=1e-5)
+    assert UncertaintyStrategy().select(StrategyState(round=1, n_frames=3, history=(0,), probs=probs)) == 2
+    assert UncertaintyStrategy().select(StrategyState(round=1, n_frames=3, history=(2,), probs=probs)) == 1
+
+
+def test_registry_lists_valid_names() -> None:
+    assert isinstance(build_strategy("worst"), WorstStrategy)
+    with pytest.raises(ConfigError, match="linspace"):
+        build_strategy("best-ever")
+
+
+def test_state_validation() -> None:
+    with pytest.raises(InputValidationError, match="history"):
+        StrategyState(round=1, n_frames=3, history=(3,))
+    with pytest.raises(InputValidationError, match="NaN"):
+        StrategyState(round=1, n_frames=2, history=(0,), quality=np.array([0.1, np.nan]))
+    counts = StrategyState(round=2, n_frames=3, history=(0, 2, 0)).visit_counts()
+    np.testing.assert_array_equal(counts, [2, 0, 1])
