@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ivos_rl.errors import BackendError
+from ivos_rl.errors import BackendError, InputValidationError, ScribbleError
+from ivos_rl.scribbles import validate_scribbles
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,85 @@ class VOSBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (GPU memory, files)."""
+
+
+# --- input validation shared by every backend -------------------------------------------------
+# Backends must refuse the same bad inputs with the same typed errors, so the checks live next
+# to the interface instead of being re-implemented (slightly differently) in each backend.
+
+
+def validate_frames(frames: Any, name: str = "frames") -> np.ndarray:
+    """Return ``frames`` as a (T, H, W, 3) uint8 array or raise naming the offending value.
+
+    A list of per-frame arrays is accepted (videos are often loaded frame by frame), but every
+    frame must have the same size: mixed sizes would silently misalign masks and frames.
+    """
+    if isinstance(frames, (list, tuple)):
+        if not frames:
+            raise InputValidationError(f"{name} is empty: a video needs at least one frame")
+        sizes = {tuple(np.asarray(f).shape) for f in frames}
+        if len(sizes) != 1:
+            raise InputValidationError(f"{name} mixes frame sizes {sorted(sizes)}; resize them to one size")
+        frames = np.stack([np.asarray(f) for f in frames])
+    if not isinstance(frames, np.ndarray):
+        raise InputValidationError(f"{name} must be a numpy array, got {type(frames).__name__}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise InputValidationError(f"{name} must have shape (T, H, W, 3) with T >= 1, got {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise InputValidationError(f"{name} must be uint8 RGB, got dtype {frames.dtype}")
+    if frames.shape[1] < 1 or frames.shape[2] < 1:
+        raise InputValidationError(f"{name} has an empty frame size {frames.shape[1:3]}")
+    return frames
+
+
+def validate_n_objects(n_objects: Any) -> int:
+    """Return ``n_objects`` as an int >= 1 or raise (a video with no object has nothing to segment)."""
+    if isinstance(n_objects, bool) or not isinstance(n_objects, (int, np.integer)) or n_objects < 1:
+        raise InputValidationError(f"n_objects must be an integer >= 1, got {n_objects!r}")
+    return int(n_objects)
+
+
+def validate_gt_masks(gt_masks: Any, frames: np.ndarray, n_objects: int) -> np.ndarray:
+    """Return ground-truth label masks (T, H, W) uint8 matching ``frames``, or raise.
+
+    Values must be 0..``n_objects`` or 255 (void), the DAVIS convention.
+    """
+    if not isinstance(gt_masks, np.ndarray):
+        raise InputValidationError(f"gt_masks must be a numpy array, got {type(gt_masks).__name__}")
+    if gt_masks.shape != frames.shape[:3]:
+        raise InputValidationError(
+            f"gt_masks shape {gt_masks.shape} does not match frames {frames.shape[:3]}"
+        )
+    if gt_masks.dtype != np.uint8:
+        raise InputValidationError(f"gt_masks must be uint8 label masks, got dtype {gt_masks.dtype}")
+    values = np.unique(gt_masks)
+    bad = values[(values > n_objects) & (values != 255)]
+    if bad.size:
+        raise InputValidationError(
+            f"gt_masks holds object ids {bad.tolist()} above n_objects={n_objects} (255 = void is allowed)"
+        )
+    return gt_masks
+
+
+def validate_interaction(
+    frame_idx: Any, interaction: Any, n_frames: int, n_objects: int
+) -> list[dict[str, Any]]:
+    """Check a DAVIS scribble interaction for ``frame_idx``; return that frame's non-empty strokes.
+
+    Raises :class:`InputValidationError` for an out-of-range ``frame_idx`` and
+    :class:`ScribbleError` for a malformed dict (see :func:`ivos_rl.scribbles.validate_scribbles`:
+    one list per frame, object ids in 0..``n_objects`` with 0 = background, points in [0, 1]) or
+    for no non-empty stroke on ``frame_idx`` (an empty round would otherwise return the previous
+    masks unchanged, which callers could mistake for a result).
+    """
+    if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
+        raise InputValidationError(f"frame_idx must be an integer, got {frame_idx!r}")
+    if not 0 <= int(frame_idx) < n_frames:
+        raise InputValidationError(f"frame_idx={frame_idx} is out of range for a video of {n_frames} frames")
+    validate_scribbles(
+        interaction, n_frames=n_frames, n_objects=n_objects, require_sequence=False, name="interaction"
+    )
+    current = [s for s in interaction["scribbles"][int(frame_idx)] if len(s["path"]) > 0]
+    if not current:
+        raise ScribbleError(f"interaction has no non-empty scribble on frame_idx={frame_idx}")
+    return current

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -17,7 +18,19 @@ def setup_logging(level: int | str = logging.INFO) -> None:
     root = logging.getLogger("ivos_rl")
     root.setLevel(level)
     if not any(getattr(h, "_ivos_rl", False) for h in root.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT))
         handler._ivos_rl = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (pytest and notebooks swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+        pass

@@ -1,0 +1,113 @@
+"""Latency of QualityEstimator.predict on an 80-frame 480p video with 1 object (issue 5 target:
+<= 0.7 s with the light backbone on 2 CPU cores), for each backbone, plus the cached re-call.
+
+Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_quality.py [--threads 2] [--repeats 3]``.
+The models are untrained (latency does not depend on the weights). Besides wall-clock time the
+script prints the process CPU time of a cold ``predict``: on a machine shared with other jobs the
+wall time is inflated (and multi-threaded runs suffer most), while with ``--threads 1`` the CPU time
+approximates what an idle core would take, an upper bound for the 2-core wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from ivos_rl.quality.crop import crop_inputs
+from ivos_rl.quality.estimator import QualityEstimator
+from ivos_rl.quality.model import QualityNet
+
+CONFIGS = {
+    "mobilenet_v3_small@128": ("mobilenet_v3_small", 128),
+    "mobilenet_v3_small@160": ("mobilenet_v3_small", 160),
+    "resnet18@128": ("resnet18", 128),
+    "resnet50@256": ("resnet50", 256),
+}
+
+
+def make_video(t: int, h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random frames and one elliptical object moving across the frame (uint8 probabilities)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    probs = np.zeros((t, 1, h, w), np.uint8)
+    for i in range(t):
+        cy, cx = h * 0.5, w * (0.2 + 0.6 * i / max(t - 1, 1))
+        inside = ((yy - cy) / (0.25 * h)) ** 2 + ((xx - cx) / (0.12 * w)) ** 2 <= 1.0
+        probs[i, 0] = np.where(inside, 230, 10)
+    return frames, probs
+
+
+def timed(fn: object, repeats: int, clock: object = time.perf_counter) -> list[float]:
+    """Durations of ``repeats`` calls of ``fn`` measured with ``clock`` (wall or process time)."""
+    out = []
+    for _ in range(repeats):
+        t0 = clock()  # type: ignore[operator]
+        fn()  # type: ignore[operator]
+        out.append(clock() - t0)  # type: ignore[operator]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=80)
+    parser.add_argument("--size", default="480x854", help="HxW of the video")
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    frames, probs = make_video(args.frames, h, w)
+    print(
+        f"video {args.frames}x{h}x{w}, 1 object, {args.threads} threads, device {args.device}, "
+        f"torch {torch.__version__}"
+    )
+
+    crop_times = timed(lambda: crop_inputs(frames, probs, 128), args.repeats)
+    print(
+        f"crop op alone ({args.frames} boxes -> 128x128, incl. uint8->float): "
+        f"median {statistics.median(crop_times):.3f} s"
+    )
+    print(
+        f"{'config':24s} {'predict median':>15s} {'min':>8s} {'CPU time':>9s} {'cached re-call':>15s} "
+        f"{'1 frame changed':>16s}"
+    )
+    for name in args.configs:
+        backbone, size = CONFIGS[name]
+        torch.manual_seed(0)
+        model = QualityNet(backbone=backbone, input_size=size).eval()
+        est = QualityEstimator(model, device=args.device, batch_size=args.batch_size, cache=True)
+
+        def cold(e: QualityEstimator = est) -> None:
+            e.reset_cache()
+            e.predict(frames, probs)
+
+        cold()  # warm-up (allocator, kernels)
+        cold_times = timed(cold, args.repeats)
+        cpu_times = timed(cold, args.repeats, time.process_time)
+        est.predict(frames, probs)
+        hit_times = timed(lambda e=est: e.predict(frames, probs), args.repeats)
+        changed = probs.copy()
+
+        def one_changed(e: QualityEstimator = est, p: np.ndarray = changed) -> None:
+            p[7, 0, 0, 0] ^= 1  # a different frame-7 map on every call
+            e.predict(frames, p)
+
+        one_times = timed(one_changed, args.repeats)
+        print(
+            f"{name:24s} {statistics.median(cold_times):13.3f} s {min(cold_times):6.3f} s "
+            f"{min(cpu_times):7.3f} s {statistics.median(hit_times):13.3f} s "
+            f"{statistics.median(one_times):14.3f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""Build environments and the random baseline from Hydra configs.
+
+Training (``ivos_rl.agents.train``), the baseline command (``scripts/build_baseline.py``) and
+evaluations all need the same pieces: dataset, backend, robot and quality source from their
+config groups, a deterministic split into training and held-out sequences, and the random
+baseline matching the training env. Keeping this in one place guarantees the baseline is built
+with exactly the env settings it is later used with (its cache records a fingerprint of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ivos_rl.envs.baseline import RandomBaseline, build_random_baseline
+from ivos_rl.envs.frame_recommendation import FrameRecommendationEnv
+from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.utils.logging import get_logger
+
+_log = get_logger(__name__)
+# Env settings that change the random policy's outcomes (and therefore the baseline).
+_BASELINE_ENV_KEYS = ("horizon", "subsequence_length", "subsequence_start", "interaction")
+
+
+@dataclass
+class Components:
+    """The pluggable parts an environment is built from."""
+
+    dataset: Any
+    backend: Any
+    robot: Any
+    quality: Any
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def build_components(cfg: DictConfig) -> Components:
+    """Instantiate ``cfg.dataset``, ``cfg.backend``, ``cfg.robot`` (may be null) and ``cfg.quality``."""
+    for group in ("dataset", "backend", "quality"):
+        if cfg.get(group) is None:
+            raise ConfigError(f"config group {group!r} is missing (choose one, e.g. {group}=...)")
+    quality = cfg.quality
+    quality_obj = quality if isinstance(quality, str) else instantiate(quality)
+    robot = instantiate(cfg.robot) if cfg.get("robot") is not None else None
+    return Components(
+        dataset=instantiate(cfg.dataset),
+        backend=instantiate(cfg.backend),
+        robot=robot,
+        quality=quality_obj,
+    )
+
+
+def split_sequences(sequences: list[str], n_val: int | list[str], seed: int) -> tuple[list[str], list[str]]:
+    """Deterministic split into (train, held-out) sequences.
+
+    ``n_val`` is a count (drawn with ``seed`` from a permutation, so the split does not depend
+    on the order of the list) or an explicit list of held-out names.
+    """
+    seqs = sorted(sequences)
+    if isinstance(n_val, (list, tuple)) or (hasattr(n_val, "__iter__") and not isinstance(n_val, str)):
+        val = [str(s) for s in n_val]  # type: ignore[union-attr]
+        unknown = sorted(set(val) - set(seqs))
+        if unknown:
+            raise ConfigError(f"held-out sequences {unknown} are not in the dataset")
+    else:
+        k = int(n_val)
+        if not 0 <= k < len(seqs):
+            raise ConfigError(
+                f"val_sequences must be in [0, {len(seqs) - 1}] for {len(seqs)} sequences, got {k}"
+            )
+        perm = np.random.default_rng(int(seed)).permutation(len(seqs))
+        val = sorted(seqs[i] for i in perm[:k])
+    train = [s for s in seqs if s not in set(val)]
+    if not train:
+        raise ConfigError("no training sequences left after holding out the validation ones")
+    return train, val
+
+
+def samples_of(dataset: Any, sequences: list[str]) -> list[tuple[str, int]]:
+    """(sequence, scribble_idx) pairs of ``sequences``, in dataset order."""
+    keep = set(sequences)
+    return [(s, i) for s, i in dataset.samples() if s in keep]
+
+
+def make_env(
+    env_cfg: DictConfig,
+    components: Components,
+    samples: list[tuple[str, int]],
+    baseline: RandomBaseline | None = None,
+    **overrides: Any,
+) -> FrameRecommendationEnv:
+    """Instantiate ``env_cfg`` (a ``_target_`` config) with the components and config overrides."""
+    node = OmegaConf.merge(env_cfg, overrides) if overrides else env_cfg
+    factory = instantiate(node, _partial_=True, _convert_="all")
+    env = factory(
+        dataset=components.dataset,
+        backend=components.backend,
+        robot=components.robot,
+        quality=components.quality,
+        baseline=baseline,
+        samples=samples,
+    )
+    if not isinstance(env, FrameRecommendationEnv):
+        raise ConfigError(f"env config must build a FrameRecommendationEnv, got {type(env).__name__}")
+    return env
+
+
+def _reward_metric(cfg: DictConfig) -> str:
+    return str(OmegaConf.select(cfg, "env.reward.metric", default="J_AND_F"))
+
+
+def baseline_meta(cfg: DictConfig, samples: list[tuple[str, int]]) -> dict[str, Any]:
+    """Fingerprint of everything that determines the random policy's outcomes."""
+    env = _plain(cfg.env)
+    bl = _plain(cfg.baseline)
+    return {
+        "dataset": _plain(cfg.dataset),
+        "backend": _plain(cfg.backend),
+        "robot": _plain(cfg.get("robot")),
+        "env": {k: env.get(k) for k in _BASELINE_ENV_KEYS},
+        "samples": [[s, int(i)] for s, i in samples],
+        "n_episodes": int(bl["n_episodes"]),
+        "seed": int(bl["seed"]),
+        "sigma_mode": bl["sigma_mode"],
+        "min_sigma": float(bl["min_sigma"]),
+        "metric": _reward_metric(cfg),
+    }
+
+
+def _build_and_save(
+    cfg: DictConfig, components: Components, samples: list[tuple[str, int]], path: Path
+) -> RandomBaseline:
+    _log.info("building the random baseline (%d samples) -> %s", len(samples), path)
+    env = make_env(cfg.env, components, samples, reward={"use_goal": False})
+    baseline = build_random_baseline(
+        env,
+        n_episodes=int(cfg.baseline.n_episodes),
+        seed=int(cfg.baseline.seed),
+        sigma_mode=cfg.baseline.sigma_mode,
+        min_sigma=float(cfg.baseline.min_sigma),
+        meta=baseline_meta(cfg, samples),
+        progress=bool(cfg.baseline.get("progress", True)),
+        fit_metrics=[_reward_metric(cfg)],
+    )
+    baseline.save(path)  # atomic: an interrupted build leaves any previous file intact
+    return baseline
+
+
+def load_or_build_baseline(
+    cfg: DictConfig, components: Components, samples: list[tuple[str, int]]
+) -> RandomBaseline:
+    """Load the cached baseline at ``cfg.baseline.path`` or build (and cache) it if allowed."""
+    path = Path(str(cfg.baseline.path))
+    if path.is_file():
+        return RandomBaseline.load(path, expected_meta=baseline_meta(cfg, samples))
+    if not bool(cfg.baseline.get("build_if_missing", False)):
+        raise CheckpointError(
+            f"random baseline {path} does not exist; build it with scripts/build_baseline.py "
+            "or set baseline.build_if_missing=true"
+        )
+    return _build_and_save(cfg, components, samples, path)
+
+
+def build_baseline(cfg: DictConfig) -> Path:
+    """The `build_baseline` command: cache the baseline for the training split of ``cfg``.
+
+    An existing cache is checked against the configuration and kept (``baseline.overwrite=true``
+    rebuilds it).
+    """
+    components = build_components(cfg)
+    train_seqs, _ = split_sequences(components.dataset.sequences, cfg.train.val_sequences, int(cfg.seed))
+    samples = samples_of(components.dataset, train_seqs)
+    path = Path(str(cfg.baseline.path))
+    if path.is_file() and not bool(cfg.baseline.get("overwrite", False)):
+        RandomBaseline.load(path, expected_meta=baseline_meta(cfg, samples))
+        _log.info("random baseline %s is up to date", path)
+        return path
+    _build_and_save(cfg, components, samples, path)
+    return path

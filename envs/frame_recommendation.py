@@ -1,0 +1,494 @@
+"""The frame-recommendation MDP of IVOS-W (§3.1) as a Gymnasium environment.
+
+One episode is one interactive session on one sample (sequence, initial scribble):
+
+* ``reset`` loads the sample, applies the initial scribble (interaction 1 in DAVIS counting),
+  runs the backend and returns the state s_0 = (q, h) per frame (Eq. 1), h counting the initially
+  annotated frame once;
+* ``step(a)`` lets the simulated user (the scribble robot, which always compares with the ground
+  truth) scribble on frame ``a`` against the current prediction, runs the backend, and updates q
+  and h. After ``horizon`` recommendations the episode terminates.
+
+**Horizon.** ``horizon`` is the number of *recommendations* T (env steps). DAVIS-style counts
+include the initial scribble: the paper's "T = 5 interactions in training" (the reference code's
+``max_nb_interactions = 5``) is ``horizon = 4`` here, and "8 rounds at test" is ``horizon = 7``.
+
+**Rewards.** At step t the env computes r_aux (Eq. 4, ``counts`` before the action) and the goal
+reward of the sub-task ending now, r_goal(P_t; mu_t, sigma_t) with the random baseline for
+horizon t (Eq. 2/3). It returns r_aux for t < T and r_goal at t = T (Eq. 5; with the goal term
+switched off, r_aux is paid at T too). Both are in ``info`` (``reward_intermediate``,
+``reward_terminal``) so the learner can build task-decomposition transitions.
+
+**Variable N.** Training samples ``subsequence_length`` (N' = 25) consecutive frames that contain
+the initially annotated frame (``subsequence_start``: "centered" as the reference code, or
+"random"), so the observation space is fixed. With ``subsequence_length=None`` (evaluation) the
+whole video is used and the spaces are rebuilt at every ``reset`` for that video's length: the
+Q-network is length-agnostic, and padding would feed padded frames into the backward pass of the
+bidirectional recurrence (changing every Q value) unless masked, so per-episode spaces keep
+evaluation identical to running the network on the whole video as the paper does. Vector envs
+need fixed spaces and are therefore only used with subsequences.
+
+**Quality.** ``quality="oracle"`` (or an :class:`~ivos_rl.quality.OracleQuality`) uses the true
+per-frame J&F of the evaluated masks; any object with ``predict(frames, probs) -> (q, q_k)`` (the
+"Wild" :class:`~ivos_rl.quality.QualityEstimator`) gives the estimated quality.
+
+**Interactions.** ``interaction="robot"`` runs the DAVIS scribble robot on the chosen frame. The
+robot (skeletons, graphs) dominates a step with a simulated backend, and a simulator only uses
+the strokes to pin the annotated frame's pixels, so ``interaction="fast"`` (simulators only, i.e.
+``backend.uses_ground_truth``) replaces it with one-point strokes at the interior-most pixel of
+each object's and the background's error region on that frame. If the frame has no error, the
+robot draws nothing and the prediction stays as it is (the annotation is still counted in h).
+
+**Transition cache.** With a deterministic backend, the outcome of a step depends only on the
+sample, the subsequence and the annotation history. ``transition_cache > 0`` memoises per-frame
+(J, F, q) by history in an LRU, and a hit skips the robot, backend and metrics; the backend is
+lazily replayed up to the current history on the next miss, so results are identical with and
+without the cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Protocol
+
+import cv2
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ivos_rl.backends.base import BackendOutput, VOSBackend
+from ivos_rl.envs.rewards import RewardConfig, aux_reward, goal_reward, performance
+from ivos_rl.envs.state import StateMode, build_state, history_counts
+from ivos_rl.errors import ConfigError, InputValidationError, ScribbleError
+from ivos_rl.metrics import batched_jaccard_and_f_measure
+from ivos_rl.quality.estimator import OracleQuality
+from ivos_rl.scribbles import annotated_frames, fuse_scribbles
+
+SubsequenceStart = Literal["centered", "random"]
+InteractionMode = Literal["robot", "fast"]
+_METRIC_KEYS = ("J", "F", "J_AND_F")
+
+
+class BaselineLike(Protocol):
+    """What the env needs from :class:`~ivos_rl.envs.baseline.RandomBaseline`."""
+
+    def stats(
+        self, sequence: str, scribble_idx: int, start: int, horizon: int, metric: str
+    ) -> tuple[float, float]: ...
+
+
+class RobotLike(Protocol):
+    def interact(
+        self,
+        sequence: str,
+        pred_masks: np.ndarray,
+        gt_masks: np.ndarray,
+        nb_objects: int | None = None,
+        frame: int | None = None,
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(eq=False)
+class StepTimings:
+    """Wall-clock seconds spent in one reset/step, by component (``info["timings"]``).
+
+    Wall-clock times are never reproducible, so two ``StepTimings`` always compare equal: the
+    determinism checks that compare ``info`` dicts (Gymnasium's ``check_env``, resume tests)
+    then compare the MDP's outcome and not timer noise.
+    """
+
+    robot: float = 0.0
+    backend: float = 0.0
+    metrics: float = 0.0
+    quality: float = 0.0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StepTimings)
+
+    def __hash__(self) -> int:
+        return hash(StepTimings)
+
+    @property
+    def total(self) -> float:
+        return self.robot + self.backend + self.metrics + self.quality
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+def centered_start(first_frame: int, n_frames: int, length: int) -> int:
+    """The reference's subsequence start: middle of the valid starts that contain ``first_frame``."""
+    lo, hi = valid_starts(first_frame, n_frames, length)
+    return (lo + hi) // 2
+
+
+def valid_starts(first_frame: int, n_frames: int, length: int) -> tuple[int, int]:
+    """Inclusive range of starts s with s <= first_frame < s + length and s + length <= n_frames."""
+    if length > n_frames:
+        raise InputValidationError(f"subsequence length {length} exceeds the video's {n_frames} frames")
+    if not 0 <= first_frame < n_frames:
+        raise InputValidationError(f"annotated frame {first_frame} outside [0, {n_frames})")
+    return max(0, first_frame - length + 1), min(first_frame, n_frames - length)
+
+
+def fast_scribble(
+    sequence: str, pred: np.ndarray, gt: np.ndarray, frame: int, n_objects: int
+) -> dict[str, Any]:
+    """One-point strokes at the interior-most pixel of each label's error region on ``frame``.
+
+    A cheap stand-in for the robot for simulators (see the module docstring): for each id in
+    0..K, the error region is ``gt == id & pred != id`` (void pixels excluded); its pixel farthest
+    from the region's border gets a stroke of that id. Coordinates are normalised as DAVIS does.
+    """
+    t, h, w = gt.shape
+    strokes: list[dict[str, Any]] = []
+    g, p = gt[frame], pred[frame]
+    for obj in range(n_objects + 1):
+        err = ((g == obj) & (p != obj)).astype(np.uint8)
+        if not err.any():
+            continue
+        dist = cv2.distanceTransform(np.pad(err, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        y, x = np.unravel_index(int(dist.argmax()), dist.shape)
+        point = [x / max(w - 1, 1), y / max(h - 1, 1)]
+        strokes.append({"path": [point, point], "object_id": obj, "start_time": 0.0, "end_time": 0.0})
+    per_frame: list[list[dict[str, Any]]] = [[] for _ in range(t)]
+    per_frame[frame] = strokes
+    return {"scribbles": per_frame, "sequence": sequence}
+
+
+class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
+    """Gymnasium env: observation (N, 2) float32 (q, h), action Discrete(N) = frame to annotate."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
+
+    def __init__(
+        self,
+        dataset: Any,
+        backend: VOSBackend,
+        robot: RobotLike | None = None,
+        quality: Any = "oracle",
+        reward: RewardConfig | dict[str, Any] | None = None,
+        baseline: BaselineLike | None = None,
+        horizon: int = 4,
+        subsequence_length: int | None = 25,
+        subsequence_start: SubsequenceStart = "centered",
+        state_mode: StateMode | str = StateMode.BOTH,
+        samples: Sequence[tuple[str, int]] | None = None,
+        interaction: InteractionMode = "robot",
+        transition_cache: int = 0,
+        max_cached_sequences: int = 4,
+    ) -> None:
+        super().__init__()
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise ConfigError(f"horizon must be an int >= 1, got {horizon!r}")
+        if subsequence_length is not None and (
+            isinstance(subsequence_length, bool)
+            or not isinstance(subsequence_length, (int, np.integer))
+            or subsequence_length < 1
+        ):
+            raise ConfigError(f"subsequence_length must be None or an int >= 1, got {subsequence_length!r}")
+        if subsequence_start not in ("centered", "random"):
+            raise ConfigError(f"subsequence_start must be 'centered' or 'random', got {subsequence_start!r}")
+        if interaction not in ("robot", "fast"):
+            raise ConfigError(f"interaction must be 'robot' or 'fast', got {interaction!r}")
+        if interaction == "robot" and robot is None:
+            raise ConfigError("interaction='robot' needs a robot (e.g. ivos_rl.robot.ScribbleRobot())")
+        if interaction == "fast" and not getattr(backend, "uses_ground_truth", False):
+            raise ConfigError(
+                f"interaction='fast' is only for simulators; backend {getattr(backend, 'name', backend)!r} "
+                "is a real segmenter and needs the robot's scribbles"
+            )
+        if int(transition_cache) < 0 or int(max_cached_sequences) < 1:
+            raise ConfigError(
+                f"transition_cache must be >= 0 and max_cached_sequences >= 1, got "
+                f"{transition_cache} / {max_cached_sequences}"
+            )
+        self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
+        if self.reward_config.use_goal and baseline is None:
+            raise ConfigError(
+                "the goal reward (reward.use_goal=true) needs a RandomBaseline; build one with "
+                "scripts/build_baseline.py or set reward.use_goal=false"
+            )
+        self.dataset = dataset
+        self.backend = backend
+        self.robot = robot
+        self.baseline = baseline
+        self.horizon = int(horizon)
+        self.subsequence_length = None if subsequence_length is None else int(subsequence_length)
+        self.subsequence_start = subsequence_start
+        self.state_mode = StateMode.parse(state_mode)
+        self.interaction = interaction
+        self.oracle = self._is_oracle(quality)
+        self.quality = quality
+        chosen = dataset.samples() if samples is None else samples
+        self.samples: list[tuple[str, int]] = [(str(s), int(i)) for s, i in chosen]
+        if not self.samples:
+            raise ConfigError(
+                f"no (sequence, initial scribble) samples in {dataset!r}; generate initial scribbles "
+                "first (`ivos-rl init-scribbles`)"
+            )
+        if self.subsequence_length is not None:
+            short = sorted(
+                {s for s, _ in self.samples if dataset.info(s).n_frames < self.subsequence_length}
+            )
+            if short:
+                raise ConfigError(
+                    f"sequences shorter than subsequence_length={self.subsequence_length}: {short}; "
+                    "lower subsequence_length or leave them out"
+                )
+        self._cache_size = int(transition_cache)
+        self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._max_cached_sequences = int(max_cached_sequences)
+        self._videos: OrderedDict[str, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+        n0 = self.subsequence_length or dataset.info(self.samples[0][0]).n_frames
+        self._set_spaces(n0)
+        self._episode: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _is_oracle(quality: Any) -> bool:
+        if isinstance(quality, str):
+            if quality != "oracle":
+                raise ConfigError(f"quality must be 'oracle' or a quality estimator object, got {quality!r}")
+            return True
+        if isinstance(quality, OracleQuality):
+            return True
+        if not callable(getattr(quality, "predict", None)):
+            raise ConfigError(f"quality object {quality!r} has no predict(frames, probs) method")
+        return False
+
+    def _set_spaces(self, n: int) -> None:
+        high = np.empty((n, 2), dtype=np.float32)
+        high[:, 0] = 1.0
+        high[:, 1] = float(self.horizon + 1)  # the initial frame plus T recommendations
+        self.observation_space = spaces.Box(low=np.zeros((n, 2), np.float32), high=high, dtype=np.float32)
+        self.action_space = spaces.Discrete(n)
+        self.n_frames = n
+
+    def _video(self, seq: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """Frames, ground truth and object count of ``seq`` (small LRU: decoding JPEGs is slow)."""
+        if seq in self._videos:
+            self._videos.move_to_end(seq)
+            return self._videos[seq]
+        info = self.dataset.info(seq)
+        item = (self.dataset.load_frames(seq), self.dataset.load_masks(seq), int(info.n_objects))
+        self._videos[seq] = item
+        while len(self._videos) > self._max_cached_sequences:
+            self._videos.popitem(last=False)
+        return item
+
+    def _initial(self, seq: str, idx: int) -> tuple[dict[str, Any], int]:
+        scribble = self.dataset.load_scribbles(seq, idx)
+        frames = annotated_frames(scribble)
+        if not frames:
+            raise ScribbleError(f"initial scribble {idx} of {seq!r} has no stroke on any frame")
+        return scribble, int(frames[0])
+
+    def subsequence_starts(self, sequence: str, scribble_idx: int) -> list[int]:
+        """Every start ``reset`` may pick for this sample (what a baseline must cover)."""
+        if self.subsequence_length is None:
+            return [0]
+        _, first = self._initial(sequence, scribble_idx)
+        n = self.dataset.info(sequence).n_frames
+        if self.subsequence_start == "centered":
+            return [centered_start(first, n, self.subsequence_length)]
+        lo, hi = valid_starts(first, n, self.subsequence_length)
+        return list(range(lo, hi + 1))
+
+    def _metrics(
+        self, ep: dict[str, Any], out: BackendOutput
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Per-frame true J and F of ``out.masks``, the quality q, and the time spent on q."""
+        j, f = batched_jaccard_and_f_measure(ep["gt"], out.masks, nb_objects=ep["n_objects"])
+        j = j.mean(axis=1)
+        f = f.mean(axis=1)
+        tic = time.perf_counter()
+        if self.oracle:
+            q = (j + f) / 2.0
+        else:
+            q, _ = self.quality.predict(ep["frames"], out.probs)
+            q = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+        return j, f, q, time.perf_counter() - tic
+
+    def _interact(self, ep: dict[str, Any], frame: int, timings: StepTimings) -> None:
+        """One user round on ``frame``: robot (or fast stand-in) then backend, updating the prediction."""
+        tic = time.perf_counter()
+        if self.interaction == "fast":
+            scribble = fast_scribble(ep["sequence"], ep["pred"], ep["gt"], frame, ep["n_objects"])
+        else:
+            assert self.robot is not None
+            scribble = self.robot.interact(
+                ep["sequence"], ep["pred"], ep["gt"], nb_objects=ep["n_objects"], frame=frame
+            )
+        timings.robot += time.perf_counter() - tic
+        if not any(len(s.get("path", [])) for s in scribble["scribbles"][frame]):
+            return  # nothing to correct on this frame: the user draws nothing, masks stay
+        payload = scribble
+        if self.backend.wants_all_scribbles:
+            ep["all_scribbles"] = fuse_scribbles(ep["all_scribbles"], scribble)
+            payload = ep["all_scribbles"]
+        tic = time.perf_counter()
+        out = self.backend.interact(frame, payload)
+        timings.backend += time.perf_counter() - tic
+        ep["out"] = out
+        ep["pred"] = out.masks
+
+    def _sync_backend(self, ep: dict[str, Any], upto: int, timings: StepTimings) -> None:
+        """Bring the backend to ``history[:upto]``, replaying what cache hits skipped.
+
+        ``synced`` counts the history entries the backend has seen; 0 means not even reset yet
+        (a cached reset defers the backend's precomputation until a step misses the cache).
+        """
+        if ep["synced"] == 0:
+            tic = time.perf_counter()
+            self.backend.reset(ep["frames"], ep["n_objects"], sequence=ep["sequence"], gt_masks=ep["gt"])
+            out = self.backend.interact(ep["history"][0], ep["all_scribbles"])
+            timings.backend += time.perf_counter() - tic
+            ep["out"], ep["pred"] = out, out.masks
+            ep["synced"] = 1
+        while ep["synced"] < upto:
+            self._interact(ep, ep["history"][ep["synced"]], timings)
+            ep["synced"] += 1
+
+    def _evaluate(self, ep: dict[str, Any], timings: StepTimings) -> bool:
+        """Set (J, F, q) for the current history, from the cache or by running the backend."""
+        key = (ep["sequence"], ep["scribble_idx"], ep["start"], tuple(ep["history"]))
+        if self._cache_size > 0 and key in self._cache:
+            self._cache.move_to_end(key)
+            ep["j"], ep["f"], ep["q"] = self._cache[key]
+            self.cache_hits += 1
+            return True
+        self._sync_backend(ep, len(ep["history"]), timings)
+        tic = time.perf_counter()
+        ep["j"], ep["f"], ep["q"], timings.quality = self._metrics(ep, ep["out"])
+        timings.metrics = time.perf_counter() - tic - timings.quality
+        if self._cache_size > 0:
+            self.cache_misses += 1
+            self._cache[key] = (ep["j"], ep["f"], ep["q"])
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return False
+
+    def _observe(self, ep: dict[str, Any]) -> np.ndarray:
+        return build_state(ep["q"], history_counts(ep["history"], ep["n"]), self.state_mode)
+
+    def _info(self, ep: dict[str, Any], timings: StepTimings, cached: bool) -> dict[str, Any]:
+        return {
+            "sequence": ep["sequence"],
+            "scribble_idx": ep["scribble_idx"],
+            "start": ep["start"],
+            "frame_indices": ep["frame_indices"],
+            "t": ep["t"],
+            "annotated_frames": list(ep["history"]),
+            "jf": ((ep["j"] + ep["f"]) / 2.0).astype(np.float32),
+            "j": ep["j"].astype(np.float32),
+            "f": ep["f"].astype(np.float32),
+            "quality": ep["q"].astype(np.float32),
+            "performance": {
+                m: performance(ep["j"], ep["f"], m)  # type: ignore[arg-type]
+                for m in _METRIC_KEYS
+            },
+            "timings": timings,
+            "cached": cached,
+        }
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a session; ``options`` may fix ``sample`` = (sequence, scribble_idx) and ``start``."""
+        super().reset(seed=seed)
+        options = options or {}
+        timings = StepTimings()
+        if "sample" in options:
+            seq, idx = options["sample"]
+            seq, idx = str(seq), int(idx)
+            if (seq, idx) not in self.samples:
+                raise InputValidationError(f"options['sample']={(seq, idx)} is not one of this env's samples")
+        else:
+            seq, idx = self.samples[int(self.np_random.integers(len(self.samples)))]
+        frames_all, gt_all, n_objects = self._video(seq)
+        scribble, first = self._initial(seq, idx)
+        n_total = frames_all.shape[0]
+        if self.subsequence_length is None:
+            start, n = 0, n_total
+        else:
+            n = self.subsequence_length
+            lo, hi = valid_starts(first, n_total, n)
+            if "start" in options:
+                start = int(options["start"])
+                if not lo <= start <= hi:
+                    raise InputValidationError(
+                        f"options['start']={start} outside the valid starts [{lo}, {hi}] for {seq!r}/{idx}"
+                    )
+            elif self.subsequence_start == "centered":
+                start = (lo + hi) // 2
+            else:
+                start = int(self.np_random.integers(lo, hi + 1))
+        if n != self.n_frames:
+            self._set_spaces(n)
+        sl = slice(start, start + n)
+        local = first - start
+        ep: dict[str, Any] = {
+            "sequence": seq,
+            "scribble_idx": idx,
+            "start": start,
+            "n": n,
+            "frame_indices": list(range(start, start + n)),
+            "frames": frames_all[sl],
+            "gt": gt_all[sl],
+            "n_objects": n_objects,
+            "history": [local],
+            "synced": 0,
+            "t": 0,
+            "all_scribbles": {"scribbles": scribble["scribbles"][sl], "sequence": seq},
+        }
+        if hasattr(self.quality, "reset_cache"):
+            self.quality.reset_cache()
+        cached = self._evaluate(ep, timings)
+        self._episode = ep
+        return self._observe(ep), self._info(ep, timings, cached=cached)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Annotate frame ``action``; reward r_aux before T and r_goal at T (module docstring)."""
+        ep = self._episode
+        if ep is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if ep["t"] >= self.horizon:
+            raise gym.error.ResetNeeded(f"episode finished after {self.horizon} steps; call reset()")
+        if isinstance(action, (bool, np.bool_)) or not np.issubdtype(np.asarray(action).dtype, np.integer):
+            raise InputValidationError(f"action must be an integer frame index, got {action!r}")
+        a = int(action)
+        if not 0 <= a < ep["n"]:
+            raise InputValidationError(f"action {a} outside [0, {ep['n']})")
+        timings = StepTimings()
+        counts = history_counts(ep["history"], ep["n"])
+        r_aux = aux_reward(a, counts)
+        ep["history"].append(a)
+        ep["t"] += 1
+        hit = self._evaluate(ep, timings)
+        info = self._info(ep, timings, cached=hit)
+        cfg = self.reward_config
+        r_int = r_aux if cfg.use_aux else 0.0
+        r_goal = 0.0
+        if cfg.use_goal:
+            assert self.baseline is not None
+            mu, sigma = self.baseline.stats(
+                ep["sequence"], ep["scribble_idx"], ep["start"], ep["t"], cfg.metric
+            )
+            r_goal = goal_reward(info["performance"][cfg.metric], mu, sigma, cfg.goal_form)
+        r_term = r_goal if cfg.use_goal else r_int
+        terminated = ep["t"] >= self.horizon
+        info.update(r_aux=r_aux, r_goal=r_goal, reward_intermediate=r_int, reward_terminal=r_term)
+        reward = r_term if terminated else r_int
+        return self._observe(ep), float(reward), terminated, False, info
+
+    def close(self) -> None:
+        self._videos.clear()
+        self._cache.clear()
+        self._episode = None

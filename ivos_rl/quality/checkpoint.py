@@ -1,0 +1,137 @@
+"""Quality-net checkpoints: self-describing, atomic, validated on load.
+
+A checkpoint holds the model config (backbone, input size, stem, crop geometry), the weights, and
+for training checkpoints the optimizer/scheduler state, step, epoch, RNG states and metrics. Loading
+never silently builds a random model: a missing, truncated or foreign file raises
+:class:`~ivos_rl.errors.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.quality.model import QualityNet, QualityNetConfig
+from ivos_rl.utils.io import atomic_path
+
+FORMAT = "ivos_rl.quality"
+VERSION = 1
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: QualityNet,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    step: int = 0,
+    epoch: int = 0,
+    metrics: dict[str, Any] | None = None,
+    rng_state: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a checkpoint atomically; ``half=True`` stores floating weights as float16 (shipping)."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": model.config.to_dict(),
+        "model": state,
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "step": int(step),
+        "epoch": int(epoch),
+        "metrics": dict(metrics or {}),
+        "rng": rng_state,
+        "train_config": train_config,
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint file; raise :class:`CheckpointError` naming what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"quality checkpoint does not exist: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"quality checkpoint {path} is truncated or corrupt: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        fmt = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path} is not an ivos_rl quality checkpoint (format {fmt!r})")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: unsupported checkpoint version {payload.get('version')!r}")
+    for key in ("model_config", "model"):
+        if not isinstance(payload.get(key), dict):
+            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    try:
+        QualityNetConfig.from_dict(payload["model_config"])
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid model config {payload['model_config']}: {exc}") from exc
+    return payload
+
+
+def load_weights(model: QualityNet, payload: dict[str, Any], path: str | Path = "<checkpoint>") -> None:
+    """Copy checkpoint weights into ``model`` after checking it was saved for the same architecture."""
+    saved = QualityNetConfig.from_dict(payload["model_config"])
+    if saved.backbone != model.config.backbone or saved.stem != model.config.stem:
+        raise CheckpointError(
+            f"{path} was saved for backbone {saved.backbone!r} (stem {saved.stem!r}), but the model is "
+            f"{model.config.backbone!r} (stem {model.config.stem!r})"
+        )
+    if saved != model.config:
+        raise CheckpointError(f"{path}: model config {saved} differs from the model's {model.config}")
+    own = model.state_dict()
+    state = payload["model"]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad:
+        raise CheckpointError(
+            f"{path}: weights do not fit {saved.backbone}: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, wrong shape {bad[:3]}"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def load_model(
+    path: str | Path, *, backbone: str | None = None, map_location: str | torch.device = "cpu"
+) -> tuple[QualityNet, dict[str, Any]]:
+    """Build the model a checkpoint describes and load its weights (float32).
+
+    ``backbone``: when given, a checkpoint for another backbone is rejected with a
+    :class:`CheckpointError` instead of being loaded.
+    """
+    payload = load_checkpoint(path, map_location=map_location)
+    saved = payload["model_config"]["backbone"]
+    if backbone is not None and saved != backbone:
+        raise CheckpointError(f"{path} holds a {saved!r} quality net, expected backbone {backbone!r}")
+    model = QualityNet.from_config(payload["model_config"])
+    load_weights(model, payload, path)
+    return model, payload
+
+
+def export_half(src: str | Path, dst: str | Path) -> Path:
+    """Write a shipping copy of ``src``: float16 weights, config and metrics; no optimizer state."""
+    model, payload = load_model(src)
+    return save_checkpoint(
+        dst,
+        model,
+        step=payload["step"],
+        epoch=payload["epoch"],
+        metrics=payload["metrics"],
+        train_config=payload.get("train_config"),
+        half=True,
+    )

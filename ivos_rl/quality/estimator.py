@@ -1,0 +1,153 @@
+"""Per-frame quality for the recommender: the learned estimator ("Wild") and the oracle.
+
+Both share the call shape ``predict(frames, probs[, gt]) -> (q (T,), q_k (T, K))`` with q^n the mean
+over objects of q^{n,k} (IVOS-W Eq. 7), so strategies and the environment can swap them.
+
+Between interaction rounds only some masks change; :class:`QualityEstimator` keeps the last
+inputs and scores and re-runs the network only for the (frame, object) pairs whose frame or
+probability map differs, which is what makes per-round recommendation cheap on long videos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ivos_rl.backends.base import labels_from_probs
+from ivos_rl.errors import InputValidationError
+from ivos_rl.metrics import batched_j_and_f
+from ivos_rl.quality.checkpoint import load_model
+from ivos_rl.quality.crop import crop_inputs, validate_inputs
+from ivos_rl.quality.model import QualityNet
+
+
+class QualityEstimator:
+    """Batched inference of a :class:`QualityNet` over a whole video, with a change cache.
+
+    ``batch_size`` bounds both the network batch and the number of frames converted to float at
+    once (memory stays bounded for long, high-resolution videos). ``cache=False`` rescores
+    everything on every call and keeps no copy of the video.
+    """
+
+    def __init__(
+        self, model: QualityNet, device: str | torch.device = "cpu", batch_size: int = 32, cache: bool = True
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputValidationError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.cache = cache
+        self.n_scored = 0  # (frame, object) crops sent through the network since construction
+        self._prev_frames: np.ndarray | None = None
+        self._prev_probs: np.ndarray | None = None
+        self._prev_qk: np.ndarray | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        cache: bool = True,
+        backbone: str | None = None,
+    ) -> QualityEstimator:
+        """Estimator from a saved checkpoint; a missing/corrupt file raises ``CheckpointError``."""
+        model, _ = load_model(path, backbone=backbone, map_location="cpu")
+        return cls(model, device=device, batch_size=batch_size, cache=cache)
+
+    def reset_cache(self) -> None:
+        """Forget the previous video (call between videos to free its copy)."""
+        self._prev_frames = self._prev_probs = self._prev_qk = None
+
+    def _changed(self, frames: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """(T, K) bool: pairs whose frame or probability map differs from the cached call."""
+        t, k = probs.shape[:2]
+        prev_f, prev_p = self._prev_frames, self._prev_probs
+        if (
+            not self.cache
+            or prev_f is None
+            or prev_p is None
+            or prev_f.shape != frames.shape
+            or prev_p.shape != probs.shape
+            or prev_p.dtype != probs.dtype
+        ):
+            return np.ones((t, k), dtype=bool)
+        frame_changed = (prev_f != frames).reshape(t, -1).any(axis=1)
+        prob_changed = (prev_p != probs).reshape(t, k, -1).any(axis=2)
+        return prob_changed | frame_changed[:, None]
+
+    @torch.inference_mode()
+    def predict(self, frames: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated quality ``q (T,)`` and per-object ``q_k (T, K)``, float32 in [0, 1].
+
+        ``frames`` (T, H, W, 3) uint8; ``probs`` (T, K, H, W) uint8 (value / 255) or float in [0, 1].
+        """
+        validate_inputs(frames, probs)
+        t, k = probs.shape[:2]
+        need = self._changed(frames, probs)
+        qk = (
+            self._prev_qk.copy()
+            if self._prev_qk is not None and need.shape == self._prev_qk.shape
+            else np.zeros((t, k), np.float32)
+        )
+        todo = np.flatnonzero(need.any(axis=1))
+        cfg = self.model.config
+        chunk = max(1, self.batch_size // k)
+        for start in range(0, len(todo), chunk):
+            ts = todo[start : start + chunk]
+            rgb, prob, _ = crop_inputs(
+                frames[ts],
+                probs[ts],
+                cfg.input_size,
+                enlarge=cfg.enlarge,
+                threshold=cfg.threshold,
+                device=self.device,
+            )
+            sel = torch.from_numpy(need[ts]).to(self.device)
+            rgb, prob = rgb[sel], prob[sel]  # (m, 3, S, S), (m, 1, S, S)
+            scores = torch.cat(
+                [
+                    self.model(rgb[i : i + self.batch_size], prob[i : i + self.batch_size])
+                    for i in range(0, rgb.shape[0], self.batch_size)
+                ]
+            )
+            block = qk[ts]
+            block[need[ts]] = scores.float().cpu().numpy()
+            qk[ts] = block
+            self.n_scored += int(rgb.shape[0])
+        if self.cache:
+            self._prev_frames = frames.copy()
+            self._prev_probs = probs.copy()
+            self._prev_qk = qk.copy()
+        return qk.mean(axis=1).astype(np.float32), qk
+
+
+class OracleQuality:
+    """True per-frame J&F of the thresholded probability maps (the "Oracle" setting).
+
+    Masks are the label map of :func:`~ivos_rl.backends.base.labels_from_probs` (argmax object
+    above ``threshold``), the same masks the protocol evaluates.
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+
+    def predict(
+        self, frames: np.ndarray, probs: np.ndarray, gt_masks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``q (T,)`` and ``q_k (T, K)`` = J&F of each object's thresholded mask against ``gt_masks``."""
+        validate_inputs(frames, probs)
+        t, k, h, w = probs.shape
+        if not isinstance(gt_masks, np.ndarray) or gt_masks.shape != (t, h, w):
+            raise InputValidationError(
+                f"gt_masks must be ({t}, {h}, {w}) to match probs {probs.shape}, "
+                f"got {getattr(gt_masks, 'shape', type(gt_masks).__name__)}"
+            )
+        pred = labels_from_probs(probs, threshold=self.threshold)
+        qk = np.asarray(
+            batched_j_and_f(gt_masks, pred, nb_objects=k, average_over_objects=False), dtype=np.float32
+        ).reshape(t, k)
+        return qk.mean(axis=1).astype(np.float32), qk

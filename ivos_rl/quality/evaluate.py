@@ -1,0 +1,134 @@
+"""Accuracy of a quality net: Pearson correlation (PCC) and MSE against the true J&F (Table 3).
+
+Samples carry the backend that produced them, so one call reports every backend separately:
+training on one backend's masks and testing on another's shows how well the estimate transfers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.quality.checkpoint import load_model
+from ivos_rl.quality.model import QualityNet
+from ivos_rl.quality.samples import SampleSet, load_samples
+from ivos_rl.utils.io import atomic_write_json
+
+
+def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pred, dtype=np.float64).reshape(-1)
+    t = np.asarray(target, dtype=np.float64).reshape(-1)
+    if p.shape != t.shape or p.size == 0:
+        raise InputValidationError(
+            f"pred and target must be non-empty and equally long, got {p.size} and {t.size}"
+        )
+    if not (np.isfinite(p).all() and np.isfinite(t).all()):
+        raise InputValidationError("pred and target must be finite")
+    return p, t
+
+
+def pearson(pred: np.ndarray, target: np.ndarray) -> float:
+    """Pearson correlation; NaN when either side is constant (the correlation is undefined)."""
+    p, t = _pair(pred, target)
+    pc, tc = p - p.mean(), t - t.mean()
+    denom = float(np.sqrt((pc * pc).sum() * (tc * tc).sum()))
+    return float((pc * tc).sum() / denom) if denom > 0 else float("nan")
+
+
+def mse(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean squared error (IVOS-W Eq. 8 averaged over samples)."""
+    p, t = _pair(pred, target)
+    return float(np.mean((p - t) ** 2))
+
+
+def quality_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """PCC, MSE, MAE, sample count and the two means (a biased net shows in the means)."""
+    p, t = _pair(pred, target)
+    return {
+        "pcc": pearson(p, t),
+        "mse": mse(p, t),
+        "mae": float(np.mean(np.abs(p - t))),
+        "n": int(p.size),
+        "target_mean": float(t.mean()),
+        "pred_mean": float(p.mean()),
+    }
+
+
+def check_geometry(model: QualityNet, samples: SampleSet) -> None:
+    """Refuse samples cropped with another enlargement/threshold than the model was built for."""
+    cfg = model.config
+    enlarge, threshold = samples.meta.get("enlarge"), samples.meta.get("threshold")
+    if enlarge is None or threshold is None:
+        return
+    if abs(float(enlarge) - cfg.enlarge) > 1e-9 or abs(float(threshold) - cfg.threshold) > 1e-9:
+        raise ConfigError(
+            f"samples were cropped with enlarge={enlarge}, threshold={threshold} but the model expects "
+            f"enlarge={cfg.enlarge}, threshold={cfg.threshold}; regenerate the samples or change the model"
+        )
+
+
+@torch.inference_mode()
+def predict_samples(
+    model: QualityNet, samples: SampleSet, batch_size: int = 128, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """Predicted quality (N,) for every stored crop, in eval mode."""
+    check_geometry(model, samples)
+    was_training = model.training
+    model.eval().to(device)
+    out = []
+    size = model.config.input_size
+    for start in range(0, len(samples), batch_size):
+        rgb, prob, _ = samples.tensors(slice(start, start + batch_size), size)
+        out.append(model(rgb.to(device), prob.to(device)).float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def evaluate_samples(
+    model: QualityNet, samples: SampleSet, batch_size: int = 128, device: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Metrics over all samples (``"all"``) and per backend (``"backend/<name>"``)."""
+    pred = predict_samples(model, samples, batch_size=batch_size, device=device)
+    result: dict[str, Any] = {"all": quality_metrics(pred, samples.jf)}
+    for name in sorted(set(samples.backend.tolist())):
+        sel = samples.backend == name
+        result[f"backend/{name}"] = quality_metrics(pred[sel], samples.jf[sel])
+    return result
+
+
+def evaluate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """Entry point of ``scripts/eval_quality.py``.
+
+    ``cfg.checkpoint``: quality checkpoint; ``cfg.samples``: sample folders (one per backend, any
+    number); ``cfg.sequences``: optional list restricting the evaluation to these sequences (e.g.
+    the held-out ones); ``cfg.output``: optional JSON file for the results.
+    """
+    cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    if not cfg.get("checkpoint"):
+        raise ConfigError("eval_quality needs checkpoint=<path to a quality checkpoint>")
+    folders = list(cfg.samples) if not isinstance(cfg.samples, str) else [cfg.samples]
+    if not folders:
+        raise ConfigError("eval_quality needs samples=[<sample folder>, ...]")
+    model, payload = load_model(cfg.checkpoint)
+    samples = load_samples(folders)
+    if cfg.get("sequences"):
+        wanted = set(cfg.sequences)
+        unknown = wanted - set(samples.sequence.tolist())
+        if unknown:
+            raise ConfigError(f"sequences {sorted(unknown)} are not in the samples {folders}")
+        samples = samples.subset(np.isin(samples.sequence, sorted(wanted)))
+    result = evaluate_samples(model, samples, batch_size=int(cfg.get("batch_size", 128)))
+    result["checkpoint"] = str(cfg.checkpoint)
+    result["model_config"] = payload["model_config"]
+    result["samples"] = [str(f) for f in folders]
+    for key, m in result.items():
+        if isinstance(m, dict) and "pcc" in m:
+            print(f"{key:28s} n={m['n']:6d}  PCC={m['pcc']:.3f}  MSE={m['mse']:.4f}  MAE={m['mae']:.3f}")
+    if cfg.get("output"):
+        atomic_write_json(Path(cfg.output), result)
+    return result

@@ -1,0 +1,319 @@
+"""Training of the quality net: MSE to the true J&F (IVOS-W Eq. 8), split by sequence, resumable.
+
+Determinism and resume: all randomness after model construction comes from generators derived
+from ``(seed, epoch)`` (the shuffle) and ``(seed, step)`` (augmentation), and the LR schedule is a
+function of the step, so a run restored from a checkpoint at step k continues exactly as the
+uninterrupted run would (bit-identical weights on CPU). Checkpoints (``last.pt`` after every epoch
+and when a run stops early, ``best.pt`` by validation MSE) hold model config, weights, optimizer
+and scheduler state, step, epoch, RNG states and metrics; they are written atomically.
+
+Reference hyper-parameters (SGD, lr 5e-6, momentum 0.9, weight decay 5e-4, batch 32, 50 epochs)
+assume an ImageNet-initialised ResNet-50; from scratch that LR barely moves the net, so the
+shipped config uses AdamW with warmup + cosine decay (see ``configs/train_quality.yaml``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+
+from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.quality.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from ivos_rl.quality.evaluate import check_geometry, predict_samples, quality_metrics
+from ivos_rl.quality.model import QualityNet
+from ivos_rl.quality.samples import SampleSet, load_samples
+from ivos_rl.utils.logging import get_logger
+from ivos_rl.utils.seed import seed_everything
+
+log = get_logger(__name__)
+
+_STEP_SEED = 1_000_003  # mixes (seed, step) / (seed, epoch) into distinct generator seeds
+
+
+def split_by_sequence(
+    samples: SampleSet, val_sequences: list[str] | None = None, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[SampleSet, SampleSet, list[str]]:
+    """Train/validation sets with no sequence in both (frames of one video are near-duplicates).
+
+    ``val_sequences`` names them explicitly; otherwise ``round(val_fraction * n_sequences)`` (at
+    least 1) sequences are drawn with a generator seeded by ``seed``.
+    """
+    names = sorted(set(samples.sequence.tolist()))
+    if val_sequences:
+        val = sorted(set(val_sequences))
+        unknown = [s for s in val if s not in names]
+        if unknown:
+            raise ConfigError(f"val_sequences {unknown} are not in the samples (have {names})")
+    else:
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+        n_val = max(1, round(val_fraction * len(names)))
+        if n_val >= len(names):
+            raise ConfigError(f"cannot hold out {n_val} of {len(names)} sequences and still train")
+        rng = np.random.default_rng(seed)
+        val = sorted(rng.choice(names, size=n_val, replace=False).tolist())
+    is_val = np.isin(samples.sequence, val)
+    if is_val.all():
+        raise ConfigError("every sequence is in the validation split; nothing left to train on")
+    return samples.subset(~is_val), samples.subset(is_val), val
+
+
+def augment(
+    rgb: torch.Tensor,
+    prob: torch.Tensor,
+    generator: torch.Generator,
+    hflip: float,
+    brightness: float,
+    contrast: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label-preserving augmentation of a batch: horizontal flip (both inputs), RGB jitter.
+
+    The probability map is never perturbed on its own: that would change the true J&F.
+    """
+    n = rgb.shape[0]
+    if hflip > 0:
+        flip = (torch.rand(n, generator=generator) < hflip).view(n, 1, 1, 1)
+        rgb = torch.where(flip, rgb.flip(-1), rgb)
+        prob = torch.where(flip, prob.flip(-1), prob)
+    if brightness > 0 or contrast > 0:
+        c = 1.0 + contrast * (2.0 * torch.rand(n, 1, 1, 1, generator=generator) - 1.0)
+        b = brightness * (2.0 * torch.rand(n, 1, 1, 1, generator=generator) - 1.0)
+        mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
+        rgb = ((rgb - mean) * c + mean + b).clamp_(0.0, 1.0)
+    return rgb, prob
+
+
+def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int, min_ratio: float) -> float:
+    """Multiplier of the base LR at ``step``: linear warmup, then constant or cosine to ``min_ratio``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ConfigError(f"schedule.name must be 'constant' or 'cosine', got {schedule!r}")
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()  # noqa: NPY002 - third-party code may use the global RNG
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any] | None) -> None:
+    if not state:
+        return
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def _resolve_resume(resume: Any, out_dir: Path) -> Path | None:
+    if resume in (None, False, ""):
+        return None
+    if resume == "auto":
+        last = out_dir / "last.pt"
+        return last if last.is_file() else None
+    path = Path(str(resume))
+    if not path.is_file():
+        raise CheckpointError(f"resume checkpoint does not exist: {path}")
+    return path
+
+
+# Settings that must not change across a resume, or the continued run is not the interrupted one.
+_RESUME_KEYS = ("seed", "data", "quality", "optimizer", "schedule", "augment", "batch_size", "epochs")
+
+
+def _check_same_run(saved: Any, current: Any, path: Path) -> None:
+    """Raise :class:`CheckpointError` naming the settings that differ from the checkpoint's run."""
+    if not isinstance(saved, dict) or not isinstance(current, dict):
+        raise CheckpointError(f"{path} holds no training config; it cannot be resumed")
+    diff = [k for k in _RESUME_KEYS if saved.get(k) != current.get(k)]
+    if diff:
+        details = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
+        raise CheckpointError(f"cannot resume {path}: settings changed ({details})")
+
+
+def _build_model(cfg: DictConfig) -> QualityNet:
+    model = instantiate(cfg.quality) if "_target_" in cfg.quality else QualityNet(**cfg.quality)
+    if not isinstance(model, QualityNet):
+        raise ConfigError(f"cfg.quality must build a QualityNet, got {type(model).__name__}")
+    return model
+
+
+def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """Train a quality net on sample folders; return final/best metrics and checkpoint paths.
+
+    Main keys (see ``configs/train_quality.yaml``): ``data.dirs``, ``data.val_sequences`` or
+    ``data.val_fraction``, ``quality`` (model config), ``optimizer`` (``_target_`` partial),
+    ``schedule``, ``batch_size``, ``epochs``, ``max_steps`` (stop early, e.g. to test resume),
+    ``augment``, ``seed``, ``output_dir``, ``resume`` (path, ``auto`` or null), ``tensorboard``.
+    """
+    cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = int(cfg.seed)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    seed_everything(seed)
+
+    samples = load_samples(list(cfg.data.dirs))
+    train_set, val_set, val_seqs = split_by_sequence(
+        samples, cfg.data.get("val_sequences"), float(cfg.data.get("val_fraction", 0.2)), seed
+    )
+    device = torch.device(str(cfg.get("device", "cpu")))
+    model = _build_model(cfg).to(device)
+    check_geometry(model, samples)
+    size = model.config.input_size
+    batch_size = int(cfg.batch_size)
+    steps_per_epoch = len(train_set) // batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"batch_size={batch_size} exceeds the {len(train_set)} training samples")
+    epochs = int(cfg.epochs)
+    total_steps = epochs * steps_per_epoch
+    stop_step = total_steps if cfg.get("max_steps") is None else min(total_steps, int(cfg.max_steps))
+
+    optimizer = instantiate(cfg.optimizer, _partial_=True)(params=model.parameters())
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"cfg.optimizer must build a torch optimizer, got {type(optimizer).__name__}")
+    sched_cfg = cfg.schedule
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: lr_factor(
+            s,
+            total_steps,
+            str(sched_cfg.name),
+            int(sched_cfg.get("warmup_steps", 0)),
+            float(sched_cfg.get("min_ratio", 0.0)),
+        ),
+    )
+    aug = cfg.augment
+    train_cfg = OmegaConf.to_container(cfg, resolve=True)
+
+    step, best_mse, history, running = 0, math.inf, [], []
+    resumed: dict[str, Any] = {}
+    resume_path = _resolve_resume(cfg.get("resume"), out_dir)
+    if resume_path is not None:
+        payload = load_checkpoint(resume_path)
+        load_weights(model, payload, resume_path)
+        _check_same_run(payload.get("train_config"), train_cfg, resume_path)
+        if payload["optimizer"] is None or payload["scheduler"] is None:
+            raise CheckpointError(f"{resume_path} has no optimizer/scheduler state (an exported model?)")
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        step = int(payload["step"])
+        best_mse = float(payload["metrics"].get("best_val_mse", math.inf))
+        history = list(payload["metrics"].get("history", []))
+        running = [float(x) for x in payload["metrics"].get("running_losses", [])]
+        resumed = payload["metrics"]
+        _set_rng_state(payload.get("rng"))
+        log.info("resumed from %s at step %d", resume_path, step)
+
+    writer = (
+        SummaryWriter(str(out_dir / "tensorboard"), purge_step=step) if cfg.get("tensorboard", True) else None
+    )
+    metrics: dict[str, Any] = {"n_train": len(train_set), "n_val": len(val_set), "val_sequences": val_seqs}
+    if step == 0:
+        initial = quality_metrics(predict_samples(model, val_set, device=device), val_set.jf)
+        metrics["initial_val_mse"], metrics["initial_val_pcc"] = initial["mse"], initial["pcc"]
+    elif "initial_val_mse" in resumed:
+        metrics["initial_val_mse"] = resumed["initial_val_mse"]
+        metrics["initial_val_pcc"] = resumed.get("initial_val_pcc")
+
+    def checkpoint(name: str, epoch: int) -> Path:
+        return save_checkpoint(
+            out_dir / name,
+            model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            step=step,
+            epoch=epoch,
+            metrics={**metrics, "best_val_mse": best_mse, "history": history, "running_losses": running},
+            rng_state=_rng_state(),
+            train_config=train_cfg,  # type: ignore[arg-type]
+        )
+
+    t0 = time.perf_counter()
+    while step < stop_step:
+        epoch, offset = divmod(step, steps_per_epoch)
+        perm = torch.randperm(
+            len(train_set), generator=torch.Generator().manual_seed(seed * _STEP_SEED + epoch)
+        )
+        model.train()
+        for b in range(offset, steps_per_epoch):
+            idx = perm[b * batch_size : (b + 1) * batch_size].numpy()
+            rgb, prob, target = train_set.tensors(idx, size)
+            gen = torch.Generator().manual_seed(seed * _STEP_SEED + 7 * step + 1)
+            rgb, prob = augment(rgb, prob, gen, float(aug.hflip), float(aug.brightness), float(aug.contrast))
+            rgb, prob, target = rgb.to(device), prob.to(device), target.to(device)
+            loss = torch.mean((model(rgb, prob) - target) ** 2)
+            if not torch.isfinite(loss):
+                raise ConfigError(
+                    f"training diverged at step {step} (loss {loss.item()}); lower the learning rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running.append(loss.item())
+            if writer is not None and step % int(cfg.get("log_every", 10)) == 0:
+                writer.add_scalar(
+                    "train/loss", float(np.mean(running[-int(cfg.get("log_every", 10)) :])), step
+                )
+                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+            if step >= stop_step:
+                break
+        if step % steps_per_epoch == 0:  # epoch finished: validate and checkpoint
+            done_epoch = step // steps_per_epoch
+            val = quality_metrics(predict_samples(model, val_set, device=device), val_set.jf)
+            train_loss = float(np.mean(running)) if running else float("nan")
+            running = []
+            history.append({"epoch": done_epoch, "step": step, "train_loss": train_loss, **val})
+            metrics.update(train_loss=train_loss, val_mse=val["mse"], val_pcc=val["pcc"], epoch=done_epoch)
+            if writer is not None:
+                writer.add_scalar("val/mse", val["mse"], step)
+                writer.add_scalar("val/pcc", val["pcc"], step)
+            improved = val["mse"] < best_mse
+            best_mse = min(best_mse, val["mse"])
+            checkpoint("last.pt", done_epoch)
+            if improved:
+                metrics["best_epoch"] = done_epoch
+                checkpoint("best.pt", done_epoch)
+            log.info(
+                "epoch %d step %d train_loss %.4f val_mse %.4f val_pcc %.3f (%.0fs)",
+                done_epoch,
+                step,
+                train_loss,
+                val["mse"],
+                val["pcc"],
+                time.perf_counter() - t0,
+            )
+    if step % steps_per_epoch != 0:  # stopped mid-epoch (max_steps): keep a resumable state
+        checkpoint("last.pt", step // steps_per_epoch)
+    if writer is not None:
+        writer.close()
+    metrics.update(
+        steps=step,
+        best_val_mse=best_mse,
+        checkpoint=str(out_dir / "last.pt"),
+        best_checkpoint=str(out_dir / "best.pt") if (out_dir / "best.pt").is_file() else None,
+        seconds=time.perf_counter() - t0,
+    )
+    return metrics

@@ -1,0 +1,209 @@
+"""End-to-end training on synthetic data with the simulated backend; SIGKILL + resume equivalence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from ivos_rl.agents.checkpoint import load_policy, load_training_checkpoint
+from ivos_rl.agents.train import train
+from ivos_rl.errors import CheckpointError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SHARED_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-train"
+
+
+def tiny_config(dataset_root: Path, out_dir: Path, baseline: Path, *extra: str) -> DictConfig:
+    """The shipped train_agent config shrunk to seconds: 8-frame subsequences, 3 steps, small net."""
+    overrides = [
+        "~dataset",
+        f"+dataset={{_target_:ivos_rl.data.DavisDataset,root:'{dataset_root}',image_set:2017/train,"
+        "sequences:[synthetic-000,synthetic-001]}",
+        "backend=simulated",
+        "robot=null",
+        "env.interaction=fast",
+        "eval_env.interaction=fast",
+        "env.subsequence_length=8",
+        "env.horizon=3",
+        "env.transition_cache=5000",
+        "eval_env.horizon=3",
+        f"paths.output_dir='{out_dir}'",
+        f"baseline.path='{baseline}'",
+        "baseline.progress=false",
+        "agent.qnet.hidden=32",
+        "agent.qnet.decoder_hidden=16",
+        "agent.batch_size=8",
+        "agent.learner.lr=1e-3",
+        "agent.learner.target_update_interval=10",
+        "agent.buffer.capacity=300",
+        "train.total_steps=90",
+        "train.warmup_episodes=4",
+        "train.checkpoint_every=3",
+        "train.eval_every=10",
+        "train.val_sequences=[synthetic-001]",
+        "train.max_val_samples=1",
+        "train.progress=false",
+        *extra,
+    ]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("train_agent", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def baseline_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("baseline") / "random_baseline.json"
+
+
+@pytest.fixture(scope="module")
+def reference_run(
+    synthetic_root: Path, baseline_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    out = tmp_path_factory.mktemp("run_full")
+    result = train(tiny_config(synthetic_root, out, baseline_path))
+    return {"result": result, "out": out}
+
+
+def _event_tags(log_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for f in log_dir.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    return tags
+
+
+def test_tiny_training_run_end_to_end(reference_run: dict, baseline_path: Path) -> None:
+    result, out = reference_run["result"], reference_run["out"]
+    assert result["global_step"] == 90 and result["episode"] == 30
+    assert result["agent_step"] == 90 - 4 * 3  # warm-up steps do not advance epsilon
+    assert result["val_sequences"] and set(result["val_sequences"]).isdisjoint(result["train_sequences"])
+    for key in ("agent", "random", "worst"):
+        assert 0.0 < result["eval"][key] < 1.0
+    assert torch.isfinite(torch.tensor(result["loss"]))
+    assert baseline_path.is_file()
+    qnet, meta = load_policy(result["policy"], state_mode="both")
+    assert meta["horizon"] == 3 and meta["qnet"]["hidden"] == 32
+    assert qnet(torch.rand(1, 11, 2)).shape == (1, 11)  # length-agnostic
+    with pytest.raises(CheckpointError, match="state_mode"):
+        load_policy(result["policy"], state_mode="q_only")
+    tags = _event_tags(out / "tensorboard")
+    assert {
+        "train/loss", "train/epsilon", "train/episode_return", "train/goal_reward", "train/jf_final",
+        "eval/auc_rounds", "eval/auc_rounds_random", "eval/auc_rounds_worst",
+    } <= tags
+
+
+def test_resume_refuses_another_configuration(
+    reference_run: dict, synthetic_root: Path, baseline_path: Path
+) -> None:
+    out = reference_run["out"]
+    cfg = tiny_config(synthetic_root, out, baseline_path, "agent.qnet.hidden=16", "train.resume=auto")
+    with pytest.raises(CheckpointError, match="another configuration"):
+        train(cfg)
+
+
+def _learner_state(checkpoint: str | Path) -> dict[str, Any]:
+    return load_training_checkpoint(Path(checkpoint))["state"]["learner"]
+
+
+def _assert_same_weights(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for part in ("policy", "target"):
+        for name, tensor in a[part].items():
+            assert torch.equal(tensor, b[part][name]), f"{part}.{name} differs after resume"
+    assert a["steps"] == b["steps"]
+
+
+def test_stop_and_resume_gives_identical_weights(
+    reference_run: dict, synthetic_root: Path, baseline_path: Path, tmp_path: Path
+) -> None:
+    """Half a run, then a resumed second half, equals one uninterrupted run (in-process)."""
+    first = train(tiny_config(synthetic_root, tmp_path, baseline_path, "train.total_steps=45", "~logger"))
+    assert first["global_step"] == 45
+    second = train(tiny_config(synthetic_root, tmp_path, baseline_path, "train.resume=auto", "~logger"))
+    assert second["global_step"] == 90 and second["episode"] == 30
+    assert second["eval"] == pytest.approx(reference_run["result"]["eval"])
+    full = _learner_state(reference_run["result"]["checkpoint"])
+    _assert_same_weights(full, _learner_state(second["checkpoint"]))
+
+
+def _child_script(cfg: dict[str, Any], path: Path) -> list[str]:
+    path.write_text(json.dumps(cfg))
+    code = "import json, sys; from ivos_rl.agents.train import train; train(json.load(open(sys.argv[1])))"
+    return [sys.executable, "-c", code, str(path)]
+
+
+@pytest.mark.slow  # ~10 s: the killed child process pays the torch/hydra import
+def test_sigkill_and_resume_gives_identical_weights(
+    reference_run: dict, synthetic_root: Path, baseline_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run_killed"
+    cfg = tiny_config(synthetic_root, out, baseline_path, "train.resume=auto", "~logger")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_child_script(plain, tmp_path / "cfg.json"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    at_kill = load_training_checkpoint(ckpt)["state"]["counters"]
+    assert 0 < at_kill["global_step"] < 90  # killed mid-run, after a checkpoint
+
+    resumed = train(cfg)
+    assert resumed["global_step"] == 90
+    assert resumed["eval"] == pytest.approx(reference_run["result"]["eval"])
+    _assert_same_weights(_learner_state(reference_run["result"]["checkpoint"]), _learner_state(ckpt))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DAVIS.is_dir(), reason="shared DAVIS-2016 train data not available")
+def test_short_training_on_real_data_with_propagation_backend(tmp_path: Path) -> None:
+    """A few episodes on 3 real DAVIS sequences with the real CPU backend and the robot."""
+    from ivos_rl.data.init_scribbles import write_initial_scribbles
+
+    seqs = ["dog-agility", "motorbike", "rollerblade"]  # the shortest ones (25, 43, 35 frames)
+    scribbles = tmp_path / "scribbles"
+    write_initial_scribbles(SHARED_DAVIS, resolution="240p", n_variants=1, sequences=seqs, out_dir=scribbles)
+    overrides = [
+        "~dataset",
+        f"+dataset={{_target_:ivos_rl.data.DavisDataset,root:'{SHARED_DAVIS}',resolution:240p,"
+        f"sequences:[{','.join(seqs)}],scribbles_root:'{scribbles}'}}",
+        "~backend",
+        "+backend={_target_:ivos_rl.backends.propagation.PropagationBackend}",
+        f"paths.output_dir='{tmp_path}'",
+        f"baseline.path='{tmp_path / 'baseline.json'}'",
+        "baseline.progress=false",
+        "env.horizon=2",
+        "env.subsequence_length=12",
+        "env.transition_cache=1000",
+        "eval_env.horizon=2",
+        "train.total_steps=12",
+        "train.warmup_episodes=2",
+        "train.eval_every=3",
+        "train.checkpoint_every=3",
+        "train.val_sequences=[dog-agility]",
+        "train.max_val_samples=1",
+        "agent.batch_size=4",
+        "train.progress=false",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train_agent", overrides=overrides)
+    result = train(cfg)
+    assert result["global_step"] == 12 and 0.0 < result["eval"]["agent"] < 1.0
+    assert result["val_sequences"] == ["dog-agility"]

@@ -1,0 +1,238 @@
+"""Jaccard / F-measure on tiny hand-made masks whose values are computed by hand in comments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ivos_rl.errors import InputValidationError, IvosError
+from ivos_rl.metrics import (
+    as_label_stack,
+    batched_f_measure,
+    batched_j_and_f,
+    batched_jaccard,
+    batched_jaccard_and_f_measure,
+    boundary_radius,
+    disk_footprint,
+    object_ids,
+    seg2bmap,
+)
+
+
+def _square(size: int, top: int, left: int, side: int, value: int = 1) -> np.ndarray:
+    m = np.zeros((size, size), np.uint8)
+    m[top : top + side, left : left + side] = value
+    return m
+
+
+# ----------------------------------------------------------------------------- Jaccard
+
+
+def test_jaccard_overlapping_blocks() -> None:
+    # gt: 2x2 block at cols 0-1, pred: 2x2 block at cols 1-2 -> |A∩B| = 2, |A∪B| = 6
+    gt = np.zeros((1, 4, 4), np.uint8)
+    pr = np.zeros((1, 4, 4), np.uint8)
+    gt[0, 0:2, 0:2] = 1
+    pr[0, 0:2, 1:3] = 1
+    assert batched_jaccard(gt, pr) == pytest.approx([1 / 3])
+
+
+def test_jaccard_empty_union_is_one_and_empty_pred_or_gt_is_zero() -> None:
+    gt = np.zeros((3, 5, 5), np.uint8)
+    pr = np.zeros((3, 5, 5), np.uint8)
+    gt[1, 0, 0] = 1  # frame 1: object only in gt (empty prediction) -> 0
+    pr[2, 4, 4] = 1  # frame 2: object only in prediction (empty gt) -> 0
+    # frame 0: object absent from both -> empty union -> 1
+    np.testing.assert_array_equal(batched_jaccard(gt, pr), [1.0, 0.0, 0.0])
+
+
+def test_void_is_not_an_object_but_counts_against_prediction() -> None:
+    gt = np.zeros((1, 2, 4), np.uint8)
+    gt[0, 0, 0:2] = 1
+    gt[0, 0, 2:4] = 255  # void
+    pr = np.zeros_like(gt)
+    pr[0, 0, :] = 1  # covers object (2 px) and void (2 px): |A∩B| = 2, |A∪B| = 4
+    assert object_ids(gt).tolist() == [1]
+    assert batched_jaccard(gt, pr, average_over_objects=False).shape == (1, 1)
+    assert batched_jaccard(gt, pr) == pytest.approx([0.5])
+
+
+def test_nb_objects_larger_than_present_adds_perfect_columns() -> None:
+    gt = np.zeros((1, 4, 4), np.uint8)
+    pr = np.zeros_like(gt)
+    gt[0, 0, 0:2] = 1
+    pr[0, 0, 0:1] = 1  # object 1: J = 1/2; objects 2, 3 absent everywhere: J = 1
+    per_obj = batched_jaccard(gt, pr, average_over_objects=False, nb_objects=3)
+    np.testing.assert_allclose(per_obj, [[0.5, 1.0, 1.0]])
+    assert batched_jaccard(gt, pr, nb_objects=3) == pytest.approx([2.5 / 3])
+
+
+def test_non_contiguous_ids_are_inferred_in_sorted_order() -> None:
+    gt = np.zeros((1, 3, 3), np.int32)
+    gt[0, 0, 0] = 5
+    gt[0, 2, 2] = 2
+    pr = np.zeros_like(gt)
+    pr[0, 2, 2] = 2  # id 2 perfect, id 5 missed
+    np.testing.assert_array_equal(batched_jaccard(gt, pr, average_over_objects=False), [[1.0, 0.0]])
+
+
+def test_float_and_bool_inputs() -> None:
+    gt = np.zeros((1, 4, 4), bool)
+    gt[0, :2, :2] = True
+    pr = gt.astype(np.float64)
+    assert batched_jaccard(gt, pr) == pytest.approx([1.0])
+
+
+# ----------------------------------------------------------------------------- boundaries
+
+
+def test_seg2bmap_square_has_perimeter_16_and_is_offset_towards_origin() -> None:
+    seg = _square(10, 3, 3, 4).astype(bool)  # rows/cols 3..6
+    b = seg2bmap(seg)
+    expected = np.zeros((10, 10), bool)
+    expected[2, 2:7] = True  # row above, from the top-left diagonal neighbour
+    expected[2:7, 2] = True  # column left
+    expected[3:7, 6] = True  # last column of the square
+    expected[6, 3:7] = True  # last row of the square
+    np.testing.assert_array_equal(b, expected)
+    assert b.sum() == 16
+
+
+def test_seg2bmap_image_edge_rules() -> None:
+    seg = np.zeros((3, 3), bool)
+    seg[2, 2] = True  # bottom-right pixel
+    # (1,1) sees it south-east, (1,2) south, (2,1) east; the corner itself is never a boundary
+    expected = np.zeros((3, 3), bool)
+    expected[1, 1] = expected[1, 2] = expected[2, 1] = True
+    np.testing.assert_array_equal(seg2bmap(seg), expected)
+    full = np.ones((2, 3), bool)  # no change anywhere -> no boundary, even at the edges
+    assert not seg2bmap(full).any()
+
+
+def test_disk_footprint_matches_the_skimage_construction() -> None:
+    np.testing.assert_array_equal(disk_footprint(1), [[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+    assert disk_footprint(0).tolist() == [[1]]
+    assert disk_footprint(8).shape == (17, 17) and disk_footprint(8).sum() == 197
+    assert disk_footprint(2.5).shape == (6, 6)  # non-integer radius: even-sized grid as in skimage
+    assert boundary_radius((480, 854)) == 8.0  # ceil(0.008 * 979.6)
+    assert boundary_radius((10, 10), 2.5) == 2.5
+
+
+def test_f_measure_shifted_square() -> None:
+    gt = _square(10, 3, 3, 4)[None]
+    pr = _square(10, 3, 4, 4)[None]  # shifted right by one pixel
+    # tolerance 0 (exact positions): 8 of 16 boundary pixels coincide -> P = R = 0.5 -> F = 0.5
+    assert batched_f_measure(gt, pr, bound_th=0) == pytest.approx([0.5])
+    # default tolerance on 10x10 is ceil(0.008 * 14.1) = 1 pixel: every pixel is matched -> F = 1
+    assert batched_f_measure(gt, pr) == pytest.approx([1.0])
+    # J of the same pair: 12 / 20
+    assert batched_jaccard(gt, pr) == pytest.approx([0.6])
+    jf = batched_j_and_f(gt, pr, bound_th=0)
+    assert jf == pytest.approx([(0.6 + 0.5) / 2])
+
+
+def test_f_measure_edge_cases() -> None:
+    gt = np.zeros((3, 6, 6), np.uint8)
+    pr = np.zeros((3, 6, 6), np.uint8)
+    gt[1, 1:3, 1:3] = 1  # frame 1: no predicted boundary -> P = 1, R = 0 -> F = 0
+    pr[2, 1:3, 1:3] = 1  # frame 2: no true boundary -> P = 0, R = 1 -> F = 0
+    # frame 0: neither boundary -> F = 1
+    np.testing.assert_array_equal(batched_f_measure(gt, pr), [1.0, 0.0, 0.0])
+
+
+def test_f_measure_partial_match_by_hand() -> None:
+    # gt: 4x4 square (boundary 16 px); pred: the same square plus a far away single pixel whose
+    # boundary adds 4 px (itself, and its north-west, north, west neighbours), none near the square.
+    gt = _square(20, 2, 2, 4)[None]
+    pr = gt.copy()
+    pr[0, 15, 15] = 1
+    # tolerance 1: P = 16 / 20, R = 1 -> F = 2P/(P+1) = 1.6 / 1.8 = 8/9
+    assert batched_f_measure(gt, pr, bound_th=1) == pytest.approx([8 / 9])
+
+
+def _slow_f(gt: np.ndarray, pr: np.ndarray, radius: float) -> float:
+    """Straightforward full-frame F used to check the cropped / two-stage implementation."""
+    gb, pb = seg2bmap(gt), seg2bmap(pr)
+    fp = disk_footprint(radius).astype(bool)
+    ng, npr = gb.sum(), pb.sum()
+    if ng == 0 and npr == 0:
+        return 1.0
+    if ng == 0 or npr == 0:
+        return 0.0
+    # scipy dilation mirrors the structuring element and centres it at size // 2 like cv2 for odd sizes
+    gd = ndimage.binary_dilation(gb, structure=fp[::-1, ::-1])
+    pd = ndimage.binary_dilation(pb, structure=fp[::-1, ::-1])
+    p = (pb & gd).sum() / npr
+    r = (gb & pd).sum() / ng
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+@pytest.mark.parametrize("bound_th", [0.008, 0.1, 3])
+def test_matches_straightforward_implementation_on_random_blobs(bound_th: float) -> None:
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 3, size=(4, 6, 7)).astype(np.uint8)
+    gt = np.kron(small, np.ones((5, 5), np.uint8))  # (4, 30, 35) blocky objects 1, 2
+    pr = gt.copy()
+    noise = rng.random(gt.shape) < 0.05
+    pr[noise] = rng.integers(0, 3, noise.sum())
+    pr[:, :, :3] = 0  # objects touching the left edge get cut
+    f = batched_f_measure(gt, pr, average_over_objects=False, bound_th=bound_th)
+    radius = boundary_radius(gt.shape[1:], bound_th)
+    for t in range(gt.shape[0]):
+        for i, obj in enumerate((1, 2)):
+            assert f[t, i] == pytest.approx(_slow_f(gt[t] == obj, pr[t] == obj, radius), abs=1e-12)
+
+
+def test_combined_equals_separate_calls() -> None:
+    rng = np.random.default_rng(1)
+    gt = np.kron(rng.integers(0, 3, (3, 4, 4)), np.ones((4, 4), np.int64))
+    pr = np.roll(gt, 1, axis=2)
+    j, f = batched_jaccard_and_f_measure(gt, pr, nb_objects=2)
+    np.testing.assert_array_equal(j, batched_jaccard(gt, pr, False, nb_objects=2))
+    np.testing.assert_array_equal(f, batched_f_measure(gt, pr, False, nb_objects=2))
+    np.testing.assert_allclose(batched_j_and_f(gt, pr, nb_objects=2), (0.5 * j + 0.5 * f).mean(axis=1))
+    assert batched_j_and_f(gt, pr, nb_objects=2, average_over_objects=False).shape == (3, 2)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("gt", "pr", "match"),
+    [
+        (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), "y_true must have 3 dimensions"),
+        (np.ones((1, 4, 4), np.uint8), np.zeros((1, 4, 5), np.uint8), "same shape"),
+        (np.ones((1, 2, 2)), np.full((1, 2, 2), np.nan), "y_pred contains non-finite"),
+        (np.ones((1, 2, 2)), np.full((1, 2, 2), 0.5), "integer labels, found 0.5"),
+        (np.ones((1, 2, 2), np.uint8), np.full((1, 2, 2), "a"), "dtype <U1"),
+        (np.zeros((1, 2, 2), np.uint8), np.zeros((1, 2, 2), np.uint8), "no object"),
+        (np.full((1, 2, 2), 255, np.uint8), np.zeros((1, 2, 2), np.uint8), "no object"),
+        (np.zeros((1, 0, 2), np.uint8), np.zeros((1, 0, 2), np.uint8), "non-empty"),
+    ],
+)
+def test_bad_arrays_raise_typed_errors(gt: np.ndarray, pr: np.ndarray, match: str) -> None:
+    with pytest.raises(InputValidationError, match=match):
+        batched_jaccard(gt, pr)
+    with pytest.raises(IvosError):
+        batched_f_measure(gt, pr)
+
+
+@pytest.mark.parametrize("nb", [0, -1, 1.5, True])
+def test_bad_nb_objects(nb: object) -> None:
+    gt = np.ones((1, 2, 2), np.uint8)
+    with pytest.raises(InputValidationError, match="nb_objects"):
+        batched_jaccard(gt, gt, nb_objects=nb)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bound_th", [-0.1, float("nan"), "x"])
+def test_bad_bound_th(bound_th: object) -> None:
+    gt = np.ones((1, 2, 2), np.uint8)
+    with pytest.raises(InputValidationError, match="bound_th"):
+        batched_f_measure(gt, gt, bound_th=bound_th)  # type: ignore[arg-type]
+
+
+def test_as_label_stack_keeps_integer_arrays_without_copy() -> None:
+    a = np.zeros((1, 2, 2), np.uint8)
+    assert as_label_stack(a, "x") is a
+    assert as_label_stack(np.zeros((1, 2, 2)), "x").dtype == np.int64

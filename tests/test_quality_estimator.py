@@ -1,0 +1,151 @@
+"""QualityEstimator (batched inference + change cache) and OracleQuality (true J&F)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ivos_rl.errors import CheckpointError, InputValidationError
+from ivos_rl.quality.checkpoint import save_checkpoint
+from ivos_rl.quality.estimator import OracleQuality, QualityEstimator
+from ivos_rl.quality.model import QualityNet
+
+
+def _video(t: int = 5, k: int = 2, h: int = 24, w: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    probs = np.zeros((t, k, h, w), np.uint8)
+    for i in range(t):
+        for j in range(k):
+            y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+            probs[i, j, y : y + 8, x : x + 8] = rng.integers(128, 256)
+    return frames, probs
+
+
+class _Counter:
+    """Counts the crops the network actually sees (a forward hook, independent of n_scored)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.rows = 0
+        model.register_forward_hook(self._hook)
+
+    def _hook(self, module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        self.rows += int(args[0].shape[0])
+
+
+@pytest.fixture(scope="module")
+def model() -> QualityNet:
+    torch.manual_seed(0)
+    net = QualityNet(backbone="mobilenet_v3_small", input_size=32)
+    # Calibrate the BN statistics on random crops (cumulative average), so the untrained net's
+    # outputs differ between inputs (default BN stats shrink every activation towards 0).
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        net.train()
+        for _ in range(3):
+            net(torch.rand(8, 3, 32, 32), torch.rand(8, 1, 32, 32))
+    return net.eval()
+
+
+def test_predict_shapes_range_and_mean_over_objects(model: QualityNet) -> None:
+    frames, probs = _video()
+    q, qk = QualityEstimator(model, cache=False).predict(frames, probs)
+    assert q.shape == (5,) and qk.shape == (5, 2)
+    assert q.dtype == np.float32 and qk.dtype == np.float32
+    assert ((qk >= 0) & (qk <= 1)).all()
+    np.testing.assert_allclose(q, qk.mean(axis=1), rtol=1e-6)
+    assert np.ptp(qk) > 0  # different crops, different scores
+
+
+def test_batch_size_and_prob_dtype_do_not_change_results(model: QualityNet) -> None:
+    frames, probs = _video()
+    _, ref = QualityEstimator(model, batch_size=64, cache=False).predict(frames, probs)
+    _, small = QualityEstimator(model, batch_size=3, cache=False).predict(frames, probs)
+    np.testing.assert_allclose(small, ref, atol=1e-5)
+    _, as_float = QualityEstimator(model, cache=False).predict(frames, probs.astype(np.float32) / 255.0)
+    np.testing.assert_allclose(as_float, ref, atol=1e-5)
+
+
+def test_cache_rescores_only_changed_frames(model: QualityNet) -> None:
+    frames, probs = _video(t=6, k=2)
+    probs2 = probs.copy()
+    probs2[2, 1] = 0  # object 2 of frame 2 lost its mask
+    probs2[4, 0, :4, :4] = 255  # object 1 of frame 4 grew
+    _, fresh = QualityEstimator(model, cache=False).predict(frames, probs2)  # before counting starts
+    est = QualityEstimator(model, batch_size=4)
+    counter = _Counter(est.model)
+    _, qk0 = est.predict(frames, probs)
+    assert counter.rows == 12 and est.n_scored == 12
+
+    _, qk1 = est.predict(frames.copy(), probs.copy())  # identical content, new arrays
+    assert counter.rows == 12
+    np.testing.assert_array_equal(qk1, qk0)
+
+    _, qk2 = est.predict(frames, probs2)
+    assert counter.rows == 14  # exactly the two changed (frame, object) pairs
+    np.testing.assert_allclose(qk2, fresh, atol=1e-6)
+    unchanged = np.ones((6, 2), bool)
+    unchanged[2, 1] = unchanged[4, 0] = False
+    np.testing.assert_array_equal(qk2[unchanged], qk0[unchanged])
+
+    frames3 = frames.copy()
+    frames3[5, 0, 0] += 1  # one pixel of frame 5 -> both of its objects are rescored
+    est.predict(frames3, probs2)
+    assert counter.rows == 16
+
+    est.predict(frames3[:4], probs2[:4])  # another video: everything is rescored
+    assert counter.rows == 24
+    est.reset_cache()
+    est.predict(frames3[:4], probs2[:4])
+    assert counter.rows == 32
+
+
+def test_from_checkpoint_and_missing_checkpoint(model: QualityNet, tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "q.pt", model)
+    frames, probs = _video()
+    _, ref = QualityEstimator(model, cache=False).predict(frames, probs)
+    _, got = QualityEstimator.from_checkpoint(path, cache=False).predict(frames, probs)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        QualityEstimator.from_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="expected backbone 'resnet18'"):
+        QualityEstimator.from_checkpoint(path, backbone="resnet18")
+
+
+def test_estimator_rejects_bad_inputs(model: QualityNet) -> None:
+    est = QualityEstimator(model)
+    frames, probs = _video()
+    with pytest.raises(InputValidationError, match="differ"):
+        est.predict(frames[:, :20], probs)
+    bad = probs.astype(np.float32)  # uint8 values as floats: outside [0, 1]
+    with pytest.raises(InputValidationError, match=r"\[0, 1\]"):
+        est.predict(frames, bad)
+    nan = probs.astype(np.float32) / 255.0
+    nan[0, 0, 0, 0] = np.nan
+    with pytest.raises(InputValidationError, match="NaN"):
+        est.predict(frames, nan)
+    with pytest.raises(InputValidationError, match="batch_size"):
+        QualityEstimator(model, batch_size=0)
+
+
+def test_oracle_quality_on_hand_made_masks() -> None:
+    gt = np.zeros((3, 10, 10), np.uint8)
+    gt[:, 2:6, 2:6] = 1
+    gt[:2, 6:9, 6:9] = 2  # object 2 absent from frame 2
+    probs = np.zeros((3, 2, 10, 10), np.uint8)
+    probs[0, 0] = (gt[0] == 1) * 255  # frame 0: both objects perfect
+    probs[0, 1] = (gt[0] == 2) * 255
+    probs[1, 1] = (gt[1] == 2) * 255  # frame 1: object 1 missed entirely, object 2 perfect
+    probs[2, 0] = (gt[2] == 1) * 200  # frame 2: object 1 perfect, object 2 absent in both
+    frames = np.zeros((3, 10, 10, 3), np.uint8)
+    q, qk = OracleQuality().predict(frames, probs, gt)
+    np.testing.assert_allclose(qk, [[1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(q, [1.0, 0.5, 1.0])
+    with pytest.raises(InputValidationError, match="gt_masks"):
+        OracleQuality().predict(frames, probs, gt[:2])
