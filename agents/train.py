@@ -54,6 +54,7 @@ from ivos_rl.utils.seed import seed_everything
 
 _log = get_logger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"
+_HISTORY_KEPT = 1000  # recent losses/returns kept in checkpoints (only the last 100 are reported)
 POLICY_NAME = "agent.pt"
 
 
@@ -108,6 +109,8 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("training needs fixed-length states: set env.subsequence_length (paper: 25)")
     eval_env = None
     if val_samples and int(tc.eval_every) > 0:
+        if cfg.get("eval_env") is None:
+            raise ConfigError("train.eval_every > 0 needs an eval_env config (e.g. env@eval_env: eval)")
         eval_env = make_env(cfg.eval_env, comps, val_samples, None)
     horizon = env.horizon
     obs_shape = tuple(env.observation_space.shape)
@@ -166,7 +169,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             "buffer": buffer.state_dict(),
             "actor": actor.state_dict(),
             "counters": dict(counters),
-            "history": history,
+            "history": {k: v[-_HISTORY_KEPT:] for k, v in history.items()},
             "references": references,
             "last_eval": last_eval,
         }

@@ -223,7 +223,7 @@ class RandomBaseline:
             if diffs:
                 raise CheckpointError(
                     f"random baseline {path} was built for another setup ({'; '.join(diffs)}); "
-                    "delete it or point the baseline path elsewhere"
+                    "delete it, point baseline.path elsewhere or rebuild with baseline.overwrite=true"
                 )
         return cls(
             values=data["values"],

@@ -386,3 +386,52 @@ def _finish_sample(
         rows=rows.to_dict(orient="records"),
         seconds=time.perf_counter() - current["t0"],
     )
+
+
+def run_evaluation(cfg: Any) -> dict[str, Any]:
+    """Hydra entry (``scripts/evaluate.py``): build everything from ``cfg`` and :func:`evaluate`.
+
+    ``cfg.merge`` (a list of shard output folders) merges finished shards instead of evaluating.
+    """
+    from hydra.utils import instantiate
+
+    from ivos_rl.utils import seed_everything
+
+    out_dir = Path(cfg.output_dir)
+    if cfg.get("merge"):
+        result = merge_results(list(cfg.merge), metric=str(cfg.metric))
+        write_outputs(result, out_dir)
+        print(f"merged {len(result.samples)} samples: auc_rounds={result.auc_rounds:.4f} -> {out_dir}")
+        return {"auc_rounds": result.auc_rounds, "curve": result.curve_rounds}
+    seed_everything(int(cfg.seed))
+    strategy = instantiate(cfg.strategy)
+    quality = None
+    if cfg.setting == "wild" and strategy.needs_quality:
+        if cfg.get("estimator") is None:
+            raise ConfigError(
+                f"strategy {strategy.name!r} in the wild setting needs `estimator` "
+                "(e.g. estimator.path=checkpoints/quality/<name>.pt)"
+            )
+        quality = instantiate(cfg.estimator)
+    result = evaluate(
+        instantiate(cfg.dataset),
+        instantiate(cfg.backend),
+        strategy,
+        setting=str(cfg.setting),  # type: ignore[arg-type]
+        quality=quality,
+        robot=instantiate(cfg.robot) if cfg.get("robot") is not None else None,
+        max_rounds=int(cfg.max_rounds),
+        metric=str(cfg.metric),
+        sequences=list(cfg.sequences) if cfg.get("sequences") else None,
+        max_samples=cfg.get("max_samples"),
+        shard=cfg.get("shard"),
+        initial_interaction=str(cfg.initial_interaction),  # type: ignore[arg-type]
+        out_dir=out_dir,
+        resume=bool(cfg.resume),
+        save_predictions=bool(cfg.save_predictions),
+        seed=int(cfg.seed),
+        progress=bool(cfg.progress),
+    )
+    curve = " ".join(f"{v:.3f}" for v in result.curve_rounds[1:])
+    print(f"{strategy.name}/{cfg.setting}: auc_rounds={result.auc_rounds:.4f}  J&F per round: {curve}")
+    return {"auc_rounds": result.auc_rounds, "curve": result.curve_rounds}

@@ -397,7 +397,7 @@ class InteractiveSession:
         change = self._sample_idx < 0
         if self.max_nb_interactions is not None and self._interaction_nb >= self.max_nb_interactions:
             change = True
-            _log.info("maximum number of interactions reached")
+            _log.debug("maximum number of interactions reached")
         timeout = self._timeout()
         if timeout is not None and self._sample_start is not None and now - self._sample_start > timeout:
             change = True
@@ -416,7 +416,7 @@ class InteractiveSession:
             self._finished = True
             self._save_final()
         elif change and not end:
-            _log.info("start evaluation of %s (scribble %d)", *self.samples[self._sample_idx])
+            _log.debug("start evaluation of %s (scribble %d)", *self.samples[self._sample_idx])
         return not end
 
     def _load_initial(self, seq: str, idx: int, gt: np.ndarray) -> dict[str, Any]:
@@ -593,7 +593,7 @@ class InteractiveSession:
             self._last_frame = next_frame
             self._last = answer
             self._all = fused
-        _log.info("%s/%d interaction %d scored in %.3f s", seq, idx, interaction, timing)
+        _log.debug("%s/%d interaction %d scored in %.3f s", seq, idx, interaction, timing)
 
     # ------------------------------------------------------------ results
     def get_report(self) -> pd.DataFrame:

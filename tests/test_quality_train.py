@@ -13,7 +13,7 @@ from ivos_rl.errors import CheckpointError, ConfigError, CorruptFileError, Missi
 from ivos_rl.quality.checkpoint import load_checkpoint
 from ivos_rl.quality.evaluate import evaluate, mse, pearson, quality_metrics
 from ivos_rl.quality.samples import SampleWriter, load_samples
-from ivos_rl.quality.train import lr_factor, split_by_sequence, train
+from ivos_rl.quality.train import Augment, lr_factor, split_by_sequence, train
 
 SIZE = 32
 
@@ -116,6 +116,30 @@ def test_metrics_by_hand() -> None:
     assert np.isnan(pearson([1.0, 1.0], [0.0, 1.0]))
     m = quality_metrics(np.array([0.2, 0.4]), np.array([0.0, 0.4]))
     assert m["mse"] == pytest.approx(0.02) and m["mae"] == pytest.approx(0.1) and m["n"] == 2
+
+
+def test_augmentation_moves_rgb_and_prob_together() -> None:
+    rgb = torch.zeros(64, 3, 16, 16)
+    prob = torch.zeros(64, 1, 16, 16)
+    rgb[:, :, 2:5, 3:9] = 1.0  # an asymmetric bar, in both inputs
+    prob[:, :, 2:5, 3:9] = 1.0
+    aug = Augment(hflip=0.5, vflip=0.5, rot90=True, brightness=0.0, contrast=0.0)
+    out_rgb, out_prob = aug(rgb, prob, torch.Generator().manual_seed(0))
+    assert torch.equal(out_rgb[:, :1], out_prob)  # same geometry applied to both
+    assert out_prob.sum() == prob.sum()  # flips and rotations keep every pixel
+    assert len({tuple(p.nonzero()[0].tolist()) for p in out_prob}) > 4  # several distinct poses
+    again, _ = aug(rgb, prob, torch.Generator().manual_seed(0))
+    assert torch.equal(again, out_rgb)  # deterministic by generator
+
+    photo = Augment(hflip=0.0, brightness=0.2, contrast=0.2, saturation=0.5, gray=0.5)
+    p_rgb, p_prob = photo(torch.rand(32, 3, 8, 8), prob[:32, :, :8, :8], torch.Generator().manual_seed(1))
+    assert torch.equal(p_prob, prob[:32, :, :8, :8])  # photometric ops never touch the probability map
+    assert float(p_rgb.min()) >= 0.0 and float(p_rgb.max()) <= 1.0
+
+    zoom = Augment(hflip=0.0, brightness=0.0, contrast=0.0, zoom=0.3)
+    z_rgb, z_prob = zoom(rgb, prob, torch.Generator().manual_seed(2))
+    assert z_rgb.shape == rgb.shape and z_prob.shape == prob.shape
+    assert torch.allclose(z_rgb[:, :1], z_prob, atol=1e-6)
 
 
 def test_lr_schedule() -> None:

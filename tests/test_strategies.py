@@ -107,3 +107,29 @@ def test_state_validation() -> None:
         StrategyState(round=1, n_frames=2, history=(0,), quality=np.array([0.1, np.nan]))
     counts = StrategyState(round=2, n_frames=3, history=(0, 2, 0)).visit_counts()
     np.testing.assert_array_equal(counts, [2, 0, 1])
+
+
+def test_agent_picks_argmax_q(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from ivos_rl.agents.checkpoint import save_policy
+    from ivos_rl.agents.qnet import QNetwork
+    from ivos_rl.errors import CheckpointError
+    from ivos_rl.strategies import AgentStrategy
+
+    torch.manual_seed(0)
+    qnet = QNetwork(recurrence="bilstm", hidden=8, decoder_hidden=8)
+    path = save_policy(tmp_path / "p.pt", qnet, {"state_mode": "both"})
+    agent = AgentStrategy.from_checkpoint(path)
+    q = np.linspace(0.2, 0.9, 11)
+    st = StrategyState(round=1, n_frames=11, history=(4,), quality=q)
+    values = agent.q_values(st)
+    assert values.shape == (11,)
+    assert agent.select(st) == int(np.argmax(values))
+    # the Q values are the network's on the (q, h) state
+    obs = torch.tensor(np.stack([q, np.eye(11)[4]], 1), dtype=torch.float32)
+    np.testing.assert_allclose(values, qnet(obs)[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(CheckpointError, match="state_mode"):
+        AgentStrategy.from_checkpoint(path, state_mode="q_only")
+    with pytest.raises(CheckpointError, match="not found"):
+        AgentStrategy.from_checkpoint(tmp_path / "missing.pt")

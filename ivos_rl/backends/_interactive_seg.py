@@ -9,6 +9,7 @@ alpha-expansion (Boykov, Veksler & Zabih 2001), which is exact up to a factor 2 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,6 +17,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from ivos_rl.backends._colour_model import ColourModel
+from ivos_rl.backends._prompts import stroke_label_map
 
 SCALE = 64.0
 HARD = 1e5  # energy that no soft term can outweigh (a forbidden label)
@@ -48,7 +50,9 @@ def contrast_weights(image: np.ndarray, strength: float) -> list[tuple[np.ndarra
     return [(p, q, (strength / dist) * np.exp(-beta * d2)) for p, q, d2, dist in diffs]
 
 
-def _min_cut(n: int, cost0: np.ndarray, cost1: np.ndarray, p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _min_cut(
+    n: int, cost0: np.ndarray, cost1: np.ndarray, p: np.ndarray, q: np.ndarray, w: np.ndarray
+) -> np.ndarray:
     """Binary labels minimising sum cost_{x_i} + sum_{edges p->q} w [x_p = 0 and x_q = 1].
 
     Nodes on the source side take label 1. ``w`` is the capacity of the directed edge q -> p
@@ -82,11 +86,14 @@ def potts_graph_cut(
     edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     init: np.ndarray | None = None,
     sweeps: int = 2,
+    free: np.ndarray | None = None,
 ) -> np.ndarray:
     """Minimise ``sum unary[l_p, p] + sum w_pq [l_p != l_q]``; returns labels (H, W) int64.
 
     ``unary`` is (L, H, W) float; forbidden labels carry :data:`HARD`. Two labels: one exact
     cut. More labels: alpha-expansion starting from ``init`` (default: unary argmin).
+    ``free`` (H, W) bool restricts the optimisation to those pixels, the others keeping their
+    ``init`` label: a narrow band around a boundary is a much smaller graph than the frame.
     """
     n_labels, h, w = unary.shape
     n = h * w
@@ -94,14 +101,43 @@ def potts_graph_cut(
     p = np.concatenate([e[0] for e in edges]) if edges else np.zeros(0, np.int64)
     q = np.concatenate([e[1] for e in edges]) if edges else np.zeros(0, np.int64)
     wt = np.concatenate([e[2] for e in edges]) if edges else np.zeros(0)
+    start = None if init is None else init.reshape(n).astype(np.int64)
+    if free is None:
+        return _solve(u, p, q, wt, start, sweeps).reshape(h, w)
+    if start is None:
+        raise ValueError("potts_graph_cut: 'free' needs 'init' labels for the fixed pixels")
+    fr = free.reshape(n)
+    fidx = np.flatnonzero(fr)
+    out = start.copy()
+    if fidx.size == 0:
+        return out.reshape(h, w)
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[fidx] = np.arange(fidx.size)
+    uf = u[:, fidx].astype(np.float64)
+    fp, fq = fr[p], fr[q]
+    both = fp & fq
+    for a, b, sel in ((p, q, fp & ~fq), (q, p, fq & ~fp)):
+        # Edge to a fixed neighbour: a unary cost for every label other than the neighbour's.
+        na, wb, lb = remap[a[sel]], wt[sel], start[b[sel]]
+        for label in range(n_labels):
+            np.add.at(uf[label], na, wb * (lb != label))
+    out[fidx] = _solve(uf, remap[p[both]], remap[q[both]], wt[both], start[fidx], sweeps)
+    return out.reshape(h, w)
+
+
+def _solve(
+    u: np.ndarray, p: np.ndarray, q: np.ndarray, wt: np.ndarray, init: np.ndarray | None, sweeps: int
+) -> np.ndarray:
+    """Potts minimisation on flat nodes: one cut for two labels, else alpha-expansion."""
+    n_labels, n = u.shape
     if n_labels == 1:
-        return np.zeros((h, w), dtype=np.int64)
+        return np.zeros(n, dtype=np.int64)
     if n_labels == 2:
         pp = np.concatenate([p, q])
         qq = np.concatenate([q, p])
         ww = np.concatenate([wt, wt])
-        return _min_cut(n, u[0], u[1], pp, qq, ww).astype(np.int64).reshape(h, w)
-    labels = u.argmin(axis=0) if init is None else init.reshape(n).astype(np.int64).copy()
+        return _min_cut(n, u[0], u[1], pp, qq, ww).astype(np.int64)
+    labels = u.argmin(axis=0) if init is None else init.copy()
     for _ in range(sweeps):
         changed = False
         for alpha in range(n_labels):
@@ -123,7 +159,7 @@ def potts_graph_cut(
                 labels = new
         if not changed:
             break
-    return labels.reshape(h, w)
+    return labels
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,31 +183,32 @@ def quantise_motion(flow: np.ndarray, bins: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Stroke:
-    """One stroke in working-resolution pixel coordinates (x, y), with its label and round."""
+    """One stroke: its label (0 = background), normalised (x, y) path, and the round it came in."""
 
     label: int
-    points: np.ndarray
+    path: np.ndarray
     round: int
 
-    @property
-    def length(self) -> float:
-        """Polyline length in pixels (at least 1, so it can scale distances)."""
-        if len(self.points) < 2:
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path.tolist(), "object_id": self.label}
+
+    def length(self, shape: tuple[int, int]) -> float:
+        """Polyline length in pixels of a (H, W) frame (at least 1, so it can scale distances)."""
+        pts = self.path * [shape[1] - 1, shape[0] - 1]
+        if len(pts) < 2:
             return 1.0
-        return max(float(np.sum(np.hypot(*np.diff(self.points, axis=0).T))), 1.0)
+        return max(float(np.sum(np.hypot(*np.diff(pts, axis=0).T))), 1.0)
 
 
-def rasterise(strokes: list[Stroke], shape: tuple[int, int], thickness: int = 1) -> np.ndarray:
-    """Label map (H, W) int16 of the strokes (later strokes win), -1 where no stroke passes."""
-    out = np.full(shape, -1, dtype=np.int16)
-    for s in strokes:
-        layer = np.zeros(shape, dtype=np.uint8)
-        pts = np.rint(s.points).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(layer, [pts], isClosed=False, color=1, thickness=thickness)
-        if len(s.points) == 1:
-            cv2.circle(layer, tuple(int(v) for v in pts[0, 0]), max(thickness // 2, 0), 1, -1)
-        out[layer > 0] = s.label
-    return out
+def rasterise(strokes: list[Stroke], shape: tuple[int, int]) -> np.ndarray:
+    """Label map (H, W) int16 of the strokes (later strokes win), -1 where no stroke passes.
+
+    Uses the project's rasteriser so that the pixels this backend pins are exactly the ones
+    :func:`ivos_rl.backends.check.check_backend` verifies.
+    """
+    if not strokes:
+        return np.full(shape, -1, dtype=np.int16)
+    return stroke_label_map([s.as_dict() for s in strokes], shape[0], shape[1])
 
 
 def stroke_distance(stroke: Stroke, shape: tuple[int, int]) -> np.ndarray:
@@ -181,11 +218,26 @@ def stroke_distance(stroke: Stroke, shape: tuple[int, int]) -> np.ndarray:
     return cv2.distanceTransform(layer, cv2.DIST_L2, 5)
 
 
+def bbox(mask: np.ndarray, margin: float, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """Bounding box of ``mask`` grown by ``margin`` pixels and clipped to ``shape``."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    m = int(np.ceil(margin))
+    return (
+        slice(max(ys[0] - m, 0), min(ys[-1] + 1 + m, shape[0])),
+        slice(max(xs[0] - m, 0), min(xs[-1] + 1 + m, shape[1])),
+    )
+
+
 @dataclass(frozen=True)
 class SegParams:
     """Weights of the annotated-frame energy (in nats); see :class:`FrameSegmenter`."""
 
     colour_weight: float = 1.0
+    motion_weight: float = 0.75
+    motion_bins: int = 16
     prior_weight: float = 1.0
     smoothness: float = 15.0
     first_sigma: float = 0.18
@@ -198,19 +250,20 @@ class SegParams:
     stroke_weight: float = 20.0
     global_weight: float = 3000.0
     iterations: int = 2
-    motion_weight: float = 0.75
-    motion_bins: int = 16
+    roi_margin: float = 12.0
 
 
 class FrameSegmenter:
     """Segments one annotated frame from all of its strokes, GrabCut-style.
 
     The energy per label is colour (a histogram model fitted to the strokes, the prior and the
-    other annotated frames) plus a spatial prior: the frame's current soft prediction, loosened
-    around new strokes that contradict it (robot strokes lie on error regions), or, before any
-    prediction exists, a Gaussian of the distance to each object's strokes scaled by the stroke
-    length. Stroke pixels are hard constraints; a contrast-sensitive Potts term aligns the cut
-    with image edges. Colour models are refitted from the cut ``iterations`` times.
+    other annotated frames) + motion (the frame's optical flow, binned the same way: objects
+    move differently from their background) + a spatial prior: the frame's current soft
+    prediction loosened around new strokes that contradict it (robot strokes lie on error
+    regions), or, before any prediction exists, a Gaussian of the distance to each object's
+    strokes scaled by the stroke length. Stroke pixels are hard constraints; a
+    contrast-sensitive Potts term aligns the cut with image edges. The models are refitted from
+    the cut ``iterations`` times. Work is confined to a box around the strokes and the prior.
     """
 
     def __init__(self, n_labels: int, bins: int, params: SegParams) -> None:
@@ -218,34 +271,38 @@ class FrameSegmenter:
         self.bins = bins
         self.params = params
 
-    def log_prior(
+    def _log_prior(
         self, shape: tuple[int, int], new_strokes: list[Stroke], prior: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(L, H, W) log prior for the cut and (L, H, W) initial colour memberships."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Log prior (L, H, W), initial colour memberships (L, H, W), and the region that matters."""
         prm = self.params
         n_labels = self.n_labels
         if prior is None:
             logp = np.full((n_labels, *shape), -prm.first_cap, dtype=np.float32)
             logp[0] = np.log(prm.first_bg)
-            member = np.zeros((n_labels, *shape), dtype=np.float32)
             near = np.zeros(shape, dtype=bool)
+            reach = np.zeros(shape, dtype=bool)
             for s in new_strokes:
                 if s.label == 0:
                     continue
                 d = stroke_distance(s, shape)
-                sigma = prm.first_sigma * s.length
+                sigma = prm.first_sigma * s.length(shape)
                 logp[s.label] = np.maximum(logp[s.label], np.maximum(-0.5 * (d / sigma) ** 2, -prm.first_cap))
                 near |= d < prm.first_bg_radius * sigma
+                reach |= d < 4.0 * sigma
+            member = np.zeros((n_labels, *shape), dtype=np.float32)
             member[0] = ~near
-            return logp, member
+            return logp, member, reach
         out = prior.astype(np.float32).copy()
+        reach = out[0] < 1.0 - prm.prior_floor
         for s in new_strokes:
             d = stroke_distance(s, shape)
-            sigma = prm.correction_sigma * s.length
+            sigma = prm.correction_sigma * s.length(shape)
             g = prm.correction_strength * np.exp(-0.5 * (d / sigma) ** 2)
             out *= 1.0 - g
             out[s.label] += g
-        return np.log(np.clip(out, prm.prior_floor, 1.0)), prior.astype(np.float32)
+            reach |= d < 3.0 * sigma
+        return np.log(np.clip(out, prm.prior_floor, 1.0)), prior.astype(np.float32), reach
 
     def segment(
         self,
@@ -257,45 +314,60 @@ class FrameSegmenter:
         global_model: ColourModel | None,
         motion: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Hard labels (H, W) int64 for the frame; every stroke pixel keeps its stroke's label.
+        """Hard labels (H, W) uint8 for the frame; every stroke pixel keeps its stroke's label.
 
-        ``motion`` is the frame's optical flow to a neighbour (H, W, 2): objects usually move
-        differently from the background, which separates them where colours are alike.
+        ``strokes`` are all strokes on the frame so far (hard constraints), ``new_strokes`` this
+        round's (they shape the prior). ``prior`` is the frame's current soft prediction
+        (L, H, W) or None before the first round; ``motion`` its optical flow (H, W, 2).
         """
         prm = self.params
-        h, w = bins.shape
+        shape = bins.shape
         n_labels = self.n_labels
-        seeds = rasterise(strokes, (h, w))
-        thick = rasterise(strokes, (h, w), thickness=3)
-        log_pi, membership = self.log_prior((h, w), new_strokes, prior)
-        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        seeds = rasterise(strokes, shape)
+        log_pi, membership, reach = self._log_prior(shape, new_strokes, prior)
+        reach |= seeds >= 0
+        box = bbox(reach, prm.roi_margin, shape)
+        out = np.zeros(shape, dtype=np.uint8)
+        if box is None:  # only background strokes and no prior object: nothing to cut
+            out[seeds >= 0] = seeds[seeds >= 0]
+            return out
+        mbins = None
+        if motion is not None and prm.motion_weight > 0:
+            mbins = quantise_motion(motion, prm.motion_bins)[box]
+        cbox = (slice(None), *box)
+        seeds, log_pi, membership, bins = seeds[box], log_pi[cbox], membership[cbox], bins[box]
+        h, w = bins.shape
+        lab = cv2.cvtColor(np.ascontiguousarray(rgb[box]), cv2.COLOR_RGB2LAB).astype(np.float32)
         edges = contrast_weights(lab, prm.smoothness)
-        hard = np.zeros((n_labels, h, w), dtype=np.float32)
         seeded = seeds >= 0
+        ys, xs = np.nonzero(seeded)
+        hard = np.zeros((n_labels, h, w), dtype=np.float32)
         hard[:, seeded] = HARD
-        hard[seeds[seeded], np.nonzero(seeded)[0], np.nonzero(seeded)[1]] = 0.0
-        labels = np.argmax(log_pi, axis=0)
-        use_motion = motion is not None and prm.motion_weight > 0
-        mbins = quantise_motion(motion, prm.motion_bins) if use_motion else None
-        ts = thick.ravel()
-        on = ts >= 0
-        stroke_w = np.zeros((n_labels, h * w), dtype=np.float32)
-        stroke_w[ts[on], np.nonzero(on)[0]] = prm.stroke_weight
+        hard[seeds[seeded], ys, xs] = 0.0
+        thick = np.zeros((n_labels, h, w), dtype=np.float32)
+        for label in np.unique(seeds[seeded]):
+            layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8))
+            thick[label] = prm.stroke_weight * layer
+        thick = thick.reshape(n_labels, -1)
+        labels = np.argmax(log_pi - hard, axis=0)
         for _ in range(max(prm.iterations, 1)):
             model = ColourModel(n_labels, self.bins)
             model.add(bins, membership.reshape(n_labels, -1))
-            model.add(bins, stroke_w)
+            model.add(bins, thick)
             if global_model is not None:
                 model.merge(global_model, prm.global_weight)
             loglik = prm.colour_weight * model.log_likelihood(bins)
             if mbins is not None:
                 mmodel = ColourModel(n_labels, prm.motion_bins, dims=2)
                 mmodel.add(mbins, membership.reshape(n_labels, -1))
-                mmodel.add(mbins, stroke_w)
+                mmodel.add(mbins, thick)
                 loglik = loglik + prm.motion_weight * mmodel.log_likelihood(mbins)
             unary = -(loglik + prm.prior_weight * log_pi) + hard
             unary -= unary.min(axis=0, keepdims=True)
             labels = potts_graph_cut(unary, edges, init=labels)
             membership = np.eye(n_labels, dtype=np.float32)[labels].transpose(2, 0, 1)
         labels[seeded] = seeds[seeded]
-        return labels
+        out[box] = labels
+        full_seeds = rasterise(strokes, shape)
+        out[full_seeds >= 0] = full_seeds[full_seeds >= 0]
+        return out

@@ -1,16 +1,20 @@
 """Classical CPU interactive VOS: graph-cut segmentation of annotated frames + flow propagation.
 
-Pipeline per round (see ``docs/architecture.md``, backends):
+Pipeline per round:
 
 1. The annotated frame is segmented from *all* its strokes so far (:mod:`._interactive_seg`):
-   colour histograms + a spatial prior (its current prediction, loosened around new strokes)
-   + contrast-sensitive Potts term, solved by graph cut; stroke pixels are hard constraints.
-2. Every annotated frame's mask is carried outwards frame by frame with dense optical flow
-   (DIS, computed once per sequence in :meth:`PropagationBackend.reset`), and corrected at each
-   step by a colour model of every annotated frame; occluded pixels (forward-backward check)
-   trust colour more than the warp.
-3. Frames between two annotated frames fuse both propagations by temporal distance; stray
-   fragments are removed; labels compete through a softmax over background + objects.
+   colour and motion histograms + a spatial prior (its current prediction, loosened around the
+   new strokes) + a contrast-sensitive Potts term, solved by graph cut; stroke pixels are hard
+   constraints, so a refinement can never undo an earlier correction.
+2. Each annotated frame's labels are carried outwards frame by frame with dense optical flow
+   (DIS, computed once per sequence in :meth:`PropagationBackend.reset`) up to the next
+   annotated frame. Every step is corrected by colour: a model of all annotated frames mixed
+   with one refitted on the previous frame near the object boundary (appearance drifts), acting
+   only near the warped boundary; pixels failing the forward-backward flow check (occlusions)
+   fall back to an uninformative prior. A run, once computed, is reused until its source frame
+   is annotated again, so a round only pays for the frames between its neighbours.
+3. Frames between two annotated frames blend both runs linearly in temporal distance; labels
+   compete through a softmax over background + objects, and stray fragments are dropped.
 
 Everything runs at a configurable working height and is resized back to the input resolution.
 """
@@ -28,32 +32,62 @@ import numpy as np
 
 from ivos_rl.backends._colour_model import ColourModel, quantise_colours
 from ivos_rl.backends._flow import Warper, compute_flows
-from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, rasterise
-from ivos_rl.backends.base import BackendOutput, VOSBackend, probs_to_uint8
+from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, bbox, rasterise
+from ivos_rl.backends.base import (
+    BackendOutput,
+    VOSBackend,
+    probs_to_uint8,
+    validate_frames,
+    validate_interaction,
+    validate_n_objects,
+)
+from ivos_rl.backends.registry import register_backend
 from ivos_rl.errors import BackendError, InputValidationError, ScribbleError
-from ivos_rl.utils.logging import get_logger
 
-_log = get_logger(__name__)
-_COORD_TOLERANCE = 0.02  # normalised stroke coordinates may overshoot the frame by 2 % (clipped)
+_OBJECT_PRESENT = 250  # a pixel counts for an object's box when background prob < 250/255
 
 
 @dataclass(frozen=True)
 class PropParams:
-    """Propagation weights (log-space fusion of warped prior and colour likelihood)."""
+    """Weights of one propagation step (log-space fusion of warped labels and colour)."""
 
     prior_weight: float = 1.0
-    colour_weight: float = 0.5
+    colour_weight: float = 0.35
     prior_floor: float = 0.02
-    fb_sigma: float = 1.5
-    occlusion_blur: float = 3.0
+    fb_sigma: float = 0.75
+    occluded_prior: float = 0.5
+    colour_band: float = 6.0
+    local_mix: float = 0.8
+    local_band: float = 10.0
     smooth_sigma: float = 0.8
     min_fragment: float = 0.1
     stroke_weight: float = 20.0
-    band: float = 0.0
-    occluded_prior: float = 0.0
-    local_mix: float = 0.0
-    local_band: float = 20.0
-    fill_holes: float = 0.0
+    roi_margin: float = 16.0
+
+
+@dataclass
+class _Crop:
+    """Soft labels of one frame: uint8 probabilities (h, w, L) inside a box, background outside."""
+
+    box: tuple[slice, slice] | None
+    probs: np.ndarray | None
+
+    def full(self, shape: tuple[int, int], n_labels: int) -> np.ndarray:
+        out = np.zeros((*shape, n_labels), dtype=np.float32)
+        out[..., 0] = 1.0
+        if self.box is not None and self.probs is not None:
+            out[self.box] = self.probs.astype(np.float32) / 255.0
+        return out
+
+
+@dataclass
+class _Run:
+    """Soft labels carried from annotated frame ``source`` in ``direction``, one crop per step."""
+
+    source: int
+    direction: int
+    version: int
+    states: list[_Crop]
 
 
 @dataclass
@@ -62,9 +96,14 @@ class _FlowCache:
     bwd: np.ndarray
 
 
+@register_backend("propagation")
 class PropagationBackend(VOSBackend):
     """Real CPU backend: graph cut on annotated frames, optical-flow propagation with colour
     correction. Receives one round of scribbles at a time and accumulates them itself.
+
+    ``working_height`` caps the processing height (None: native); ``flow_preset`` is the DIS
+    preset; ``flow_cache_size`` keeps the flows of that many recent videos (RL episodes replay
+    the same video); ``seg`` / ``prop`` override :class:`SegParams` / :class:`PropParams`.
     """
 
     name: ClassVar[str] = "propagation"
@@ -81,16 +120,22 @@ class PropagationBackend(VOSBackend):
         seg: dict[str, float] | None = None,
         prop: dict[str, float] | None = None,
     ) -> None:
-        if working_height is not None and (not isinstance(working_height, int) or working_height < 16):
+        if working_height is not None and (
+            isinstance(working_height, bool) or not isinstance(working_height, int) or working_height < 16
+        ):
             raise InputValidationError(f"working_height must be None or an int >= 16, got {working_height!r}")
-        if not isinstance(flow_cache_size, int) or flow_cache_size < 0:
+        if isinstance(flow_cache_size, bool) or not isinstance(flow_cache_size, int) or flow_cache_size < 0:
             raise InputValidationError(f"flow_cache_size must be an int >= 0, got {flow_cache_size!r}")
+        if isinstance(colour_bins, bool) or not isinstance(colour_bins, int) or not 2 <= colour_bins <= 40:
+            raise InputValidationError(f"colour_bins must be an int in [2, 40], got {colour_bins!r}")
+        if flow_preset not in ("ultrafast", "fast", "medium"):
+            raise InputValidationError(f"flow_preset must be ultrafast, fast or medium, got {flow_preset!r}")
         self.working_height = working_height
         self.flow_preset = flow_preset
         self.colour_bins = colour_bins
         self.flow_cache_size = flow_cache_size
-        self.seg_params = _override(SegParams(), seg, "seg")
-        self.prop_params = _override(PropParams(), prop, "prop")
+        self.seg_params: SegParams = _override(SegParams(), seg, "seg")
+        self.prop_params: PropParams = _override(PropParams(), prop, "prop")
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
         self._ready = False
 
@@ -106,33 +151,33 @@ class PropagationBackend(VOSBackend):
     ) -> None:
         """Validate the video, resize it to the working height, and compute (or reuse) the flows."""
         del gt_masks  # a real backend never reads ground truth
-        frames = _validate_frames(frames)
-        if isinstance(n_objects, bool) or not isinstance(n_objects, (int, np.integer)) or not 1 <= n_objects <= 254:
-            raise InputValidationError(f"n_objects must be an int in [1, 254], got {n_objects!r}")
         self._ready = False
+        frames = validate_frames(frames)
+        n_objects = validate_n_objects(n_objects)
+        if n_objects > 254:
+            raise InputValidationError(f"n_objects must be <= 254 (uint8 labels), got {n_objects}")
         t, h, w = frames.shape[:3]
-        self._out_shape = (h, w)
-        self.n_objects = int(n_objects)
-        self.n_labels = self.n_objects + 1
+        self.n_objects = n_objects
+        self.n_labels = n_objects + 1
         self.sequence = sequence
+        self._out_shape = (h, w)
         if self.working_height is None or self.working_height >= h:
-            wh, ww = h, w
-            small = frames
+            small = np.ascontiguousarray(frames)
         else:
             wh = self.working_height
             ww = max(round(w * wh / h), 2)
             small = np.stack([cv2.resize(f, (ww, wh), interpolation=cv2.INTER_AREA) for f in frames])
-        self._shape = (wh, ww)
+        self._shape: tuple[int, int] = small.shape[1:3]
+        self._n_frames = t
         self._frames = small
         self._bins = quantise_colours(small, self.colour_bins)
-        self._warper = Warper(wh, ww)
+        self._warper = Warper(*self._shape)
         flows = self._flows_for(small)
         self._fwd, self._bwd = flows.fwd, flows.bwd
-        self._n_frames = t
         self._strokes: dict[int, list[Stroke]] = {}
-        self._out_strokes: dict[int, list[Stroke]] = {}
         self._segs: dict[int, np.ndarray] = {}
-        self._pred: np.ndarray | None = None
+        self._versions: dict[int, int] = {}
+        self._runs: dict[tuple[int, int], _Run] = {}
         self._round = 0
         self._segmenter = FrameSegmenter(self.n_labels, self.colour_bins, self.seg_params)
         self._ready = True
@@ -160,84 +205,45 @@ class PropagationBackend(VOSBackend):
         """Add this round's strokes on ``frame_idx``, re-segment it, and re-propagate."""
         if not self._ready:
             raise BackendError("PropagationBackend.interact called before reset()")
-        if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
-            raise InputValidationError(f"frame_idx must be an int, got {frame_idx!r}")
+        current = validate_interaction(frame_idx, interaction, self._n_frames, self.n_objects)
         frame_idx = int(frame_idx)
-        if not 0 <= frame_idx < self._n_frames:
-            raise InputValidationError(f"frame_idx {frame_idx} out of range [0, {self._n_frames})")
-        new_work, new_out = self._parse(frame_idx, interaction)
-        self._round += 1
-        strokes = self._strokes.get(frame_idx, []) + new_work
-        prior = None if self._pred is None else self._pred[frame_idx].astype(np.float32).transpose(2, 0, 1)
+        others = [i for i, s in enumerate(interaction["scribbles"]) if s and i != frame_idx]
+        if others:
+            raise ScribbleError(
+                f"interaction has strokes on frames {others[:5]} besides frame_idx={frame_idx}; "
+                "this backend takes one frame per round"
+            )
+        seq = interaction.get("sequence")
+        if seq is not None and self.sequence is not None and seq != self.sequence:
+            raise ScribbleError(f"interaction is for sequence {seq!r}, the backend was reset on {self.sequence!r}")
+        new = [Stroke(int(s["object_id"]), np.asarray(s["path"], np.float64), self._round + 1) for s in current]
+        strokes = self._strokes.get(frame_idx, []) + new
+        prior = None
+        if self._segs:
+            prior = self._fused(frame_idx).transpose(2, 0, 1)
+        global_model = self._global_model(exclude=frame_idx) if self._segs else None
         labels = self._segmenter.segment(
             self._frames[frame_idx],
             self._bins[frame_idx],
             strokes,
-            new_work,
+            new,
             prior,
-            self._global_model(exclude=frame_idx) if self._segs else None,
+            global_model,
             self._motion(frame_idx),
         )
+        # Commit only once everything above succeeded: a failure leaves the state untouched.
+        self._round += 1
         self._strokes[frame_idx] = strokes
-        self._out_strokes[frame_idx] = self._out_strokes.get(frame_idx, []) + new_out
-        self._segs[frame_idx] = labels.astype(np.uint8)
-        pred = self._propagate_all()
-        self._pred = pred
-        return self._output(pred)
-
-    def _parse(self, frame_idx: int, interaction: dict[str, Any]) -> tuple[list[Stroke], list[Stroke]]:
-        """Validate a DAVIS scribble dict; strokes in working and in output pixel coordinates."""
-        if not isinstance(interaction, dict) or "scribbles" not in interaction:
-            raise ScribbleError("interaction must be a DAVIS scribble dict with a 'scribbles' list")
-        seq = interaction.get("sequence")
-        if seq is not None and self.sequence is not None and seq != self.sequence:
-            raise ScribbleError(f"interaction is for sequence {seq!r}, backend was reset on {self.sequence!r}")
-        per_frame = interaction["scribbles"]
-        if not isinstance(per_frame, list) or len(per_frame) != self._n_frames:
-            n = len(per_frame) if isinstance(per_frame, list) else type(per_frame).__name__
-            raise ScribbleError(f"'scribbles' must be a list with one entry per frame ({self._n_frames}), got {n}")
-        others = [i for i, s in enumerate(per_frame) if s and i != frame_idx]
-        if others:
-            raise ScribbleError(f"interaction has strokes on frames {others[:5]} other than frame_idx={frame_idx}")
-        items = per_frame[frame_idx]
-        if not items:
-            raise ScribbleError(f"interaction has no strokes on frame_idx={frame_idx} (empty scribbles)")
-        (wh, ww), (oh, ow) = self._shape, self._out_shape
-        work, out = [], []
-        for j, item in enumerate(items):
-            if not isinstance(item, dict) or "path" not in item or "object_id" not in item:
-                raise ScribbleError(f"stroke {j} on frame {frame_idx} needs 'path' and 'object_id'")
-            obj = item["object_id"]
-            if isinstance(obj, bool) or not isinstance(obj, (int, np.integer)) or not 0 <= obj <= self.n_objects:
-                raise ScribbleError(
-                    f"stroke {j} on frame {frame_idx}: object_id {obj!r} not in [0, {self.n_objects}]"
-                )
-            try:
-                path = np.asarray(item["path"], dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ScribbleError(f"stroke {j} on frame {frame_idx}: path is not numeric ({exc})") from exc
-            if path.ndim != 2 or path.shape[1] != 2 or len(path) == 0:
-                raise ScribbleError(f"stroke {j} on frame {frame_idx}: path must be (N>=1, 2), got {path.shape}")
-            if not np.all(np.isfinite(path)):
-                raise ScribbleError(f"stroke {j} on frame {frame_idx}: path has non-finite coordinates")
-            lo, hi = float(path.min()), float(path.max())
-            if lo < -_COORD_TOLERANCE or hi > 1 + _COORD_TOLERANCE:
-                raise ScribbleError(
-                    f"stroke {j} on frame {frame_idx}: coordinates must be normalised to [0, 1], "
-                    f"got range [{lo:.3g}, {hi:.3g}]"
-                )
-            path = np.clip(path, 0.0, 1.0)
-            work.append(Stroke(int(obj), path * [ww - 1, wh - 1], self._round + 1))
-            out.append(Stroke(int(obj), path * [ow - 1, oh - 1], self._round + 1))
-        return work, out
+        self._segs[frame_idx] = labels
+        self._versions[frame_idx] = self._round
+        self._update_runs()
+        return self._output()
 
     def _motion(self, t: int) -> np.ndarray | None:
         """Flow from frame ``t`` to a neighbour (None for a one-frame video)."""
         if self._n_frames < 2:
             return None
         return self._fwd[t] if t + 1 < self._n_frames else -self._bwd[t - 1].astype(np.float32)
-
-    # ------------------------------------------------------------------ colour models
 
     def _global_model(self, exclude: int | None = None) -> ColourModel:
         """Colour model of every annotated frame's segmentation and strokes."""
@@ -247,78 +253,92 @@ class PropagationBackend(VOSBackend):
             if f == exclude:
                 continue
             model.add(self._bins[f], eye[labels].reshape(-1, self.n_labels).T)
-        for f, strokes in self._strokes.items():
-            if f == exclude:
-                continue
-            thick = rasterise(strokes, self._shape, thickness=3).ravel()
-            on = thick >= 0
-            w = np.zeros((self.n_labels, thick.size), dtype=np.float32)
-            w[thick[on], np.nonzero(on)[0]] = self.prop_params.stroke_weight
-            model.add(self._bins[f], w)
+            seeds = rasterise(self._strokes[f], self._shape)
+            on = seeds >= 0
+            for label in np.unique(seeds[on]):
+                layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+                w = np.zeros((self.n_labels, int(layer.sum())), dtype=np.float32)
+                w[label] = self.prop_params.stroke_weight
+                model.add(self._bins[f][layer], w)
         return model
 
     # ------------------------------------------------------------------ propagation
 
-    def _propagate_all(self) -> np.ndarray:
-        """Fused soft prediction (T, h, w, L) float16 at working resolution."""
-        t_total = self._n_frames
-        annotated = sorted(self._segs)
-        model = self._global_model()
-        tables = model.log_tables().T.copy()  # (bins^3, L)
-        eye = np.eye(self.n_labels, dtype=np.float32)
-        acc = np.zeros((t_total, *self._shape, self.n_labels), dtype=np.float32)
-        wsum = np.zeros(t_total, dtype=np.float32)
-        for i, a in enumerate(annotated):
-            src = eye[self._segs[a]]
-            acc[a] = src
-            wsum[a] = 1.0
-            prev_a = annotated[i - 1] if i > 0 else None
-            next_a = annotated[i + 1] if i + 1 < len(annotated) else None
-            for direction, stop in ((1, next_a), (-1, prev_a)):
-                p = src
-                t = a + direction
-                end = (t_total if direction > 0 else -1) if stop is None else stop
-                while t != end:
-                    p = self._step(p, t - direction, t, tables)
-                    if stop is None:
-                        weight = 1.0
-                    else:
-                        weight = abs(stop - t) / abs(stop - a)
-                    acc[t] += weight * p
-                    wsum[t] += weight
-                    t += direction
-        fused = acc / np.maximum(wsum, 1e-6)[:, None, None, None]
-        return fused.astype(np.float16)
+    def _neighbours(self, t: int) -> tuple[int | None, int | None]:
+        """Closest annotated frames strictly before and after ``t``."""
+        before = [a for a in self._segs if a < t]
+        after = [a for a in self._segs if a > t]
+        return (max(before) if before else None), (min(after) if after else None)
 
-    def _step(self, p: np.ndarray, t_src: int, t_dst: int, tables: np.ndarray) -> np.ndarray:
-        """Carry soft labels (h, w, L) from ``t_src`` to the adjacent ``t_dst`` and colour-correct."""
+    def _update_runs(self) -> None:
+        """(Re)compute the runs this round needs; keep every run still valid."""
+        tables: np.ndarray | None = None
+        wanted: set[tuple[int, int]] = set()
+        for a in sorted(self._segs):
+            prev_a, next_a = self._neighbours(a)
+            for direction, stop in ((1, next_a), (-1, prev_a)):
+                end = (self._n_frames if direction > 0 else -1) if stop is None else stop
+                n_steps = abs(end - a) - 1
+                if n_steps <= 0:
+                    continue
+                key = (a, direction)
+                wanted.add(key)
+                run = self._runs.get(key)
+                if run is not None and run.version == self._versions[a] and len(run.states) >= n_steps:
+                    del run.states[n_steps:]
+                    continue
+                if tables is None:
+                    tables = self._global_model().log_tables().T.copy()
+                self._runs[key] = self._compute_run(a, direction, n_steps, tables)
+        for key in set(self._runs) - wanted:
+            del self._runs[key]
+
+    def _compute_run(self, a: int, direction: int, n_steps: int, tables: np.ndarray) -> _Run:
+        labels = self._segs[a]
+        probs = (np.eye(self.n_labels, dtype=np.float32)[labels] * 255).astype(np.uint8)
+        state = _Crop((slice(0, self._shape[0]), slice(0, self._shape[1])), probs)
+        states = []
+        for i in range(n_steps):
+            t_src = a + direction * i
+            state = self._step(state, t_src, t_src + direction, tables)
+            states.append(state)
+        return _Run(a, direction, self._versions[a], states)
+
+    def _step(self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray) -> _Crop:
+        """Carry soft labels from ``t_src`` to the adjacent ``t_dst`` and colour-correct them."""
         prm = self.prop_params
+        shape, n_labels = self._shape, self.n_labels
+        if src.box is None or src.probs is None:
+            return _Crop(None, None)
+        present = src.probs[..., 0] < _OBJECT_PRESENT
+        inner = bbox(present, 0, present.shape)
+        if inner is None:
+            return _Crop(None, None)
+        sbox = _offset(inner, src.box)
         if t_dst == t_src + 1:
             to_src, from_src = self._bwd[t_src], self._fwd[t_src]
         else:
             to_src, from_src = self._fwd[t_dst], self._bwd[t_dst]
-        mx, my = self._warper.maps(to_src)
-        warped = _remap_channels(self._warper, p, mx, my)
-        err = self._warper.consistency(to_src, from_src, mx, my)
-        conf = np.exp(-0.5 * (err / prm.fb_sigma) ** 2)[..., None]
-        if prm.occluded_prior > 0:
-            alt = np.full_like(warped, (1.0 - prm.occluded_prior) / max(warped.shape[-1] - 1, 1))
-            alt[..., 0] = prm.occluded_prior
-        else:
-            alt = cv2.GaussianBlur(warped, (0, 0), prm.occlusion_blur)
-            if alt.ndim == 2:
-                alt = alt[..., None]
+        motion = from_src[sbox].astype(np.float32)
+        reach = prm.roi_margin + float(np.sqrt((motion**2).sum(axis=-1).max()))
+        dbox = _grow(sbox, reach, shape)
+        p_src = src.full(shape, n_labels)
+        flow = to_src[dbox].astype(np.float32)
+        mx = self._warper.xs[dbox] + flow[..., 0]
+        my = self._warper.ys[dbox] + flow[..., 1]
+        warped = _remap_channels(p_src, mx, my)
+        back = cv2.remap(from_src.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err2 = ((flow + back) ** 2).sum(axis=-1)
+        conf = np.exp(-0.5 * err2 / prm.fb_sigma**2)[..., None]
+        alt = np.full(n_labels, (1.0 - prm.occluded_prior) / max(n_labels - 1, 1), dtype=np.float32)
+        alt[0] = prm.occluded_prior
         warped = conf * warped + (1.0 - conf) * alt
-        loglik = tables[self._bins[t_dst]]  # (h, w, L)
+        loglik = tables[self._bins[t_dst][dbox]]
         if prm.local_mix > 0:
-            loglik = self._mix_local(loglik, p, t_src, t_dst)
-        if prm.band > 0:
-            lab = warped.argmax(axis=-1)
-            edge = np.zeros(lab.shape, dtype=np.uint8)
-            edge[:, 1:] |= (lab[:, 1:] != lab[:, :-1]).astype(np.uint8)
-            edge[1:, :] |= (lab[1:, :] != lab[:-1, :]).astype(np.uint8)
-            dist = np.minimum(cv2.distanceTransform(1 - edge, cv2.DIST_L2, 3), 1e3)
-            loglik = loglik * np.exp(-0.5 * (dist / prm.band) ** 2)[..., None]
+            loglik = self._mix_local(loglik, p_src, sbox, t_src, t_dst, dbox)
+        if prm.colour_band > 0:
+            dist = _boundary_distance(warped.argmax(axis=-1))
+            loglik = loglik * np.exp(-0.5 * (dist / prm.colour_band) ** 2)[..., None]
         score = prm.prior_weight * np.log(np.clip(warped, prm.prior_floor, 1.0)) + prm.colour_weight * loglik
         score -= score.max(axis=-1, keepdims=True)
         q = np.exp(score)
@@ -328,65 +348,111 @@ class PropagationBackend(VOSBackend):
             if q.ndim == 2:
                 q = q[..., None]
         q = _remove_fragments(q, prm.min_fragment)
-        if prm.fill_holes > 0:
-            q = _fill_holes(q, prm.fill_holes)
-        return q
+        return _Crop(dbox, probs_to_uint8(q))
 
-    def _mix_local(self, loglik: np.ndarray, p: np.ndarray, t_src: int, t_dst: int) -> np.ndarray:
+    def _mix_local(
+        self,
+        loglik: np.ndarray,
+        p_src: np.ndarray,
+        sbox: tuple[slice, slice],
+        t_src: int,
+        t_dst: int,
+        dbox: tuple[slice, slice],
+    ) -> np.ndarray:
         """Mix the global colour likelihood with one fitted on the source frame near its boundary.
 
         Appearance drifts (lighting, pose); the previous frame's own labels near the object
         boundary are the most relevant colour samples for the next frame's boundary.
         """
         prm = self.prop_params
-        lab = p.argmax(axis=-1)
-        edge = np.zeros(lab.shape, dtype=np.uint8)
-        edge[:, 1:] |= (lab[:, 1:] != lab[:, :-1]).astype(np.uint8)
-        edge[1:, :] |= (lab[1:, :] != lab[:-1, :]).astype(np.uint8)
-        if not edge.any():
+        region = _grow(sbox, prm.local_band + 1, self._shape)
+        p = p_src[region]
+        near = _boundary_distance(p.argmax(axis=-1)) < prm.local_band
+        if not near.any():
             return loglik
-        near = cv2.distanceTransform(1 - edge, cv2.DIST_L2, 3) < prm.local_band
         model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(self._bins[t_src][near], p[near].T)
-        local = model.log_tables().T[self._bins[t_dst]]
+        model.add(self._bins[t_src][region][near], p[near].T)
+        local = model.log_tables().T[self._bins[t_dst][dbox]]
         a = prm.local_mix
-        return np.logaddexp(np.log(1 - a) + loglik, np.log(a) + local)
+        return np.logaddexp(math.log(1.0 - a) + loglik, math.log(a) + local) if a < 1 else local
 
-    # ------------------------------------------------------------------ output
+    # ------------------------------------------------------------------ fusion and output
 
-    def _output(self, pred: np.ndarray) -> BackendOutput:
-        """Resize the working-resolution prediction to the input size and pin stroke pixels."""
+    def _fused(self, t: int) -> np.ndarray:
+        """Soft labels (h, w, L) float32 of frame ``t`` at working resolution."""
+        shape, n_labels = self._shape, self.n_labels
+        if t in self._segs:
+            return np.eye(n_labels, dtype=np.float32)[self._segs[t]]
+        prev_a, next_a = self._neighbours(t)
+        parts: list[tuple[float, _Crop]] = []
+        if prev_a is not None:
+            w = 1.0 if next_a is None else (next_a - t) / (next_a - prev_a)
+            parts.append((w, self._runs[(prev_a, 1)].states[t - prev_a - 1]))
+        if next_a is not None:
+            w = 1.0 if prev_a is None else (t - prev_a) / (next_a - prev_a)
+            parts.append((w, self._runs[(next_a, -1)].states[next_a - t - 1]))
+        out = np.zeros((*shape, n_labels), dtype=np.float32)
+        for w, crop in parts:
+            out += w * crop.full(shape, n_labels)
+        return out
+
+    def _output(self) -> BackendOutput:
+        """Resize the fused prediction to the input size and pin every stroke pixel to its label."""
         oh, ow = self._out_shape
-        t_total, n_obj = self._n_frames, self.n_objects
-        probs = np.empty((t_total, n_obj, oh, ow), dtype=np.uint8)
+        t_total = self._n_frames
+        probs = np.empty((t_total, self.n_objects, oh, ow), dtype=np.uint8)
         masks = np.empty((t_total, oh, ow), dtype=np.uint8)
         for t in range(t_total):
-            p = pred[t].astype(np.float32)
+            p = self._fused(t)
             if (oh, ow) != self._shape:
                 p = cv2.resize(p, (ow, oh), interpolation=cv2.INTER_LINEAR)
                 if p.ndim == 2:
                     p = p[..., None]
-            lab = p.argmax(axis=-1).astype(np.uint8)
-            pr = p[..., 1:].transpose(2, 0, 1)
-            if t in self._out_strokes:
-                seeds = rasterise(self._out_strokes[t], (oh, ow))
+            labels = p.argmax(axis=-1).astype(np.uint8)
+            obj = p[..., 1:]
+            if t in self._strokes:
+                seeds = rasterise(self._strokes[t], (oh, ow))
                 on = seeds >= 0
-                lab[on] = seeds[on]
-                pr[:, on] = 0.0
-                for k in range(1, self.n_labels):
-                    pr[k - 1][seeds == k] = 1.0
-            probs[t] = probs_to_uint8(pr)
-            masks[t] = lab
+                labels[on] = seeds[on]
+                obj[on] = np.eye(self.n_labels, dtype=np.float32)[seeds[on]][:, 1:]
+            probs[t] = probs_to_uint8(obj).transpose(2, 0, 1)
+            masks[t] = labels
         return BackendOutput(probs=probs, masks=masks)
 
 
-def _remap_channels(warper: Warper, p: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-    """Warp an (h, w, L) stack; OpenCV remaps at most 4 channels at once."""
+def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
+    """A box given inside ``outer`` expressed in frame coordinates."""
+    return (
+        slice(outer[0].start + inner[0].start, outer[0].start + inner[0].stop),
+        slice(outer[1].start + inner[1].start, outer[1].start + inner[1].stop),
+    )
+
+
+def _grow(box: tuple[slice, slice], margin: float, shape: tuple[int, int]) -> tuple[slice, slice]:
+    m = int(math.ceil(margin))
+    return (
+        slice(max(box[0].start - m, 0), min(box[0].stop + m, shape[0])),
+        slice(max(box[1].start - m, 0), min(box[1].stop + m, shape[1])),
+    )
+
+
+def _boundary_distance(labels: np.ndarray) -> np.ndarray:
+    """Distance (H, W) float32 of every pixel to the nearest label change (capped at 1000)."""
+    edge = np.zeros(labels.shape, dtype=np.uint8)
+    edge[:, 1:] |= (labels[:, 1:] != labels[:, :-1]).astype(np.uint8)
+    edge[1:, :] |= (labels[1:, :] != labels[:-1, :]).astype(np.uint8)
+    if not edge.any():
+        return np.full(labels.shape, 1000.0, dtype=np.float32)
+    return np.minimum(cv2.distanceTransform(1 - edge, cv2.DIST_L2, 3), 1000.0)
+
+
+def _remap_channels(p: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    """Bilinear backward warp of an (h, w, L) stack; OpenCV remaps at most 4 channels at once."""
     n = p.shape[-1]
     if n <= 4:
-        out = warper.warp(np.ascontiguousarray(p), mx, my)
+        out = cv2.remap(np.ascontiguousarray(p), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out[..., None] if out.ndim == 2 else out
-    return np.concatenate([_remap_channels(warper, p[..., i : i + 4], mx, my) for i in range(0, n, 4)], axis=-1)
+    return np.concatenate([_remap_channels(p[..., i : i + 4], mx, my) for i in range(0, n, 4)], axis=-1)
 
 
 def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
@@ -416,57 +482,6 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
     return out
 
 
-def _fill_holes(q: np.ndarray, max_fraction: float) -> np.ndarray:
-    """Give enclosed background holes smaller than ``max_fraction`` of the objects to the object.
-
-    Colour correction punches holes where the object's colours resemble the background; a true
-    hole fully enclosed by one object is rare at this size.
-    """
-    labels = q.argmax(axis=-1)
-    bg = (labels == 0).astype(np.uint8)
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(bg, connectivity=4)
-    if n <= 2:
-        return q
-    h, w = labels.shape
-    fg_area = int((labels > 0).sum())
-    out = q
-    for c in range(1, n):
-        x, y, cw, ch, area = stats[c]
-        if x == 0 or y == 0 or x + cw == w or y + ch == h or area > max_fraction * fg_area:
-            continue
-        ring = cv2.dilate((comp[y : y + ch, x : x + cw] == c).astype(np.uint8), np.ones((3, 3), np.uint8))
-        ys, xs = np.nonzero(ring)
-        around = labels[ys + y, xs + x]
-        around = around[around > 0]
-        if around.size == 0:
-            continue
-        k = int(np.bincount(around).argmax())
-        if out is q:
-            out = q.copy()
-        hole = comp == c
-        out[hole, k] += out[hole, 0]
-        out[hole, 0] = 0.0
-    return out
-
-
-def _validate_frames(frames: Any) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames; a list of arrays must share one size."""
-    if isinstance(frames, (list, tuple)):
-        if not frames:
-            raise InputValidationError("frames is empty")
-        shapes = {np.shape(f) for f in frames}
-        if len(shapes) > 1:
-            raise InputValidationError(f"frames have mixed sizes: {sorted(shapes)[:4]}")
-        frames = np.stack([np.asarray(f) for f in frames])
-    if not isinstance(frames, np.ndarray):
-        raise InputValidationError(f"frames must be a numpy array, got {type(frames).__name__}")
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise InputValidationError(f"frames must be (T, H, W, 3) uint8, got {frames.dtype} {frames.shape}")
-    if frames.shape[0] < 1 or frames.shape[1] < 2 or frames.shape[2] < 2:
-        raise InputValidationError(f"frames must have T >= 1 and H, W >= 2, got {frames.shape}")
-    return np.ascontiguousarray(frames)
-
-
 def _override(base: Any, values: dict[str, float] | None, what: str) -> Any:
     """Dataclass ``base`` with ``values`` replaced; unknown names are a typed error."""
     if not values:
@@ -476,6 +491,6 @@ def _override(base: Any, values: dict[str, float] | None, what: str) -> Any:
     if unknown:
         raise InputValidationError(f"unknown {what} parameters {unknown}; valid: {sorted(names)}")
     for k, v in values.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise InputValidationError(f"{what}.{k} must be a finite number, got {v!r}")
     return replace(base, **values)

@@ -115,9 +115,7 @@ def crop_and_resize(
         padding_mode="border",
         align_corners=False,
     )  # (T, 3, K*S, S)
-    # Contiguous NCHW: grid_sample keeps the channels-last layout of an (H, W, 3) frame, and
-    # networks (depthwise convolutions in particular) run several times slower on it on CPU.
-    rgb = rgb.reshape(t, 3, k, sh, sw).permute(0, 2, 1, 3, 4).contiguous()
+    rgb = rgb.reshape(t, 3, k, sh, sw).permute(0, 2, 1, 3, 4)
     prob = F.grid_sample(
         probs.reshape(t * k, 1, h, w).float(),
         grids,

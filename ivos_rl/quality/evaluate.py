@@ -84,7 +84,8 @@ def predict_samples(
     size = model.config.input_size
     for start in range(0, len(samples), batch_size):
         rgb, prob, _ = samples.tensors(slice(start, start + batch_size), size)
-        out.append(model(rgb.to(device), prob.to(device)).float().cpu())
+        fmt = torch.channels_last  # matches models trained/served in NHWC; values do not depend on it
+        out.append(model(rgb.to(device, memory_format=fmt), prob.to(device, memory_format=fmt)).float().cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
@@ -115,6 +116,7 @@ def evaluate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     if not folders:
         raise ConfigError("eval_quality needs samples=[<sample folder>, ...]")
     model, payload = load_model(cfg.checkpoint)
+    model = model.to(memory_format=torch.channels_last)
     samples = load_samples(folders)
     if cfg.get("sequences"):
         wanted = set(cfg.sequences)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
@@ -67,29 +69,69 @@ def split_by_sequence(
     return samples.subset(~is_val), samples.subset(is_val), val
 
 
-def augment(
-    rgb: torch.Tensor,
-    prob: torch.Tensor,
-    generator: torch.Generator,
-    hflip: float,
-    brightness: float,
-    contrast: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label-preserving augmentation of a batch: horizontal flip (both inputs), RGB jitter.
+@dataclass(frozen=True)
+class Augment:
+    """Label-preserving batch augmentation; every op keeps the true J&F of the crop unchanged.
 
-    The probability map is never perturbed on its own: that would change the true J&F.
+    Geometric ops (flips, 90° rotations, zoom into the crop's margin) move RGB and probability
+    together; photometric ops (brightness, contrast, saturation, grayscale) touch RGB only, so the
+    network cannot identify a training video by its colours. The probability map is never changed
+    on its own: that would change the target. ``zoom`` keeps a random ``s`` x ``s`` window with
+    ``s ~ U(1 - zoom, 1)``: the 1.5x enlarged box leaves a margin of 1/6 on each side, so
+    ``zoom <= 0.3`` only trims context.
     """
-    n = rgb.shape[0]
-    if hflip > 0:
-        flip = (torch.rand(n, generator=generator) < hflip).view(n, 1, 1, 1)
-        rgb = torch.where(flip, rgb.flip(-1), rgb)
-        prob = torch.where(flip, prob.flip(-1), prob)
-    if brightness > 0 or contrast > 0:
-        c = 1.0 + contrast * (2.0 * torch.rand(n, 1, 1, 1, generator=generator) - 1.0)
-        b = brightness * (2.0 * torch.rand(n, 1, 1, 1, generator=generator) - 1.0)
-        mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
-        rgb = ((rgb - mean) * c + mean + b).clamp_(0.0, 1.0)
-    return rgb, prob
+
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rot90: bool = False
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.0
+    gray: float = 0.0
+    zoom: float = 0.0
+
+    def __call__(
+        self, rgb: torch.Tensor, prob: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = rgb.shape[0]
+
+        def u(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape, generator=generator)
+
+        if self.zoom > 0:
+            scale = 1.0 - self.zoom * u(n)
+            shift = (1.0 - scale)[:, None] * (2.0 * u(n, 2) - 1.0)
+            theta = torch.zeros(n, 2, 3)
+            theta[:, 0, 0] = theta[:, 1, 1] = scale
+            theta[:, :, 2] = shift
+            grid = F.affine_grid(theta, [n, 4, rgb.shape[-2], rgb.shape[-1]], align_corners=False)
+            both = F.grid_sample(torch.cat([rgb, prob], 1), grid, mode="bilinear", align_corners=False)
+            rgb, prob = both[:, :3], both[:, 3:]
+        if self.hflip > 0:
+            flip = (u(n) < self.hflip).view(n, 1, 1, 1)
+            rgb, prob = torch.where(flip, rgb.flip(-1), rgb), torch.where(flip, prob.flip(-1), prob)
+        if self.vflip > 0:
+            flip = (u(n) < self.vflip).view(n, 1, 1, 1)
+            rgb, prob = torch.where(flip, rgb.flip(-2), rgb), torch.where(flip, prob.flip(-2), prob)
+        if self.rot90:
+            k = torch.randint(0, 4, (n,), generator=generator)
+            rgb, prob = rgb.clone(), prob.clone()
+            for turns in (1, 2, 3):
+                sel = k == turns
+                if sel.any():
+                    rgb[sel] = torch.rot90(rgb[sel], turns, dims=(-2, -1))
+                    prob[sel] = torch.rot90(prob[sel], turns, dims=(-2, -1))
+        if self.saturation > 0 or self.gray > 0:
+            luma = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]).expand_as(rgb)
+            sat = 1.0 + self.saturation * (2.0 * u(n, 1, 1, 1) - 1.0)
+            sat = torch.where(u(n, 1, 1, 1) < self.gray, torch.zeros_like(sat), sat)
+            rgb = (luma + (rgb - luma) * sat).clamp(0.0, 1.0)
+        if self.brightness > 0 or self.contrast > 0:
+            c = 1.0 + self.contrast * (2.0 * u(n, 1, 1, 1) - 1.0)
+            b = self.brightness * (2.0 * u(n, 1, 1, 1) - 1.0)
+            mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
+            rgb = ((rgb - mean) * c + mean + b).clamp(0.0, 1.0)
+        return rgb, prob
 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int, min_ratio: float) -> float:
@@ -178,7 +220,9 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         samples, cfg.data.get("val_sequences"), float(cfg.data.get("val_fraction", 0.2)), seed
     )
     device = torch.device(str(cfg.get("device", "cpu")))
-    model = _build_model(cfg).to(device)
+    # NHWC is ~1.5x faster for these backbones on CPU (forward and backward).
+    fmt = torch.channels_last if cfg.get("channels_last", True) else torch.contiguous_format
+    model = _build_model(cfg).to(device, memory_format=fmt)
     check_geometry(model, samples)
     size = model.config.input_size
     batch_size = int(cfg.batch_size)
@@ -203,7 +247,10 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             float(sched_cfg.get("min_ratio", 0.0)),
         ),
     )
-    aug = cfg.augment
+    try:
+        aug = Augment(**OmegaConf.to_container(cfg.augment, resolve=True))  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ConfigError(f"invalid augment settings {cfg.augment}: {exc}") from exc
     train_cfg = OmegaConf.to_container(cfg, resolve=True)
 
     step, best_mse, history, running = 0, math.inf, [], []
@@ -260,8 +307,10 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             idx = perm[b * batch_size : (b + 1) * batch_size].numpy()
             rgb, prob, target = train_set.tensors(idx, size)
             gen = torch.Generator().manual_seed(seed * _STEP_SEED + 7 * step + 1)
-            rgb, prob = augment(rgb, prob, gen, float(aug.hflip), float(aug.brightness), float(aug.contrast))
-            rgb, prob, target = rgb.to(device), prob.to(device), target.to(device)
+            rgb, prob = aug(rgb, prob, gen)
+            rgb = rgb.to(device, memory_format=fmt)
+            prob = prob.to(device, memory_format=fmt)
+            target = target.to(device)
             loss = torch.mean((model(rgb, prob) - target) ** 2)
             if not torch.isfinite(loss):
                 raise ConfigError(

@@ -1,6 +1,7 @@
 """Frame-selection strategies: one file each, one interface (:class:`Strategy`)."""
 
-from ivos_rl.strategies import farthest, linspace, random, uncertainty, worst
+from ivos_rl.strategies import agent, farthest, linspace, random, uncertainty, worst
+from ivos_rl.strategies.agent import AgentStrategy
 from ivos_rl.strategies.base import (
     Strategy,
     StrategyState,
@@ -15,6 +16,7 @@ from ivos_rl.strategies.uncertainty import UncertaintyStrategy
 from ivos_rl.strategies.worst import WorstStrategy
 
 __all__ = [
+    "AgentStrategy",
     "FarthestStrategy",
     "LinspaceStrategy",
     "RandomStrategy",
@@ -22,6 +24,7 @@ __all__ = [
     "StrategyState",
     "UncertaintyStrategy",
     "WorstStrategy",
+    "agent",
     "available_strategies",
     "build_strategy",
     "farthest",

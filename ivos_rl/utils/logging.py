@@ -17,6 +17,8 @@ def setup_logging(level: int | str = logging.INFO) -> None:
     """Configure a single stream handler for command-line use (idempotent)."""
     root = logging.getLogger("ivos_rl")
     root.setLevel(level)
+    if logging.getLogger().handlers:
+        return  # an application (e.g. Hydra) already configured logging: propagate to it
     if not any(getattr(h, "_ivos_rl", False) for h in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT))
