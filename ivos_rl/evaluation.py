@@ -286,7 +286,12 @@ def evaluate(
                 result_t = current["output"]
             current["n_marks"] = n_marks if backend.wants_all_scribbles else 0
             if archive is not None:
-                archive.add(f"{seq}:{current['idx']}", sess.interaction_number + 1, result_t.masks)
+                archive.add(
+                    f"{seq}:{current['idx']}",
+                    sess.interaction_number + 1,
+                    result_t.masks,
+                    n_objects=cache["n_objects"],
+                )
 
             round_nb = sess.interaction_number + 1
             candidates = None
@@ -320,6 +325,8 @@ def evaluate(
             "strategy": strategy.name,
             "setting": setting,
             "backend": getattr(backend, "name", type(backend).__name__),
+            "dataset": Path(str(getattr(dataset, "root", "dataset"))).name,
+            "output_dir": None if out is None else str(out.resolve()),
             "shard": f"{i_shard}/{n_shard}",
             "seconds_per_round": float(
                 np.mean([s.seconds / max_rounds for s in samples]) if samples else 0.0

@@ -124,3 +124,151 @@ def plot_curves(results: Mapping[str, EvaluationResult], path: str | Path, title
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------- multirun reports
+
+
+def collect_runs(runs_dir: str | Path) -> list[tuple[dict[str, object], EvaluationResult]]:
+    """Every evaluation folder under ``runs_dir`` (one with ``summary.json`` and ``samples/``)."""
+    import json
+
+    from ivos_rl.evaluation import load_sample_results, summarize_samples
+
+    found = []
+    for summary_path in sorted(Path(runs_dir).rglob("summary.json")):
+        folder = summary_path.parent
+        if not (folder / "samples").is_dir():
+            continue
+        meta = json.loads(summary_path.read_text())
+        samples = load_sample_results(folder)
+        _, summary = summarize_samples(samples, metric=str(meta.get("metric", "J_AND_F")))
+        summary.update({k: meta[k] for k in ("strategy", "setting", "backend", "dataset") if k in meta})
+        found.append((meta, EvaluationResult(report=pd.DataFrame(), summary=summary, samples=samples)))
+    if not found:
+        raise InputValidationError(f"no evaluation output (summary.json + samples/) under {runs_dir}")
+    return found
+
+
+def table1(runs: Sequence[tuple[dict[str, object], EvaluationResult]], n_boot: int = 2000) -> pd.DataFrame:
+    """Table-1 layout: rows (setting, strategy), columns "backend/dataset", cells "AUC ± std (runs)".
+
+    Agent rows get, per column, the paired bootstrap 95% interval of Agent minus every other
+    strategy of the same setting (over sequences), as extra rows "agent - <strategy>".
+    """
+    groups: dict[tuple[str, str, str], list[EvaluationResult]] = {}
+    for meta, res in runs:
+        col = f"{meta.get('backend', '?')}/{meta.get('dataset', '?')}"
+        groups.setdefault((str(meta.get("setting")), str(meta.get("strategy")), col), []).append(res)
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for (setting, strategy, col), results in sorted(groups.items()):
+        aucs = np.array([r.auc_rounds for r in results])
+        std = f" ± {aucs.std(ddof=1) * 100:.2f}" if aucs.size > 1 else ""
+        cells.setdefault((setting, strategy), {})[col] = f"{aucs.mean() * 100:.2f}{std} ({aucs.size})"
+    for (setting, strategy, col), results in sorted(groups.items()):
+        if strategy != "agent":
+            continue
+        agent_auc = _mean_per_sample(results)
+        for (s2, other, c2), others in sorted(groups.items()):
+            if s2 != setting or c2 != col or other == "agent":
+                continue
+            mean, lo, hi = paired_bootstrap(agent_auc, _mean_per_sample(others), n_boot=n_boot)
+            key = (setting, f"agent - {other}")
+            cells.setdefault(key, {})[col] = f"{mean * 100:+.2f} [{lo * 100:+.2f}, {hi * 100:+.2f}]"
+    table = pd.DataFrame.from_dict(cells, orient="index").sort_index()
+    table.index = [f"{s} / {r}" for s, r in table.index]
+    table.index.name = "setting / strategy"
+    return table.fillna("")
+
+
+def _mean_per_sample(results: Sequence[EvaluationResult]) -> pd.Series:
+    """Per-sample round-AUC averaged over runs (e.g. Random's seeds)."""
+    return pd.concat([per_sample_auc(r.samples) for r in results], axis=1).mean(axis=1)
+
+
+def overlay_gif(
+    frames: np.ndarray,
+    masks: np.ndarray,
+    recommended: Sequence[int],
+    path: str | Path,
+    fps: float = 8.0,
+    alpha: float = 0.5,
+) -> Path:
+    """Figure-4/5-style animation: masks overlaid on frames, recommended frames marked in red.
+
+    ``frames`` (T, H, W, 3) uint8, ``masks`` (T, H, W) labels; ``recommended`` lists the frames
+    annotated in order (round r's frame gets a red border and its round number).
+    """
+    from PIL import Image, ImageDraw
+
+    if frames.shape[:3] != masks.shape:
+        raise InputValidationError(f"frames {frames.shape} and masks {masks.shape} do not match")
+    palette = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+                        [245, 130, 48], [145, 30, 180], [70, 240, 240]], dtype=np.float32)
+    colours = palette[np.minimum(masks, len(palette) - 1)]
+    fg = (masks > 0)[..., None]
+    blended = np.where(fg, (1 - alpha) * frames + alpha * colours, frames).astype(np.uint8)
+    rounds: dict[int, list[int]] = {}
+    for r, f in enumerate(recommended, start=1):
+        rounds.setdefault(int(f), []).append(r)
+    images = []
+    for t in range(blended.shape[0]):
+        im = Image.fromarray(blended[t])
+        draw = ImageDraw.Draw(im)
+        draw.text((4, 4), f"frame {t}", fill=(255, 255, 255))
+        if t in rounds:
+            w, h = im.size
+            draw.rectangle([0, 0, w - 1, h - 1], outline=(255, 0, 0), width=4)
+            draw.text((4, 16), "annotated in round " + ",".join(map(str, rounds[t])), fill=(255, 0, 0))
+        images.append(im)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=int(1000 / fps), loop=0)
+    return path
+
+
+def run_report(cfg: object) -> dict[str, object]:
+    """Hydra entry (``scripts/report.py``): Table 1, Figure-3 curves and overlays of a runs folder."""
+    from omegaconf import DictConfig
+
+    from ivos_rl.data.rle import PredictionArchive
+    from ivos_rl.utils.io import atomic_write_text
+
+    assert isinstance(cfg, DictConfig)
+    out = Path(str(cfg.output_dir))
+    runs = collect_runs(str(cfg.runs_dir))
+    table = table1(runs, n_boot=int(cfg.n_boot))
+    md = to_markdown(table)
+    atomic_write_text(out / "table1.md", md + "\n")
+    atomic_write_text(out / "table1.csv", table.to_csv())
+    print(f"Round-AUC x100 (mean ± std over runs; agent rows: paired bootstrap 95% CI)\n{md}")
+    by_column: dict[str, dict[str, EvaluationResult]] = {}
+    for meta, res in runs:
+        col = f"{meta.get('backend', '?')}_{meta.get('dataset', '?')}"
+        label = f"{meta.get('strategy')} ({meta.get('setting')})"
+        by_column.setdefault(col, {}).setdefault(label, res)  # first run of a strategy (seed 0)
+    plots = [
+        str(plot_curves(results, out / f"curves_{col}.png", title=col)) for col, results in by_column.items()
+    ]
+    gifs = []
+    if cfg.get("overlay_sequences"):
+        dataset = None
+        for meta, res in runs:
+            pred_file = Path(str(meta.get("output_dir", ""))) / "predictions.json"
+            if not pred_file.is_file():
+                continue
+            archive = PredictionArchive.load(pred_file)
+            if dataset is None:
+                from hydra.utils import instantiate
+
+                dataset = instantiate(cfg.dataset)
+            for s in res.samples:
+                if s.sequence not in set(cfg.overlay_sequences):
+                    continue
+                key = f"{s.sequence}:{s.scribble_idx}"
+                last = max(archive.rounds(key))
+                name = f"{s.sequence}_{s.scribble_idx}_{meta.get('strategy')}_{meta.get('setting')}.gif"
+                gifs.append(str(overlay_gif(dataset.load_frames(s.sequence), archive.get(key, last),
+                                            s.annotated_frames, out / "overlays" / name)))
+    return {"table": table.to_dict(), "plots": plots, "overlays": gifs}

@@ -59,6 +59,8 @@ class PropParams:
     colour_band: float = 6.0
     local_mix: float = 0.8
     local_band: float = 10.0
+    local_gap: float = 0.0
+    local_anchor: float = 0.0
     smooth_sigma: float = 0.8
     min_fragment: float = 0.1
     stroke_weight: float = 20.0
@@ -67,16 +69,20 @@ class PropParams:
 
 @dataclass
 class _Crop:
-    """Soft labels of one frame: uint8 probabilities (h, w, L) inside a box, background outside."""
+    """Soft labels of one frame: uint8 probabilities (L, h, w) inside a box, background outside.
+
+    Channel-first so that per-label operations are whole-plane numpy/OpenCV calls.
+    """
 
     box: tuple[slice, slice] | None
     probs: np.ndarray | None
 
     def full(self, shape: tuple[int, int], n_labels: int) -> np.ndarray:
-        out = np.zeros((*shape, n_labels), dtype=np.float32)
-        out[..., 0] = 1.0
+        """(L, H, W) float32 probabilities of the whole frame."""
+        out = np.zeros((n_labels, *shape), dtype=np.float32)
+        out[0] = 1.0
         if self.box is not None and self.probs is not None:
-            out[self.box] = self.probs.astype(np.float32) / 255.0
+            out[(slice(None), *self.box)] = self.probs.astype(np.float32) / 255.0
         return out
 
 
@@ -288,29 +294,32 @@ class PropagationBackend(VOSBackend):
                     del run.states[n_steps:]
                     continue
                 if tables is None:
-                    tables = self._global_model().log_tables().T.copy()
+                    tables = self._global_model().log_tables()
                 self._runs[key] = self._compute_run(a, direction, n_steps, tables)
         for key in set(self._runs) - wanted:
             del self._runs[key]
 
     def _compute_run(self, a: int, direction: int, n_steps: int, tables: np.ndarray) -> _Run:
-        labels = self._segs[a]
-        probs = (np.eye(self.n_labels, dtype=np.float32)[labels] * 255).astype(np.uint8)
-        state = _Crop((slice(0, self._shape[0]), slice(0, self._shape[1])), probs)
+        full = (slice(0, self._shape[0]), slice(0, self._shape[1]))
+        onehot = _onehot(self._segs[a], self.n_labels)
+        state = _Crop(full, (onehot * 255).astype(np.uint8))
+        anchor = self._boundary_model(onehot, self._bins[a], full)
         states = []
         for i in range(n_steps):
             t_src = a + direction * i
-            state = self._step(state, t_src, t_src + direction, tables)
+            state = self._step(state, t_src, t_src + direction, tables, anchor)
             states.append(state)
         return _Run(a, direction, self._versions[a], states)
 
-    def _step(self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray) -> _Crop:
+    def _step(
+        self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray, anchor: ColourModel | None = None
+    ) -> _Crop:
         """Carry soft labels from ``t_src`` to the adjacent ``t_dst`` and colour-correct them."""
         prm = self.prop_params
         shape, n_labels = self._shape, self.n_labels
         if src.box is None or src.probs is None:
             return _Crop(None, None)
-        present = src.probs[..., 0] < _OBJECT_PRESENT
+        present = src.probs[0] < _OBJECT_PRESENT
         inner = bbox(present, 0, present.shape)
         if inner is None:
             return _Crop(None, None)
@@ -326,63 +335,78 @@ class PropagationBackend(VOSBackend):
         flow = to_src[dbox].astype(np.float32)
         mx = self._warper.xs[dbox] + flow[..., 0]
         my = self._warper.ys[dbox] + flow[..., 1]
-        warped = _remap_channels(p_src, mx, my)
+        warped = np.stack([_remap(p_src[k], mx, my) for k in range(n_labels)])
         back = cv2.remap(from_src.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err2 = ((flow + back) ** 2).sum(axis=-1)
-        conf = np.exp(-0.5 * err2 / prm.fb_sigma**2)[..., None]
+        err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
+        conf = np.exp(-0.5 / prm.fb_sigma**2 * err2)
         alt = np.full(n_labels, (1.0 - prm.occluded_prior) / max(n_labels - 1, 1), dtype=np.float32)
         alt[0] = prm.occluded_prior
-        warped = conf * warped + (1.0 - conf) * alt
-        loglik = tables[self._bins[t_dst][dbox]]
+        warped = conf * warped + (1.0 - conf) * alt[:, None, None]
         if prm.local_mix > 0:
-            loglik = self._mix_local(loglik, p_src, sbox, t_src, t_dst, dbox)
+            tables = self._mix_local(tables, p_src, sbox, t_src, anchor)
+        loglik = tables[:, self._bins[t_dst][dbox]]
         if prm.colour_band > 0:
-            dist = _boundary_distance(warped.argmax(axis=-1))
-            loglik = loglik * np.exp(-0.5 * (dist / prm.colour_band) ** 2)[..., None]
-        score = prm.prior_weight * np.log(np.clip(warped, prm.prior_floor, 1.0)) + prm.colour_weight * loglik
-        score -= score.max(axis=-1, keepdims=True)
-        q = np.exp(score)
-        q /= q.sum(axis=-1, keepdims=True)
+            dist = _boundary_distance(_argmax0(warped))
+            loglik = loglik * np.exp(-0.5 * (dist / prm.colour_band) ** 2)
+        score = prm.prior_weight * np.log(np.maximum(warped, prm.prior_floor)) + prm.colour_weight * loglik
+        q = _softmax0(score)
         if prm.smooth_sigma > 0:
-            q = cv2.GaussianBlur(q, (0, 0), prm.smooth_sigma)
-            if q.ndim == 2:
-                q = q[..., None]
+            q = np.stack([cv2.GaussianBlur(plane, (0, 0), prm.smooth_sigma) for plane in q])
         q = _remove_fragments(q, prm.min_fragment)
         return _Crop(dbox, probs_to_uint8(q))
 
+    def _boundary_model(
+        self, p: np.ndarray, bins: np.ndarray, region: tuple[slice, slice]
+    ) -> ColourModel | None:
+        """Colour model of the pixels near the label boundary of soft labels ``p`` in ``region``."""
+        prm = self.prop_params
+        pr = p[(slice(None), *region)]
+        dist = _boundary_distance(_argmax0(pr))
+        near = (dist < prm.local_band) & (dist >= prm.local_gap)
+        if not near.any():
+            return None
+        model = ColourModel(self.n_labels, self.colour_bins)
+        model.add(bins[region][near], pr[:, near])
+        return model
+
     def _mix_local(
         self,
-        loglik: np.ndarray,
+        tables: np.ndarray,
         p_src: np.ndarray,
         sbox: tuple[slice, slice],
         t_src: int,
-        t_dst: int,
-        dbox: tuple[slice, slice],
+        anchor: ColourModel | None,
     ) -> np.ndarray:
-        """Mix the global colour likelihood with one fitted on the source frame near its boundary.
+        """Mix the global colour densities with ones fitted near the object boundary.
 
         Appearance drifts (lighting, pose); the previous frame's own labels near the object
-        boundary are the most relevant colour samples for the next frame's boundary.
+        boundary are the most relevant colour samples for the next frame's boundary, and the
+        source annotated frame's (``anchor``) are the most reliable ones. Mixing the (L, bins)
+        log-density tables is exact and far cheaper than mixing per pixel.
         """
         prm = self.prop_params
         region = _grow(sbox, prm.local_band + 1, self._shape)
-        p = p_src[region]
-        near = _boundary_distance(p.argmax(axis=-1)) < prm.local_band
-        if not near.any():
-            return loglik
-        model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(self._bins[t_src][region][near], p[near].T)
-        local = model.log_tables().T[self._bins[t_dst][dbox]]
+        prev = self._boundary_model(p_src, self._bins[t_src], region) if prm.local_anchor < 1 else None
+        if anchor is None or prm.local_anchor <= 0:
+            model = prev
+        else:
+            model = ColourModel(self.n_labels, self.colour_bins)
+            model.merge(anchor, prm.local_anchor)
+            if prev is not None:
+                model.merge(prev, 1.0 - prm.local_anchor)
+        if model is None:
+            return tables
         a = prm.local_mix
-        return np.logaddexp(math.log(1.0 - a) + loglik, math.log(a) + local) if a < 1 else local
+        local = model.log_tables()
+        return np.logaddexp(math.log(1.0 - a) + tables, math.log(a) + local) if a < 1 else local
 
     # ------------------------------------------------------------------ fusion and output
 
     def _fused(self, t: int) -> np.ndarray:
-        """Soft labels (h, w, L) float32 of frame ``t`` at working resolution."""
+        """Soft labels (L, h, w) float32 of frame ``t`` at working resolution."""
         shape, n_labels = self._shape, self.n_labels
         if t in self._segs:
-            return np.eye(n_labels, dtype=np.float32)[self._segs[t]]
+            return _onehot(self._segs[t], n_labels)
         prev_a, next_a = self._neighbours(t)
         parts: list[tuple[float, _Crop]] = []
         if prev_a is not None:
@@ -391,7 +415,7 @@ class PropagationBackend(VOSBackend):
         if next_a is not None:
             w = 1.0 if prev_a is None else (t - prev_a) / (next_a - prev_a)
             parts.append((w, self._runs[(next_a, -1)].states[next_a - t - 1]))
-        out = np.zeros((*shape, n_labels), dtype=np.float32)
+        out = np.zeros((n_labels, *shape), dtype=np.float32)
         for w, crop in parts:
             out += w * crop.full(shape, n_labels)
         return out
@@ -405,17 +429,16 @@ class PropagationBackend(VOSBackend):
         for t in range(t_total):
             p = self._fused(t)
             if (oh, ow) != self._shape:
-                p = cv2.resize(p, (ow, oh), interpolation=cv2.INTER_LINEAR)
-                if p.ndim == 2:
-                    p = p[..., None]
-            labels = p.argmax(axis=-1).astype(np.uint8)
-            obj = p[..., 1:]
+                p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
+            labels = _argmax0(p)
+            obj = p[1:]
             if t in self._strokes:
                 seeds = rasterise(self._strokes[t], (oh, ow))
                 on = seeds >= 0
                 labels[on] = seeds[on]
-                obj[on] = np.eye(self.n_labels, dtype=np.float32)[seeds[on]][:, 1:]
-            probs[t] = probs_to_uint8(obj).transpose(2, 0, 1)
+                for k in range(1, self.n_labels):
+                    obj[k - 1][on] = (seeds[on] == k).astype(np.float32)
+            probs[t] = probs_to_uint8(obj)
             masks[t] = labels
         return BackendOutput(probs=probs, masks=masks)
 
@@ -446,13 +469,32 @@ def _boundary_distance(labels: np.ndarray) -> np.ndarray:
     return np.minimum(cv2.distanceTransform(1 - edge, cv2.DIST_L2, 3), 1000.0)
 
 
-def _remap_channels(p: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-    """Bilinear backward warp of an (h, w, L) stack; OpenCV remaps at most 4 channels at once."""
-    n = p.shape[-1]
-    if n <= 4:
-        out = cv2.remap(np.ascontiguousarray(p), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return out[..., None] if out.ndim == 2 else out
-    return np.concatenate([_remap_channels(p[..., i : i + 4], mx, my) for i in range(0, n, 4)], axis=-1)
+def _remap(plane: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    """Bilinear backward warp of one (H, W) float32 plane, edges replicated."""
+    return cv2.remap(plane, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _onehot(labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """(L, H, W) float32 one-hot planes of a label map."""
+    return np.stack([(labels == k).astype(np.float32) for k in range(n_labels)])
+
+
+def _argmax0(p: np.ndarray) -> np.ndarray:
+    """Argmax over the first axis of (L, H, W) as uint8, plane by plane (ties: lowest label)."""
+    labels = np.zeros(p.shape[1:], dtype=np.uint8)
+    best = p[0].copy()
+    for k in range(1, p.shape[0]):
+        better = p[k] > best
+        labels[better] = k
+        np.maximum(best, p[k], out=best)
+    return labels
+
+
+def _softmax0(score: np.ndarray) -> np.ndarray:
+    """Softmax over the first axis of (L, H, W) float32."""
+    top = score.max(axis=0) if score.shape[0] > 2 else np.maximum(score[0], score[1])
+    e = np.exp(score - top)
+    return e / e.sum(axis=0)
 
 
 def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
@@ -460,14 +502,13 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
 
     A piece smaller than ``min_fragment`` times the object's largest piece is almost always
     colour leakage, not the object (objects rarely split into tiny parts between two frames).
+    ``q`` is (L, H, W).
     """
     if min_fragment <= 0:
         return q
-    labels = q.argmax(axis=-1)
-    out = q
-    for k in range(1, q.shape[-1]):
-        mask = (labels == k).astype(np.uint8)
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    labels = _argmax0(q)
+    for k in range(1, q.shape[0]):
+        n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == k).astype(np.uint8), connectivity=8)
         if n <= 2:
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]
@@ -475,11 +516,9 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
         if small.size == 0:
             continue
         drop = np.isin(comp, small)
-        if out is q:
-            out = q.copy()
-        out[drop, 0] += out[drop, k]
-        out[drop, k] = 0.0
-    return out
+        q[0][drop] += q[k][drop]
+        q[k][drop] = 0.0
+    return q
 
 
 def _override(base: Any, values: dict[str, float] | None, what: str) -> Any:

@@ -1,0 +1,237 @@
+"""Quality, speed and memory of the propagation backend on real DAVIS-2016 sequences.
+
+Quality (default): the DAVIS-Interactive flow through :func:`ivos_rl.evaluation.evaluate` (the
+project's one evaluation loop over :class:`~ivos_rl.session.InteractiveSession`), 240p, the
+Oracle setting (strategies see the true per-frame J&F), initial scribbles drawn by the robot on
+an empty prediction (variant 1 of :mod:`ivos_rl.data.init_scribbles`), then the robot corrects
+the frame each strategy picks. Prints J&F per round and IVOS-W's round-AUC per strategy for the
+tuning sequences, the held-out ones and all, and writes per-sequence rows to ``--csv``.
+
+Tuning split: the backend's parameters were tuned on every third sequence of
+``ImageSets/2016/train.txt`` starting with the first (10 sequences, :data:`TUNE`); the other
+20 were never looked at while tuning.
+
+    python benchmarks/bench_propagation.py --sequences all --rounds 8 \\
+        --strategies worst,random,linspace --csv results.csv
+    python benchmarks/bench_propagation.py --timing      # seconds per round, 80 frames at 240p
+    python benchmarks/bench_propagation.py --memory      # peak memory, 100 frames at 480p
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ivos_rl.backends.base import BackendOutput, VOSBackend
+from ivos_rl.backends.propagation import PropagationBackend
+from ivos_rl.data import DavisDataset, write_initial_scribbles
+from ivos_rl.evaluation import evaluate
+from ivos_rl.metrics import batched_j_and_f
+from ivos_rl.robot import ScribbleRobot
+from ivos_rl.strategies import build_strategy
+from ivos_rl.summary import auc_rounds
+
+DEFAULT_ROOT = Path("/work/shared/data/davis2016-train")
+IMAGE_SET = "2016/train"
+
+
+def tune_split(sequences: list[str]) -> list[str]:
+    """The tuning sequences: every third of the image set, starting with the first."""
+    return sequences[0::3]
+
+
+class TimedBackend(VOSBackend):
+    """Delegates to a backend and records how long ``reset`` and ``interact`` take."""
+
+    def __init__(self, inner: VOSBackend) -> None:
+        self.inner = inner
+        self.name = inner.name  # type: ignore[misc]
+        self.wants_all_scribbles = inner.wants_all_scribbles  # type: ignore[misc]
+        self.accepts_clicks = inner.accepts_clicks  # type: ignore[misc]
+        self.uses_ground_truth = inner.uses_ground_truth  # type: ignore[misc]
+        self.reset_s: dict[str, float] = {}
+        self.round_s: dict[str, list[float]] = {}
+        self._seq = ""
+
+    def reset(self, frames: np.ndarray, n_objects: int, *, sequence: str | None = None,
+              gt_masks: np.ndarray | None = None) -> None:
+        t0 = time.perf_counter()
+        self.inner.reset(frames, n_objects, sequence=sequence, gt_masks=gt_masks)
+        self._seq = sequence or ""
+        self.reset_s.setdefault(self._seq, time.perf_counter() - t0)  # first reset computes the flows
+        self.round_s.setdefault(self._seq, [])
+
+    def interact(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
+        t0 = time.perf_counter()
+        out = self.inner.interact(frame_idx, interaction)
+        self.round_s[self._seq].append(time.perf_counter() - t0)
+        return out
+
+
+def _curve_per_sequence(report: Any, rounds: int) -> dict[str, list[float]]:
+    """Mean J&F per round for each sequence (one sample per sequence here)."""
+    out: dict[str, list[float]] = {}
+    for seq, df in report.groupby("sequence"):
+        per_round = df.groupby("interaction")["j_and_f"].mean()
+        out[str(seq)] = [float(per_round.get(i, np.nan)) for i in range(1, rounds + 1)]
+    return out
+
+
+def run_quality(args: argparse.Namespace) -> None:
+    root = Path(args.root)
+    all_seqs = (root / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
+    if args.sequences == "all":
+        seqs = all_seqs
+    elif args.sequences == "tune":
+        seqs = tune_split(all_seqs)
+    elif args.sequences == "holdout":
+        seqs = [s for s in all_seqs if s not in tune_split(all_seqs)]
+    else:
+        seqs = args.sequences.split(",")
+    tune = set(tune_split(all_seqs))
+    strategies = args.strategies.split(",")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        scribbles = Path(tmp) / "Scribbles"
+        t0 = time.perf_counter()
+        write_initial_scribbles(root, "240p", n_variants=1, sequences=seqs, out_dir=scribbles)
+        print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {time.perf_counter() - t0:.1f} s")
+        dataset = DavisDataset(root, "240p", sequences=seqs, scribbles_root=scribbles)
+        backend = TimedBackend(PropagationBackend(flow_cache_size=1))
+        curves: dict[str, dict[str, list[float]]] = {}
+        for name in strategies:
+            strategy = build_strategy(name, **({"seed": args.seed} if name == "random" else {}))
+            t0 = time.perf_counter()
+            for seq in seqs:  # one sequence at a time so that each video's flows are computed once
+                res = evaluate(dataset, backend, strategy, setting="oracle", max_rounds=args.rounds,
+                               sequences=[seq], seed=args.seed, progress=False)
+                curve = _curve_per_sequence(res.report, args.rounds)[seq]
+                curves.setdefault(name, {})[seq] = curve
+                frames = res.samples[0].annotated_frames
+                times = backend.round_s[seq][-args.rounds:]
+                rows.append({
+                    "sequence": seq, "split": "tune" if seq in tune else "holdout", "strategy": name,
+                    **{f"r{i + 1}": round(v, 4) for i, v in enumerate(curve)},
+                    "auc": round(auc_rounds([0.0, *curve]), 4), "frames": " ".join(map(str, frames)),
+                    "flow_s": round(backend.reset_s[seq], 2), "round_s": round(float(np.mean(times)), 3),
+                })
+                if args.verbose:
+                    print(f"  {name:8s} {seq:18s} auc={rows[-1]['auc']:.3f} r1={curve[0]:.3f} "
+                          f"r{args.rounds}={curve[-1]:.3f} frames={frames}", flush=True)
+            print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    print(f"\nJ&F per round and round-AUC (Oracle, 240p, {args.rounds} rounds)")
+    groups = [("tune", [s for s in seqs if s in tune]), ("holdout", [s for s in seqs if s not in tune]),
+              ("all", seqs)]
+    for label, members in groups:
+        if not members:
+            continue
+        print(f"-- {label} ({len(members)} sequences)")
+        for name in strategies:
+            mean = np.mean([curves[name][s] for s in members], axis=0)
+            auc = auc_rounds([0.0, *mean.tolist()])
+            print(f"   {name:8s} AUC {auc:.3f}  " + " ".join(f"{v:.3f}" for v in mean))
+    flows = [r["flow_s"] for r in rows]
+    per_round = [t for s in seqs for t in backend.round_s[s]]
+    print(f"\nflow precompute {np.mean(flows):.2f} s/sequence (max {np.max(flows):.2f}); "
+          f"interact {np.mean(per_round):.3f} s/round (p90 {np.percentile(per_round, 90):.3f}, "
+          f"max {np.max(per_round):.3f})")
+
+
+def _load(root: Path, seq: str) -> tuple[np.ndarray, np.ndarray]:
+    ds = DavisDataset(root, "240p", sequences=[seq])
+    return ds.load_frames(seq), ds.load_masks(seq)
+
+
+def run_timing(args: argparse.Namespace) -> None:
+    """Seconds per round for an 80-frame 240p video, worst-frame robot, 8 rounds."""
+    frames, gt = _load(Path(args.root), args.timing_sequence)
+    frames, gt = frames[:80], gt[:80]
+    robot = ScribbleRobot()
+    backend = PropagationBackend(flow_cache_size=0)
+    t0 = time.perf_counter()
+    backend.reset(frames, 1, sequence=args.timing_sequence)
+    precompute = time.perf_counter() - t0
+    pred = np.zeros_like(gt)
+    times = []
+    for _ in range(args.rounds):
+        inter = robot.interact(args.timing_sequence, pred, gt, nb_objects=1)
+        frame = next((i for i, s in enumerate(inter["scribbles"]) if s), None)
+        if frame is None:
+            break
+        t0 = time.perf_counter()
+        pred = backend.interact(frame, inter).masks
+        times.append(time.perf_counter() - t0)
+    jf = float(batched_j_and_f(gt, pred, nb_objects=1).mean())
+    print(f"{args.timing_sequence} 80 frames {frames.shape[1]}x{frames.shape[2]}: flow precompute "
+          f"{precompute:.2f} s; per round " + " ".join(f"{t:.2f}" for t in times)
+          + f" s (mean {np.mean(times):.2f}); final J&F {jf:.3f}")
+
+
+def run_memory(args: argparse.Namespace) -> None:
+    """Peak memory for a 100-frame 480p video (a 240p sequence upsampled, looped back and forth)."""
+    frames, gt = _load(Path(args.root), args.timing_sequence)
+    idx = np.concatenate([np.arange(len(frames)), np.arange(len(frames) - 2, 0, -1)])
+    idx = np.resize(idx, 100)
+    big = np.stack([cv2.resize(frames[i], (854, 480), interpolation=cv2.INTER_LINEAR) for i in idx])
+    gt_big = np.stack([cv2.resize(gt[i], (854, 480), interpolation=cv2.INTER_NEAREST) for i in idx])
+    robot = ScribbleRobot()
+    input_mb = big.nbytes / 2**20
+    tracemalloc.start()
+    backend = PropagationBackend(flow_cache_size=0)
+    t0 = time.perf_counter()
+    backend.reset(big, 1, sequence="memory")
+    precompute = time.perf_counter() - t0
+    pred = np.zeros_like(gt_big)
+    times = []
+    for _ in range(4):
+        inter = robot.interact("memory", pred, gt_big, nb_objects=1)
+        frame = next(i for i, s in enumerate(inter["scribbles"]) if s)
+        t0 = time.perf_counter()
+        pred = backend.interact(frame, inter).masks
+        times.append(time.perf_counter() - t0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"100 frames 480x854 (input {input_mb:.0f} MB): flow precompute {precompute:.1f} s, rounds "
+          + " ".join(f"{t:.2f}" for t in times) + f" s; peak traced numpy/python memory {peak / 2**20:.0f} MB "
+          f"(incl. input, outputs and robot), process max RSS {rss:.0f} MB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", default=str(DEFAULT_ROOT))
+    p.add_argument("--sequences", default="all", help="all | tune | holdout | comma-separated names")
+    p.add_argument("--strategies", default="worst,random,linspace")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--csv", default=None, help="per-sequence results file")
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--timing", action="store_true", help="only the speed benchmark")
+    p.add_argument("--memory", action="store_true", help="only the memory benchmark")
+    p.add_argument("--timing-sequence", default="bear")
+    args = p.parse_args(argv)
+    if args.timing:
+        run_timing(args)
+    elif args.memory:
+        run_memory(args)
+    else:
+        run_quality(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,244 @@
+"""PropagationBackend: contract, propagation of a moving object, refinement, multi-object, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ivos_rl.backends import build_backend, check_backend
+from ivos_rl.backends._prompts import stroke_label_map
+from ivos_rl.backends.propagation import PropagationBackend
+from ivos_rl.errors import BackendError, InputValidationError, IvosError, ScribbleError
+from ivos_rl.metrics import batched_jaccard
+from ivos_rl.robot import ScribbleRobot
+
+H, W = 48, 64
+SHARED = Path("/work/shared/data/davis2016-train")
+
+
+def textured_background(rng: np.random.Generator) -> np.ndarray:
+    """Smooth random greenish texture: flow has structure to lock onto, colours stay unlike the objects."""
+    coarse = rng.integers(30, 140, size=(H // 4, W // 4, 3)).astype(np.float32)
+    coarse[..., 0] *= 0.4  # little red, so a red object stands out
+    base = np.kron(coarse, np.ones((4, 4, 1), np.float32))
+    base += rng.normal(0, 6, size=base.shape)
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def moving_clip(t: int = 8, two_objects: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 14x14 red square moving 2 px right per frame on a static texture (+ a blue one moving down)."""
+    rng = np.random.default_rng(seed)
+    base = textured_background(rng)
+    frames = np.repeat(base[None], t, axis=0).copy()
+    gt = np.zeros((t, H, W), np.uint8)
+    for i in range(t):
+        x = 6 + 2 * i
+        gt[i, 8:22, x : x + 14] = 1
+        frames[i, 8:22, x : x + 14] = (215, 45, 40)
+        if two_objects:
+            y = 20 + i
+            gt[i, y : y + 12, 44:56] = 2
+            frames[i, y : y + 12, 44:56] = (40, 60, 220)
+    return frames, gt
+
+
+def stroke(obj: int, pts: list[tuple[float, float]]) -> dict[str, Any]:
+    """A DAVIS stroke through pixel (x, y) points of an H x W frame."""
+    return {"path": [[x / (W - 1), y / (H - 1)] for x, y in pts], "object_id": obj,
+            "start_time": 0.0, "end_time": 1.0}
+
+
+def on_frame(t: int, frame: int, strokes: list[dict[str, Any]]) -> dict[str, Any]:
+    scribbles: list[list[dict[str, Any]]] = [[] for _ in range(t)]
+    scribbles[frame] = strokes
+    return {"scribbles": scribbles, "sequence": "clip"}
+
+
+def test_reproduces_a_translated_object() -> None:
+    frames, gt = moving_clip()
+    t = len(frames)
+    be = PropagationBackend()
+    be.reset(frames, 1, sequence="clip")
+    out = be.interact(0, on_frame(t, 0, [stroke(1, [(9, 15), (16, 15)]), stroke(0, [(2, 40), (60, 40)])]))
+    jac = batched_jaccard(gt, out.masks, nb_objects=1)
+    # A 14x14 square that is off by one pixel column and one row still has J = 13*13/(2*196-169)
+    # = 0.76; the object is far from the background colours and moves 2 px/frame, so every frame
+    # must be within about one pixel of the truth.
+    assert jac.min() >= 0.75, jac
+    assert jac.mean() >= 0.85, jac
+    # The mask follows the motion: its centroid moves right by ~2 px per frame.
+    xs = [np.nonzero(m)[1].mean() for m in out.masks]
+    assert np.allclose(np.diff(xs), 2.0, atol=0.75), xs
+
+
+def test_refines_a_frame_annotated_twice_and_keeps_every_stroke() -> None:
+    # The object is a red top half and a blue bottom half; a stroke on the red half alone leaves
+    # the blue half out, the robot's correction stroke on round 2 must bring it in.
+    frames, gt = moving_clip(t=4)
+    frames[:, 15:22][gt[:, 15:22] == 1] = (40, 60, 220)
+    t = len(frames)
+    be = PropagationBackend()
+    be.reset(frames, 1, sequence="clip")
+    first = on_frame(t, 1, [stroke(1, [(10, 10), (19, 11)])])
+    out1 = be.interact(1, first)
+    j1 = batched_jaccard(gt, out1.masks, nb_objects=1)[1]
+    second = ScribbleRobot().interact("clip", out1.masks, gt, nb_objects=1, frame=1)
+    assert second["scribbles"][1], "the robot must find an error to correct"
+    out2 = be.interact(1, second)
+    j2 = batched_jaccard(gt, out2.masks, nb_objects=1)[1]
+    assert j1 < 0.8 and j2 > j1 + 0.1, (j1, j2)
+    # No pixel of either round's strokes may lose its label (the later round wins on overlaps).
+    required = stroke_label_map(first["scribbles"][1] + second["scribbles"][1], H, W)
+    on = required >= 0
+    assert np.array_equal(out2.masks[1][on], required[on])
+
+
+def test_two_objects_are_tracked_separately() -> None:
+    frames, gt = moving_clip(t=6, two_objects=True)
+    t = len(frames)
+    be = PropagationBackend()
+    be.reset(frames, 2, sequence="clip")
+    out = be.interact(2, on_frame(t, 2, [
+        stroke(1, [(13, 15), (21, 15)]),
+        stroke(2, [(50, 23), (50, 31)]),
+        stroke(0, [(2, 42), (40, 42)]),
+    ]))
+    per_obj = batched_jaccard(gt, out.masks, nb_objects=2, average_over_objects=False)
+    assert per_obj.shape == (t, 2)
+    assert per_obj.min() >= 0.7, per_obj
+    # Probabilities compete: at most one object above 0.5 anywhere.
+    assert ((out.probs > 127).sum(axis=1) <= 1).all()
+
+
+def test_deterministic_and_flow_cache() -> None:
+    frames, gt = moving_clip(t=5)
+    t = len(frames)
+    inter = on_frame(t, 2, [stroke(1, [(12, 12), (20, 18)])])
+    be = PropagationBackend()
+    be.reset(frames, 1, sequence="clip")
+    flows = be._fwd
+    a = be.interact(2, inter)
+    be.reset(frames, 1, sequence="clip")
+    assert be._fwd is flows  # same video again: flows come from the cache
+    b = be.interact(2, inter)
+    c = PropagationBackend(flow_cache_size=0)
+    c.reset(frames, 1, sequence="clip")
+    cc = c.interact(2, inter)
+    for other in (b, cc):
+        assert np.array_equal(a.probs, other.probs) and np.array_equal(a.masks, other.masks)
+
+
+def test_working_resolution_is_resized_back_and_strokes_pinned_at_input_size() -> None:
+    frames, gt = moving_clip(t=4)
+    big = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)  # 96 x 128
+    gt_big = np.repeat(np.repeat(gt, 2, axis=1), 2, axis=2)
+    be = PropagationBackend(working_height=48)
+    be.reset(big, 1)
+    s = {"path": [[18 / 127, 30 / 95], [34 / 127, 30 / 95]], "object_id": 1}
+    scribbles: list[list[dict[str, Any]]] = [[] for _ in range(4)]
+    scribbles[0] = [s]
+    out = be.interact(0, {"scribbles": scribbles})
+    assert out.masks.shape == (4, 96, 128) and out.probs.shape == (4, 1, 96, 128)
+    assert batched_jaccard(gt_big, out.masks, nb_objects=1).mean() >= 0.8
+    on = stroke_label_map([s], 96, 128) >= 0
+    assert (out.masks[0][on] == 1).all()
+
+
+def test_bad_input_raises_typed_errors_and_leaves_no_trace() -> None:
+    frames, _ = moving_clip(t=4)
+    t = len(frames)
+    be = PropagationBackend()
+    good = on_frame(t, 0, [stroke(1, [(9, 15), (16, 15)])])
+    with pytest.raises(BackendError):
+        be.interact(0, good)  # before reset
+    with pytest.raises(InputValidationError, match="mixes frame sizes"):
+        be.reset([frames[0], frames[1][:-1]], 1)
+    with pytest.raises(InputValidationError, match="n_objects"):
+        be.reset(frames, 0)
+    be.reset(frames, 1, sequence="clip")
+    for bad_idx in (t, -1):
+        with pytest.raises(InputValidationError, match="frame_idx"):
+            be.interact(bad_idx, good)
+    with pytest.raises(ScribbleError, match="object_id=2"):
+        be.interact(0, on_frame(t, 0, [stroke(2, [(9, 15), (16, 15)])]))
+    with pytest.raises(ScribbleError, match="no non-empty scribble"):
+        be.interact(0, on_frame(t, 0, []))
+    with pytest.raises(ScribbleError, match="besides frame_idx"):
+        be.interact(1, good)
+    with pytest.raises(ScribbleError, match="outside the normalised range"):
+        be.interact(0, on_frame(t, 0, [{"path": [[10.0, 15.0], [16.0, 15.0]], "object_id": 1}]))
+    with pytest.raises(ScribbleError, match="sequence"):
+        be.interact(0, {**good, "sequence": "other"})
+    # None of the refused calls changed the state: the result equals a fresh backend's.
+    after_errors = be.interact(0, good)
+    fresh = PropagationBackend()
+    fresh.reset(frames, 1, sequence="clip")
+    expected = fresh.interact(0, good)
+    assert np.array_equal(after_errors.masks, expected.masks)
+    assert np.array_equal(after_errors.probs, expected.probs)
+
+
+def test_bad_constructor_arguments() -> None:
+    with pytest.raises(InputValidationError, match="working_height"):
+        PropagationBackend(working_height=4)
+    with pytest.raises(InputValidationError, match="flow_preset"):
+        PropagationBackend(flow_preset="ultra")
+    with pytest.raises(InputValidationError, match=r"unknown prop parameters \['nope'\]"):
+        PropagationBackend(prop={"nope": 1.0})
+    with pytest.raises(InputValidationError, match="seg.smoothness"):
+        PropagationBackend(seg={"smoothness": float("nan")})
+
+
+def test_check_backend_and_registry() -> None:
+    frames, gt = moving_clip(t=5, two_objects=True)
+    be = build_backend("propagation")
+    assert isinstance(be, PropagationBackend)
+    outputs = check_backend(be, frames, gt, 2, robot=ScribbleRobot(), n_rounds=3, mask_rule="argmax")
+    assert len(outputs) >= 2
+    with pytest.raises(IvosError):
+        build_backend("propagation", colour_bins=1)
+
+
+def test_real_excerpt_improves_over_rounds(davis_excerpt_root: Path) -> None:
+    """Two committed real DAVIS clips (10 frames, 240p): robot rounds must raise the mean J."""
+    from ivos_rl.data import DavisDataset
+
+    ds = DavisDataset(davis_excerpt_root, resolution="240p")
+    seq = ds.sequences[0]
+    frames, gt = ds.load_frames(seq), ds.load_masks(seq)
+    robot = ScribbleRobot()
+    be = PropagationBackend()
+    be.reset(frames, 1, sequence=seq)
+    pred = np.zeros_like(gt)
+    scores = []
+    for _ in range(3):
+        inter = robot.interact(seq, pred, gt, nb_objects=1)
+        frame = next(i for i, s in enumerate(inter["scribbles"]) if s)
+        pred = be.interact(frame, inter).masks
+        scores.append(float(batched_jaccard(gt, pred, nb_objects=1).mean()))
+    assert scores[0] >= 0.5 and scores[-1] >= scores[0] and scores[-1] >= 0.7, scores
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.exists(), reason="shared DAVIS-2016 data not available")
+def test_real_davis_sequence_rounds() -> None:
+    """bear (82 frames, 240p): the worst-frame robot loop reaches J&F >= 0.75 by round 4."""
+    from ivos_rl.data import DavisDataset
+    from ivos_rl.metrics import batched_j_and_f
+
+    ds = DavisDataset(SHARED, resolution="240p", sequences=["bear"])
+    frames, gt = ds.load_frames("bear"), ds.load_masks("bear")
+    robot = ScribbleRobot()
+    be = PropagationBackend()
+    be.reset(frames, 1, sequence="bear")
+    pred = np.zeros_like(gt)
+    curve = []
+    for _ in range(4):
+        inter = robot.interact("bear", pred, gt, nb_objects=1)
+        frame = next(i for i, s in enumerate(inter["scribbles"]) if s)
+        pred = be.interact(frame, inter).masks
+        curve.append(float(batched_j_and_f(gt, pred, nb_objects=1).mean()))
+    assert curve[-1] >= 0.75 and curve[-1] > curve[0], curve
