@@ -45,7 +45,8 @@ def test_table_matches_saved_reports(synthetic_root: Path, tmp_path: Path) -> No
     for name, strat in {"worst": WorstStrategy(), "linspace": LinspaceStrategy(3)}.items():
         res[name] = evaluate(ds, SimulatedBackend(seed=0), strat, out_dir=runs / name, **kw)
     for seed in (0, 1):
-        evaluate(ds, SimulatedBackend(seed=0), RandomStrategy(seed=seed), out_dir=runs / f"random{seed}", **kw)
+        rnd = RandomStrategy(seed=seed)
+        evaluate(ds, SimulatedBackend(seed=0), rnd, out_dir=runs / f"random{seed}", **kw)
     found = collect_runs(runs)
     assert len(found) == 4
     table = table1(found, n_boot=100)
