@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import resource
 import tempfile
 import time
@@ -104,9 +105,10 @@ def run_quality(args: argparse.Namespace) -> None:
         scribbles = Path(tmp) / "Scribbles"
         t0 = time.perf_counter()
         write_initial_scribbles(root, "240p", n_variants=1, sequences=seqs, out_dir=scribbles)
-        print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {time.perf_counter() - t0:.1f} s")
+        elapsed = time.perf_counter() - t0
+        print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {elapsed:.1f} s")
         dataset = DavisDataset(root, "240p", sequences=seqs, scribbles_root=scribbles)
-        backend = TimedBackend(PropagationBackend(flow_cache_size=1))
+        backend = TimedBackend(PropagationBackend(flow_cache_size=1, **_overrides(args)))
         curves: dict[str, dict[str, list[float]]] = {}
         for name in strategies:
             strategy = build_strategy(name, **({"seed": args.seed} if name == "random" else {}))
@@ -151,6 +153,16 @@ def run_quality(args: argparse.Namespace) -> None:
           f"max {np.max(per_round):.3f})")
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Backend keyword overrides from ``--seg`` / ``--prop`` JSON objects."""
+    out: dict[str, Any] = {}
+    if args.seg:
+        out["seg"] = json.loads(args.seg)
+    if args.prop:
+        out["prop"] = json.loads(args.prop)
+    return out
+
+
 def _load(root: Path, seq: str) -> tuple[np.ndarray, np.ndarray]:
     ds = DavisDataset(root, "240p", sequences=[seq])
     return ds.load_frames(seq), ds.load_masks(seq)
@@ -161,7 +173,7 @@ def run_timing(args: argparse.Namespace) -> None:
     frames, gt = _load(Path(args.root), args.timing_sequence)
     frames, gt = frames[:80], gt[:80]
     robot = ScribbleRobot()
-    backend = PropagationBackend(flow_cache_size=0)
+    backend = PropagationBackend(flow_cache_size=0, **_overrides(args))
     t0 = time.perf_counter()
     backend.reset(frames, 1, sequence=args.timing_sequence)
     precompute = time.perf_counter() - t0
@@ -191,7 +203,7 @@ def run_memory(args: argparse.Namespace) -> None:
     robot = ScribbleRobot()
     input_mb = big.nbytes / 2**20
     tracemalloc.start()
-    backend = PropagationBackend(flow_cache_size=0)
+    backend = PropagationBackend(flow_cache_size=0, **_overrides(args))
     t0 = time.perf_counter()
     backend.reset(big, 1, sequence="memory")
     precompute = time.perf_counter() - t0
@@ -207,7 +219,8 @@ def run_memory(args: argparse.Namespace) -> None:
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"100 frames 480x854 (input {input_mb:.0f} MB): flow precompute {precompute:.1f} s, rounds "
-          + " ".join(f"{t:.2f}" for t in times) + f" s; peak traced numpy/python memory {peak / 2**20:.0f} MB "
+          + " ".join(f"{t:.2f}" for t in times)
+          + f" s; peak traced numpy/python memory {peak / 2**20:.0f} MB "
           f"(incl. input, outputs and robot), process max RSS {rss:.0f} MB")
 
 
@@ -223,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing", action="store_true", help="only the speed benchmark")
     p.add_argument("--memory", action="store_true", help="only the memory benchmark")
     p.add_argument("--timing-sequence", default="bear")
+    p.add_argument("--seg", default=None, help='JSON overrides of SegParams, e.g. \'{"smoothness": 10}\'')
+    p.add_argument("--prop", default=None, help="JSON overrides of PropParams")
     args = p.parse_args(argv)
     if args.timing:
         run_timing(args)

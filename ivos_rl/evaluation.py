@@ -182,6 +182,7 @@ def evaluate(
     max_rounds: int = 8,
     metric: str = "J_AND_F",
     sequences: Sequence[str] | None = None,
+    scribbles: Sequence[int] | None = None,
     max_samples: int | None = None,
     shard: str | Sequence[int] | None = None,
     initial_interaction: Literal["dataset", "robot"] = "dataset",
@@ -196,7 +197,8 @@ def evaluate(
     ``setting="oracle"`` feeds strategies the true per-frame J&F; ``"wild"`` feeds them
     ``quality.predict`` (the quality net) and never touches ground truth outside the session's
     scoring and the simulated user. ``shard="i/n"`` evaluates every n-th sample starting at i.
-    With ``out_dir``, finished samples are skipped when ``resume`` is true.
+    ``sequences`` / ``scribbles`` restrict the samples to those sequences / initial-scribble
+    indices (1-based, as the files). With ``out_dir``, finished samples are skipped when ``resume`` is true.
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
@@ -207,7 +209,11 @@ def evaluate(
     out = None if out_dir is None else Path(out_dir)
     i_shard, n_shard = parse_shard(shard)
 
-    all_samples = [s for s in dataset.samples() if sequences is None or s[0] in set(sequences)]
+    all_samples = [
+        s
+        for s in dataset.samples()
+        if (sequences is None or s[0] in set(sequences)) and (scribbles is None or s[1] in set(scribbles))
+    ]
     if not all_samples:
         raise DatasetError(
             "no (sequence, scribble) sample to evaluate: generate initial scribbles with "
@@ -430,6 +436,7 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
         max_rounds=int(cfg.max_rounds),
         metric=str(cfg.metric),
         sequences=list(cfg.sequences) if cfg.get("sequences") else None,
+        scribbles=list(cfg.scribbles) if cfg.get("scribbles") else None,
         max_samples=cfg.get("max_samples"),
         shard=cfg.get("shard"),
         initial_interaction=str(cfg.initial_interaction),  # type: ignore[arg-type]

@@ -25,8 +25,7 @@ def _compose(name: str, overrides: list[str] | None = None):  # type: ignore[no-
 
 @pytest.mark.parametrize("name", TOP_LEVEL)
 def test_top_level_config_composes(name: str) -> None:
-    overrides = ["data.dirs=[x]"] if name in {"train_quality", "eval_quality"} else []
-    cfg = _compose(name, overrides)
+    cfg = _compose(name)
     assert cfg is not None
 
 

@@ -149,3 +149,24 @@ def test_oracle_quality_on_hand_made_masks() -> None:
     np.testing.assert_allclose(q, [1.0, 0.5, 1.0])
     with pytest.raises(InputValidationError, match="gt_masks"):
         OracleQuality().predict(frames, probs, gt[:2])
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "quality"
+
+
+@pytest.mark.skipif(not list(SHIPPED.glob("*.pt")), reason="no shipped quality checkpoint")
+def test_shipped_checkpoint_ranks_masks_sensibly(davis_excerpt_root: Path) -> None:
+    """The shipped net scores the true mask above a 25-px shifted copy and far above no mask."""
+    from ivos_rl.data import DavisDataset
+
+    ds = DavisDataset(davis_excerpt_root, "240p", image_set="2016/train")
+    for path in sorted(SHIPPED.glob("*.pt")):
+        est = QualityEstimator.from_checkpoint(path, cache=False)
+        for seq in ds.sequences:
+            frames, gt = ds.load_frames(seq), ds.load_masks(seq)
+            true = ((gt == 1) * 255).astype(np.uint8)[:, None]
+            q_true, _ = est.predict(frames, true)
+            q_shift, _ = est.predict(frames, np.roll(true, 25, axis=-1))
+            q_empty, _ = est.predict(frames, np.zeros_like(true))
+            assert q_true.mean() > q_shift.mean(), (path.name, seq)
+            assert q_true.mean() > q_empty.mean() + 0.2, (path.name, seq)

@@ -9,7 +9,7 @@ import pytest
 
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data import DavisDataset
-from ivos_rl.errors import ConfigError
+from ivos_rl.errors import ConfigError, DatasetError
 from ivos_rl.metrics import batched_j_and_f
 from ivos_rl.quality.crop import crop_inputs
 from ivos_rl.quality.samples import format_histogram, generate_samples, load_samples, read_manifest
@@ -102,3 +102,31 @@ def test_generation_refuses_bad_options_and_existing_output(
         generate_samples(ds, SimulatedBackend(), ScribbleRobot(), out.parent / "x", strategies=["best"])
     with pytest.raises(ConfigError, match="n_rounds"):
         generate_samples(ds, SimulatedBackend(), ScribbleRobot(), out.parent / "x", n_rounds=0)
+
+
+def test_initial_indices_select_scribbles(synthetic_root: Path, tmp_path: Path) -> None:
+    ds = DavisDataset(synthetic_root, image_set="2017/train", sequences=None)
+    seq = ds.sequences[0]
+    opts = {**OPTS, "n_rounds": 1, "max_initial": None, "strategies": ["random"]}
+    generate_samples(
+        ds, SimulatedBackend(), ScribbleRobot(), tmp_path / "i2", initial_indices=[2], sequences=[seq], **opts
+    )
+    s = load_samples(tmp_path / "i2")
+    assert set(s.init.tolist()) == {2} and len(s) == 4 * ds.info(seq).n_objects
+    with pytest.raises(DatasetError, match=r"no initial scribble \[9\]"):
+        generate_samples(
+            ds, SimulatedBackend(), ScribbleRobot(), tmp_path / "i9", initial_indices=[9], **opts
+        )
+    with pytest.raises(ConfigError, match="initial_indices"):
+        generate_samples(
+            ds, SimulatedBackend(), ScribbleRobot(), tmp_path / "i0", initial_indices=[0], **opts
+        )
+
+
+def test_robot_start_without_strokes_is_skipped_and_recorded(tiny_root: Path, tmp_path: Path) -> None:
+    # sequence "b" (no scribble files) has a single-pixel object: the robot's error opening removes
+    # it, so no initial scribble exists; the start is skipped and listed in the manifest.
+    ds = DavisDataset(tiny_root, sequences=["b"])
+    assert ds.scribble_indices("b") == []
+    manifest = generate_samples(ds, SimulatedBackend(), ScribbleRobot(), tmp_path / "b", **OPTS)
+    assert manifest["initial_skipped"] == [["b", 1]] and manifest["n_samples"] == 0

@@ -21,6 +21,7 @@ from ivos_rl.backends.base import (
 )
 from ivos_rl.backends.cached import CachedBackend
 from ivos_rl.backends.check import BackendCheckError, check_backend
+from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.backends.registry import available_backends, build_backend, get_backend_class, register_backend
 from ivos_rl.backends.sam2 import Sam2Backend, sam2_available
 from ivos_rl.backends.simulated import SimulatedBackend
@@ -29,6 +30,7 @@ __all__ = [
     "BackendCheckError",
     "BackendOutput",
     "CachedBackend",
+    "PropagationBackend",
     "Sam2Backend",
     "SimulatedBackend",
     "VOSBackend",

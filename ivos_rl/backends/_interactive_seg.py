@@ -246,6 +246,12 @@ class SegParams:
     first_bg_radius: float = 2.0
     correction_sigma: float = 0.3
     correction_strength: float = 0.8
+    correction_uniform: float = 0.0
+    support_margin: float = 0.0
+    core_fraction: float = 0.0
+    core_max: float = 16.0
+    core_strength: float = 0.9
+    support_rate: float = 0.0
     prior_floor: float = 0.02
     stroke_weight: float = 20.0
     global_weight: float = 3000.0
@@ -300,9 +306,33 @@ class FrameSegmenter:
             sigma = prm.correction_sigma * s.length(shape)
             g = prm.correction_strength * np.exp(-0.5 * (d / sigma) ** 2)
             out *= 1.0 - g
-            out[s.label] += g
+            out += g * (prm.correction_uniform / n_labels)
+            out[s.label] += g * (1.0 - prm.correction_uniform)
+            if prm.core_fraction > 0:
+                # The robot draws on the medial axis of the error region opened by a disk, so a
+                # disk around every stroke point lies inside the region to correct.
+                radius = float(np.clip(prm.core_fraction * s.length(shape), 1.5, prm.core_max))
+                core = (d <= radius).astype(np.float32) * prm.core_strength
+                out *= 1.0 - core
+                out[s.label] += core
             reach |= d < 3.0 * sigma
-        return np.log(np.clip(out, prm.prior_floor, 1.0)), prior.astype(np.float32), reach
+        logp = np.log(np.clip(out, prm.prior_floor, 1.0))
+        if prm.support_rate > 0:
+            # Objects are contiguous: far from an object's current extent and its strokes, the
+            # prior against it grows linearly, so colour alone cannot create distant blobs.
+            current = np.argmax(prior, axis=0)
+            for k in range(1, n_labels):
+                support = current == k
+                for st in new_strokes:
+                    if st.label == k:
+                        support |= rasterise([st], shape) >= 0
+                area = int(support.sum())
+                if area == 0:
+                    continue
+                dist = cv2.distanceTransform((~support).astype(np.uint8), cv2.DIST_L2, 3)
+                scale = float(np.sqrt(area))
+                logp[k] -= prm.support_rate * np.maximum(dist / scale - prm.support_margin, 0.0)
+        return logp, prior.astype(np.float32), reach
 
     def segment(
         self,

@@ -79,10 +79,22 @@ class _Crop:
 
     def full(self, shape: tuple[int, int], n_labels: int) -> np.ndarray:
         """(L, H, W) float32 probabilities of the whole frame."""
-        out = np.zeros((n_labels, *shape), dtype=np.float32)
+        return self.region((slice(0, shape[0]), slice(0, shape[1])), n_labels)
+
+    def region(self, box: tuple[slice, slice], n_labels: int) -> np.ndarray:
+        """(L, h, w) float32 probabilities inside ``box`` (frame coordinates)."""
+        out = np.zeros((n_labels, box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=np.float32)
         out[0] = 1.0
-        if self.box is not None and self.probs is not None:
-            out[(slice(None), *self.box)] = self.probs.astype(np.float32) / 255.0
+        if self.box is None or self.probs is None:
+            return out
+        y0, y1 = max(box[0].start, self.box[0].start), min(box[0].stop, self.box[0].stop)
+        x0, x1 = max(box[1].start, self.box[1].start), min(box[1].stop, self.box[1].stop)
+        if y0 < y1 and x0 < x1:
+            src = self.probs[:, y0 - self.box[0].start : y1 - self.box[0].start,
+                             x0 - self.box[1].start : x1 - self.box[1].start]
+            out[:, y0 - box[0].start : y1 - box[0].start, x0 - box[1].start : x1 - box[1].start] = (
+                src.astype(np.float32) / 255.0
+            )
         return out
 
 
@@ -226,7 +238,7 @@ class PropagationBackend(VOSBackend):
         strokes = self._strokes.get(frame_idx, []) + new
         prior = None
         if self._segs:
-            prior = self._fused(frame_idx).transpose(2, 0, 1)
+            prior = self._fused(frame_idx)
         global_model = self._global_model(exclude=frame_idx) if self._segs else None
         labels = self._segmenter.segment(
             self._frames[frame_idx],
@@ -303,7 +315,7 @@ class PropagationBackend(VOSBackend):
         full = (slice(0, self._shape[0]), slice(0, self._shape[1]))
         onehot = _onehot(self._segs[a], self.n_labels)
         state = _Crop(full, (onehot * 255).astype(np.uint8))
-        anchor = self._boundary_model(onehot, self._bins[a], full)
+        anchor = self._boundary_model(onehot, self._bins[a])
         states = []
         for i in range(n_steps):
             t_src = a + direction * i
@@ -331,23 +343,31 @@ class PropagationBackend(VOSBackend):
         motion = from_src[sbox].astype(np.float32)
         reach = prm.roi_margin + float(np.sqrt((motion**2).sum(axis=-1).max()))
         dbox = _grow(sbox, reach, shape)
-        p_src = src.full(shape, n_labels)
         flow = to_src[dbox].astype(np.float32)
         mx = self._warper.xs[dbox] + flow[..., 0]
         my = self._warper.ys[dbox] + flow[..., 1]
+        # Only the source pixels the warp samples are converted and read (bilinear: +2).
+        rbox = (
+            slice(max(int(np.floor(my.min())) - 1, 0), min(int(np.ceil(my.max())) + 2, shape[0])),
+            slice(max(int(np.floor(mx.min())) - 1, 0), min(int(np.ceil(mx.max())) + 2, shape[1])),
+        )
+        if rbox[0].start >= rbox[0].stop or rbox[1].start >= rbox[1].stop:
+            return _Crop(None, None)
+        mx -= rbox[1].start
+        my -= rbox[0].start
+        p_src = src.region(rbox, n_labels)
         warped = np.stack([_remap(p_src[k], mx, my) for k in range(n_labels)])
-        back = cv2.remap(from_src.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        back = cv2.remap(from_src[rbox].astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
         conf = np.exp(-0.5 / prm.fb_sigma**2 * err2)
         alt = np.full(n_labels, (1.0 - prm.occluded_prior) / max(n_labels - 1, 1), dtype=np.float32)
         alt[0] = prm.occluded_prior
         warped = conf * warped + (1.0 - conf) * alt[:, None, None]
         if prm.local_mix > 0:
-            tables = self._mix_local(tables, p_src, sbox, t_src, anchor)
+            tables = self._mix_local(tables, src, sbox, t_src, anchor)
         loglik = tables[:, self._bins[t_dst][dbox]]
         if prm.colour_band > 0:
-            dist = _boundary_distance(_argmax0(warped))
-            loglik = loglik * np.exp(-0.5 * (dist / prm.colour_band) ** 2)
+            loglik = loglik * _near_boundary(warped, prm.colour_band)
         score = prm.prior_weight * np.log(np.maximum(warped, prm.prior_floor)) + prm.colour_weight * loglik
         q = _softmax0(score)
         if prm.smooth_sigma > 0:
@@ -355,24 +375,21 @@ class PropagationBackend(VOSBackend):
         q = _remove_fragments(q, prm.min_fragment)
         return _Crop(dbox, probs_to_uint8(q))
 
-    def _boundary_model(
-        self, p: np.ndarray, bins: np.ndarray, region: tuple[slice, slice]
-    ) -> ColourModel | None:
-        """Colour model of the pixels near the label boundary of soft labels ``p`` in ``region``."""
+    def _boundary_model(self, p: np.ndarray, bins: np.ndarray) -> ColourModel | None:
+        """Colour model of the pixels near the label boundary of soft labels ``p`` (L, h, w)."""
         prm = self.prop_params
-        pr = p[(slice(None), *region)]
-        dist = _boundary_distance(_argmax0(pr))
+        dist = _boundary_distance(_argmax0(p))
         near = (dist < prm.local_band) & (dist >= prm.local_gap)
         if not near.any():
             return None
         model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(bins[region][near], pr[:, near])
+        model.add(bins[near], p[:, near])
         return model
 
     def _mix_local(
         self,
         tables: np.ndarray,
-        p_src: np.ndarray,
+        src: _Crop,
         sbox: tuple[slice, slice],
         t_src: int,
         anchor: ColourModel | None,
@@ -386,7 +403,9 @@ class PropagationBackend(VOSBackend):
         """
         prm = self.prop_params
         region = _grow(sbox, prm.local_band + 1, self._shape)
-        prev = self._boundary_model(p_src, self._bins[t_src], region) if prm.local_anchor < 1 else None
+        prev = None
+        if prm.local_anchor < 1:
+            prev = self._boundary_model(src.region(region, self.n_labels), self._bins[t_src][region])
         if anchor is None or prm.local_anchor <= 0:
             model = prev
         else:
@@ -457,6 +476,16 @@ def _grow(box: tuple[slice, slice], margin: float, shape: tuple[int, int]) -> tu
         slice(max(box[0].start - m, 0), min(box[0].stop + m, shape[0])),
         slice(max(box[1].start - m, 0), min(box[1].stop + m, shape[1])),
     )
+
+
+def _near_boundary(p: np.ndarray, width: float) -> np.ndarray:
+    """Weight (h, w) in [0, 1], 1 on label boundaries of ``p`` (L, h, w), fading over ``width`` px.
+
+    4 b (1 - b) of the background probability blurred by ``width``: a blur is far cheaper than
+    a distance transform and gives the same smooth band.
+    """
+    b = cv2.GaussianBlur(p[0], (0, 0), width)
+    return np.clip(4.0 * b * (1.0 - b), 0.0, 1.0)
 
 
 def _boundary_distance(labels: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ never silently builds a random model: a missing, truncated or foreign file raise
 
 from __future__ import annotations
 
+import argparse
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,26 @@ def export_half(src: str | Path, dst: str | Path) -> Path:
         train_config=payload.get("train_config"),
         half=True,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ivos_rl.quality.checkpoint SRC DST``: write a float16 shipping copy of SRC."""
+    parser = argparse.ArgumentParser(
+        prog="ivos-rl export-quality",
+        description="Export a quality checkpoint for shipping (float16 weights).",
+    )
+    parser.add_argument("src", type=Path, help="training checkpoint (e.g. outputs/.../last.pt)")
+    parser.add_argument("dst", type=Path, help="output file (e.g. checkpoints/quality/<name>.pt)")
+    args = parser.parse_args(argv)
+    try:
+        out = export_half(args.src, args.dst)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    payload = load_checkpoint(out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {payload['model_config']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -256,7 +256,14 @@ def _rng(seed: int, sequence: str, init: int, strategy: str) -> np.random.Genera
 
 
 def _initial_interactions(
-    dataset: Any, seq: str, gt: np.ndarray, n_objects: int, robot: Any, max_initial: int | None, seed: int
+    dataset: Any,
+    seq: str,
+    gt: np.ndarray,
+    n_objects: int,
+    robot: Any,
+    max_initial: int | None,
+    seed: int,
+    initial_indices: Sequence[int] | None = None,
 ) -> list[tuple[int, int, dict[str, Any]]]:
     """(index, annotated frame, scribble dict) of the initial scribbles of ``seq``.
 
@@ -267,6 +274,11 @@ def _initial_interactions(
     out: list[tuple[int, int, dict[str, Any]]] = []
     indices = dataset.scribble_indices(seq)
     if indices:
+        if initial_indices is not None:
+            missing = sorted(set(initial_indices) - set(indices))
+            if missing:
+                raise DatasetError(f"sequence {seq!r} has no initial scribble {missing} (has {indices})")
+            indices = sorted(set(initial_indices))
         for idx in indices[: max_initial or len(indices)]:
             scr = dataset.load_scribbles(seq, idx)
             frames = [t for t, strokes in enumerate(scr["scribbles"]) if any(len(s["path"]) for s in strokes)]
@@ -275,10 +287,23 @@ def _initial_interactions(
             out.append((idx, frames[0], scr))
         return out
     rng = np.random.default_rng([int(seed), zlib.crc32(seq.encode())])
-    chosen = choose_frames(gt, n_objects, max_initial or 1, rng)
+    variants = (
+        sorted(set(initial_indices))
+        if initial_indices is not None
+        else list(range(1, (max_initial or 1) + 1))
+    )
+    chosen = choose_frames(gt, n_objects, max(variants), rng)
     empty = np.zeros_like(gt)
-    for i, frame in enumerate(chosen, start=1):
+    for i in variants:
+        frame = chosen[i - 1]
         scr = robot.interact(seq, empty, gt, n_objects, frame=frame)
+        if not _has_strokes(scr, frame):
+            # The robot draws nothing where every object is too small for its error opening
+            # (e.g. a distant ball); the caller records the skipped start in the manifest.
+            log.warning(
+                "robot drew no initial scribble for %s on frame %d; variant %d skipped", seq, frame, i
+            )
+            continue
         out.append((i, frame, scr))
     return out
 
@@ -309,6 +334,7 @@ def generate_samples(
     strategies: Sequence[str] = STRATEGIES,
     n_rounds: int = 5,
     max_initial: int | None = None,
+    initial_indices: Sequence[int] | None = None,
     frames_per_round: int | None = 8,
     shard_size: int = 1024,
     seed: int = 0,
@@ -322,8 +348,15 @@ def generate_samples(
     ``dataset`` is a :class:`~ivos_rl.data.DavisDataset`, ``robot`` a scribble robot
     (``interact(seq, pred, gt, K, frame=f)``). Returns the manifest (with the target histogram).
     ``backend_name`` is recorded in the manifest (default: the backend's registry name).
+    ``initial_indices`` (1-based) picks which initial scribbles to start from (scribble files, or
+    the robot-drawn variants), e.g. ``[2, 3]`` to add trajectories to a ``max_initial=1`` run.
     Deterministic for a fixed seed, backend and dataset.
     """
+    if initial_indices is not None and (
+        not initial_indices
+        or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in initial_indices)
+    ):
+        raise ConfigError(f"initial_indices must be a non-empty list of ints >= 1, got {initial_indices!r}")
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or not strategies:
         raise ConfigError(f"strategies must be a non-empty subset of {STRATEGIES}, got {list(strategies)}")
@@ -339,6 +372,7 @@ def generate_samples(
     writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
     seqs = list(dataset.sequences if sequences is None else sequences)
     stopped_early = 0
+    skipped: list[list[Any]] = []  # [sequence, variant] of robot-drawn starts with no stroke
     jobs = [(seq, strat) for seq in seqs for strat in strategies]
     bar = tqdm(total=len(jobs), desc="quality samples", unit="traj", disable=not progress)
     for seq in seqs:
@@ -347,7 +381,10 @@ def generate_samples(
         gt = dataset.load_masks(seq)
         k = info.n_objects
         t = info.n_frames
-        inits = _initial_interactions(dataset, seq, gt, k, robot, max_initial, seed)
+        inits = _initial_interactions(dataset, seq, gt, k, robot, max_initial, seed, initial_indices)
+        wanted = initial_indices if initial_indices is not None else range(1, (max_initial or 1) + 1)
+        if not dataset.scribble_indices(seq):
+            skipped += [[seq, int(i)] for i in sorted(set(wanted) - {init[0] for init in inits})]
         for strategy in strategies:
             for init_idx, first_frame, first_scr in inits:
                 rng = _rng(seed, seq, init_idx, strategy)
@@ -397,9 +434,11 @@ def generate_samples(
         strategies=list(strategies),
         n_rounds=n_rounds,
         max_initial=max_initial,
+        initial_indices=None if initial_indices is None else sorted(set(initial_indices)),
         frames_per_round=frames_per_round,
         seed=seed,
         trajectories_stopped_early=stopped_early,
+        initial_skipped=skipped,
     )
     log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
     return manifest

@@ -224,6 +224,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     fmt = torch.channels_last if cfg.get("channels_last", True) else torch.contiguous_format
     model = _build_model(cfg).to(device, memory_format=fmt)
     check_geometry(model, samples)
+    del samples  # the splits hold copies; keep peak memory at one copy of the crops
     size = model.config.input_size
     batch_size = int(cfg.batch_size)
     steps_per_epoch = len(train_set) // batch_size
