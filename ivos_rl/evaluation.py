@@ -186,6 +186,7 @@ def evaluate(
     max_samples: int | None = None,
     shard: str | Sequence[int] | None = None,
     initial_interaction: Literal["dataset", "robot"] = "dataset",
+    click_radius: float = 3.0,
     out_dir: str | Path | None = None,
     resume: bool = True,
     save_predictions: bool = False,
@@ -198,7 +199,8 @@ def evaluate(
     ``quality.predict`` (the quality net) and never touches ground truth outside the session's
     scoring and the simulated user. ``shard="i/n"`` evaluates every n-th sample starting at i.
     ``sequences`` / ``scribbles`` restrict the samples to those sequences / initial-scribble
-    indices (1-based, as the files). With ``out_dir``, finished samples are skipped when ``resume`` is true.
+    indices (1-based, as the files). Clicks reach scribble-only backends as disks of
+    ``click_radius`` pixels. With ``out_dir``, finished samples are skipped when ``resume`` is true.
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
@@ -279,8 +281,8 @@ def evaluate(
             else:
                 frame = sess.last_annotated_frame  # the robot annotated the frame we asked for
                 assert frame is not None
-            if not backend.accepts_clicks and "scribbles" not in interaction:
-                interaction = interaction_to_scribbles(interaction, cache["frames"].shape[1:3])
+            if not backend.accepts_clicks and "clicks" in interaction:
+                interaction = interaction_to_scribbles(interaction, click_radius, cache["frames"].shape[1:3])
             n_marks = _count_marks(interaction)
             if new_sample or n_marks > current["n_marks"]:
                 result_t = backend.interact(frame, interaction)
@@ -440,6 +442,7 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
         max_samples=cfg.get("max_samples"),
         shard=cfg.get("shard"),
         initial_interaction=str(cfg.initial_interaction),  # type: ignore[arg-type]
+        click_radius=float(cfg.get("click_radius", 3.0)),
         out_dir=out_dir,
         resume=bool(cfg.resume),
         save_predictions=bool(cfg.save_predictions),

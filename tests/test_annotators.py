@@ -172,12 +172,6 @@ def test_annotator_configs_build_populations(name: str, cls: type) -> None:
         assert answers[0] == answers[1]  # the protocol robot, twice
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="ivos_rl/evaluation.py calls interaction_to_scribbles(interaction, shape) without radius_px; "
-    "remove this marker once the call passes a click radius",
-)
 @pytest.mark.parametrize("robot", [ClickRobot(), NoisyClickRobot(temperature=1.0, seed=0)])
 def test_click_robots_run_end_to_end_through_evaluate(synthetic_root: Path, robot: object) -> None:
     dataset = DavisDataset(synthetic_root, resolution="480p")

@@ -19,30 +19,31 @@ H, W = 48, 64
 SHARED = Path("/work/shared/data/davis2016-train")
 
 
-def textured_background(rng: np.random.Generator) -> np.ndarray:
-    """Smooth random greenish texture: flow has structure to lock onto, colours stay unlike the objects."""
-    coarse = rng.integers(30, 140, size=(H // 4, W // 4, 3)).astype(np.float32)
-    coarse[..., 0] *= 0.4  # little red, so a red object stands out
-    base = np.kron(coarse, np.ones((4, 4, 1), np.float32))
-    base += rng.normal(0, 6, size=base.shape)
-    return np.clip(base, 0, 255).astype(np.uint8)
+def texture(rng: np.random.Generator, h: int, w: int, low: int, high: int) -> np.ndarray:
+    """Blocky random texture: optical flow needs structure to lock onto, as on real objects."""
+    coarse = rng.integers(low, high, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.float32)
+    fine = np.kron(coarse, np.ones((4, 4, 1), np.float32))[:h, :w] + rng.normal(0, 4, size=(h, w, 3))
+    return fine
 
 
 def moving_clip(t: int = 8, two_objects: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A 14x14 red square moving 2 px right per frame on a static texture (+ a blue one moving down)."""
+    """A textured 14x14 orange square moving 2 px right per frame on a darker, greenish texture
+    (+ a textured blue square moving 1 px down per frame)."""
     rng = np.random.default_rng(seed)
-    base = textured_background(rng)
+    base = texture(rng, H, W, 20, 90) * [0.5, 1.0, 0.8]
+    red = texture(rng, 14, 14, 150, 220) * [1.0, 0.45, 0.3]
+    blue = texture(rng, 12, 12, 150, 220) * [0.3, 0.45, 1.0]
     frames = np.repeat(base[None], t, axis=0).copy()
     gt = np.zeros((t, H, W), np.uint8)
     for i in range(t):
         x = 6 + 2 * i
         gt[i, 8:22, x : x + 14] = 1
-        frames[i, 8:22, x : x + 14] = (215, 45, 40)
+        frames[i, 8:22, x : x + 14] = red
         if two_objects:
             y = 20 + i
             gt[i, y : y + 12, 44:56] = 2
-            frames[i, y : y + 12, 44:56] = (40, 60, 220)
-    return frames, gt
+            frames[i, y : y + 12, 44:56] = blue
+    return np.clip(frames, 0, 255).astype(np.uint8), gt
 
 
 def stroke(obj: int, pts: list[tuple[float, float]]) -> dict[str, Any]:
@@ -65,8 +66,8 @@ def test_reproduces_a_translated_object() -> None:
     out = be.interact(0, on_frame(t, 0, [stroke(1, [(9, 15), (16, 15)]), stroke(0, [(2, 40), (60, 40)])]))
     jac = batched_jaccard(gt, out.masks, nb_objects=1)
     # A 14x14 square that is off by one pixel column and one row still has J = 13*13/(2*196-169)
-    # = 0.76; the object is far from the background colours and moves 2 px/frame, so every frame
-    # must be within about one pixel of the truth.
+    # = 0.76; the textured object differs from the background in colour and brightness and
+    # moves 2 px/frame, so every frame must be within about one pixel of the truth.
     assert jac.min() >= 0.75, jac
     assert jac.mean() >= 0.85, jac
     # The mask follows the motion: its centroid moves right by ~2 px per frame.
@@ -78,7 +79,7 @@ def test_refines_a_frame_annotated_twice_and_keeps_every_stroke() -> None:
     # The object is a red top half and a blue bottom half; a stroke on the red half alone leaves
     # the blue half out, the robot's correction stroke on round 2 must bring it in.
     frames, gt = moving_clip(t=4)
-    frames[:, 15:22][gt[:, 15:22] == 1] = (40, 60, 220)
+    frames[:, 15:22][gt[:, 15:22] == 1] = (60, 90, 230)
     t = len(frames)
     be = PropagationBackend()
     be.reset(frames, 1, sequence="clip")
