@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-metadata": ("ivos_rl.data.metadata:main", "write davis.json-style metadata for a DAVIS folder"),
     "init-scribbles": ("ivos_rl.data.init_scribbles:main", "generate initial scribbles with the robot"),
     "convert-youtube-vos": ("ivos_rl.data.youtube_vos:main", "convert YouTube-VOS to a DAVIS-like folder"),
+    "export-quality": ("ivos_rl.quality.checkpoint:main", "export a quality checkpoint in half precision"),
     "recommend": ("ivos_rl.recommend:main", "recommend the next frame to annotate for any segmenter"),
 }
 

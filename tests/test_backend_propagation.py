@@ -163,7 +163,7 @@ def test_bad_input_raises_typed_errors_and_leaves_no_trace() -> None:
     for bad_idx in (t, -1):
         with pytest.raises(InputValidationError, match="frame_idx"):
             be.interact(bad_idx, good)
-    with pytest.raises(ScribbleError, match="object_id=2"):
+    with pytest.raises(ScribbleError, match="object_id.? ?=?2"):
         be.interact(0, on_frame(t, 0, [stroke(2, [(9, 15), (16, 15)])]))
     with pytest.raises(ScribbleError, match="no non-empty scribble"):
         be.interact(0, on_frame(t, 0, []))

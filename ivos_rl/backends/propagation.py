@@ -56,6 +56,7 @@ class PropParams:
     prior_floor: float = 0.02
     fb_sigma: float = 0.75
     occluded_prior: float = 0.5
+    occlusion_blur: float = 0.0
     colour_band: float = 6.0
     local_mix: float = 0.8
     local_band: float = 10.0
@@ -233,8 +234,12 @@ class PropagationBackend(VOSBackend):
             )
         seq = interaction.get("sequence")
         if seq is not None and self.sequence is not None and seq != self.sequence:
-            raise ScribbleError(f"interaction is for sequence {seq!r}, the backend was reset on {self.sequence!r}")
-        new = [Stroke(int(s["object_id"]), np.asarray(s["path"], np.float64), self._round + 1) for s in current]
+            raise ScribbleError(
+                f"interaction is for sequence {seq!r}, the backend was reset on {self.sequence!r}"
+            )
+        new = [
+            Stroke(int(s["object_id"]), np.asarray(s["path"], np.float64), self._round + 1) for s in current
+        ]
         strokes = self._strokes.get(frame_idx, []) + new
         prior = None
         if self._segs:
@@ -357,12 +362,17 @@ class PropagationBackend(VOSBackend):
         my -= rbox[0].start
         p_src = src.region(rbox, n_labels)
         warped = np.stack([_remap(p_src[k], mx, my) for k in range(n_labels)])
-        back = cv2.remap(from_src[rbox].astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        back = _remap(from_src[rbox].astype(np.float32), mx, my)
         err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
         conf = np.exp(-0.5 / prm.fb_sigma**2 * err2)
-        alt = np.full(n_labels, (1.0 - prm.occluded_prior) / max(n_labels - 1, 1), dtype=np.float32)
-        alt[0] = prm.occluded_prior
-        warped = conf * warped + (1.0 - conf) * alt[:, None, None]
+        if prm.occlusion_blur > 0:
+            alt = np.stack([cv2.GaussianBlur(plane, (0, 0), prm.occlusion_blur) for plane in warped])
+            alt = 0.5 * alt + 0.5 / n_labels
+        else:
+            alt = np.full(n_labels, (1.0 - prm.occluded_prior) / max(n_labels - 1, 1), dtype=np.float32)
+            alt[0] = prm.occluded_prior
+            alt = alt[:, None, None]
+        warped = conf * warped + (1.0 - conf) * alt
         if prm.local_mix > 0:
             tables = self._mix_local(tables, src, sbox, t_src, anchor)
         loglik = tables[:, self._bins[t_dst][dbox]]
@@ -471,7 +481,7 @@ def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[sli
 
 
 def _grow(box: tuple[slice, slice], margin: float, shape: tuple[int, int]) -> tuple[slice, slice]:
-    m = int(math.ceil(margin))
+    m = math.ceil(margin)
     return (
         slice(max(box[0].start - m, 0), min(box[0].stop + m, shape[0])),
         slice(max(box[1].start - m, 0), min(box[1].stop + m, shape[1])),
@@ -499,7 +509,7 @@ def _boundary_distance(labels: np.ndarray) -> np.ndarray:
 
 
 def _remap(plane: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-    """Bilinear backward warp of one (H, W) float32 plane, edges replicated."""
+    """Bilinear backward warp of an (H, W[, C]) float32 image, edges replicated."""
     return cv2.remap(plane, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
