@@ -57,6 +57,7 @@ class PropParams:
     fb_sigma: float = 0.75
     occluded_prior: float = 0.5
     occlusion_blur: float = 0.0
+    occlusion_keep: float = 0.0
     colour_band: float = 6.0
     local_mix: float = 0.8
     local_band: float = 10.0
@@ -365,7 +366,10 @@ class PropagationBackend(VOSBackend):
         back = _remap(from_src[rbox].astype(np.float32), mx, my)
         err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
         conf = np.exp(-0.5 / prm.fb_sigma**2 * err2)
-        if prm.occlusion_blur > 0:
+        if prm.occlusion_keep > 0:
+            alt = np.maximum(warped, 1e-3) ** prm.occlusion_keep
+            alt /= alt.sum(axis=0)
+        elif prm.occlusion_blur > 0:
             alt = np.stack([cv2.GaussianBlur(plane, (0, 0), prm.occlusion_blur) for plane in warped])
             alt = 0.5 * alt + 0.5 / n_labels
         else:
