@@ -115,7 +115,7 @@ def test_two_objects_are_tracked_separately() -> None:
 
 
 def test_deterministic_and_flow_cache() -> None:
-    frames, gt = moving_clip(t=5)
+    frames, _ = moving_clip(t=5)
     t = len(frames)
     inter = on_frame(t, 2, [stroke(1, [(12, 12), (20, 18)])])
     be = PropagationBackend()
@@ -163,11 +163,15 @@ def test_bad_input_raises_typed_errors_and_leaves_no_trace() -> None:
     for bad_idx in (t, -1):
         with pytest.raises(InputValidationError, match="frame_idx"):
             be.interact(bad_idx, good)
-    with pytest.raises(ScribbleError, match="object_id.? ?=?2"):
+    with pytest.raises(ScribbleError, match=r"object_id.? ?=?2"):
         be.interact(0, on_frame(t, 0, [stroke(2, [(9, 15), (16, 15)])]))
     with pytest.raises(ScribbleError, match="frame_idx=0"):
         be.interact(0, on_frame(t, 0, []))
+    two_frames = on_frame(t, 0, [stroke(1, [(9, 15), (16, 15)])])
+    two_frames["scribbles"][1] = [stroke(1, [(11, 15), (18, 15)])]
     with pytest.raises(ScribbleError, match="besides frame_idx"):
+        be.interact(0, two_frames)
+    with pytest.raises(ScribbleError):  # no stroke on the frame said to be annotated
         be.interact(1, good)
     with pytest.raises(ScribbleError):  # pixel coordinates instead of normalised ones
         be.interact(0, on_frame(t, 0, [{"path": [[10.0, 15.0], [16.0, 15.0]], "object_id": 1}]))
@@ -182,6 +186,30 @@ def test_bad_input_raises_typed_errors_and_leaves_no_trace() -> None:
     assert np.array_equal(after_errors.probs, expected.probs)
 
 
+def test_internal_failure_is_a_backend_error_and_rolls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames, _ = moving_clip(t=4)
+    t = len(frames)
+    first = on_frame(t, 0, [stroke(1, [(9, 15), (16, 15)])])
+    second = on_frame(t, 3, [stroke(1, [(15, 15), (22, 15)])])
+    be = PropagationBackend()
+    be.reset(frames, 1, sequence="clip")
+    be.interact(0, first)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise FloatingPointError("simulated numerical failure")
+
+    monkeypatch.setattr(be, "_update_runs", broken)
+    with pytest.raises(BackendError, match="frame 3"):
+        be.interact(3, second)
+    monkeypatch.undo()
+    after = be.interact(3, second)
+    fresh = PropagationBackend()
+    fresh.reset(frames, 1, sequence="clip")
+    fresh.interact(0, first)
+    expected = fresh.interact(3, second)
+    assert np.array_equal(after.probs, expected.probs) and np.array_equal(after.masks, expected.masks)
+
+
 def test_bad_constructor_arguments() -> None:
     with pytest.raises(InputValidationError, match="working_height"):
         PropagationBackend(working_height=4)
@@ -189,7 +217,7 @@ def test_bad_constructor_arguments() -> None:
         PropagationBackend(flow_preset="ultra")
     with pytest.raises(InputValidationError, match=r"unknown prop parameters \['nope'\]"):
         PropagationBackend(prop={"nope": 1.0})
-    with pytest.raises(InputValidationError, match="seg.smoothness"):
+    with pytest.raises(InputValidationError, match=r"seg\.smoothness"):
         PropagationBackend(seg={"smoothness": float("nan")})
 
 

@@ -233,7 +233,16 @@ def bbox(mask: np.ndarray, margin: float, shape: tuple[int, int]) -> tuple[slice
 
 @dataclass(frozen=True)
 class SegParams:
-    """Weights of the annotated-frame energy (in nats); see :class:`FrameSegmenter`."""
+    """Weights of the annotated-frame energy (in nats); see :class:`FrameSegmenter`.
+
+    Defaults were tuned on the tuning split of ``benchmarks/bench_propagation.py``.
+    ``first_*``: the stroke-distance prior before any prediction exists (``first_sigma`` x
+    stroke length is its Gaussian width). ``correction_*``: how far (x stroke length) a new
+    stroke loosens the current prediction, and how much (``correction_uniform`` = 1: towards
+    "unknown", so colour and edges decide the extent). ``core_fraction``: a disk of this
+    fraction of the stroke length (at most ``core_max`` px) around a new stroke is taken as
+    mostly its label. ``coarse_pixels``: crops larger than this are cut coarse-to-fine.
+    """
 
     colour_weight: float = 1.0
     motion_weight: float = 0.75
@@ -246,19 +255,16 @@ class SegParams:
     first_bg_radius: float = 2.0
     correction_sigma: float = 0.3
     correction_strength: float = 0.8
-    correction_uniform: float = 0.0
-    support_margin: float = 0.0
-    core_fraction: float = 0.0
+    correction_uniform: float = 1.0
+    core_fraction: float = 0.1
     core_max: float = 16.0
     core_strength: float = 0.9
-    support_rate: float = 0.0
     prior_floor: float = 0.02
     stroke_weight: float = 20.0
     global_weight: float = 3000.0
     iterations: int = 2
     roi_margin: float = 12.0
-    fixed_margin: float = 0.0
-    coarse_pixels: int = 0
+    coarse_pixels: int = 20000
 
 
 class FrameSegmenter:
@@ -319,21 +325,6 @@ class FrameSegmenter:
                 out[s.label] += core
             reach |= d < 3.0 * sigma
         logp = np.log(np.clip(out, prm.prior_floor, 1.0))
-        if prm.support_rate > 0:
-            # Objects are contiguous: far from an object's current extent and its strokes, the
-            # prior against it grows linearly, so colour alone cannot create distant blobs.
-            current = np.argmax(prior, axis=0)
-            for k in range(1, n_labels):
-                support = current == k
-                for st in new_strokes:
-                    if st.label == k:
-                        support |= rasterise([st], shape) >= 0
-                area = int(support.sum())
-                if area == 0:
-                    continue
-                dist = cv2.distanceTransform((~support).astype(np.uint8), cv2.DIST_L2, 3)
-                scale = float(np.sqrt(area))
-                logp[k] -= prm.support_rate * np.maximum(dist / scale - prm.support_margin, 0.0)
         return logp, prior.astype(np.float32), reach
 
     def segment(
@@ -400,19 +391,10 @@ class FrameSegmenter:
                 loglik = loglik + prm.motion_weight * mmodel.log_likelihood(mbins)
             unary = -(loglik + prm.prior_weight * log_pi) + hard
             unary -= unary.min(axis=0, keepdims=True)
-            free = None
-            if prm.fixed_margin > 0:
-                # Pixels whose best label wins by a wide margin, with neighbours that agree, keep
-                # it: the cut only has to decide the ambiguous band, a much smaller graph.
-                best = np.argmin(unary, axis=0)
-                second = np.partition(unary, 1, axis=0)[1]
-                sure = (second > prm.fixed_margin).astype(np.uint8)
-                free = cv2.erode(sure, np.ones((5, 5), np.uint8)) == 0
-                labels = np.where(free, labels, best)
-            if coarse_edges is not None and free is None:
+            if coarse_edges is not None:
                 labels = _coarse_to_fine(unary, edges, coarse_edges, labels)
             else:
-                labels = potts_graph_cut(unary, edges, init=labels, free=free)
+                labels = potts_graph_cut(unary, edges, init=labels)
             membership = np.eye(n_labels, dtype=np.float32)[labels].transpose(2, 0, 1)
         labels[seeded] = seeds[seeded]
         out[box] = labels

@@ -42,23 +42,29 @@ from ivos_rl.backends.base import (
     validate_n_objects,
 )
 from ivos_rl.backends.registry import register_backend
-from ivos_rl.errors import BackendError, InputValidationError, ScribbleError
+from ivos_rl.errors import BackendError, InputValidationError, IvosError, ScribbleError
 
 _OBJECT_PRESENT = 250  # a pixel counts for an object's box when background prob < 250/255
 
 
 @dataclass(frozen=True)
 class PropParams:
-    """Weights of one propagation step (log-space fusion of warped labels and colour)."""
+    """Weights of one propagation step (log-space fusion of warped labels and colour).
+
+    Defaults were tuned on the tuning split of ``benchmarks/bench_propagation.py``.
+    ``fb_sigma``: forward-backward flow error (px) at which a warped label loses ~40 % of its
+    trust; untrusted pixels get a uniform prior so that colour decides them (occlusions).
+    ``colour_band``: width (px) of the band around the warped boundary where colour acts.
+    ``local_mix``: weight of the colour model refitted near the previous frame's boundary
+    against the model of all annotated frames; ``local_band``/``local_gap``: the pixels it uses.
+    ``min_fragment``: pieces smaller than this fraction of an object's largest piece are dropped.
+    """
 
     prior_weight: float = 1.0
-    colour_weight: float = 0.35
+    colour_weight: float = 0.15
     prior_floor: float = 0.02
     fb_sigma: float = 0.75
-    occluded_prior: float = 0.5
-    occlusion_blur: float = 0.0
-    occlusion_keep: float = 0.0
-    colour_band: float = 6.0
+    colour_band: float = 3.0
     local_mix: float = 0.8
     local_band: float = 10.0
     local_gap: float = 0.0
@@ -241,33 +247,38 @@ class PropagationBackend(VOSBackend):
         new = [
             Stroke(int(s["object_id"]), np.asarray(s["path"], np.float64), self._round + 1) for s in current
         ]
-        strokes = self._strokes.get(frame_idx, []) + new
-        prior = None
-        if self._segs:
-            prior = self._fused(frame_idx)
-        global_model = self._global_model(exclude=frame_idx) if self._segs else None
-        labels = self._segmenter.segment(
-            self._frames[frame_idx],
-            self._bins[frame_idx],
-            strokes,
-            new,
-            prior,
-            global_model,
-            self._motion(frame_idx),
-        )
-        # Commit only once everything above succeeded: a failure leaves the state untouched.
-        self._round += 1
-        self._strokes[frame_idx] = strokes
-        self._segs[frame_idx] = labels
-        self._versions[frame_idx] = self._round
-        self._update_runs()
-        return self._output()
+        saved = (self._round, dict(self._strokes), dict(self._segs), dict(self._versions), dict(self._runs))
+        try:
+            strokes = self._strokes.get(frame_idx, []) + new
+            prior = self._fused(frame_idx) if self._segs else None
+            global_model = self._global_model(exclude=frame_idx) if self._segs else None
+            labels = self._segmenter.segment(
+                self._frames[frame_idx],
+                self._bins[frame_idx],
+                strokes,
+                new,
+                prior,
+                global_model,
+                self._motion(frame_idx),
+            )
+            self._round += 1
+            self._strokes[frame_idx] = strokes
+            self._segs[frame_idx] = labels
+            self._versions[frame_idx] = self._round
+            self._update_runs()
+            return self._output()
+        except Exception as exc:
+            # Roll back so that a failed round leaves no trace, and never return stale masks.
+            self._round, self._strokes, self._segs, self._versions, self._runs = saved
+            if isinstance(exc, IvosError):
+                raise
+            raise BackendError(f"propagation backend failed on frame {frame_idx}: {exc!r}") from exc
 
     def _motion(self, t: int) -> np.ndarray | None:
         """Flow from frame ``t`` to a neighbour (None for a one-frame video)."""
         if self._n_frames < 2:
             return None
-        return self._fwd[t] if t + 1 < self._n_frames else -self._bwd[t - 1].astype(np.float32)
+        return self._fwd[t] if t + 1 < self._n_frames else self._bwd[t - 1]
 
     def _global_model(self, exclude: int | None = None) -> ColourModel:
         """Colour model of every annotated frame's segmentation and strokes."""
@@ -309,7 +320,9 @@ class PropagationBackend(VOSBackend):
                 wanted.add(key)
                 run = self._runs.get(key)
                 if run is not None and run.version == self._versions[a] and len(run.states) >= n_steps:
-                    del run.states[n_steps:]
+                    # A run does not depend on where it stops: keep its prefix (a new list, so
+                    # that a rollback can restore the old one).
+                    self._runs[key] = _Run(a, direction, run.version, run.states[:n_steps])
                     continue
                 if tables is None:
                     tables = self._global_model().log_tables()
@@ -366,16 +379,8 @@ class PropagationBackend(VOSBackend):
         back = _remap(from_src[rbox].astype(np.float32), mx, my)
         err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
         conf = np.exp(-0.5 / prm.fb_sigma**2 * err2)
-        if prm.occlusion_keep > 0:
-            alt = np.maximum(warped, 1e-3) ** prm.occlusion_keep
-            alt /= alt.sum(axis=0)
-        elif prm.occlusion_blur > 0:
-            alt = np.stack([cv2.GaussianBlur(plane, (0, 0), prm.occlusion_blur) for plane in warped])
-            alt = 0.5 * alt + 0.5 / n_labels
-        else:
-            alt = np.full(n_labels, (1.0 - prm.occluded_prior) / max(n_labels - 1, 1), dtype=np.float32)
-            alt[0] = prm.occluded_prior
-            alt = alt[:, None, None]
+        # Occluded or unreliable pixels: a uniform prior, so that colour alone decides them.
+        alt = np.float32(1.0 / n_labels)
         warped = conf * warped + (1.0 - conf) * alt
         if prm.local_mix > 0:
             tables = self._mix_local(tables, src, sbox, t_src, anchor)
