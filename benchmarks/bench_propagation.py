@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import tempfile
 import time
@@ -61,6 +62,7 @@ class TimedBackend(VOSBackend):
         self.uses_ground_truth = inner.uses_ground_truth  # type: ignore[misc]
         self.reset_s: dict[str, float] = {}
         self.round_s: dict[str, list[float]] = {}
+        self.round_cpu_s: list[float] = []
         self._seq = ""
 
     def reset(self, frames: np.ndarray, n_objects: int, *, sequence: str | None = None,
@@ -72,9 +74,10 @@ class TimedBackend(VOSBackend):
         self.round_s.setdefault(self._seq, [])
 
     def interact(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = self.inner.interact(frame_idx, interaction)
         self.round_s[self._seq].append(time.perf_counter() - t0)
+        self.round_cpu_s.append(time.process_time() - c0)
         return out
 
 
@@ -149,8 +152,8 @@ def run_quality(args: argparse.Namespace) -> None:
     flows = [r["flow_s"] for r in rows]
     per_round = [t for s in seqs for t in backend.round_s[s]]
     print(f"\nflow precompute {np.mean(flows):.2f} s/sequence (max {np.max(flows):.2f}); "
-          f"interact {np.mean(per_round):.3f} s/round (p90 {np.percentile(per_round, 90):.3f}, "
-          f"max {np.max(per_round):.3f})")
+          f"interact {np.mean(per_round):.3f} s/round wall (p90 {np.percentile(per_round, 90):.3f}, "
+          f"max {np.max(per_round):.3f}), {np.mean(backend.round_cpu_s):.3f} s/round CPU")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,19 +181,22 @@ def run_timing(args: argparse.Namespace) -> None:
     backend.reset(frames, 1, sequence=args.timing_sequence)
     precompute = time.perf_counter() - t0
     pred = np.zeros_like(gt)
-    times = []
+    times, cpu = [], []
     for _ in range(args.rounds):
         inter = robot.interact(args.timing_sequence, pred, gt, nb_objects=1)
         frame = next((i for i, s in enumerate(inter["scribbles"]) if s), None)
         if frame is None:
             break
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pred = backend.interact(frame, inter).masks
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     jf = float(batched_j_and_f(gt, pred, nb_objects=1).mean())
     print(f"{args.timing_sequence} 80 frames {frames.shape[1]}x{frames.shape[2]}: flow precompute "
-          f"{precompute:.2f} s; per round " + " ".join(f"{t:.2f}" for t in times)
-          + f" s (mean {np.mean(times):.2f}); final J&F {jf:.3f}")
+          f"{precompute:.2f} s; per round (wall) " + " ".join(f"{t:.2f}" for t in times)
+          + f" s, mean {np.mean(times):.2f} s wall / {np.mean(cpu):.2f} s CPU; final J&F {jf:.3f}")
+    print(f"load average during the run: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          "(the machine is shared; CPU time is the figure an idle machine would show)")
 
 
 def run_memory(args: argparse.Namespace) -> None:

@@ -73,6 +73,7 @@ class PropParams:
     min_fragment: float = 0.1
     stroke_weight: float = 20.0
     roi_margin: float = 16.0
+    fusion_certainty: float = 0.0
 
 
 @dataclass
@@ -453,10 +454,17 @@ class PropagationBackend(VOSBackend):
         if next_a is not None:
             w = 1.0 if prev_a is None else (t - prev_a) / (next_a - prev_a)
             parts.append((w, self._runs[(next_a, -1)].states[next_a - t - 1]))
-        out = np.zeros((n_labels, *shape), dtype=np.float32)
-        for w, crop in parts:
-            out += w * crop.full(shape, n_labels)
-        return out
+        if len(parts) == 1 or self.prop_params.fusion_certainty <= 0:
+            out = np.zeros((n_labels, *shape), dtype=np.float32)
+            for w, crop in parts:
+                out += w * crop.full(shape, n_labels)
+            return out
+        # Per pixel, the more certain of the two runs weighs more (certainty = max prob).
+        fulls = [crop.full(shape, n_labels) for _, crop in parts]
+        weights = [w * (1e-3 + 2.0 * f.max(axis=0) - 1.0) ** self.prop_params.fusion_certainty
+                   for (w, _), f in zip(parts, fulls, strict=True)]
+        total = weights[0] + weights[1]
+        return (weights[0] * fulls[0] + weights[1] * fulls[1]) / total
 
     def _output(self) -> BackendOutput:
         """Resize the fused prediction to the input size and pin every stroke pixel to its label."""
