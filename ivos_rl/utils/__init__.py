@@ -1,6 +1,6 @@
 """Small shared utilities: seeding, logging, atomic file writes."""
 
-from ivos_rl.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_path
+from ivos_rl.utils.io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from ivos_rl.utils.logging import get_logger, setup_logging
 from ivos_rl.utils.seed import seed_everything
 
