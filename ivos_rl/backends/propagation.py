@@ -205,6 +205,7 @@ class PropagationBackend(VOSBackend):
         self._segs: dict[int, np.ndarray] = {}
         self._versions: dict[int, int] = {}
         self._runs: dict[tuple[int, int], _Run] = {}
+        self._last_output: tuple[np.ndarray, np.ndarray] | None = None
         self._round = 0
         self._segmenter = FrameSegmenter(self.n_labels, self.colour_bins, self.seg_params)
         self._ready = True
@@ -248,7 +249,10 @@ class PropagationBackend(VOSBackend):
         new = [
             Stroke(int(s["object_id"]), np.asarray(s["path"], np.float64), self._round + 1) for s in current
         ]
-        saved = (self._round, dict(self._strokes), dict(self._segs), dict(self._versions), dict(self._runs))
+        saved = (
+            self._round, dict(self._strokes), dict(self._segs), dict(self._versions), dict(self._runs),
+            self._last_output,
+        )
         try:
             strokes = self._strokes.get(frame_idx, []) + new
             prior = self._fused(frame_idx) if self._segs else None
@@ -267,10 +271,10 @@ class PropagationBackend(VOSBackend):
             self._segs[frame_idx] = labels
             self._versions[frame_idx] = self._round
             self._update_runs()
-            return self._output()
+            return self._output(frame_idx)
         except Exception as exc:
             # Roll back so that a failed round leaves no trace, and never return stale masks.
-            self._round, self._strokes, self._segs, self._versions, self._runs = saved
+            (self._round, self._strokes, self._segs, self._versions, self._runs, self._last_output) = saved
             if isinstance(exc, IvosError):
                 raise
             raise BackendError(f"propagation backend failed on frame {frame_idx}: {exc!r}") from exc
@@ -466,13 +470,24 @@ class PropagationBackend(VOSBackend):
         total = weights[0] + weights[1]
         return (weights[0] * fulls[0] + weights[1] * fulls[1]) / total
 
-    def _output(self) -> BackendOutput:
-        """Resize the fused prediction to the input size and pin every stroke pixel to its label."""
+    def _output(self, frame_idx: int) -> BackendOutput:
+        """Resize the fused prediction to the input size and pin every stroke pixel to its label.
+
+        Only frames between the annotated neighbours of ``frame_idx`` can have changed this
+        round; the others are copied from the previous output (a fresh array: callers may keep
+        earlier outputs).
+        """
         oh, ow = self._out_shape
         t_total = self._n_frames
-        probs = np.empty((t_total, self.n_objects, oh, ow), dtype=np.uint8)
-        masks = np.empty((t_total, oh, ow), dtype=np.uint8)
-        for t in range(t_total):
+        if self._last_output is None:
+            probs = np.empty((t_total, self.n_objects, oh, ow), dtype=np.uint8)
+            masks = np.empty((t_total, oh, ow), dtype=np.uint8)
+            dirty = range(t_total)
+        else:
+            probs, masks = (a.copy() for a in self._last_output)
+            prev_a, next_a = self._neighbours(frame_idx)
+            dirty = range(0 if prev_a is None else prev_a + 1, t_total if next_a is None else next_a)
+        for t in dirty:
             p = self._fused(t)
             if (oh, ow) != self._shape:
                 p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
@@ -486,7 +501,8 @@ class PropagationBackend(VOSBackend):
                     obj[k - 1][on] = (seeds[on] == k).astype(np.float32)
             probs[t] = probs_to_uint8(obj)
             masks[t] = labels
-        return BackendOutput(probs=probs, masks=masks)
+        self._last_output = (probs, masks)
+        return BackendOutput(probs=probs.copy(), masks=masks.copy())
 
 
 def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
