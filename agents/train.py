@@ -47,6 +47,7 @@ from ivos_rl.envs.factory import (
     make_env,
     samples_of,
     split_sequences,
+    training_scribbles,
 )
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.utils.logging import get_logger
@@ -100,8 +101,9 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     # ---- environment side ------------------------------------------------------------------
     comps = build_components(cfg)
     train_seqs, val_seqs = split_sequences(comps.dataset.sequences, tc.val_sequences, seed)
-    train_samples = samples_of(comps.dataset, train_seqs)
-    val_samples = samples_of(comps.dataset, val_seqs)[: int(tc.get("max_val_samples", 10**9))]
+    scribbles = training_scribbles(cfg)
+    train_samples = samples_of(comps.dataset, train_seqs, scribbles)
+    val_samples = samples_of(comps.dataset, val_seqs, scribbles)[: int(tc.get("max_val_samples", 10**9))]
     env_reward = OmegaConf.to_container(cfg.env.get("reward", {}), resolve=True) or {}
     baseline = load_or_build_baseline(cfg, comps, train_samples) if env_reward.get("use_goal", True) else None
     env = make_env(cfg.env, comps, train_samples, baseline)

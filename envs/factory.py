@@ -9,6 +9,7 @@ with exactly the env settings it is later used with (its cache records a fingerp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,30 @@ def split_sequences(sequences: list[str], n_val: int | list[str], seed: int) -> 
     return train, val
 
 
-def samples_of(dataset: Any, sequences: list[str]) -> list[tuple[str, int]]:
-    """(sequence, scribble_idx) pairs of ``sequences``, in dataset order."""
+def samples_of(
+    dataset: Any, sequences: list[str], scribbles: Sequence[int] | None = None
+) -> list[tuple[str, int]]:
+    """(sequence, scribble_idx) pairs of ``sequences``, in dataset order.
+
+    ``scribbles`` keeps only those initial-scribble indices (e.g. ``[1]``: one sample per video,
+    which bounds the cost of the random baseline); a sequence lacking all of them is an error.
+    """
     keep = set(sequences)
-    return [(s, i) for s, i in dataset.samples() if s in keep]
+    pairs = [(s, i) for s, i in dataset.samples() if s in keep]
+    if scribbles is None:
+        return pairs
+    wanted = {int(i) for i in scribbles}
+    chosen = [(s, i) for s, i in pairs if i in wanted]
+    missing = sorted(keep - {s for s, _ in chosen})
+    if missing:
+        raise ConfigError(f"sequences {missing} have none of the scribbles {sorted(wanted)}")
+    return chosen
+
+
+def training_scribbles(cfg: DictConfig) -> list[int] | None:
+    """``cfg.train.scribbles``: the initial-scribble indices used for training (null = all)."""
+    value = OmegaConf.select(cfg, "train.scribbles", default=None)
+    return None if value is None else [int(i) for i in value]
 
 
 def make_env(
@@ -116,13 +137,21 @@ def _reward_metric(cfg: DictConfig) -> str:
     return str(OmegaConf.select(cfg, "env.reward.metric", default="J_AND_F"))
 
 
+def _without_cache_settings(backend: Any) -> Any:
+    """Backend config minus memoisation settings (``flow_cache_size``, ``flow_cache_dir``...):
+    they change speed, never outcomes, so they must not invalidate a cached baseline."""
+    if not isinstance(backend, dict):
+        return backend
+    return {k: v for k, v in backend.items() if "cache" not in str(k)}
+
+
 def baseline_meta(cfg: DictConfig, samples: list[tuple[str, int]]) -> dict[str, Any]:
     """Fingerprint of everything that determines the random policy's outcomes."""
     env = _plain(cfg.env)
     bl = _plain(cfg.baseline)
     return {
         "dataset": _plain(cfg.dataset),
-        "backend": _plain(cfg.backend),
+        "backend": _without_cache_settings(_plain(cfg.backend)),
         "robot": _plain(cfg.get("robot")),
         "env": {k: env.get(k) for k in _BASELINE_ENV_KEYS},
         "samples": [[s, int(i)] for s, i in samples],
@@ -176,7 +205,7 @@ def build_baseline(cfg: DictConfig) -> Path:
     """
     components = build_components(cfg)
     train_seqs, _ = split_sequences(components.dataset.sequences, cfg.train.val_sequences, int(cfg.seed))
-    samples = samples_of(components.dataset, train_seqs)
+    samples = samples_of(components.dataset, train_seqs, training_scribbles(cfg))
     path = Path(str(cfg.baseline.path))
     if path.is_file() and not bool(cfg.baseline.get("overwrite", False)):
         RandomBaseline.load(path, expected_meta=baseline_meta(cfg, samples))

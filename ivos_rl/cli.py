@@ -16,6 +16,7 @@ from ivos_rl.errors import IvosError
 #: command -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-synthetic": ("ivos_rl.data.synthetic:main", "write a synthetic DAVIS-layout dataset"),
+    "make-excerpt": ("ivos_rl.data.excerpt:main", "copy some sequences/frames of a DAVIS folder"),
     "make-metadata": ("ivos_rl.data.metadata:main", "write davis.json-style metadata for a DAVIS folder"),
     "init-scribbles": ("ivos_rl.data.init_scribbles:main", "generate initial scribbles with the robot"),
     "convert-youtube-vos": ("ivos_rl.data.youtube_vos:main", "convert YouTube-VOS to a DAVIS-like folder"),

@@ -332,6 +332,7 @@ def evaluate(
         {
             "strategy": strategy.name,
             "setting": setting,
+            "needs_quality": bool(strategy.needs_quality),
             "backend": getattr(backend, "name", type(backend).__name__),
             "dataset": Path(str(getattr(dataset, "root", "dataset"))).name,
             "output_dir": None if out is None else str(out.resolve()),

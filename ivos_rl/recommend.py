@@ -34,7 +34,7 @@ from PIL import Image
 from ivos_rl.agents.checkpoint import load_policy
 from ivos_rl.backends.base import validate_frames
 from ivos_rl.data.imageio import open_decoded, read_image
-from ivos_rl.data.layout import _natural_key
+from ivos_rl.data.layout import natural_key
 from ivos_rl.errors import (
     ConfigError,
     CorruptFileError,
@@ -322,7 +322,7 @@ def _list_files(folder: Path, exts: tuple[str, ...], what: str) -> list[Path]:
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise DatasetError(f"{what} folder has several files per frame name, e.g. {dupes[:3]}", folder)
-    return sorted(files, key=lambda p: _natural_key(p.stem))
+    return sorted(files, key=lambda p: natural_key(p.stem))
 
 
 def resolve_sequence_folder(
@@ -403,8 +403,8 @@ def read_mask_folder(folder: str | Path, frame_names: Sequence[str] | None = Non
     files = _list_files(Path(folder), MASK_EXTS, "masks")
     stems = [p.stem for p in files]
     if frame_names is not None and stems != list(frame_names):
-        only_f = sorted(set(frame_names) - set(stems), key=_natural_key)[:5]
-        only_m = sorted(set(stems) - set(frame_names), key=_natural_key)[:5]
+        only_f = sorted(set(frame_names) - set(stems), key=natural_key)[:5]
+        only_m = sorted(set(stems) - set(frame_names), key=natural_key)[:5]
         raise DatasetError(
             f"{len(frame_names)} frames but {len(stems)} masks, or different names; frames without "
             f"mask: {only_f}, masks without frame: {only_m}",

@@ -155,11 +155,15 @@ def table1(runs: Sequence[tuple[dict[str, object], EvaluationResult]], n_boot: i
 
     Agent rows get, per column, the paired bootstrap 95% interval of Agent minus every other
     strategy of the same setting (over sequences), as extra rows "agent - <strategy>".
+    Strategies that never look at quality (runs whose summary says ``needs_quality: false``, e.g.
+    Random, Linspace) behave the same in both settings: their rows read "any" and they are
+    compared with the agent of each setting.
     """
     groups: dict[tuple[str, str, str], list[EvaluationResult]] = {}
     for meta, res in runs:
         col = f"{meta.get('backend', '?')}/{meta.get('dataset', '?')}"
-        groups.setdefault((str(meta.get("setting")), str(meta.get("strategy")), col), []).append(res)
+        setting = "any" if meta.get("needs_quality") is False else str(meta.get("setting"))
+        groups.setdefault((setting, str(meta.get("strategy")), col), []).append(res)
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for (setting, strategy, col), results in sorted(groups.items()):
         aucs = np.array([r.auc_rounds for r in results])
@@ -170,7 +174,7 @@ def table1(runs: Sequence[tuple[dict[str, object], EvaluationResult]], n_boot: i
             continue
         agent_auc = _mean_per_sample(results)
         for (s2, other, c2), others in sorted(groups.items()):
-            if s2 != setting or c2 != col or other == "agent":
+            if s2 not in (setting, "any") or c2 != col or other == "agent":
                 continue
             mean, lo, hi = paired_bootstrap(agent_auc, _mean_per_sample(others), n_boot=n_boot)
             key = (setting, f"agent - {other}")

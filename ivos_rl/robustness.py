@@ -262,6 +262,7 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
                 robot=robot,
                 max_rounds=int(cfg.max_rounds),
                 sequences=list(cfg.sequences) if cfg.get("sequences") else None,
+                scribbles=list(cfg.scribbles) if cfg.get("scribbles") else None,
                 max_samples=cfg.get("max_samples"),
                 initial_interaction=str(cfg.initial_interaction),  # type: ignore[arg-type]
                 out_dir=out_dir / "annotators" / f"{i:03d}" / label,

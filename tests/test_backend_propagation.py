@@ -151,6 +151,37 @@ def test_deterministic_and_flow_cache() -> None:
         assert np.array_equal(a.probs, other.probs) and np.array_equal(a.masks, other.masks)
 
 
+def test_flow_disk_cache_is_reused_and_damaged_files_are_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ivos_rl.backends.propagation as prop
+
+    frames, _ = moving_clip(t=5)
+    inter = on_frame(len(frames), 2, [stroke(1, [(12, 12), (20, 18)])])
+    first = PropagationBackend(flow_cache_size=0, flow_cache_dir=tmp_path)
+    first.reset(frames, 1, sequence="clip")
+    a = first.interact(2, inter)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1
+
+    def no_flows(*_args: Any, **_kw: Any) -> None:
+        raise AssertionError("flows should have come from the disk cache")
+
+    with monkeypatch.context() as m:  # a new backend (another run) reads the file
+        m.setattr(prop, "compute_flows", no_flows)
+        second = PropagationBackend(flow_cache_size=0, flow_cache_dir=tmp_path)
+        second.reset(frames, 1, sequence="clip")
+        b = second.interact(2, inter)
+    assert np.array_equal(a.probs, b.probs) and np.array_equal(a.masks, b.masks)
+
+    files[0].write_bytes(b"not a zip file")  # damaged: recomputed and replaced, not trusted
+    third = PropagationBackend(flow_cache_size=0, flow_cache_dir=tmp_path)
+    third.reset(frames, 1, sequence="clip")
+    assert np.array_equal(third.interact(2, inter).probs, a.probs)
+    fwd, _ = prop.load_flows(files[0], (len(frames) - 1, H, W))
+    assert fwd.shape == (len(frames) - 1, H, W, 2)
+
+
 def test_working_resolution_is_resized_back_and_strokes_pinned_at_input_size() -> None:
     frames, gt = moving_clip(t=4)
     big = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)  # 96 x 128
@@ -238,6 +269,9 @@ def test_bad_constructor_arguments() -> None:
         PropagationBackend(prop={"nope": 1.0})
     with pytest.raises(InputValidationError, match=r"seg\.smoothness"):
         PropagationBackend(seg={"smoothness": float("nan")})
+    with pytest.raises(InputValidationError, match=r"seg\.iterations must be a whole number"):
+        PropagationBackend(seg={"iterations": 1.5})
+    assert PropagationBackend(seg={"iterations": 3.0}).seg_params.iterations == 3
 
 
 def test_check_backend_and_registry() -> None:

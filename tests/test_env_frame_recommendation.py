@@ -256,3 +256,14 @@ def test_bad_configuration_and_actions(dataset: DavisDataset) -> None:
         env.step(1.5)
     with pytest.raises(InputValidationError, match="not one of"):
         env.reset(options={"sample": ("nope", 1)})
+
+
+def test_samples_of_keeps_the_requested_scribbles(synthetic_root: Path) -> None:
+    from ivos_rl.envs.factory import samples_of
+
+    ds = DavisDataset(synthetic_root, "480p", image_set="2017/train")
+    seqs = ds.sequences[:2]
+    assert samples_of(ds, seqs) == [(s, i) for s in seqs for i in (1, 2, 3)]
+    assert samples_of(ds, seqs, [2]) == [(seqs[0], 2), (seqs[1], 2)]
+    with pytest.raises(ConfigError, match="none of the scribbles"):
+        samples_of(ds, seqs, [7])

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from ivos_rl.agents import QNetwork
 from ivos_rl.backends import SimulatedBackend
 from ivos_rl.data import DavisDataset
 from ivos_rl.evaluation import evaluate
@@ -22,7 +24,7 @@ from ivos_rl.reporting import (
     table1,
     to_markdown,
 )
-from ivos_rl.strategies import LinspaceStrategy, RandomStrategy, WorstStrategy
+from ivos_rl.strategies import AgentStrategy, LinspaceStrategy, RandomStrategy, WorstStrategy
 
 
 def test_paired_bootstrap_on_a_constant_difference() -> None:
@@ -47,12 +49,19 @@ def test_table_matches_saved_reports(synthetic_root: Path, tmp_path: Path) -> No
     for seed in (0, 1):
         rnd = RandomStrategy(seed=seed)
         evaluate(ds, SimulatedBackend(seed=0), rnd, out_dir=runs / f"random{seed}", **kw)
+    torch.manual_seed(0)
+    agent = AgentStrategy(QNetwork(hidden=8, decoder_hidden=8))
+    evaluate(ds, SimulatedBackend(seed=0), agent, out_dir=runs / "agent", **kw)
     found = collect_runs(runs)
-    assert len(found) == 4
+    assert len(found) == 5
     table = table1(found, n_boot=100)
     col = table.columns[0]
     assert table.loc["oracle / worst", col].startswith(f"{res['worst'].auc_rounds * 100:.2f}")
-    assert table.loc["oracle / random", col].endswith("(2)")  # two seeds: mean ± std (2)
+    # Random and Linspace never look at quality: one "any" row each, compared with the agent too
+    assert table.loc["any / random", col].endswith("(2)")  # two seeds: mean ± std (2)
+    assert "any / linspace" in table.index and "oracle / linspace" not in table.index
+    compared = {f"oracle / agent - {other}" for other in ("worst", "random", "linspace")}
+    assert compared <= set(table.index)
     # one AUC per (sequence, scribble) sample, each a valid area under a [0, 1] curve
     per = per_sample_auc(res["worst"].samples)
     assert len(per) == 3 and np.all((per >= 0) & (per <= 1))

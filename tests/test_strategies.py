@@ -133,3 +133,24 @@ def test_agent_picks_argmax_q(tmp_path) -> None:  # type: ignore[no-untyped-def]
         AgentStrategy.from_checkpoint(path, state_mode="q_only")
     with pytest.raises(CheckpointError, match="not found"):
         AgentStrategy.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_shipped_agent_policy_loads_and_scores_any_length() -> None:
+    from pathlib import Path
+
+    from ivos_rl.agents.checkpoint import load_policy
+    from ivos_rl.errors import CheckpointError
+    from ivos_rl.strategies import AgentStrategy
+
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / "agent" / "agent_policy.pt"
+    qnet, meta = load_policy(path)
+    assert meta["state_mode"] == "both" and meta["backend"] == "propagation" and meta["quality"] == "oracle"
+    assert qnet.config()["recurrence"] == "bilstm"
+    agent = AgentStrategy.from_checkpoint(path)
+    for n in (25, 80):  # trained on 25-frame subsequences, used on whole videos
+        q = np.linspace(0.9, 0.3, n)
+        state = StrategyState(round=1, n_frames=n, history=(0,), quality=q)
+        frame = agent.select(state)
+        assert 0 <= frame < n and frame == int(np.argmax(agent.last_q_values))
+    with pytest.raises(CheckpointError, match="state_mode"):
+        AgentStrategy.from_checkpoint(path, state_mode="q_only")

@@ -1,4 +1,4 @@
-"""Dense optical flow between consecutive frames, warping, and forward-backward consistency.
+"""Dense optical flow between consecutive frames (DIS) and the pixel grids used to warp with it.
 
 Flows are computed once per sequence (they do not depend on the interactions) and stored as
 float16 to bound memory: a 100-frame video at 240x427 needs 2 x 99 x 240 x 427 x 2 x 2 B = 81 MB.
@@ -6,22 +6,30 @@ float16 to bound memory: a 100-frame video at 240x427 needs 2 x 99 x 240 x 427 x
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import cv2
 import numpy as np
 
-from ivos_rl.errors import InputValidationError
+from ivos_rl.errors import CorruptFileError, InputValidationError
+from ivos_rl.utils.io import atomic_path
 
 DIS_PRESETS: dict[str, int] = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,  # medium, refined down to full resolution
 }
 
 
 def _dis(preset: str) -> cv2.DISOpticalFlow:
     if preset not in DIS_PRESETS:
         raise InputValidationError(f"flow_preset must be one of {sorted(DIS_PRESETS)}, got {preset!r}")
-    return cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    if preset == "fine":
+        dis.setFinestScale(0)
+    return dis
 
 
 def compute_flows(gray: np.ndarray, preset: str = "medium") -> tuple[np.ndarray, np.ndarray]:
@@ -41,34 +49,33 @@ def compute_flows(gray: np.ndarray, preset: str = "medium") -> tuple[np.ndarray,
     return fwd, bwd
 
 
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return xs, ys
+def save_flows(path: str | Path, fwd: np.ndarray, bwd: np.ndarray) -> Path:
+    """Write flows to an ``.npz`` file atomically (float16 as computed: reloading is lossless)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, fwd=fwd, bwd=bwd)
+    return path
+
+
+def load_flows(path: str | Path, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Flows saved by :func:`save_flows` for ``shape`` = (T-1, H, W); CorruptFileError otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fwd, bwd = data["fwd"], data["bwd"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CorruptFileError(f"unreadable flow cache file ({exc})", path) from exc
+    want = (*shape, 2)
+    for name, a in (("fwd", fwd), ("bwd", bwd)):
+        if a.shape != want or a.dtype != np.float16 or not np.all(np.isfinite(a)):
+            raise CorruptFileError(f"flow cache {name} is {a.dtype}{a.shape} or not finite, expected "
+                                   f"float16{want}", path)
+    return fwd, bwd
 
 
 class Warper:
-    """Backward warping with a cached pixel grid (the grid is the same for every step)."""
+    """Pixel-coordinate grids of one frame size, built once: backward warping samples the source
+    frame at ``(xs + flow_x, ys + flow_y)`` for every target pixel."""
 
     def __init__(self, h: int, w: int) -> None:
-        self.xs, self.ys = _grid(h, w)
-
-    def maps(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sampling maps for ``cv2.remap`` from a (H, W, 2) flow pointing into the source frame."""
-        f = flow.astype(np.float32)
-        return self.xs + f[..., 0], self.ys + f[..., 1]
-
-    def warp(self, image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-        """Sample ``image`` (H, W) or (H, W, C<=4) float32 at the maps (bilinear, edge replicated)."""
-        return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-    def consistency(
-        self, flow_to_src: np.ndarray, flow_from_src: np.ndarray, map_x: np.ndarray, map_y: np.ndarray
-    ) -> np.ndarray:
-        """Forward-backward error (H, W) float32 in pixels for a target frame.
-
-        ``flow_to_src`` maps target pixels into the source; ``flow_from_src`` maps source pixels
-        back. A large round-trip error flags occlusions and unreliable flow.
-        """
-        back = self.warp(flow_from_src.astype(np.float32), map_x, map_y)
-        err = flow_to_src.astype(np.float32) + back
-        return np.sqrt(err[..., 0] ** 2 + err[..., 1] ** 2)
+        self.xs, self.ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))

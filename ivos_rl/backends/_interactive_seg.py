@@ -265,6 +265,9 @@ class SegParams:
     iterations: int = 2
     roi_margin: float = 12.0
     coarse_pixels: int = 20000
+    evidence_cap: float = 5.0
+    support_rate: float = 5.0
+    support_margin: float = 0.2
 
 
 class FrameSegmenter:
@@ -325,6 +328,20 @@ class FrameSegmenter:
                 out[s.label] += core
             reach |= d < 3.0 * sigma
         logp = np.log(np.clip(out, prm.prior_floor, 1.0))
+        if prm.support_rate > 0:
+            # Objects are contiguous: far from an object's current extent and its new strokes,
+            # the prior against it grows linearly, so appearance cannot create distant blobs.
+            current = np.argmax(prior, axis=0)
+            for k in range(1, n_labels):
+                support = current == k
+                for st in new_strokes:
+                    if st.label == k:
+                        support |= rasterise([st], shape) >= 0
+                area = int(support.sum())
+                if area == 0:
+                    continue
+                dist = cv2.distanceTransform((~support).astype(np.uint8), cv2.DIST_L2, 3)
+                logp[k] -= prm.support_rate * np.maximum(dist / np.sqrt(area) - prm.support_margin, 0.0)
         return logp, prior.astype(np.float32), reach
 
     def segment(
@@ -389,6 +406,10 @@ class FrameSegmenter:
                 mmodel.add(mbins, membership.reshape(n_labels, -1))
                 mmodel.add(mbins, thick)
                 loglik = loglik + prm.motion_weight * mmodel.log_likelihood(mbins)
+            if prm.evidence_cap > 0:
+                # Appearance alone may not overrule a confident prior: a label's colour and
+                # motion evidence is bounded to ``evidence_cap`` nats below the best label's.
+                loglik = np.maximum(loglik - loglik.max(axis=0, keepdims=True), -prm.evidence_cap)
             unary = -(loglik + prm.prior_weight * log_pi) + hard
             unary -= unary.min(axis=0, keepdims=True)
             if coarse_edges is not None:

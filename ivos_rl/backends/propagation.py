@@ -13,8 +13,9 @@ Pipeline per round:
    only near the warped boundary; pixels failing the forward-backward flow check (occlusions)
    fall back to an uninformative prior. A run, once computed, is reused until its source frame
    is annotated again, so a round only pays for the frames between its neighbours.
-3. Frames between two annotated frames blend both runs linearly in temporal distance; labels
-   compete through a softmax over background + objects, and stray fragments are dropped.
+3. Frames between two annotated frames blend both runs by temporal distance and per-pixel
+   certainty; labels compete through a softmax over background + objects (masks are the
+   argmax, ``check_backend(mask_rule="argmax")``), and stray fragments are dropped.
 
 Everything runs at a configurable working height and is resized back to the input resolution.
 """
@@ -25,13 +26,14 @@ import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
 from ivos_rl.backends._colour_model import ColourModel, quantise_colours
-from ivos_rl.backends._flow import Warper, compute_flows
+from ivos_rl.backends._flow import DIS_PRESETS, Warper, compute_flows, load_flows, save_flows
 from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, bbox, rasterise
 from ivos_rl.backends.base import (
     BackendOutput,
@@ -42,9 +44,12 @@ from ivos_rl.backends.base import (
     validate_n_objects,
 )
 from ivos_rl.backends.registry import register_backend
-from ivos_rl.errors import BackendError, InputValidationError, IvosError, ScribbleError
+from ivos_rl.errors import BackendError, CorruptFileError, InputValidationError, IvosError, ScribbleError
+from ivos_rl.utils.logging import get_logger
 
 _OBJECT_PRESENT = 250  # a pixel counts for an object's box when background prob < 250/255
+
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,24 @@ class PropParams:
     ``local_mix``: weight of the colour model refitted near the previous frame's boundary
     against the model of all annotated frames; ``local_band``/``local_gap``: the pixels it uses.
     ``min_fragment``: pieces smaller than this fraction of an object's largest piece are dropped.
+    ``fusion_certainty``: between two annotated frames each run weighs its temporal weight x
+    certainty ** ``fusion_certainty`` (certainty: top probability rescaled from [1/L, 1] to
+    [0, 1]), so the run that is sure wins locally.
     """
 
     prior_weight: float = 1.0
     colour_weight: float = 0.15
     prior_floor: float = 0.02
-    fb_sigma: float = 0.75
+    fb_sigma: float = 0.5
     colour_band: float = 3.0
     local_mix: float = 0.8
     local_band: float = 10.0
     local_gap: float = 0.0
-    local_anchor: float = 0.0
     smooth_sigma: float = 0.8
     min_fragment: float = 0.1
     stroke_weight: float = 20.0
     roi_margin: float = 16.0
-    fusion_certainty: float = 0.0
+    fusion_certainty: float = 3.0
 
 
 @dataclass
@@ -130,7 +137,10 @@ class PropagationBackend(VOSBackend):
 
     ``working_height`` caps the processing height (None: native); ``flow_preset`` is the DIS
     preset; ``flow_cache_size`` keeps the flows of that many recent videos (RL episodes replay
-    the same video); ``seg`` / ``prop`` override :class:`SegParams` / :class:`PropParams`.
+    the same video); ``flow_cache_dir`` also keeps them on disk, keyed by the frames' content
+    and preset, so separate runs over the same videos (one per strategy, annotator or seed)
+    compute each video's flows once (a damaged file is recomputed and replaced, never trusted);
+    ``seg`` / ``prop`` override :class:`SegParams` / :class:`PropParams`.
     """
 
     name: ClassVar[str] = "propagation"
@@ -141,11 +151,12 @@ class PropagationBackend(VOSBackend):
     def __init__(
         self,
         working_height: int | None = 240,
-        flow_preset: str = "medium",
+        flow_preset: str = "fine",
         colour_bins: int = 16,
         flow_cache_size: int = 2,
         seg: dict[str, float] | None = None,
         prop: dict[str, float] | None = None,
+        flow_cache_dir: str | Path | None = None,
     ) -> None:
         if working_height is not None and (
             isinstance(working_height, bool) or not isinstance(working_height, int) or working_height < 16
@@ -155,12 +166,15 @@ class PropagationBackend(VOSBackend):
             raise InputValidationError(f"flow_cache_size must be an int >= 0, got {flow_cache_size!r}")
         if isinstance(colour_bins, bool) or not isinstance(colour_bins, int) or not 2 <= colour_bins <= 40:
             raise InputValidationError(f"colour_bins must be an int in [2, 40], got {colour_bins!r}")
-        if flow_preset not in ("ultrafast", "fast", "medium"):
-            raise InputValidationError(f"flow_preset must be ultrafast, fast or medium, got {flow_preset!r}")
+        if flow_preset not in DIS_PRESETS:
+            raise InputValidationError(
+                f"flow_preset must be one of {sorted(DIS_PRESETS)}, got {flow_preset!r}"
+            )
         self.working_height = working_height
         self.flow_preset = flow_preset
         self.colour_bins = colour_bins
         self.flow_cache_size = flow_cache_size
+        self.flow_cache_dir = None if flow_cache_dir in (None, "") else Path(flow_cache_dir)
         self.seg_params: SegParams = _override(SegParams(), seg, "seg")
         self.prop_params: PropParams = _override(PropParams(), prop, "prop")
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
@@ -218,14 +232,29 @@ class PropagationBackend(VOSBackend):
         if key in self._flow_cache:
             self._flow_cache.move_to_end(key)
             return self._flow_cache[key]
-        gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in small])
-        fwd, bwd = compute_flows(gray, self.flow_preset)
-        entry = _FlowCache(fwd, bwd)
+        entry = self._flows_from_disk(key, small.shape[:3])
+        if entry is None:
+            gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in small])
+            entry = _FlowCache(*compute_flows(gray, self.flow_preset))
+            if self.flow_cache_dir is not None:
+                save_flows(self.flow_cache_dir / f"{key}.npz", entry.fwd, entry.bwd)
         if self.flow_cache_size > 0:
             self._flow_cache[key] = entry
             while len(self._flow_cache) > self.flow_cache_size:
                 self._flow_cache.popitem(last=False)
         return entry
+
+    def _flows_from_disk(self, key: str, shape: tuple[int, int, int]) -> _FlowCache | None:
+        if self.flow_cache_dir is None:
+            return None
+        path = self.flow_cache_dir / f"{key}.npz"
+        if not path.is_file():
+            return None
+        try:
+            return _FlowCache(*load_flows(path, (max(shape[0] - 1, 0), shape[1], shape[2])))
+        except CorruptFileError as exc:
+            _log.warning("recomputing flows: %s", exc)
+            return None
 
     # ------------------------------------------------------------------ interact
 
@@ -337,19 +366,15 @@ class PropagationBackend(VOSBackend):
 
     def _compute_run(self, a: int, direction: int, n_steps: int, tables: np.ndarray) -> _Run:
         full = (slice(0, self._shape[0]), slice(0, self._shape[1]))
-        onehot = _onehot(self._segs[a], self.n_labels)
-        state = _Crop(full, (onehot * 255).astype(np.uint8))
-        anchor = self._boundary_model(onehot, self._bins[a])
+        state = _Crop(full, (_onehot(self._segs[a], self.n_labels) * 255).astype(np.uint8))
         states = []
         for i in range(n_steps):
             t_src = a + direction * i
-            state = self._step(state, t_src, t_src + direction, tables, anchor)
+            state = self._step(state, t_src, t_src + direction, tables)
             states.append(state)
         return _Run(a, direction, self._versions[a], states)
 
-    def _step(
-        self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray, anchor: ColourModel | None = None
-    ) -> _Crop:
+    def _step(self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray) -> _Crop:
         """Carry soft labels from ``t_src`` to the adjacent ``t_dst`` and colour-correct them."""
         prm = self.prop_params
         shape, n_labels = self._shape, self.n_labels
@@ -388,7 +413,7 @@ class PropagationBackend(VOSBackend):
         alt = np.float32(1.0 / n_labels)
         warped = conf * warped + (1.0 - conf) * alt
         if prm.local_mix > 0:
-            tables = self._mix_local(tables, src, sbox, t_src, anchor)
+            tables = self._mix_local(tables, src, sbox, t_src)
         loglik = tables[:, self._bins[t_dst][dbox]]
         if prm.colour_band > 0:
             loglik = loglik * _near_boundary(warped, prm.colour_band)
@@ -410,33 +435,16 @@ class PropagationBackend(VOSBackend):
         model.add(bins[near], p[:, near])
         return model
 
-    def _mix_local(
-        self,
-        tables: np.ndarray,
-        src: _Crop,
-        sbox: tuple[slice, slice],
-        t_src: int,
-        anchor: ColourModel | None,
-    ) -> np.ndarray:
-        """Mix the global colour densities with ones fitted near the object boundary.
+    def _mix_local(self, tables: np.ndarray, src: _Crop, sbox: tuple[slice, slice], t_src: int) -> np.ndarray:
+        """Mix the global colour densities with ones fitted near the source frame's boundary.
 
         Appearance drifts (lighting, pose); the previous frame's own labels near the object
-        boundary are the most relevant colour samples for the next frame's boundary, and the
-        source annotated frame's (``anchor``) are the most reliable ones. Mixing the (L, bins)
-        log-density tables is exact and far cheaper than mixing per pixel.
+        boundary are the most relevant colour samples for the next frame's boundary. Mixing the
+        (L, bins) log-density tables is exact and far cheaper than mixing per pixel.
         """
         prm = self.prop_params
         region = _grow(sbox, prm.local_band + 1, self._shape)
-        prev = None
-        if prm.local_anchor < 1:
-            prev = self._boundary_model(src.region(region, self.n_labels), self._bins[t_src][region])
-        if anchor is None or prm.local_anchor <= 0:
-            model = prev
-        else:
-            model = ColourModel(self.n_labels, self.colour_bins)
-            model.merge(anchor, prm.local_anchor)
-            if prev is not None:
-                model.merge(prev, 1.0 - prm.local_anchor)
+        model = self._boundary_model(src.region(region, self.n_labels), self._bins[t_src][region])
         if model is None:
             return tables
         a = prm.local_mix
@@ -463,10 +471,14 @@ class PropagationBackend(VOSBackend):
             for w, crop in parts:
                 out += w * crop.full(shape, n_labels)
             return out
-        # Per pixel, the more certain of the two runs weighs more (certainty = max prob).
+        # Per pixel, the more certain of the two runs weighs more; certainty rescales the top
+        # probability from [1/L, 1] to [0, 1].
         fulls = [crop.full(shape, n_labels) for _, crop in parts]
-        weights = [w * (1e-3 + 2.0 * f.max(axis=0) - 1.0) ** self.prop_params.fusion_certainty
-                   for (w, _), f in zip(parts, fulls, strict=True)]
+        weights = [
+            w * (1e-3 + (f.max(axis=0) - 1.0 / n_labels) * n_labels / (n_labels - 1))
+            ** self.prop_params.fusion_certainty
+            for (w, _), f in zip(parts, fulls, strict=True)
+        ]
         total = weights[0] + weights[1]
         return (weights[0] * fulls[0] + weights[1] * fulls[1]) / total
 
@@ -601,7 +613,13 @@ def _override(base: Any, values: dict[str, float] | None, what: str) -> Any:
     unknown = sorted(set(values) - names)
     if unknown:
         raise InputValidationError(f"unknown {what} parameters {unknown}; valid: {sorted(names)}")
-    for k, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InputValidationError(f"{what}.{k} must be a finite number, got {v!r}")
-    return replace(base, **values)
+    clean: dict[str, float | int] = {}
+    for k, v in dict(values).items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise InputValidationError(f"{what}.{k} must be a finite number >= 0, got {v!r}")
+        if isinstance(getattr(base, k), int):
+            if v != int(v):
+                raise InputValidationError(f"{what}.{k} must be a whole number, got {v!r}")
+            v = int(v)
+        clean[k] = v
+    return replace(base, **clean)

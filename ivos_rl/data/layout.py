@@ -56,8 +56,8 @@ def frame_file_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def _natural_key(stem: str) -> tuple[int, int, str]:
-    # Numeric names sort by value (so "9" < "10" even without zero padding), others after them.
+def natural_key(stem: str) -> tuple[int, int, str]:
+    """Sort key of frame stems: numeric names by value ("9" < "10" without zero padding), then others."""
     return (0, int(stem), stem) if stem.isdigit() else (1, 0, stem)
 
 
@@ -68,7 +68,7 @@ def list_stems(folder: Path, ext: str) -> list[str]:
     stems = [
         p.stem for p in folder.iterdir() if p.suffix == ext and not p.name.startswith(".") and p.is_file()
     ]
-    return sorted(stems, key=_natural_key)
+    return sorted(stems, key=natural_key)
 
 
 def matched_frame_names(root: str | Path, resolution: str, sequence: str) -> list[str]:
@@ -86,8 +86,8 @@ def matched_frame_names(root: str | Path, resolution: str, sequence: str) -> lis
     frames = list_stems(img_dir, FRAME_EXT)
     masks = list_stems(ann_dir, MASK_EXT)
     if frames != masks:
-        only_frames = sorted(set(frames) - set(masks), key=_natural_key)[:5]
-        only_masks = sorted(set(masks) - set(frames), key=_natural_key)[:5]
+        only_frames = sorted(set(frames) - set(masks), key=natural_key)[:5]
+        only_masks = sorted(set(masks) - set(frames), key=natural_key)[:5]
         raise DatasetError(
             f"sequence {sequence!r}: {len(frames)} frames in {img_dir} but {len(masks)} masks in {ann_dir}; "
             f"frames without mask: {only_frames}, masks without frame: {only_masks}",
