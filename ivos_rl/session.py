@@ -120,9 +120,11 @@ def fuse_interactions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _copy_items(items: list[Any]) -> list[Any]:
-    """Independent copies of one frame's strokes or clicks (dicts of scalars and point lists).
+    """Copies of one frame's strokes or clicks that share nothing mutable with the input.
 
-    Much cheaper than ``copy.deepcopy``, which dominated long sessions' fusing time.
+    Strokes are dicts of scalars and a list of [x, y] points; copying exactly that is much
+    cheaper than ``copy.deepcopy``, which dominated long sessions' fusing time. Anything else
+    (tuples stay tuples, deeper nesting) is deep-copied.
     """
     out = []
     for item in items:
@@ -131,8 +133,12 @@ def _copy_items(items: list[Any]) -> list[Any]:
             continue
         c = dict(item)
         for key, value in c.items():
-            if isinstance(value, list):
-                c[key] = [list(p) if isinstance(p, (list, tuple)) else p for p in value]
+            if isinstance(value, list) and all(
+                isinstance(p, list) and all(isinstance(v, (int, float)) for v in p) for p in value
+            ):
+                c[key] = [list(p) for p in value]
+            elif isinstance(value, (list, dict)):
+                c[key] = copy.deepcopy(value)
         out.append(c)
     return out
 
@@ -150,7 +156,8 @@ def interaction_to_scribbles(
             raise ScribbleError(
                 f"interaction has neither 'scribbles' nor 'clicks' (keys: {sorted(interaction)})"
             )
-        return {"scribbles": copy.deepcopy(interaction["scribbles"]), "sequence": interaction["sequence"]}
+        scribbles = [_copy_items(frame) for frame in interaction["scribbles"]]
+        return {"scribbles": scribbles, "sequence": interaction["sequence"]}
     from_clicks = clicks_to_scribbles(
         {"clicks": interaction["clicks"], "sequence": interaction["sequence"]}, radius_px, output_resolution
     )

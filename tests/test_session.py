@@ -363,3 +363,16 @@ def test_scribble_robot_answers_on_the_worst_frame(synthetic_root: Path) -> None
         assert s.next()
         _, everything, _ = s.get_scribbles()
         assert _annotated(everything) == _annotated(first) | {5}
+
+
+def test_fused_strokes_share_nothing_mutable_with_the_inputs() -> None:
+    from ivos_rl.session import fuse_interactions
+
+    a = {"sequence": "s", "scribbles": [[{"path": [[0.1, 0.2]], "object_id": 1, "meta": {"k": [1]}}], []]}
+    b = {"sequence": "s", "scribbles": [[], [{"path": [(0.3, 0.4)], "object_id": 2}]]}
+    fused = fuse_interactions(a, b)
+    assert fused["scribbles"] == [a["scribbles"][0], b["scribbles"][1]]
+    fused["scribbles"][0][0]["path"][0][0] = 9.0
+    fused["scribbles"][0][0]["meta"]["k"].append(2)
+    assert a["scribbles"][0][0]["path"][0][0] == 0.1 and a["scribbles"][0][0]["meta"] == {"k": [1]}
+    assert fused["scribbles"][1][0]["path"][0] == (0.3, 0.4)  # tuples are kept as they are

@@ -232,22 +232,22 @@ class PropagationBackend(VOSBackend):
         if key in self._flow_cache:
             self._flow_cache.move_to_end(key)
             return self._flow_cache[key]
-        entry = self._flows_from_disk(key, small.shape[:3])
+        disk = None if self.flow_cache_dir is None else self.flow_cache_dir / f"{key}.npz"
+        entry = None if disk is None else self._flows_from_disk(disk, small.shape[:3])
         if entry is None:
             gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in small])
             entry = _FlowCache(*compute_flows(gray, self.flow_preset))
-            if self.flow_cache_dir is not None:
-                save_flows(self.flow_cache_dir / f"{key}.npz", entry.fwd, entry.bwd)
+            if disk is not None:
+                save_flows(disk, entry.fwd, entry.bwd)
         if self.flow_cache_size > 0:
             self._flow_cache[key] = entry
             while len(self._flow_cache) > self.flow_cache_size:
                 self._flow_cache.popitem(last=False)
         return entry
 
-    def _flows_from_disk(self, key: str, shape: tuple[int, int, int]) -> _FlowCache | None:
-        if self.flow_cache_dir is None:
-            return None
-        path = self.flow_cache_dir / f"{key}.npz"
+    @staticmethod
+    def _flows_from_disk(path: Path, shape: tuple[int, int, int]) -> _FlowCache | None:
+        """Flows of a (T, H, W) video from ``path``; None when absent or damaged (then recomputed)."""
         if not path.is_file():
             return None
         try:

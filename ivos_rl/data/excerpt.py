@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ivos_rl.data import layout
 from ivos_rl.data.staging import staged_directory
-from ivos_rl.errors import InputValidationError, IvosError, MissingDataError
+from ivos_rl.errors import InputValidationError, IvosError
 from ivos_rl.utils.io import atomic_write_text
 
 
@@ -41,13 +41,9 @@ def make_excerpt(
         raise InputValidationError(f"n_frames must be >= 1 or None, got {n_frames}")
     if start < 0:
         raise InputValidationError(f"start must be >= 0, got {start}")
-    copied: dict[str, list[str]] = {}
     plan: dict[str, list[str]] = {}
     for seq in sequences:
-        if not layout.images_dir(src_root, resolution, seq).is_dir():
-            raise MissingDataError(f"sequence {seq!r} has no frames at {resolution}",
-                                   layout.images_dir(src_root, resolution, seq))
-        names = layout.matched_frame_names(src_root, resolution, seq)
+        names = layout.matched_frame_names(src_root, resolution, seq)  # MissingDataError if absent
         stop = len(names) if n_frames is None else start + n_frames
         if stop > len(names) or start >= len(names):
             raise InputValidationError(
@@ -62,11 +58,10 @@ def make_excerpt(
                 dst.mkdir(parents=True)
                 for name in names:
                     shutil.copyfile(src / f"{name}{ext}", dst / f"{name}{ext}")
-            copied[seq] = list(names)
         set_file = layout.image_set_file(tmp, image_set)
         set_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(set_file, "".join(f"{s}\n" for s in sequences))
-    return copied
+    return plan
 
 
 def main(argv: list[str] | None = None) -> int:
