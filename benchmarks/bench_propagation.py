@@ -32,6 +32,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from _reference_backend import ReferenceBackend
 
 from ivos_rl.backends.base import BackendOutput, VOSBackend
 from ivos_rl.backends.propagation import PropagationBackend
@@ -111,7 +112,7 @@ def run_quality(args: argparse.Namespace) -> None:
         elapsed = time.perf_counter() - t0
         print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {elapsed:.1f} s")
         dataset = DavisDataset(root, "240p", sequences=seqs, scribbles_root=scribbles)
-        backend = TimedBackend(PropagationBackend(flow_cache_size=1, **_overrides(args)))
+        backend = TimedBackend(_build_backend(args))
         curves: dict[str, dict[str, list[float]]] = {}
         built = {name: build_strategy(name, **({"seed": args.seed} if name == "random" else {}))
                  for name in strategies}
@@ -155,6 +156,13 @@ def run_quality(args: argparse.Namespace) -> None:
     print(f"\nflow precompute {np.mean(flows):.2f} s/sequence (max {np.max(flows):.2f}); "
           f"interact {np.mean(per_round):.3f} s/round wall (p90 {np.percentile(per_round, 90):.3f}, "
           f"max {np.max(per_round):.3f}), {np.mean(backend.round_cpu_s):.3f} s/round CPU")
+
+
+def _build_backend(args: argparse.Namespace) -> VOSBackend:
+    """The backend under test: the product's propagation backend or the issue's reference."""
+    if args.backend == "reference":
+        return ReferenceBackend(**json.loads(args.ref or "{}"))
+    return PropagationBackend(flow_cache_size=1, **_overrides(args))
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing", action="store_true", help="only the speed benchmark")
     p.add_argument("--memory", action="store_true", help="only the memory benchmark")
     p.add_argument("--timing-sequence", default="bear")
+    p.add_argument("--backend", default="propagation", choices=["propagation", "reference"],
+                   help="reference: the issue's GrabCut + DIS calibration recipe (_reference_backend.py)")
+    p.add_argument("--ref", default=None, help='JSON kwargs of ReferenceBackend, e.g. \'{"band": 3}\'')
     p.add_argument("--seg", default=None, help='JSON overrides of SegParams, e.g. \'{"smoothness": 10}\'')
     p.add_argument("--prop", default=None, help="JSON overrides of PropParams")
     args = p.parse_args(argv)
