@@ -15,6 +15,8 @@ Tuning split: the backend's parameters were tuned on every third sequence of
         --strategies worst,random,linspace --csv results.csv
     python benchmarks/bench_propagation.py --timing      # seconds per round, 80 frames at 240p
     python benchmarks/bench_propagation.py --memory      # peak memory, 100 frames at 480p
+    python benchmarks/bench_propagation.py --backend reference --ref '{"colour_weight": 0.2, "band": 3}' \\
+        --sequences holdout                             # the issue's calibration recipe, same protocol
 """
 
 from __future__ import annotations
