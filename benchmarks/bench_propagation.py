@@ -161,7 +161,8 @@ def run_quality(args: argparse.Namespace) -> None:
 
 
 def _build_backend(args: argparse.Namespace) -> VOSBackend:
-    """The backend under test: the product's propagation backend or the issue's reference."""
+    """The backend under test (quality, timing and memory alike): the product's propagation
+    backend or the issue's reference. One flow-cache slot: the flows the backend holds anyway."""
     if args.backend == "reference":
         return ReferenceBackend(**json.loads(args.ref or "{}"))
     return PropagationBackend(flow_cache_size=1, **_overrides(args))
@@ -187,7 +188,7 @@ def run_timing(args: argparse.Namespace) -> None:
     frames, gt = _load(Path(args.root), args.timing_sequence)
     frames, gt = frames[:80], gt[:80]
     robot = ScribbleRobot()
-    backend = PropagationBackend(flow_cache_size=0, **_overrides(args))
+    backend = _build_backend(args)
     t0 = time.perf_counter()
     backend.reset(frames, 1, sequence=args.timing_sequence)
     precompute = time.perf_counter() - t0
@@ -220,7 +221,7 @@ def run_memory(args: argparse.Namespace) -> None:
     robot = ScribbleRobot()
     input_mb = big.nbytes / 2**20
     tracemalloc.start()
-    backend = PropagationBackend(flow_cache_size=0, **_overrides(args))
+    backend = _build_backend(args)
     t0 = time.perf_counter()
     backend.reset(big, 1, sequence="memory")
     precompute = time.perf_counter() - t0
