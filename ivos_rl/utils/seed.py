@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import zlib
 
 import numpy as np
-import torch
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generator:
@@ -18,6 +18,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
+    import torch  # imported here so that seeding helpers do not make every import pay for torch
+
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed % (2**32))  # noqa: NPY002 - third-party code reads the legacy global state
@@ -26,3 +28,20 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     return np.random.default_rng(seed)
+
+
+def name_seed(*parts: object) -> int:
+    """A 32-bit seed derived from names (sequence, scribble index, base seed...), not positions.
+
+    Items seeded this way reproduce exactly whether they run alone or within any larger list
+    (a subset of sequences, one shard), unlike a stream drawn in list order.
+    """
+    if not parts:
+        raise ValueError("name_seed needs at least one part")
+    key = "\x1f".join(str(p) for p in parts)
+    return zlib.crc32(key.encode("utf-8")) & 0xFFFFFFFF
+
+
+def name_rng(*parts: object) -> np.random.Generator:
+    """``np.random.Generator`` seeded by :func:`name_seed` of ``parts``."""
+    return np.random.default_rng(name_seed(*parts))
