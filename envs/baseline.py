@@ -48,6 +48,7 @@ from scipy import stats
 from ivos_rl.errors import CheckpointError, ConfigError, CorruptFileError, InputValidationError
 from ivos_rl.utils.io import atomic_write_json
 from ivos_rl.utils.logging import get_logger
+from ivos_rl.utils.seed import name_seed
 
 SigmaMode = Literal["t_scale", "t_std", "sample"]
 METRICS: tuple[str, ...] = ("J", "F", "J_AND_F")
@@ -257,8 +258,8 @@ def build_random_baseline(
     if int(n_episodes) < MIN_EPISODES:
         raise ConfigError(f"n_episodes must be >= {MIN_EPISODES} for a t fit (paper: 30), got {n_episodes}")
     todo = [
-        (i, seq, idx, start)
-        for i, (seq, idx) in enumerate(samples if samples is not None else env.samples)
+        (seq, idx, start)
+        for seq, idx in (samples if samples is not None else env.samples)
         for start in env.subsequence_starts(seq, idx)
     ]
     horizon = int(env.horizon)
@@ -266,10 +267,10 @@ def build_random_baseline(
     bar = tqdm(
         total=len(todo) * int(n_episodes), desc="random baseline", unit="episode", disable=not progress
     )
-    for i, seq, idx, start in todo:
+    for seq, idx, start in todo:
         runs = {m: [[0.0] * int(n_episodes) for _ in range(horizon)] for m in METRICS}
         for e in range(int(n_episodes)):
-            ss = np.random.SeedSequence([int(seed), i, int(start), e])
+            ss = np.random.SeedSequence([int(seed), name_seed(seq, idx), int(start), e])
             rng = np.random.default_rng(ss)
             options = {"sample": (seq, idx), "start": start}
             _, info = env.reset(seed=int(ss.generate_state(1)[0]), options=options)

@@ -24,6 +24,7 @@ from ivos_rl.data.metadata import metadata_path, write_metadata
 from ivos_rl.errors import DatasetError, InputValidationError, IvosError, ScribbleError
 from ivos_rl.utils.io import atomic_write_json
 from ivos_rl.utils.logging import get_logger, setup_logging
+from ivos_rl.utils.seed import name_rng
 
 _log = get_logger(__name__)
 
@@ -134,7 +135,7 @@ def write_initial_scribbles(
     out = layout.scribbles_dir(root) if out_dir is None else Path(out_dir)
     dataset = DavisDataset(root, resolution, sequences=sequences, scribbles_root=None if default_out else out)
     chosen: dict[str, list[int]] = {}
-    for s_index, seq in enumerate(dataset.sequences):
+    for seq in dataset.sequences:
         info = dataset.info(seq)
         existing = [i for i in layout.list_scribble_indices(out, seq) if i <= n_variants]
         if existing and not overwrite:
@@ -143,7 +144,7 @@ def write_initial_scribbles(
                 layout.scribble_file(out, seq, existing[0]),
             )
         gt = dataset.load_masks(seq)
-        rng = np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(s_index,)))
+        rng = name_rng(int(seed), "init-scribbles", seq)  # by name: a subset picks the same frames
         frames = choose_frames(gt, info.n_objects, n_variants, rng)
         empty = np.zeros_like(gt)
         for variant, frame in enumerate(frames, start=1):
