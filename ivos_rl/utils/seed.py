@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-import zlib
+import hashlib
 
 import numpy as np
 
@@ -39,7 +39,9 @@ def name_seed(*parts: object) -> int:
     if not parts:
         raise ValueError("name_seed needs at least one part")
     key = "\x1f".join(str(p) for p in parts)
-    return zlib.crc32(key.encode("utf-8")) & 0xFFFFFFFF
+    # a cryptographic hash, not crc32: crc32 is linear, so names ranked by it barely reorder
+    # when the base seed changes
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=4).digest(), "little")
 
 
 def name_rng(*parts: object) -> np.random.Generator:
