@@ -38,10 +38,12 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ivos_rl.backends.base import VOSBackend
+from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.data.init_scribbles import choose_frames
 from ivos_rl.errors import ConfigError, CorruptFileError, DatasetError, InputValidationError, MissingDataError
 from ivos_rl.metrics import batched_jaccard_and_f_measure
 from ivos_rl.quality.crop import crop_inputs
+from ivos_rl.quality.feature_rows import FeatureRecorder
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
 
@@ -342,6 +344,7 @@ def generate_samples(
     overwrite: bool = False,
     progress: bool = True,
     backend_name: str | None = None,
+    feature_rows: bool = True,
 ) -> dict[str, Any]:
     """Run the interactive loop and write sample shards + ``manifest.json`` to ``out_dir``.
 
@@ -350,6 +353,8 @@ def generate_samples(
     ``backend_name`` is recorded in the manifest (default: the backend's registry name).
     ``initial_indices`` (1-based) picks which initial scribbles to start from (scribble files, or
     the robot-drawn variants), e.g. ``[2, 3]`` to add trajectories to a ``max_initial=1`` run.
+    ``feature_rows`` also writes ``features.npz``: appearance-free features of every (round,
+    frame, object) with the backend fingerprint (:mod:`ivos_rl.quality.feature_rows`).
     Deterministic for a fixed seed, backend and dataset.
     """
     if initial_indices is not None and (
@@ -370,6 +375,8 @@ def generate_samples(
     if frames_per_round is not None and (not isinstance(frames_per_round, int) or frames_per_round < 1):
         raise ConfigError(f"frames_per_round must be None or an int >= 1, got {frames_per_round!r}")
     writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
+    fingerprint = backend_fingerprint(backend)
+    recorder = FeatureRecorder(fingerprint) if feature_rows else None
     seqs = list(dataset.sequences if sequences is None else sequences)
     stopped_early = 0
     skipped: list[list[Any]] = []  # [sequence, variant] of robot-drawn starts with no stroke
@@ -391,8 +398,11 @@ def generate_samples(
                 backend.reset(frames, k, sequence=seq, gt_masks=gt if backend.uses_ground_truth else None)
                 total = _merge(None, first_scr)
                 out = backend.interact(first_frame, total if backend.wants_all_scribbles else first_scr)
+                history = [first_frame]
                 for rnd in range(1, n_rounds + 1):
                     jac, fme = batched_jaccard_and_f_measure(gt, out.masks, nb_objects=k)
+                    if recorder is not None:  # feature rows of every frame (features module)
+                        recorder.add(frames, out, history, jac, fme, (seq, strategy, init_idx, rnd))
                     jf = 0.5 * (jac + fme)
                     n_pick = t if frames_per_round is None else min(frames_per_round, t)
                     picked = np.sort(rng.choice(t, size=n_pick, replace=False))
@@ -423,8 +433,10 @@ def generate_samples(
                         break
                     total = _merge(total, scr)
                     out = backend.interact(nxt, total if backend.wants_all_scribbles else scr)
+                    history.append(nxt)
             bar.update(1)
     bar.close()
+    features_file = recorder.write(out_dir) if recorder is not None else None
     manifest = writer.finish(
         backend=backend_name or getattr(backend, "name", type(backend).__name__),
         enlarge=enlarge,
@@ -439,6 +451,8 @@ def generate_samples(
         seed=seed,
         trajectories_stopped_early=stopped_early,
         initial_skipped=skipped,
+        backend_fingerprint=fingerprint,
+        feature_rows=None if features_file is None else features_file.name,
     )
     log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
     return manifest
