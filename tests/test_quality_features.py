@@ -168,3 +168,23 @@ def test_feature_rows_from_the_interactive_loop(synthetic_root: Path, tmp_path: 
     assert key.sum() == info.n_frames * info.n_objects
     np.testing.assert_allclose(rows.jf, 0.5 * (rows.j + rows.f), atol=1e-6)
     assert ((rows.round == 1) <= (rows.x[:, COL["round"]] == 1)).all()
+
+
+def test_recommend_reports_uncertainty_gain_and_stop() -> None:
+    from ivos_rl.recommend import Recommender
+    from ivos_rl.strategies import build_strategy
+
+    x, y = _rows(300, 0)
+    est = FeatureQualityEstimator(fit_feature_model(x, y, FEATURE_NAMES, SMALL), StopRule(a=1.0, b=0.0))
+    rec = Recommender(est, strategy=build_strategy("worst"))
+    frames, probs = _video()
+    r = rec.recommend(frames, probs, history=[0], stop_threshold=1.01)  # any deficit <= 1 < 1.01
+    q, _ = est.predict(frames, probs, history=[0])
+    assert r.expected_gain == pytest.approx(float(np.mean(1 - q)), abs=1e-6) and r.stop is True
+    assert r.frame == int(np.argmin(q))
+    out = r.to_json()
+    assert len(out["uncertainty"]) == 4 and out["stop"] is True
+    assert rec.recommend(frames, probs, history=[0], stop_threshold=0.0).stop is False
+    assert rec.recommend(frames, probs, history=[0]).stop is None
+    with pytest.raises(InputValidationError, match="history"):
+        rec.recommend(frames, probs, history=[])

@@ -77,12 +77,28 @@ def _plot_reliability(pooled: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _folds(cfg: DictConfig, seqs: list[str]) -> list[list[str]]:
+    """The shared folds of ``cfg.folds.sequences`` (all the dataset's videos; null: those with rows),
+    restricted to the videos that have rows (a partial generation keeps every video in its fold)."""
+    names = list(cfg.folds.get("sequences") or seqs)
+    unknown = sorted(set(seqs) - set(names))
+    if unknown:
+        raise ConfigError(f"feature rows of videos {unknown} are not in folds.sequences")
+    folds = [
+        [s for s in f if s in set(seqs)]
+        for f in video_folds(names, int(cfg.folds.n), seed=int(cfg.folds.seed))
+    ]
+    if any(not f for f in folds):
+        raise ConfigError(f"a cross-validation fold has no video with feature rows: {folds}")
+    return folds
+
+
 def train_features(cfg: DictConfig) -> dict[str, Any]:
     """Cross-validate (``cfg.cv``) and ship (``cfg.ship``) the feature model; returns the report."""
     torch.set_num_threads(int(cfg.get("num_threads") or 1))
     rows = load_feature_rows(list(cfg.data.dirs))
     seqs = sorted(set(rows.sequence.tolist()))
-    folds = video_folds(seqs, int(cfg.folds.n), seed=int(cfg.folds.seed))
+    folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
     report: dict[str, Any] = {
         "n_rows": len(rows),
