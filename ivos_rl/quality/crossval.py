@@ -18,7 +18,12 @@ from ivos_rl.data.splits import check_disjoint
 from ivos_rl.errors import ConfigError
 from ivos_rl.quality.calibration import coverage, reliability
 from ivos_rl.quality.evaluate import quality_metrics
-from ivos_rl.quality.feature_model import FeatureModelConfig, FeatureQualityModel, fit_feature_model
+from ivos_rl.quality.feature_model import (
+    FeatureModelConfig,
+    FeatureQualityModel,
+    fit_feature_model,
+    uncertainty_scale,
+)
 from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.stop import evaluate_stop, fit_stop_rule, trajectories
 from ivos_rl.utils.logging import get_logger
@@ -43,24 +48,26 @@ def choose_recipe(
     seed: int = 0,
     score_backend: str | None = None,
     n_val: int | None = None,
-) -> tuple[int, list[float]]:
-    """Index of the candidate with the best mean validation PCC when each of the first ``n_val``
-    training folds (all when None) is held out in turn from the others (inner cross-validation);
-    ``score_backend`` restricts the scoring rows to one backend."""
-    if len(candidates) == 1:
-        return 0, [float("nan")]
-    scores = []
+) -> tuple[int, list[float], float]:
+    """(index, scores, uncertainty scale) of the candidate with the best mean validation PCC when
+    each of the first ``n_val`` training folds (all when None) is held out in turn from the others
+    (inner cross-validation); ``score_backend`` restricts the scoring rows to one backend. The
+    scale (:func:`uncertainty_scale`) comes from the chosen candidate's validation residuals."""
+    scores, scales = [], []
     for cfg in candidates:
-        pccs = []
-        for val in train_folds[:n_val]:
-            val_sel = np.isin(rows.sequence, val)
+        pccs, val = [], []
+        for fold in train_folds[:n_val]:
+            val_sel = np.isin(rows.sequence, fold)
             train_sel = ~val_sel & np.isin(rows.sequence, [s for f in train_folds for s in f])
             model = _fit(rows, train_sel, cfg, seed)
             score_sel = val_sel & _backend_mask(rows, score_backend)
-            pred, _ = model.predict(rows.x[score_sel])
+            pred, sd = model.predict(rows.x[score_sel])
             pccs.append(quality_metrics(pred, rows.jf[score_sel])["pcc"])
+            val.append((pred, sd, rows.jf[score_sel]))
         scores.append(float(np.mean(pccs)))
-    return int(np.nanargmax(scores)), scores
+        scales.append(uncertainty_scale(*(np.concatenate(v) for v in zip(*val, strict=True))))
+    pick = int(np.nanargmax(scores))
+    return pick, scores, scales[pick]
 
 
 def _backend_mask(rows: FeatureRows, backend: str | None) -> np.ndarray:
@@ -96,11 +103,12 @@ def cross_validate(
     for i, test in enumerate(folds):
         train_folds = [f for j, f in enumerate(folds) if j != i]
         check_disjoint([s for f in train_folds for s in f], test, f"quality CV fold {i}")
-        pick, scores = choose_recipe(rows, train_folds, candidates, seed, score_backend, inner_folds)
-        chosen.append({"fold": i, "recipe": pick, "inner_pcc": scores})
+        pick, scores, scale = choose_recipe(rows, train_folds, candidates, seed, score_backend, inner_folds)
+        chosen.append({"fold": i, "recipe": pick, "inner_pcc": scores, "sd_scale": scale})
         train_sel = np.isin(rows.sequence, [s for f in train_folds for s in f])
         test_sel = np.isin(rows.sequence, test)
         model = _fit(rows, train_sel, candidates[pick], seed)
+        model.sd_scale.fill_(scale)
         pred[test_sel], sd[test_sel] = model.predict(rows.x[test_sel])
         fit_pred, _ = model.predict(rows.x[train_sel])
         rule = fit_stop_rule(_worst(trajectories(rows.subset(train_sel), fit_pred)))

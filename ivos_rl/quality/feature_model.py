@@ -6,7 +6,9 @@ the mean head is trained with MSE (it is what PCC/MAE measure), the variance hea
 negative log-likelihood of the detached mean, so uncertainty never pulls the estimate. The
 ensemble's estimate is the members' mean; its uncertainty (a standard deviation in J&F units) is
 ``sqrt(mean variance + variance of the means)`` (aleatoric + epistemic, Lakshminarayanan et al.
-2017). Training is seeded through a private ``torch.Generator`` (no global RNG state is touched).
+2017), times ``sd_scale``: a factor set from out-of-sample residuals (:func:`uncertainty_scale`),
+because variance heads fitted on training rows are overconfident on new videos. Training is
+seeded through a private ``torch.Generator`` (no global RNG state is touched).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class FeatureQualityModel(nn.Module):
         self.members = nn.ModuleList(_Member(len(names), cfg) for _ in range(cfg.members))
         self.register_buffer("mean", torch.zeros(len(names)))
         self.register_buffer("std", torch.ones(len(names)))
+        self.register_buffer("sd_scale", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(estimate (N,), uncertainty std (N,)) for raw feature rows ``x`` (N, F)."""
@@ -83,7 +86,7 @@ class FeatureQualityModel(nn.Module):
         mu = torch.stack(mus)  # (M, N)
         var = torch.stack(variances).exp()
         total = var.mean(0) + mu.var(0, unbiased=False)
-        return mu.mean(0), total.sqrt()
+        return mu.mean(0), total.sqrt() * self.sd_scale
 
     @torch.inference_mode()
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +96,14 @@ class FeatureQualityModel(nn.Module):
         self.eval()
         mu, sd = self(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         return mu.numpy(), sd.numpy()
+
+
+def uncertainty_scale(pred: np.ndarray, sd: np.ndarray, target: np.ndarray) -> float:
+    """Factor making held-out standardised residuals unit-variance: ``sqrt(mean(((y - mu) / sd)^2))``."""
+    pred, sd, target = (np.asarray(a, np.float64).reshape(-1) for a in (pred, sd, target))
+    if pred.size == 0 or not (pred.shape == sd.shape == target.shape) or (sd <= 0).any():
+        raise InputValidationError("uncertainty_scale needs equally long, non-empty rows with sd > 0")
+    return float(np.sqrt(np.mean(((target - pred) / sd) ** 2)))
 
 
 def _init_member(member: nn.Module, gen: torch.Generator) -> None:

@@ -22,7 +22,7 @@ from ivos_rl.errors import ConfigError
 from ivos_rl.quality.calibration import format_reliability
 from ivos_rl.quality.crossval import backend_label, cross_validate
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
-from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model
+from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, uncertainty_scale
 from ivos_rl.quality.feature_rows import load_feature_rows
 from ivos_rl.quality.stop import fit_stop_rule, trajectories
 from ivos_rl.utils.io import atomic_path, atomic_write_json
@@ -107,7 +107,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         "backends": {backend_label(b): int((rows.backend == b).sum()) for b in np.unique(rows.backend)},
         "candidates": [c.to_dict() for c in candidates],
     }
-    pick = 0
+    pick, sd_scale = 0, 1.0
     out = Path(cfg.output)
     if cfg.cv:
         cv = cross_validate(
@@ -119,8 +119,11 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
             thresholds=list(cfg.stop_thresholds),
             inner_folds=cfg.inner_folds,
         )
-        cv.pop("oof_pred"), cv.pop("oof_sd")
+        oof_pred, oof_sd = cv.pop("oof_pred"), cv.pop("oof_sd")
         report["cv"] = cv
+        done = np.isfinite(oof_pred)
+        # out-of-fold residuals of every video set the shipped model's uncertainty scale
+        sd_scale = uncertainty_scale(oof_pred[done], oof_sd[done], rows.jf[done])
         pick = Counter(r["recipe"] for r in cv["recipes"]).most_common(1)[0][0]
         print(format_folds(cv["per_fold"]))
         for name, m in cv["pooled"].items():
@@ -133,6 +136,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     report["recipe"] = pick
     if cfg.ship:
         model = fit_feature_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
+        model.sd_scale.fill_(sd_scale)
         fitted, _ = model.predict(rows.x)
         trajs = [t for t in trajectories(rows, fitted) if t.strategy == "worst"]
         rule = fit_stop_rule(trajs)
@@ -149,6 +153,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
             },
         )
         report["stop_rule"] = rule.to_dict()
+        report["sd_scale"] = sd_scale
         report["checkpoint"] = str(out)
     atomic_write_json(out.with_suffix(".report.json"), report)
     log.info("feature quality model: recipe %d, report %s", pick, out.with_suffix(".report.json"))
