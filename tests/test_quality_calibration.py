@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.quality.calibration import coverage, format_reliability, reliability
 from ivos_rl.quality.crossval import backend_label, cross_validate
+from ivos_rl.quality.feature_estimator import load_feature_checkpoint
 from ivos_rl.quality.feature_model import FeatureModelConfig, uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows
+from ivos_rl.quality.feature_train import train_features
 from ivos_rl.quality.features import FEATURE_NAMES
 from ivos_rl.quality.stop import StopRule, Trajectory, evaluate_stop, fit_stop_rule, trajectories
 
@@ -107,3 +112,33 @@ def test_trajectories_average_objects_per_frame() -> None:
     assert tr.est[0].tolist() == [0.5, 2.5, 4.5]  # rows (0, 1), (2, 3), (4, 5): two objects per frame
     first = rows.jf[:6].reshape(3, 2).mean(axis=1).mean()
     assert tr.true[0] == pytest.approx(first)
+
+
+def test_train_features_cross_validates_and_ships(tmp_path: Path) -> None:
+    rows = _synthetic_rows()
+    for v in range(10):
+        rows.subset(rows.sequence == f"v{v}").save(tmp_path / f"v{v}")
+    cfg = OmegaConf.create(
+        {
+            "seed": 0,
+            "num_threads": 1,
+            "cv": True,
+            "ship": True,
+            "score_backend": "propagation",
+            "inner_folds": 1,
+            "stop_thresholds": [0.0, 0.5],
+            "data": {"dirs": [str(tmp_path / f"v{v}") for v in range(10)]},
+            "folds": {"n": 5, "seed": 0, "sequences": None},
+            "candidates": [{"hidden": 8, "layers": 1, "members": 2, "epochs": 3, "batch_size": 128}],
+            "output": str(tmp_path / "m.features.pt"),
+        }
+    )
+    report = train_features(cfg)
+    assert len(report["cv"]["per_fold"]) == 5 and report["n_videos"] == 10 and report["sd_scale"] > 0
+    ckpt = load_feature_checkpoint(tmp_path / "m.features.pt")
+    assert ckpt["split"]["train"] == [f"v{v}" for v in range(10)] and len(ckpt["backends"]) == 1
+    assert (tmp_path / "m.features.reliability.png").stat().st_size > 0
+    assert (tmp_path / "m.features.report.json").is_file()
+    bad = OmegaConf.merge(cfg, {"folds": {"sequences": ["v0", "v1"]}})
+    with pytest.raises(ConfigError, match=r"not in folds\.sequences"):
+        train_features(bad)

@@ -58,6 +58,14 @@ class FeatureRows:
         parts = [self.sequence, self.init.astype(str), self.strategy, self.backend]
         return np.array(["|".join(p) for p in zip(*parts, strict=True)])
 
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``features.npz`` in ``out_dir`` atomically."""
+        path = Path(out_dir) / FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, names=np.array(self.names), **{c: getattr(self, c) for c in _COLUMNS})
+        return path
+
     @classmethod
     def concatenate(cls, sets: Sequence[FeatureRows]) -> FeatureRows:
         if not sets:
@@ -122,10 +130,7 @@ class FeatureRecorder:
         if len(names) != 1:
             raise DatasetError(f"rounds recorded different feature columns: {sorted(names)}")
         arrays = {c: np.concatenate([p[c] for p in self.parts]) for c in _COLUMNS}
-        path = Path(out_dir) / FILE
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, names=self.parts[0]["names"], **arrays)
-        return path
+        return FeatureRows(**arrays, names=names.pop()).save(out_dir)
 
 
 def load_feature_rows(folders: str | Path | Sequence[str | Path]) -> FeatureRows:
