@@ -58,7 +58,7 @@ _STALE_TMP_S = 3600.0
 
 
 def backend_fingerprint(backend: VOSBackend) -> str:
-    """Stable identity of a backend: class path plus its public scalar attributes.
+    """Stable identity of a backend: class path, its ``version`` and its public scalar attributes.
 
     Public attributes that are numbers, strings, booleans, None or flat lists/tuples of those are
     taken as configuration (the built-in backends store their constructor arguments that way).
@@ -75,7 +75,11 @@ def backend_fingerprint(backend: VOSBackend) -> str:
         elif isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value):
             config[name] = list(value)
     cls = type(backend)
-    return json.dumps({"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}, sort_keys=True)
+    identity: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}
+    version = getattr(backend, "version", None)
+    if version is not None:  # backends that declare no version keep their earlier fingerprints
+        identity["version"] = str(version)
+    return json.dumps(identity, sort_keys=True)
 
 
 def _digest(*parts: bytes) -> str:
