@@ -375,3 +375,13 @@ def test_real_davis_sequence_rounds() -> None:
         pred = be.interact(frame, inter).masks
         curve.append(float(batched_j_and_f(gt, pred, nb_objects=1).mean()))
     assert curve[-1] >= 0.75 and curve[-1] > curve[0], curve
+
+
+def test_fast_rasteriser_paints_the_pixels_of_scribbles2mask() -> None:
+    from ivos_rl.backends._interactive_seg import Stroke, rasterise
+
+    rng = np.random.default_rng(3)
+    strokes = [Stroke(int(rng.integers(0, 3)), rng.random((int(rng.integers(1, 40)), 2)), 1) for _ in range(6)]
+    for shape in ((48, 64), (240, 427), (7, 5)):
+        expected = stroke_label_map([s.as_dict() for s in strokes], *shape)
+        assert np.array_equal(rasterise(strokes, shape), expected)

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from ivos_rl.backends._colour_model import ColourModel
-from ivos_rl.backends._prompts import stroke_label_map
+from ivos_rl.scribbles import bresenham
 
 SCALE = 64.0
 HARD = 1e5  # energy that no soft term can outweigh (a forbidden label)
@@ -203,12 +203,18 @@ class Stroke:
 def rasterise(strokes: list[Stroke], shape: tuple[int, int]) -> np.ndarray:
     """Label map (H, W) int16 of the strokes (later strokes win), -1 where no stroke passes.
 
-    Uses the project's rasteriser so that the pixels this backend pins are exactly the ones
-    :func:`ivos_rl.backends.check.check_backend` verifies.
+    The pixels of :func:`ivos_rl.scribbles.scribbles2mask` (so that the pixels this backend pins
+    are exactly the ones :func:`ivos_rl.backends.check.check_backend` verifies), without its
+    validation and dict round trip: strokes were validated on arrival, and a round rasterises
+    them a dozen times.
     """
-    if not strokes:
-        return np.full(shape, -1, dtype=np.int16)
-    return stroke_label_map([s.as_dict() for s in strokes], shape[0], shape[1])
+    out = np.full(shape, -1, dtype=np.int16)
+    scale = np.asarray([shape[1] - 1, shape[0] - 1], dtype=np.float64)
+    for s in strokes:
+        if len(s.path):
+            pix = bresenham((s.path.reshape(-1, 2) * scale).astype(np.int64))
+            out[pix[:, 1], pix[:, 0]] = s.label
+    return out
 
 
 def stroke_distance(stroke: Stroke, shape: tuple[int, int]) -> np.ndarray:
