@@ -124,10 +124,13 @@ def run_quality(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         scribbles = Path(tmp) / "Scribbles"
-        t0 = time.perf_counter()
-        write_initial_scribbles(root, "240p", n_variants=1, sequences=seqs, out_dir=scribbles)
-        elapsed = time.perf_counter() - t0
-        print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {elapsed:.1f} s")
+        if args.scribbles_root:  # the same files, written earlier by `ivos-rl init-scribbles`
+            scribbles = Path(args.scribbles_root)
+        else:
+            t0 = time.perf_counter()
+            write_initial_scribbles(root, "240p", n_variants=1, sequences=seqs, out_dir=scribbles)
+            elapsed = time.perf_counter() - t0
+            print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {elapsed:.1f} s")
         dataset = DavisDataset(root, "240p", sequences=seqs, scribbles_root=scribbles)
         backend = TimedBackend(_build_backend(args))
         built = {name: build_strategy(name, **({"seed": args.seed} if name == "random" else {}))
@@ -136,7 +139,7 @@ def run_quality(args: argparse.Namespace) -> None:
         for seq in seqs:  # sequence by sequence, so that each video's flows are computed once
             for name, strategy in built.items():
                 res = evaluate(dataset, backend, strategy, setting="oracle", max_rounds=args.rounds,
-                               sequences=[seq], seed=args.seed, progress=False)
+                               sequences=[seq], scribbles=[1], seed=args.seed, progress=False)
                 curve = _curve_per_sequence(res.report, args.rounds)[seq]
                 frames = res.samples[0].annotated_frames
                 times = backend.round_s[seq][-args.rounds:]
@@ -335,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", default=None, help='JSON kwargs of ReferenceBackend, e.g. \'{"band": 3}\'')
     p.add_argument("--seg", default=None, help='JSON overrides of SegParams, e.g. \'{"smoothness": 10}\'')
     p.add_argument("--prop", default=None, help="JSON overrides of PropParams")
+    p.add_argument("--scribbles-root", default=None,
+                   help="initial scribbles written before (variant 1 = 001.json is used); default: "
+                        "generate them (robot on an empty prediction, variant 1) into a temp folder")
     p.add_argument("--flow-cache-dir", default=None, help="keep flows on disk here (e.g. cache/flows)")
     p.add_argument("--summary", nargs="+", default=None, metavar="CSV",
                    help="only summarise --csv files; several (one per configuration): cross-validate")
