@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -381,7 +382,34 @@ def test_fast_rasteriser_paints_the_pixels_of_scribbles2mask() -> None:
     from ivos_rl.backends._interactive_seg import Stroke, rasterise
 
     rng = np.random.default_rng(3)
-    strokes = [Stroke(int(rng.integers(0, 3)), rng.random((int(rng.integers(1, 40)), 2)), 1) for _ in range(6)]
+    strokes = [Stroke(int(rng.integers(0, 3)), rng.random((int(rng.integers(1, 40)), 2)), 1)
+               for _ in range(6)]
     for shape in ((48, 64), (240, 427), (7, 5)):
         expected = stroke_label_map([s.as_dict() for s in strokes], *shape)
         assert np.array_equal(rasterise(strokes, shape), expected)
+
+
+def test_cached_backend_keeps_changed_frames_on_hits(tmp_path: Path) -> None:
+    from ivos_rl.backends.cached import CachedBackend, decode_entry, encode_entry
+
+    frames, _ = moving_clip(t=6)
+    rounds = [(0, on_frame(6, 0, [stroke(1, [(9, 15), (16, 15)])])),
+              (3, on_frame(6, 3, [stroke(0, [(2, 40), (60, 40)])]))]
+    outs = []
+    for _ in range(2):  # the second pass is served from disk
+        cached = CachedBackend(PropagationBackend(), tmp_path)
+        cached.reset(frames, 1, sequence="clip")
+        outs.append([cached.interact(k, inter) for k, inter in rounds])
+    assert cached.stats["hits"] == 2
+    for live, hit in zip(*outs, strict=True):
+        assert hit.changed_frames == live.changed_frames and np.array_equal(hit.probs, live.probs)
+    assert outs[1][0].changed_frames == tuple(range(6)) and outs[1][1].changed_frames == (1, 2, 3, 4, 5)
+    # An entry written before the field existed (same format, header without it) reads as unknown.
+    blob = encode_entry("k", outs[0][0])
+    magic = blob.index(b"\n") + 1
+    n_head = int.from_bytes(blob[magic : magic + 4], "little")
+    header = json.loads(blob[magic + 4 : magic + 4 + n_head])
+    assert header.pop("changed_frames") == [0, 1, 2, 3, 4, 5]
+    head = json.dumps(header, sort_keys=True).encode()
+    old_style = blob[:magic] + len(head).to_bytes(4, "little") + head + blob[magic + 4 + n_head :]
+    assert decode_entry(old_style, "k").changed_frames is None
