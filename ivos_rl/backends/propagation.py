@@ -133,7 +133,6 @@ class _Round:
     frame: int
     strokes: list[Stroke]
     labels: np.ndarray
-    seeds: np.ndarray
     colour: ColourModel
     soft: dict[int, np.ndarray]
     probs: np.ndarray
@@ -235,7 +234,6 @@ class PropagationBackend(VOSBackend):
         self._fwd, self._bwd = flows.fwd, flows.bwd
         self._strokes: dict[int, list[Stroke]] = {}
         self._segs: dict[int, np.ndarray] = {}
-        self._seeds: dict[int, np.ndarray] = {}
         self._colour: dict[int, ColourModel] = {}
         # Per-frame state kept between rounds: fused soft labels at working resolution.
         self._soft = np.zeros((t, self.n_labels, *self._shape), dtype=np.uint8)
@@ -320,8 +318,7 @@ class PropagationBackend(VOSBackend):
             self._global_model(exclude=k) if self._segs else None,
             self._motion(k),
         )
-        seeds = rasterise(strokes, self._shape)
-        colour = self._frame_colour(k, labels, seeds)
+        colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
         tables = self._global_model(exclude=k, extra=colour).log_tables()
         soft = {k: (_onehot(labels, self.n_labels) * 255).astype(np.uint8)}
         others = [a for a in self._segs if a != k]
@@ -333,7 +330,7 @@ class PropagationBackend(VOSBackend):
                 state = self._step(state, t - direction, t, tables)
                 soft[t] = self._blend(t, k, state, others)
         probs, masks = self._render(soft, k, rasterise(strokes, self._out_shape))
-        return _Round(k, strokes, labels, seeds, colour, soft, probs, masks)
+        return _Round(k, strokes, labels, colour, soft, probs, masks)
 
     def _commit(self, update: _Round) -> BackendOutput:
         """Store the round's results (cannot fail) and return fresh output arrays."""
@@ -341,7 +338,6 @@ class PropagationBackend(VOSBackend):
         self._round += 1
         self._strokes[k] = update.strokes
         self._segs[k] = update.labels
-        self._seeds[k] = update.seeds
         self._colour[k] = update.colour
         for t, soft in update.soft.items():
             self._soft[t] = soft
