@@ -68,11 +68,12 @@ class PropParams:
     ``local_mix``: weight of the colour model refitted near the previous frame's boundary
     against the model of all annotated frames; ``local_band``/``local_gap``: the pixels it uses.
     ``min_fragment``: pieces smaller than this fraction of an object's largest piece are dropped.
-    ``span_power`` and ``fusion_certainty``: inside the span of a new annotation on frame k, the
-    run from k and the frame's previous soft labels are fused per pixel with weights
-    temporal x certainty ** ``fusion_certainty`` (certainty: top probability rescaled from
-    [1/L, 1] to [0, 1]); the run's temporal weight is d_o^p / (d_o^p + d^p) with p =
-    ``span_power``, d the distance to k and d_o to the nearest other annotated frame.
+    ``span_power``, ``fusion_certainty``, ``keep_previous``: inside the span of a new annotation
+    on frame k, the run from k is fused per pixel with the rest (``keep_previous`` x the frame's
+    previous soft labels + the complement x the run from the annotated neighbour on that side)
+    with weights temporal x certainty ** ``fusion_certainty`` (certainty: top probability
+    rescaled from [1/L, 1] to [0, 1]); the run's temporal weight is d_o^p / (d_o^p + d^p) with
+    p = ``span_power``, d the distance to k and d_o to that neighbour (see ``_blend``).
     """
 
     prior_weight: float = 1.0
@@ -89,6 +90,7 @@ class PropParams:
     roi_margin: float = 16.0
     fusion_certainty: float = 3.0
     span_power: float = 1.0
+    keep_previous: float = 1.0
 
 
 @dataclass
@@ -127,7 +129,9 @@ class _Round:
     """What one round changes, computed before any state is touched (so a failure leaves no trace).
 
     ``soft`` maps every recomputed frame (the annotated one and its span) to its new soft labels
-    (L, h, w) uint8 at working resolution; ``probs``/``masks`` are the complete new output.
+    (L, h, w) uint8 at working resolution; ``runs`` the new runs (``(source, direction)`` ->
+    one crop per step) of the annotated frame and the neighbours' runs, cut where they now stop;
+    ``probs``/``masks`` are the complete new output.
     """
 
     frame: int
@@ -135,6 +139,7 @@ class _Round:
     labels: np.ndarray
     colour: ColourModel
     soft: dict[int, np.ndarray]
+    runs: dict[tuple[int, int], list[_Crop]]
     probs: np.ndarray
     masks: np.ndarray
 
@@ -235,6 +240,8 @@ class PropagationBackend(VOSBackend):
         self._strokes: dict[int, list[Stroke]] = {}
         self._segs: dict[int, np.ndarray] = {}
         self._colour: dict[int, ColourModel] = {}
+        # Each annotated frame's run towards each annotated neighbour (or the video's end).
+        self._runs: dict[tuple[int, int], list[_Crop]] = {}
         # Per-frame state kept between rounds: fused soft labels at working resolution.
         self._soft = np.zeros((t, self.n_labels, *self._shape), dtype=np.uint8)
         self._last_output: tuple[np.ndarray, np.ndarray] | None = None
@@ -320,17 +327,31 @@ class PropagationBackend(VOSBackend):
         )
         colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
         tables = self._global_model(exclude=k, extra=colour).log_tables()
-        soft = {k: (_onehot(labels, self.n_labels) * 255).astype(np.uint8)}
+        probs, masks = self._previous_output()
+        seeds = rasterise(strokes, self._out_shape)
+        onehot = _onehot(labels, self.n_labels)
+        soft = {k: (onehot * 255).astype(np.uint8)}
+        self._render(onehot, probs, masks, k, seeds)
         others = [a for a in self._segs if a != k]
         lo, hi = self._span(k, others)
         full = (slice(0, self._shape[0]), slice(0, self._shape[1]))
+        runs: dict[tuple[int, int], list[_Crop]] = {}
         for direction, end in ((1, hi), (-1, lo)):
+            # The annotated neighbour beyond ``end`` (if any) and its run towards k, cut at k.
+            nb = end + direction if 0 <= end + direction < self._n_frames else None
+            if nb is not None:
+                runs[(nb, -direction)] = self._runs[(nb, -direction)][: abs(nb - k) - 1]
             state = _Crop(full, soft[k])
+            states: list[_Crop] = []
             for t in range(k + direction, end + direction, direction):
                 state = self._step(state, t - direction, t, tables)
-                soft[t] = self._blend(t, k, state, others)
-        probs, masks = self._render(soft, k, rasterise(strokes, self._out_shape))
-        return _Round(k, strokes, labels, colour, soft, probs, masks)
+                states.append(state)
+                nb_state = None if nb is None else runs[(nb, -direction)][abs(nb - t) - 1]
+                p = self._blend(t, k, state, nb, nb_state, others)
+                soft[t] = probs_to_uint8(p)
+                self._render(p, probs, masks, t)
+            runs[(k, direction)] = states
+        return _Round(k, strokes, labels, colour, soft, runs, probs, masks)
 
     def _commit(self, update: _Round) -> BackendOutput:
         """Store the round's results (cannot fail) and return fresh output arrays."""
@@ -341,6 +362,7 @@ class PropagationBackend(VOSBackend):
         self._colour[k] = update.colour
         for t, soft in update.soft.items():
             self._soft[t] = soft
+        self._runs.update(update.runs)
         self._last_output = (update.probs, update.masks)
         changed = tuple(sorted(update.soft))
         return BackendOutput(probs=update.probs.copy(), masks=update.masks.copy(), changed_frames=changed)
@@ -460,26 +482,36 @@ class PropagationBackend(VOSBackend):
 
     # ------------------------------------------------------------------ fusion and output
 
-    def _blend(self, t: int, k: int, run: _Crop, others: list[int]) -> np.ndarray:
-        """Soft labels (L, h, w) uint8 of frame ``t`` fusing the new run from ``k`` with its state.
+    def _blend(
+        self, t: int, k: int, run: _Crop, nb: int | None, nb_run: _Crop | None, others: list[int]
+    ) -> np.ndarray:
+        """Soft labels (L, h, w) float32 of span frame ``t``: the new run from ``k`` fused with the rest.
 
-        The run's temporal weight is ``d_o**p / (d_o**p + d**p)`` (``p = span_power``), ``d`` the
-        distance to ``k`` and ``d_o`` to the nearest other annotated frame: 1 at ``k``, 0 at an
-        annotated neighbour, linear in between for ``p = 1`` (MANet/ATNet). Per pixel each side
-        is further weighted by its certainty ** ``fusion_certainty``, so a sure side wins locally.
-        Only the box where either side sees an object is computed; elsewhere both are background.
+        The rest is ``keep_previous`` x the frame's previous labels + (1 - ``keep_previous``) x
+        the run from the annotated neighbour ``nb`` on t's side (``nb_run``; at an open end, the
+        new run itself). The new run's temporal weight is ``d_o**p / (d_o**p + d**p)`` (``p =
+        span_power``), ``d = |t - k|`` and ``d_o`` the distance to ``nb`` (at an open end, to the
+        nearest other annotated frame): 1 at ``k``, 0 at the neighbour, linear in between for
+        ``p = 1`` (MANet/ATNet). Per pixel each side is further weighted by its certainty **
+        ``fusion_certainty``, so a sure side wins locally. Only the box where some input sees an
+        object is computed; elsewhere every input is background.
         """
         n_labels = self.n_labels
         if not others:
-            return probs_to_uint8(run.full(self._shape, n_labels))
+            return run.full(self._shape, n_labels)
         prm = self.prop_params
-        d, d_o = float(abs(t - k)), float(min(abs(t - a) for a in others))
+        keep = prm.keep_previous
+        d = float(abs(t - k))
+        d_o = float(abs(t - nb)) if nb is not None else float(min(abs(t - a) for a in others))
         w = d_o**prm.span_power / (d_o**prm.span_power + d**prm.span_power)
         old = self._soft[t]
-        boxes = [b for b in (run.box if run.probs is not None else None,
-                             bbox(old[0] < 255, 0, self._shape)) if b is not None]
-        out = np.zeros_like(old)
-        out[0] = 255
+        sources = [run] + ([nb_run] if nb_run is not None and keep < 1 else [])
+        boxes = [c.box for c in sources if c.box is not None and c.probs is not None]
+        if keep > 0:
+            boxes.append(bbox(old[0] < 255, 0, self._shape))
+        boxes = [b for b in boxes if b is not None]
+        out = np.zeros((n_labels, *self._shape), dtype=np.float32)
+        out[0] = 1.0
         if not boxes:
             return out
         region = (
@@ -487,45 +519,46 @@ class PropagationBackend(VOSBackend):
             slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes)),
         )
         p_new = run.region(region, n_labels)
-        p_old = old[(slice(None), *region)].astype(np.float32) / 255.0
+        p_rest = (nb_run if nb_run is not None else run).region(region, n_labels) if keep < 1 else 0.0
+        if keep > 0:
+            p_rest = (1.0 - keep) * p_rest + keep * (old[(slice(None), *region)].astype(np.float32) / 255.0)
         if prm.fusion_certainty > 0:
             a = w * _certainty(p_new) ** prm.fusion_certainty
-            b = (1.0 - w) * _certainty(p_old) ** prm.fusion_certainty
-            fused = (a * p_new + b * p_old) / (a + b)
+            b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
+            fused = (a * p_new + b * p_rest) / (a + b)
         else:
-            fused = w * p_new + (1.0 - w) * p_old
-        out[(slice(None), *region)] = probs_to_uint8(fused)
+            fused = w * p_new + (1.0 - w) * p_rest
+        out[(slice(None), *region)] = fused
         return out
 
-    def _render(
-        self, soft: dict[int, np.ndarray], k: int, seeds: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Output arrays: the previous output with the recomputed frames rendered at input size.
-
-        A recomputed frame is resized to the input size and labelled by argmax; on the annotated
-        frame ``k`` every stroke pixel (``seeds``, input size) is pinned to its label. The
-        arrays are fresh: callers may keep earlier outputs.
-        """
+    def _previous_output(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh copies of the previous output (callers may keep it), or empty arrays in round 1."""
         oh, ow = self._out_shape
         if self._last_output is None:
-            probs = np.empty((self._n_frames, self.n_objects, oh, ow), dtype=np.uint8)
-            masks = np.empty((self._n_frames, oh, ow), dtype=np.uint8)
-        else:
-            probs, masks = (a.copy() for a in self._last_output)
-        for t, s in soft.items():
-            p = s.astype(np.float32) / 255.0
-            if (oh, ow) != self._shape:
-                p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
-            labels = _argmax0(p)
-            obj = p[1:]
-            if t == k:
-                on = seeds >= 0
-                labels[on] = seeds[on]
-                for j in range(1, self.n_labels):
-                    obj[j - 1][on] = (seeds[on] == j).astype(np.float32)
-            probs[t] = probs_to_uint8(obj)
-            masks[t] = labels
-        return probs, masks
+            return (np.empty((self._n_frames, self.n_objects, oh, ow), dtype=np.uint8),
+                    np.empty((self._n_frames, oh, ow), dtype=np.uint8))
+        return self._last_output[0].copy(), self._last_output[1].copy()
+
+    def _render(
+        self, p: np.ndarray, probs: np.ndarray, masks: np.ndarray, t: int, seeds: np.ndarray | None = None
+    ) -> None:
+        """Write frame ``t``'s soft labels ``p`` (L, h, w) float32 into the output at input size.
+
+        Resized, labelled by argmax; on an annotated frame every stroke pixel (``seeds`` at input
+        size) is pinned to its label.
+        """
+        oh, ow = self._out_shape
+        if (oh, ow) != self._shape:
+            p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
+        labels = _argmax0(p)
+        obj = p[1:]
+        if seeds is not None:
+            on = seeds >= 0
+            labels[on] = seeds[on]
+            for j in range(1, self.n_labels):
+                obj[j - 1][on] = (seeds[on] == j).astype(np.float32)
+        probs[t] = probs_to_uint8(obj)
+        masks[t] = labels
 
 
 def _certainty(p: np.ndarray) -> np.ndarray:
