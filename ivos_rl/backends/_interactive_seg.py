@@ -248,6 +248,11 @@ class SegParams:
     "unknown", so colour and edges decide the extent). ``core_fraction``: a disk of this
     fraction of the stroke length (at most ``core_max`` px) around a new stroke is taken as
     mostly its label. ``coarse_pixels``: crops larger than this are cut coarse-to-fine.
+    ``change_radius`` (px, 0 = off): on a frame that already has a prediction, only the connected
+    regions where the cut changes the predicted label and that come within this distance of a
+    new stroke are accepted; the rest keeps the prediction. Robot and user strokes mark the
+    errors to fix; a re-cut of the whole frame can also break what was right (thin parts,
+    similar colours), which then propagates to the neighbouring frames.
     """
 
     colour_weight: float = 1.0
@@ -274,6 +279,7 @@ class SegParams:
     evidence_cap: float = 5.0
     support_rate: float = 5.0
     support_margin: float = 0.2
+    change_radius: float = 0.0
 
 
 class FrameSegmenter:
@@ -425,9 +431,26 @@ class FrameSegmenter:
             membership = np.eye(n_labels, dtype=np.float32)[labels].transpose(2, 0, 1)
         labels[seeded] = seeds[seeded]
         out[box] = labels
+        if prior is not None and prm.change_radius > 0:
+            out = _local_changes(out, prior, new_strokes, prm.change_radius)
         full_seeds = rasterise(strokes, shape)
         out[full_seeds >= 0] = full_seeds[full_seeds >= 0]
         return out
+
+
+def _local_changes(
+    labels: np.ndarray, prior: np.ndarray, new_strokes: list[Stroke], radius: float
+) -> np.ndarray:
+    """``labels`` where they differ from the prior's argmax only in the connected changed regions
+    that come within ``radius`` px of a new stroke; the prior's labels elsewhere."""
+    before = np.argmax(prior, axis=0).astype(np.uint8)
+    changed = labels != before
+    if not changed.any():
+        return labels
+    near = np.zeros(labels.shape, dtype=bool)
+    for s in new_strokes:
+        near |= stroke_distance(s, labels.shape) <= max(radius * s.length(labels.shape), 3.0)
+    return np.where(changed & near, labels, before).astype(np.uint8)
 
 
 def _coarse_to_fine(
