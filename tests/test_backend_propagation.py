@@ -115,11 +115,12 @@ def test_two_objects_are_tracked_separately() -> None:
     assert ((out.probs > 127).sum(axis=1) <= 1).all()
 
 
-def test_rounds_are_local_frames_outside_the_span_are_byte_identical() -> None:
+@pytest.mark.parametrize("keep_previous", [0.0, 1.0])
+def test_rounds_are_local_frames_outside_the_span_are_byte_identical(keep_previous: float) -> None:
     # Annotations on 0, 8, then 4: frame 4's span is 1..7 (between its annotated neighbours 0
     # and 8); re-annotating 4 changes 1..7 again; 11 changes 9..11 (from 8 to the video's end).
     frames, gt = moving_clip(t=12, two_objects=True)
-    be = PropagationBackend()
+    be = PropagationBackend(prop={"keep_previous": keep_previous})
     be.reset(frames, 2, sequence="clip")
     robot = ScribbleRobot()
     expected_spans = {0: range(12), 8: range(1, 12), 4: range(1, 8), 11: range(9, 12)}
@@ -413,3 +414,24 @@ def test_cached_backend_keeps_changed_frames_on_hits(tmp_path: Path) -> None:
     head = json.dumps(header, sort_keys=True).encode()
     old_style = blob[:magic] + len(head).to_bytes(4, "little") + head + blob[magic + 4 + n_head :]
     assert decode_entry(old_style, "k").changed_frames is None
+
+
+def test_the_cut_may_only_change_labels_near_the_new_strokes() -> None:
+    from ivos_rl.backends._interactive_seg import Stroke, _local_changes
+
+    # Prediction: object on rows 2..5, columns 2..9 of a 20 x 20 frame. The cut moved two
+    # regions: it added columns 10..13 next to a new object stroke (length 4 px, at column 11),
+    # and it dropped a far block (rows 14..17) that no stroke touched. With a reach of
+    # max(0.5 x 4, 3) = 3 px around the stroke, only the first change is kept.
+    prior = np.zeros((2, 20, 20), np.float32)
+    prior[0] = 1.0
+    prior[:, 2:6, 2:10] = [[[0.0]], [[1.0]]]
+    prior[:, 14:18, 2:6] = [[[0.0]], [[1.0]]]
+    cut = np.argmax(prior, axis=0).astype(np.uint8)
+    cut[2:6, 10:14] = 1
+    cut[14:18, 2:6] = 0
+    new = [Stroke(1, np.array([[11 / 19, 2 / 19], [11 / 19, 6 / 19]]), 1)]
+    out = _local_changes(cut, prior, new, 0.5)
+    expected = np.argmax(prior, axis=0).astype(np.uint8)
+    expected[2:6, 10:14] = 1  # every changed pixel within 3 px of column 11 (rows 2..6)
+    assert np.array_equal(out, expected)

@@ -5,22 +5,24 @@ Pipeline per round:
 1. The annotated frame is segmented from *all* its strokes so far (:mod:`._interactive_seg`):
    colour and motion histograms + a spatial prior (its current prediction, loosened around the
    new strokes) + a contrast-sensitive Potts term, solved by graph cut; stroke pixels are hard
-   constraints, so a refinement can never undo an earlier correction.
+   constraints, so a refinement can never undo an earlier correction, and the cut may only
+   change the prediction near the new strokes (``SegParams.change_radius``).
 2. Rounds are local and incremental (as in MANet, ATNet, MiVOS): the backend keeps each
-   frame's fused soft labels between rounds, and an annotation on frame k only recomputes the
-   frames between k's nearest annotated neighbours (or the video's ends). k's labels are
-   carried outwards frame by frame with dense optical flow (DIS, computed once per sequence in
-   :meth:`PropagationBackend.reset`); every step is corrected by colour: a model of all
-   annotated frames mixed with one refitted on the previous frame near the object boundary
-   (appearance drifts), acting only near the warped boundary; pixels failing the
-   forward-backward flow check (occlusions) fall back to an uninformative prior.
-3. Inside the span, the new run is fused with the frame's previous labels by temporal distance
-   (weight 1 at k, 0 at an annotated neighbour) and per-pixel certainty, so a correction fades
-   out towards frames the user already fixed; annotated frames keep their own segmentation,
-   and frames outside the span are byte-identical to the previous round (``changed_frames``
-   of the output lists the others). Labels compete through a softmax over background +
-   objects (masks are the argmax, ``check_backend(mask_rule="argmax")``), and stray fragments
-   are dropped.
+   frame's soft labels and each annotated frame's run towards its annotated neighbours between
+   rounds, and an annotation on frame k only recomputes the frames between k's nearest
+   annotated neighbours (or the video's ends). k's labels are carried outwards frame by frame
+   with dense optical flow (DIS, computed once per sequence in :meth:`PropagationBackend.reset`);
+   every step is corrected by colour: a model of all annotated frames mixed with one refitted
+   on the previous frame near the object boundary (appearance drifts), acting only near the
+   warped boundary; pixels failing the forward-backward flow check (occlusions) fall back to an
+   uninformative prior.
+3. Inside the span, the new run is fused with the rest (the neighbour's run and/or the frame's
+   previous labels, ``PropParams.keep_previous``) by temporal distance (weight 1 at k, 0 at an
+   annotated neighbour) and per-pixel certainty; annotated frames keep their own segmentation,
+   and frames outside the span are byte-identical to the previous round (``changed_frames`` of
+   the output lists the others). Labels compete through a softmax over background + objects
+   (masks are the argmax, ``check_backend(mask_rule="argmax")``), and stray fragments are
+   dropped.
 
 Everything runs at a configurable working height and is resized back to the input resolution.
 """
@@ -90,7 +92,7 @@ class PropParams:
     roi_margin: float = 16.0
     fusion_certainty: float = 3.0
     span_power: float = 1.0
-    keep_previous: float = 1.0
+    keep_previous: float = 0.0
 
 
 @dataclass
