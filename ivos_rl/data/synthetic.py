@@ -731,7 +731,7 @@ def generate_dataset(
             write_initial_scribbles(
                 tmp, resolution=resolution, n_variants=params.n_scribble_variants, seed=params.seed
             )
-        write_metadata(tmp, resolution)
+        write_metadata(tmp, resolution, objects="all")  # generated: an object may be hidden at t=0
         info = {
             "format": GENERATOR_FORMAT,
             "version": GENERATOR_VERSION,

@@ -220,7 +220,7 @@ def convert_youtube_vos(
             )
             _log.info("converted %s: %d frames", vid, len(mapping["videos"][vid]["frames"]))
         atomic_write_text(layout.image_set_file(tmp, image_set), "\n".join(chosen) + "\n")
-        write_metadata(tmp, resolution)
+        write_metadata(tmp, resolution, objects="all")  # YouTube-VOS objects may enter later
         atomic_write_json(tmp / MAPPING_FILE, mapping)
     return mapping
 
