@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +54,29 @@ def _object_ids(mask: np.ndarray) -> np.ndarray:
     return ids[(ids != 0) & (ids != VOID_ID)]
 
 
-def first_annotated_objects(masks_dir: Path, frame_names: list[str]) -> tuple[int, str | None]:
+def objects_of_first_annotated(masks: Iterable[np.ndarray]) -> tuple[int, int | None]:
     """DAVIS convention: the objects are those of the first annotated frame (first mask with an object).
 
-    Returns the largest id of that mask and its frame name (``(0, None)`` when every mask is empty).
-    Reads masks only up to that frame. Later frames are checked against the count by the reader
-    (:meth:`~ivos_rl.data.DavisDataset.load_masks`): a stray patch with an unknown id in one mask
-    must not turn a 1-object video into a 3-object one (empty objects score J&F 1 and inflate AUC).
+    Returns the largest id (void 255 ignored) of that mask and its position (``(0, None)`` when every
+    mask is empty); ``masks`` may be a lazy iterable, consumed only up to that frame. Later frames
+    must not hold larger ids: a stray patch with an unknown id in one mask must not turn a 1-object
+    video into a 3-object one (empty objects score J&F 1 and inflate the AUC).
     """
-    for name in frame_names:
-        ids = _object_ids(read_mask(masks_dir / f"{name}{layout.MASK_EXT}"))
+    for t, mask in enumerate(masks):
+        ids = _object_ids(np.asarray(mask))
         if ids.size:
-            return int(ids.max()), name
+            return int(ids.max()), t
     return 0, None
+
+
+def first_annotated_objects(masks_dir: Path, frame_names: list[str]) -> tuple[int, str | None]:
+    """:func:`objects_of_first_annotated` over a mask folder: (count, frame name), reading lazily.
+
+    The reader (:meth:`~ivos_rl.data.DavisDataset.load_masks`) refuses later frames with larger ids.
+    """
+    lazy = (read_mask(masks_dir / f"{name}{layout.MASK_EXT}") for name in frame_names)
+    n_objects, t = objects_of_first_annotated(lazy)
+    return n_objects, None if t is None else frame_names[t]
 
 
 def count_objects(
