@@ -37,6 +37,8 @@ from ivos_rl.utils.io import atomic_write_json, atomic_write_text
 from ivos_rl.utils.logging import get_logger, setup_logging
 
 MAPPING_FILE = "youtube_vos.json"
+#: what convert-youtube-vos writes at the top of its folder; --overwrite replaces these and nothing else
+OWNED_ENTRIES = ("JPEGImages", "Annotations", "ImageSets", "davis-*.json", MAPPING_FILE)
 MAPPING_FORMAT = "ivos-rl/youtube-vos-conversion"
 _log = get_logger(__name__)
 
@@ -213,7 +215,7 @@ def convert_youtube_vos(
         "resolution": resolution,
         "videos": {},
     }
-    with staged_directory(dst, overwrite=overwrite) as tmp:
+    with staged_directory(dst, overwrite=overwrite, owned=OWNED_ENTRIES, marker=MAPPING_FILE) as tmp:
         for vid in chosen:
             mapping["videos"][vid] = _convert_video(
                 src, tmp, vid, meta[vid], resolution, height, jpeg_quality
