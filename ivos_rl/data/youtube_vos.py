@@ -24,6 +24,7 @@ import numpy as np
 from ivos_rl.data import layout
 from ivos_rl.data.imageio import read_image, read_mask, resize_image, resize_labels, write_jpeg, write_mask
 from ivos_rl.data.metadata import write_metadata
+from ivos_rl.data.splits import rank_by_name
 from ivos_rl.data.staging import staged_directory
 from ivos_rl.errors import (
     CorruptFileError,
@@ -118,9 +119,9 @@ def select_videos(
         raise InputValidationError(
             f"n_videos must be in 1..{len(eligible)} (eligible videos), got {n_videos!r}"
         )
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(eligible), size=n_videos, replace=False)
-    return sorted(eligible[i] for i in picked)
+    # by name hash, not list position: a smaller n picks a subset of a larger n's videos, and
+    # adding or removing other videos does not change which of these are picked
+    return sorted(rank_by_name(eligible, seed)[:n_videos])
 
 
 def _convert_video(
