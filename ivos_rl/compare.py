@@ -23,6 +23,19 @@ from ivos_rl.utils.logging import get_logger
 _log = get_logger(__name__)
 
 
+def default_title(dataset: Any, cfg: DictConfig, results: dict[str, EvaluationResult]) -> str:
+    """Plot title from what actually ran: data folder, videos and samples, backend, rounds."""
+    root = getattr(dataset, "root", None)
+    name = Path(str(root)).name if root is not None else type(dataset).__name__
+    seqs = {s.sequence for r in results.values() for s in r.samples}
+    n_samples = max((len(r.samples) for r in results.values()), default=0)
+    target = str(OmegaConf.select(cfg, "backend._target_", default="") or "")
+    backend = target.rsplit(".", 1)[-1] if target else "backend"
+    return (
+        f"{name}: {len(seqs)} video(s), {n_samples} sample(s), {backend}, {int(cfg.max_rounds)} rounds"
+    )
+
+
 def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
     """Run every entry of ``cfg.runs`` and report; returns ``{label: {"auc_rounds", "curve"}}``."""
     seed_everything(int(cfg.seed))
@@ -65,7 +78,8 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
     print(f"\nJ&F after each round and round-AUC ({cfg.max_rounds} rounds):\n{md}\n")
     atomic_write_text(out_dir / "table.md", md + "\n")
     atomic_write_text(out_dir / "table.csv", table.to_csv())
-    plot = plot_curves(results, out_dir / "curves.png", title=str(cfg.get("title", "")))
+    title = str(cfg.get("title") or default_title(dataset, cfg, results))
+    plot = plot_curves(results, out_dir / "curves.png", title=title)
     print(f"table: {out_dir / 'table.md'}  curves: {plot}")
     atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     return {k: {"auc_rounds": r.auc_rounds, "curve": r.curve_rounds} for k, r in results.items()}
