@@ -17,7 +17,7 @@ from ivos_rl.errors import ConfigError
 from ivos_rl.evaluation import EvaluationResult, evaluate
 from ivos_rl.reporting import curves_table, plot_curves, to_markdown
 from ivos_rl.utils import seed_everything
-from ivos_rl.utils.io import atomic_write_text
+from ivos_rl.utils.io import atomic_write_text, ensure_writable_dir
 from ivos_rl.utils.logging import get_logger
 
 _log = get_logger(__name__)
@@ -41,10 +41,10 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(int(cfg.seed))
     if not cfg.get("runs"):
         raise ConfigError("compare: cfg.runs is empty; give at least one {strategy, setting} entry")
+    out_dir = ensure_writable_dir(Path(cfg.output_dir))  # fail before any compute
     dataset = instantiate(cfg.dataset)
     robot = instantiate(cfg.robot) if cfg.get("robot") is not None else None
     estimator = instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
-    out_dir = Path(cfg.output_dir)
     results: dict[str, EvaluationResult] = {}
     for label, run in cfg.runs.items():
         if run is None:

@@ -50,7 +50,7 @@ from ivos_rl.errors import (
 )
 from ivos_rl.strategies.agent import AgentStrategy
 from ivos_rl.strategies.base import Strategy, StrategyState, build_strategy
-from ivos_rl.utils.io import atomic_write_json
+from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import setup_logging
 
 __all__ = [
@@ -575,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging()
     try:
+        ensure_writable_dir(args.out.resolve().parent)  # before reading, loading or computing anything
         frames_dir = resolve_sequence_folder(args.frames, "JPEGImages", args.sequence, args.resolution)
         masks_dir = resolve_sequence_folder(args.masks, "Annotations", args.sequence, args.resolution)
         frames, names = read_frame_folder(frames_dir)

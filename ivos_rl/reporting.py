@@ -15,7 +15,7 @@ import pandas as pd
 
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.evaluation import EvaluationResult, SampleResult
-from ivos_rl.utils.io import atomic_path
+from ivos_rl.utils.io import atomic_path, ensure_writable_dir
 
 
 def per_sample_auc(samples: Sequence[SampleResult], metric_col: str = "j_and_f") -> pd.Series:
@@ -351,7 +351,7 @@ def run_report(cfg: object) -> dict[str, object]:
     from ivos_rl.utils.io import atomic_write_text
 
     assert isinstance(cfg, DictConfig)
-    out = Path(str(cfg.output_dir))
+    out = ensure_writable_dir(Path(str(cfg.output_dir)))
     runs = collect_runs(str(cfg.runs_dir))
     table = table1(runs, n_boot=int(cfg.n_boot))
     md = to_markdown(table)

@@ -22,7 +22,8 @@ ROOT_SAMPLE = Path(__file__).resolve().parents[1] / "ivos_rl" / "sample_data" / 
 
 def _write_video(root: Path, masks: np.ndarray, name: str = "v") -> Path:
     for t, mask in enumerate(masks):
-        write_jpeg(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", np.full((*mask.shape, 3), 90, np.uint8))
+        frame = np.full((*mask.shape, 3), 90, np.uint8)
+        write_jpeg(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", frame)
         write_mask(root / "Annotations" / "480p" / name / f"{t:05d}.png", mask)
     return root
 

@@ -114,3 +114,17 @@ def test_ivos_rl_root_is_searched_first(tmp_path: Path, monkeypatch: pytest.Monk
     target.write_bytes(b"placeholder")
     monkeypatch.setenv("IVOS_RL_ROOT", str(tmp_path))
     assert recommend.shipped_checkpoint("agent") == target.resolve()
+
+
+def test_unwritable_output_fails_before_any_compute(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fdir, mdir = _video(tmp_path, stray_frame=None)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    # the agent path does not exist: reaching the model loading would report a CheckpointError instead
+    argv = ["--frames", str(fdir), "--masks", str(mdir), "--agent", str(tmp_path / "absent.pt"),
+            "--out", str(blocker / "rec.json")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "is not a folder" in err and str(blocker) in err and "absent.pt" not in err

@@ -121,3 +121,20 @@ def test_demo_title_follows_the_data_and_fits_the_figure() -> None:
     width, height = fig.canvas.get_width_height()
     assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height  # not clipped at either edge
     assert fig.axes[0].get_title().count("\n") >= 2
+
+
+def test_unwritable_output_folders_fail_before_any_compute(tmp_path: Path) -> None:
+    from ivos_rl.compare import compare_strategies
+    from ivos_rl.errors import OutputError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    # the dataset root does not exist: reaching instantiation would raise MissingDataError instead
+    dataset = {"_target_": "ivos_rl.data.DavisDataset", "root": str(tmp_path / "no")}
+    cfg = OmegaConf.create({"seed": 0, "output_dir": str(blocker / "out"), "dataset": dataset,
+                            "runs": {"worst": {"setting": "oracle", "strategy": {"_target_": "x"}}}})
+    with pytest.raises(OutputError, match=r"cannot create output folder .*a_file/out"):
+        compare_strategies(cfg)
+    rep = OmegaConf.create({"runs_dir": str(tmp_path / "none"), "output_dir": str(blocker), "n_boot": 1})
+    with pytest.raises(OutputError, match="is not a folder"):
+        run_report(rep)
