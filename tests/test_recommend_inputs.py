@@ -116,15 +116,28 @@ def test_ivos_rl_root_is_searched_first(tmp_path: Path, monkeypatch: pytest.Monk
     assert recommend.shipped_checkpoint("agent") == target.resolve()
 
 
+def _run_expecting_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], agent: Path, out: Path) -> str:
+    """Run the CLI on a clean 6-frame video with ``--agent agent --out out``; it must fail: its stderr."""
+    fdir, mdir = _video(tmp_path, stray_frame=None)
+    assert main(["--frames", str(fdir), "--masks", str(mdir), "--agent", str(agent), "--out", str(out)]) == 1
+    return capsys.readouterr().err
+
+
 def test_unwritable_output_fails_before_any_compute(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fdir, mdir = _video(tmp_path, stray_frame=None)
     blocker = tmp_path / "a_file"
     blocker.write_text("in the way")
     # the agent path does not exist: reaching the model loading would report a CheckpointError instead
-    argv = ["--frames", str(fdir), "--masks", str(mdir), "--agent", str(tmp_path / "absent.pt"),
-            "--out", str(blocker / "rec.json")]
-    assert main(argv) == 1
-    err = capsys.readouterr().err
+    err = _run_expecting_error(tmp_path, capsys, agent=tmp_path / "absent.pt", out=blocker / "rec.json")
     assert "is not a folder" in err and str(blocker) in err and "absent.pt" not in err
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_without_unsafe_advice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a checkpoint\n")
+    err = _run_expecting_error(tmp_path, capsys, agent=notes, out=tmp_path / "r.json")
+    assert f"{notes} is truncated or corrupt, or not a checkpoint at all" in err
+    assert "weights_only" not in err and "Traceback" not in err
