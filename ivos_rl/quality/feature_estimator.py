@@ -14,9 +14,7 @@ when the backend in use is not one of them, naming both.
 
 from __future__ import annotations
 
-import pickle
 import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from ivos_rl.quality.feature_model import FeatureQualityModel, model_from_state,
 from ivos_rl.quality.features import quality_features
 from ivos_rl.quality.stop import StopRule
 from ivos_rl.utils.io import atomic_path
+from ivos_rl.utils.torch_io import safe_torch_load
 
 FORMAT = "ivos_rl.quality.features"
 VERSION = 1
@@ -66,12 +65,7 @@ def save_feature_checkpoint(
 def load_feature_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and validate a feature-model checkpoint (:class:`CheckpointError` naming what is wrong)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"feature quality checkpoint does not exist: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"feature quality checkpoint {path} is truncated or corrupt: {exc}") from exc
+    payload = safe_torch_load(path, "feature quality")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         fmt = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not a feature quality checkpoint (format {fmt!r})")
