@@ -188,3 +188,21 @@ def test_recommend_reports_uncertainty_gain_and_stop() -> None:
     assert rec.recommend(frames, probs, history=[0]).stop is None
     with pytest.raises(InputValidationError, match="history"):
         rec.recommend(frames, probs, history=[])
+
+
+def test_backend_check_ignores_cache_settings_and_labels_versions() -> None:
+    from ivos_rl.quality.crossval import backend_label
+
+    x, y = _rows(200, 0)
+    a = '{"class": "m.PropagationBackend", "config": {"flow_cache_dir": "c/f", "fine": 1}, "version": "2"}'
+    b = '{"class": "m.PropagationBackend", "config": {"flow_cache_dir": null, "fine": 1}, "version": "2"}'
+    c = '{"class": "m.PropagationBackend", "config": {"flow_cache_dir": null, "fine": 2}, "version": "2"}'
+    est = FeatureQualityEstimator(fit_feature_model(x, y, FEATURE_NAMES, SMALL), backends=[a], name="ab")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert est.check_backend(b) and not est.check_backend(c)
+    assert len(caught) == 1
+    assert (
+        backend_label(a) == "propagation-v2"
+        and backend_label('{"class": "m.SimulatedBackend"}') == "simulated"
+    )

@@ -9,6 +9,7 @@ scored: PCC / MAE / MSE per backend, reliability and ECE, interval coverage, and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,9 +33,13 @@ log = get_logger(__name__)
 
 
 def backend_label(fingerprint: str) -> str:
-    """Short backend name from a fingerprint (the class name without ``Backend``)."""
-    cls = fingerprint.split('"class": "', 1)[-1].split('"', 1)[0]
-    return cls.rsplit(".", 1)[-1].removesuffix("Backend").lower() or fingerprint[:16]
+    """Short backend name from a fingerprint: class name without ``Backend``, plus ``-v<version>``."""
+    try:
+        info = json.loads(fingerprint)
+    except json.JSONDecodeError:
+        return fingerprint[:16]
+    name = str(info.get("class", "")).rsplit(".", 1)[-1].removesuffix("Backend").lower() or fingerprint[:16]
+    return f"{name}-v{info['version']}" if info.get("version") is not None else name
 
 
 def _fit(rows: FeatureRows, sel: np.ndarray, cfg: FeatureModelConfig, seed: int) -> FeatureQualityModel:

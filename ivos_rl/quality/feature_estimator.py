@@ -14,6 +14,7 @@ when the backend in use is not one of them, naming both.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -77,6 +78,17 @@ def load_feature_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def _identity(fingerprint: str) -> str:
+    """A backend fingerprint without cache-location settings (they do not change the outputs)."""
+    try:
+        info = json.loads(fingerprint)
+    except json.JSONDecodeError:
+        return fingerprint
+    if isinstance(info, dict) and isinstance(info.get("config"), dict):
+        info["config"] = {k: v for k, v in info["config"].items() if "cache" not in k}
+    return json.dumps(info, sort_keys=True)
+
+
 class FeatureQualityEstimator:
     """Per-(frame, object) J&F estimates and uncertainties from :func:`quality_features`."""
 
@@ -112,9 +124,12 @@ class FeatureQualityEstimator:
         return est
 
     def check_backend(self, backend: VOSBackend | str) -> bool:
-        """True when ``backend`` is one the model was trained on; otherwise warn (once) naming both."""
+        """True when ``backend`` is one the model was trained on; otherwise warn (once) naming both.
+
+        Settings that only decide where results are cached (``*cache*`` fields) are ignored.
+        """
         fp = backend if isinstance(backend, str) else backend_fingerprint(backend)
-        if fp in self.backends:
+        if _identity(fp) in {_identity(b) for b in self.backends}:
             return True
         key = (self.name, fp)
         if key not in _WARNED:
