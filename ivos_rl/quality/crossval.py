@@ -65,7 +65,7 @@ def choose_recipe(
             val_sel = np.isin(rows.sequence, fold)
             train_sel = ~val_sel & np.isin(rows.sequence, [s for f in train_folds for s in f])
             model = _fit(rows, train_sel, cfg, seed)
-            score_sel = val_sel & _backend_mask(rows, score_backend)
+            score_sel = val_sel & backend_mask(rows, score_backend)
             pred, sd = model.predict(rows.x[score_sel])
             pccs.append(quality_metrics(pred, rows.jf[score_sel])["pcc"])
             val.append((pred, sd, rows.jf[score_sel]))
@@ -75,7 +75,8 @@ def choose_recipe(
     return pick, scores, scales[pick]
 
 
-def _backend_mask(rows: FeatureRows, backend: str | None) -> np.ndarray:
+def backend_mask(rows: FeatureRows, backend: str | None) -> np.ndarray:
+    """Rows produced by the backend labelled ``backend`` (all rows for None; ConfigError if none)."""
     if backend is None:
         return np.ones(len(rows), bool)
     labels = np.array([backend_label(b) for b in np.unique(rows.backend)])
@@ -115,9 +116,11 @@ def cross_validate(
         model = _fit(rows, train_sel, candidates[pick], seed)
         model.sd_scale.fill_(scale)
         pred[test_sel], sd[test_sel] = model.predict(rows.x[test_sel])
-        fit_pred, _ = model.predict(rows.x[train_sel])
-        rule = fit_stop_rule(_worst(trajectories(rows.subset(train_sel), fit_pred)))
-        test_trajs = _worst(trajectories(rows.subset(test_sel), pred[test_sel]))
+        # stop rule: fitted and evaluated on the scored backend's trajectories (gains are backend-specific)
+        on_backend = backend_mask(rows, score_backend)
+        fit_pred, _ = model.predict(rows.x[train_sel & on_backend])
+        rule = fit_stop_rule(_worst(trajectories(rows.subset(train_sel & on_backend), fit_pred)))
+        test_trajs = _worst(trajectories(rows.subset(test_sel & on_backend), pred[test_sel & on_backend]))
         stop_rows.append(
             {"fold": i, "rule": rule.to_dict(), "table": evaluate_stop(rule, test_trajs, thresholds)}
         )

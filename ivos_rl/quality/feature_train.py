@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ivos_rl.data.splits import video_folds
 from ivos_rl.errors import ConfigError
 from ivos_rl.quality.calibration import format_reliability
-from ivos_rl.quality.crossval import backend_label, cross_validate
+from ivos_rl.quality.crossval import backend_label, backend_mask, cross_validate
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
 from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, uncertainty_scale
 from ivos_rl.quality.feature_rows import load_feature_rows
@@ -137,8 +137,9 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     if cfg.ship:
         model = fit_feature_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
         model.sd_scale.fill_(sd_scale)
-        fitted, _ = model.predict(rows.x)
-        trajs = [t for t in trajectories(rows, fitted) if t.strategy == "worst"]
+        on_backend = backend_mask(rows, cfg.score_backend)
+        fitted, _ = model.predict(rows.x[on_backend])
+        trajs = [t for t in trajectories(rows.subset(on_backend), fitted) if t.strategy == "worst"]
         rule = fit_stop_rule(trajs)
         split = {"train": seqs, "held_out": [], "cv_folds": folds, "folds_seed": int(cfg.folds.seed)}
         save_feature_checkpoint(
