@@ -42,7 +42,7 @@ from ivos_rl.agents.checkpoint import (
     save_training_checkpoint,
     set_global_rng_state,
 )
-from ivos_rl.agents.config import TrainConfig
+from ivos_rl.agents.config import HydraJob, TrainConfig
 from ivos_rl.agents.ddqn import DDQNLearner
 from ivos_rl.agents.decomposition import NStepCollector, StepRecord
 from ivos_rl.agents.qnet import QNetwork
@@ -421,11 +421,14 @@ def _meta(tc: TrainConfig, env: Any, qnet: QNetwork) -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    """Train an agent as configured; return final counters, losses, validation AUCs and paths."""
+def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict[str, Any]:
+    """Train an agent as configured; return final counters, losses, validation AUCs and paths.
+
+    ``job`` places a multirun job's outputs (default: read from Hydra when run by the script).
+    """
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
-    tc = TrainConfig.from_hydra(cfg)
+    tc = TrainConfig.from_hydra(cfg, job)
     prepare_output_dir(tc.output_dir, resume=tc.resume, overwrite=tc.overwrite)
     seed_everything(tc.seed)
     comps = build_components(cfg)
