@@ -119,6 +119,7 @@ class TrainConfig:
     decomposition: bool
     deduplicate: bool
     n_step: int
+    use_goal: bool  # env.reward.use_goal: the goal reward needs the random baseline
     demos: DemoConfig = field(default_factory=DemoConfig)
     job: HydraJob | None = None
 
@@ -157,6 +158,7 @@ class TrainConfig:
             decomposition=_bool(cfg, "agent.decomposition.enabled"),
             deduplicate=_bool(cfg, "agent.decomposition.deduplicate"),
             n_step=_int(cfg, "agent.n_step", 1),
+            use_goal=_bool(cfg, "env.reward.use_goal"),
             demos=DemoConfig.from_hydra(cfg),
             job=job,
         ).checked(cfg)

@@ -374,8 +374,7 @@ def _build_envs(
     scribbles = None if tc.scribbles is None else list(tc.scribbles)
     train_samples = samples_of(comps.dataset, train_seqs, scribbles)
     val_samples = samples_of(comps.dataset, val_seqs, scribbles)[: tc.max_val_samples]
-    use_goal = bool(OmegaConf.select(cfg, "env.reward.use_goal", default=True))
-    baseline = load_or_build_baseline(cfg, comps, train_samples) if use_goal else None
+    baseline = load_or_build_baseline(cfg, comps, train_samples) if tc.use_goal else None
     env = make_env(cfg.env, comps, train_samples, baseline)
     if env.subsequence_length is None:
         raise ConfigError("training needs fixed-length states: set env.subsequence_length (paper: 25)")

@@ -294,3 +294,20 @@ def test_n_step_and_demonstrations_resume_exactly(
                                 "train.resume=auto", *extra))
     assert resumed["eval"] == pytest.approx(full["eval"])
     _assert_same_weights(_learner_state(full["checkpoint"]), _learner_state(resumed["checkpoint"]))
+
+
+@pytest.mark.slow  # ~30 s: a fresh process pays the torch/hydra import, twice (two jobs)
+def test_script_multirun_smoke(tmp_path: Path) -> None:
+    """`scripts/train_agent.py -m +experiment=debug_tiny` with a fixed output folder: one folder per job."""
+    script = CONFIGS.parent / "scripts" / "train_agent.py"
+    fixed = tmp_path / "fixed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(script), "-m", "+experiment=debug_tiny", "seed=0,1",
+           f"train.output_dir={fixed}", f"paths.root_dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for num in (0, 1):
+        manifest = read_manifest(fixed / f"job{num}")
+        assert manifest is not None and f"seed={num}" in manifest["overrides"]
+        _, meta = load_policy(fixed / f"job{num}" / "agent.pt")
+        assert meta["seed"] == num and meta["global_step"] == 90
