@@ -405,9 +405,15 @@ def _build_state(cfg: DictConfig, tc: TrainConfig, env: Any, validator: Validato
     return TrainState(learner, buffer, actor, demos, validator)
 
 
-def _meta(tc: TrainConfig, env: Any, qnet: QNetwork) -> dict[str, Any]:
-    """What a checkpoint must agree on to be resumed (and what a policy file records)."""
+def _meta(
+    tc: TrainConfig, env: Any, qnet: QNetwork, comps: Components, train_seqs: list[str], held_out: list[str]
+) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed (and what a policy file records): network,
+    state, rewards, learning signals, the video split and the backend that produced the experience."""
     return {
+        "train_sequences": list(train_seqs),
+        "held_out_sequences": list(held_out),
+        "backend_fingerprint": backend_fingerprint(comps.backend),
         "qnet": qnet.config(),
         "state_mode": env.state_mode.value,
         "obs_shape": list(env.observation_space.shape),
@@ -434,7 +440,8 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
     train_seqs, val_seqs = _start_run(cfg, tc, comps)
     env, validator = _build_envs(cfg, tc, comps, train_seqs, val_seqs)
     state = _build_state(cfg, tc, env, validator)
-    checkpointer = Checkpointer(tc.output_dir, _meta(tc, env, state.learner.policy), tc.checkpoint_every)
+    meta = _meta(tc, env, state.learner.policy, comps, train_seqs, val_seqs)
+    checkpointer = Checkpointer(tc.output_dir, meta, tc.checkpoint_every)
     checkpointer.restore(state, tc.resume)
     writer = None
     if cfg.get("logger") is not None:
@@ -449,10 +456,7 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
     policy_path = checkpointer.save_policy(state.learner.policy, {
         "subsequence_length": env.subsequence_length,
         "backend": getattr(comps.backend, "name", type(comps.backend).__name__),
-        "backend_fingerprint": backend_fingerprint(comps.backend),
         "quality": "oracle" if env.oracle else type(comps.quality).__name__,
-        "train_sequences": train_seqs,
-        "held_out_sequences": val_seqs,
         "episodes": state.counters["episode"],
         "global_step": state.counters["global_step"],
     })

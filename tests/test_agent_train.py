@@ -171,7 +171,7 @@ def test_short_training_on_real_data_with_propagation_backend(tmp_path: Path) ->
         f"sequences:[{','.join(seqs)}],scribbles_root:'{scribbles}'}}",
         "~backend",
         "+backend={_target_:ivos_rl.backends.propagation.PropagationBackend}",
-        f"paths.output_dir='{tmp_path}'",
+        f"paths.output_dir='{tmp_path / 'run'}'",  # tmp_path holds the scribbles: not an empty folder
         f"baseline.path='{tmp_path / 'baseline.json'}'",
         "baseline.progress=false",
         "env.horizon=2",
@@ -200,6 +200,9 @@ def test_run_records_split_backend_and_manifest(reference_run: dict) -> None:
     assert meta["train_sequences"] == ["synthetic-000", "synthetic-002"]
     assert meta["held_out_sequences"] == ["synthetic-001"]
     assert "SimulatedBackend" in meta["backend_fingerprint"]
+    ck_meta = load_training_checkpoint(Path(result["checkpoint"]))["meta"]  # checked again on resume
+    assert ck_meta["held_out_sequences"] == ["synthetic-001"]
+    assert ck_meta["backend_fingerprint"] == meta["backend_fingerprint"]
     manifest = read_manifest(out)
     assert manifest is not None and manifest["kind"] == "train_agent"
     assert manifest["fields"]["held_out_sequences"] == ["synthetic-001"]
