@@ -58,7 +58,7 @@ from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.data.splits import check_disjoint, split_sequences
 from ivos_rl.envs.factory import Components, build_components, load_or_build_baseline, make_env, samples_of
 from ivos_rl.errors import CheckpointError, ConfigError
-from ivos_rl.provenance import write_manifest
+from ivos_rl.provenance import file_sha256, write_manifest
 from ivos_rl.utils.logging import get_logger
 from ivos_rl.utils.seed import seed_everything
 
@@ -126,6 +126,13 @@ class TrainState:
         self.last_eval = dict(state["last_eval"])
 
 
+def resume_checkpoint(folder: Path, resume: str | None) -> Path | None:
+    """The checkpoint ``train.resume`` points at (``auto``: the one in ``folder``), or None."""
+    if resume is None:
+        return None
+    return folder / CHECKPOINT_NAME if resume == "auto" else Path(resume)
+
+
 class Checkpointer:
     """Writes training checkpoints (with ``meta``, checked on resume) and the final policy file."""
 
@@ -136,15 +143,9 @@ class Checkpointer:
     def path(self) -> Path:
         return self.folder / CHECKPOINT_NAME
 
-    def resume_path(self, resume: str | None) -> Path | None:
-        """The checkpoint ``train.resume`` points at (``auto``: this folder's), or None."""
-        if resume is None:
-            return None
-        return self.path if resume == "auto" else Path(resume)
-
     def restore(self, state: TrainState, resume: str | None) -> bool:
         """Load the checkpoint named by ``resume`` into ``state``; False when ``auto`` finds none."""
-        path = self.resume_path(resume)
+        path = resume_checkpoint(self.folder, resume)
         if path is None:
             return False
         if not path.is_file():
@@ -333,13 +334,16 @@ def run_fields(
     """
     train_keys = {k: v for k, v in _plain(cfg.train).items() if k not in _UNFINGERPRINTED_TRAIN_KEYS}
     baseline = {k: v for k, v in (_plain(cfg.get("baseline")) or {}).items() if k != "progress"}
+    quality = _plain(cfg.quality)
+    quality_file = quality.get("path") if isinstance(quality, dict) else None
     return {
+        "quality_sha256": file_sha256(quality_file) if quality_file else None,
         "dataset": _plain(cfg.dataset),
         "train_sequences": train_seqs,
         "held_out_sequences": held_out,
         "backend": backend_fingerprint(comps.backend),
         "robot": _plain(cfg.get("robot")),
-        "quality": _plain(cfg.quality),
+        "quality": quality,
         "env": _plain(cfg.env),
         "eval_env": _plain(cfg.get("eval_env")),
         "agent": _plain(cfg.agent),
@@ -357,8 +361,8 @@ def _start_run(cfg: DictConfig, tc: TrainConfig, comps: Components) -> tuple[lis
         raise ConfigError("no training sequences left after holding out the validation ones")
     check_disjoint(train_seqs, val_seqs, "agent training")
     fields = run_fields(cfg, comps, train_seqs, val_seqs)
-    if tc.resume is not None:
-        ck = tc.output_dir / CHECKPOINT_NAME if tc.resume == "auto" else Path(tc.resume)
+    ck = resume_checkpoint(tc.output_dir, tc.resume)
+    if ck is not None:
         check_resumable(tc.output_dir, fields, ck)
         if ck.parent.resolve() != tc.output_dir.resolve():
             check_resumable(ck.parent, fields, ck)
