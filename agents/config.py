@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.errors import ConfigError
+from ivos_rl.provenance import hydra_job_record
 
 __all__ = ["DemoConfig", "HydraJob", "TrainConfig", "hydra_job"]
 
@@ -55,18 +56,15 @@ class HydraJob:
 
 
 def hydra_job() -> HydraJob | None:
-    """The current Hydra job, or None outside ``@hydra.main`` (tests, library use)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
+    """The current Hydra job (:func:`ivos_rl.provenance.hydra_job_record`), None outside ``@hydra.main``."""
+    record = hydra_job_record()
+    if record is None:
         return None
-    hc = HydraConfig.get()
     return HydraJob(
-        num=int(hc.job.num) if hc.job.get("num") is not None else 0,
-        multirun=hc.mode == RunMode.MULTIRUN,
-        overrides=tuple(str(o) for o in hc.overrides.task),
-        output_dir=Path(str(hc.runtime.output_dir)),
+        num=int(record["num"] or 0),
+        multirun=record["mode"] == "MULTIRUN",
+        overrides=tuple(record["overrides"]),
+        output_dir=Path(record["output_dir"]),
     )
 
 

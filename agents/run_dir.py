@@ -11,13 +11,13 @@ The manifest (:func:`ivos_rl.provenance.write_manifest`) is written at the start
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ivos_rl.errors import ConfigError
 from ivos_rl.provenance import MANIFEST_NAME, ProvenanceError, describe_difference, fingerprint, read_manifest
+from ivos_rl.utils.io import ensure_writable_dir
 
 __all__ = ["CHECKPOINT_NAME", "POLICY_NAME", "TENSORBOARD_DIR", "check_resumable", "prepare_output_dir"]
 
@@ -30,16 +30,6 @@ _TRAINING_OUTPUTS = (MANIFEST_NAME, CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DI
 _HYDRA_ENTRIES = (".hydra",)
 
 
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` and prove a file can be written there (before anything is computed)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_check_"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"train.output_dir {folder} is not writable: {err}") from err
-
-
 def _foreign_entries(folder: Path) -> list[str]:
     """Entries that are neither Hydra's nor a log file: a folder with any of them is not empty."""
     return sorted(
@@ -48,8 +38,9 @@ def _foreign_entries(folder: Path) -> list[str]:
 
 
 def prepare_output_dir(folder: Path, *, resume: str | None, overwrite: bool) -> None:
-    """Check ``folder`` is writable and may receive this run (module docstring); clear it if told."""
-    check_writable(folder)
+    """Check ``folder`` is writable (:class:`~ivos_rl.errors.OutputError` otherwise) and may receive
+    this run (module docstring); clear its training outputs if told to overwrite."""
+    ensure_writable_dir(folder)
     present = _foreign_entries(folder)
     if not present or resume is not None:
         return

@@ -366,8 +366,7 @@ def _start_run(cfg: DictConfig, tc: TrainConfig, comps: Components) -> tuple[lis
         check_resumable(tc.output_dir, fields, ck)
         if ck.parent.resolve() != tc.output_dir.resolve():
             check_resumable(ck.parent, fields, ck)
-    extra = {"job_num": tc.job.num, "overrides": list(tc.job.overrides)} if tc.job is not None else None
-    write_manifest(tc.output_dir, kind="train_agent", fields=fields, config=_plain(cfg), extra=extra)
+    write_manifest(tc.output_dir, kind="train_agent", fields=fields, config=_plain(cfg))  # + the Hydra job
     return train_seqs, val_seqs
 
 
