@@ -42,11 +42,11 @@ from ivos_rl.agents.decomposition import StepRecord, transitions_for_step
 from ivos_rl.agents.qnet import QNetwork
 from ivos_rl.agents.validation import curve_auc, reference_curves, round_curves
 from ivos_rl.envs.factory import (
+    agent_split,
     build_components,
     load_or_build_baseline,
     make_env,
     samples_of,
-    split_sequences,
     training_scribbles,
 )
 from ivos_rl.errors import CheckpointError, ConfigError
@@ -100,7 +100,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
     # ---- environment side ------------------------------------------------------------------
     comps = build_components(cfg)
-    train_seqs, val_seqs = split_sequences(comps.dataset.sequences, tc.val_sequences, seed)
+    train_seqs, val_seqs = agent_split(comps, tc.val_sequences, seed)
     scribbles = training_scribbles(cfg)
     train_samples = samples_of(comps.dataset, train_seqs, scribbles)
     val_samples = samples_of(comps.dataset, val_seqs, scribbles)[: int(tc.get("max_val_samples", 10**9))]

@@ -2,8 +2,9 @@
 
 Training (``ivos_rl.agents.train``), the baseline command (``scripts/build_baseline.py``) and
 evaluations all need the same pieces: dataset, backend, robot and quality source from their
-config groups, a deterministic split into training and held-out sequences, and the random
-baseline matching the training env. Keeping this in one place guarantees the baseline is built
+config groups, the split into training and held-out sequences (the one of every trainer,
+:func:`ivos_rl.data.splits.split_sequences`, checked against the quality net's own split), and the
+random baseline matching the training env. Keeping this in one place guarantees the baseline is built
 with exactly the env settings it is later used with (its cache records a fingerprint of them).
 """
 
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ivos_rl.data.splits import check_held_out_unseen, read_split_record, split_sequences
 from ivos_rl.envs.baseline import RandomBaseline, build_random_baseline
 from ivos_rl.envs.frame_recommendation import FrameRecommendationEnv
 from ivos_rl.errors import CheckpointError, ConfigError
@@ -58,30 +59,34 @@ def build_components(cfg: DictConfig) -> Components:
     )
 
 
-def split_sequences(sequences: list[str], n_val: int | list[str], seed: int) -> tuple[list[str], list[str]]:
-    """Deterministic split into (train, held-out) sequences.
+def quality_split(quality: Any) -> dict[str, Any] | None:
+    """The split record of the videos a quality source was trained on (None: oracle or unrecorded).
 
-    ``n_val`` is a count (drawn with ``seed`` from a permutation, so the split does not depend
-    on the order of the list) or an explicit list of held-out names.
+    Quality estimators loaded from a checkpoint carry it as ``.split`` (see
+    :func:`ivos_rl.data.splits.split_record`); any other quality object may do the same.
     """
-    seqs = sorted(sequences)
-    if isinstance(n_val, (list, tuple)) or (hasattr(n_val, "__iter__") and not isinstance(n_val, str)):
-        val = [str(s) for s in n_val]  # type: ignore[union-attr]
-        unknown = sorted(set(val) - set(seqs))
-        if unknown:
-            raise ConfigError(f"held-out sequences {unknown} are not in the dataset")
-    else:
-        k = int(n_val)
-        if not 0 <= k < len(seqs):
-            raise ConfigError(
-                f"val_sequences must be in [0, {len(seqs) - 1}] for {len(seqs)} sequences, got {k}"
-            )
-        perm = np.random.default_rng(int(seed)).permutation(len(seqs))
-        val = sorted(seqs[i] for i in perm[:k])
-    train = [s for s in seqs if s not in set(val)]
-    if not train:
-        raise ConfigError("no training sequences left after holding out the validation ones")
-    return train, val
+    if isinstance(quality, str):
+        return None
+    return read_split_record(getattr(quality, "split", None), _quality_source(quality))
+
+
+def _quality_source(quality: Any) -> str:
+    return f"the quality net {getattr(quality, 'checkpoint_path', None) or type(quality).__name__}"
+
+
+def agent_split(
+    components: Components, val_sequences: int | Sequence[str], seed: int
+) -> tuple[list[str], list[str]]:
+    """(train, held-out) videos of the agent, from the one split function of every trainer.
+
+    In the Wild the agent's held-out videos must also be unseen by the quality net: a quality
+    checkpoint that records its split is checked here and a leak is a :class:`ConfigError`
+    naming the videos.
+    """
+    train, held_out = split_sequences(components.dataset.sequences, val_sequences, seed)
+    quality = components.quality
+    check_held_out_unseen(held_out, quality_split(quality), _quality_source(quality), "the agent's held-out")
+    return train, held_out
 
 
 def samples_of(
@@ -204,7 +209,7 @@ def build_baseline(cfg: DictConfig) -> Path:
     rebuilds it).
     """
     components = build_components(cfg)
-    train_seqs, _ = split_sequences(components.dataset.sequences, cfg.train.val_sequences, int(cfg.seed))
+    train_seqs, _ = agent_split(components, cfg.train.val_sequences, int(cfg.seed))
     samples = samples_of(components.dataset, train_seqs, training_scribbles(cfg))
     path = Path(str(cfg.baseline.path))
     if path.is_file() and not bool(cfg.baseline.get("overwrite", False)):
