@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ivos_rl.envs.rewards import RewardConfig, aux_reward, goal_reward, performance
-from ivos_rl.envs.state import StateMode, build_state, history_counts
+from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.errors import ConfigError, InputValidationError
 
 

@@ -24,7 +24,8 @@ from ivos_rl.reporting import (
     table1,
     to_markdown,
 )
-from ivos_rl.strategies import AgentStrategy, LinspaceStrategy, RandomStrategy, WorstStrategy
+from ivos_rl.agents.strategy import AgentStrategy
+from ivos_rl.strategies import LinspaceStrategy, RandomStrategy, WorstStrategy
 
 
 def test_paired_bootstrap_on_a_constant_difference() -> None:

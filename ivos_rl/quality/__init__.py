@@ -7,23 +7,18 @@
   :class:`OracleQuality` (true J&F);
 * :mod:`~ivos_rl.quality.samples` — training-sample generation with a backend, shards;
 * :mod:`~ivos_rl.quality.train` / :mod:`~ivos_rl.quality.evaluate` — training and PCC/MSE.
+
+The names below are resolved on first access, so importing the package does not import torch.
 """
 
-from ivos_rl.quality.checkpoint import export_half, load_checkpoint, load_model, save_checkpoint
-from ivos_rl.quality.crop import crop_and_resize, crop_inputs, mask_boxes
-from ivos_rl.quality.estimator import OracleQuality, QualityEstimator
-from ivos_rl.quality.model import QualityNet, QualityNetConfig
+from ivos_rl.utils.lazy import lazy_exports
 
-__all__ = [
-    "OracleQuality",
-    "QualityEstimator",
-    "QualityNet",
-    "QualityNetConfig",
-    "crop_and_resize",
-    "crop_inputs",
-    "export_half",
-    "load_checkpoint",
-    "load_model",
-    "mask_boxes",
-    "save_checkpoint",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "checkpoint": ["export_half", "load_checkpoint", "load_model", "save_checkpoint"],
+        "crop": ["crop_and_resize", "crop_inputs", "mask_boxes"],
+        "estimator": ["OracleQuality", "QualityEstimator"],
+        "model": ["QualityNet", "QualityNetConfig"],
+    },
+)

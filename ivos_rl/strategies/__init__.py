@@ -1,37 +1,21 @@
-"""Frame-selection strategies: one file each, one interface (:class:`Strategy`)."""
+"""Frame-selection strategies: one file each, one interface (:class:`Strategy`).
 
-from ivos_rl.strategies import agent, farthest, linspace, random, uncertainty, worst
-from ivos_rl.strategies.agent import AgentStrategy
-from ivos_rl.strategies.base import (
-    Strategy,
-    StrategyState,
-    available_strategies,
-    build_strategy,
-    register_strategy,
+Importing a strategy costs NumPy and its base class only: the names below are resolved on first
+access, and :func:`build_strategy` imports the built-in strategy files when a name is looked up.
+The trained agent's strategy is :class:`ivos_rl.agents.strategy.AgentStrategy`: it depends on the
+agent package, which itself uses these strategies as validation references.
+"""
+
+from ivos_rl.utils.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "base": ["Strategy", "StrategyState", "available_strategies", "build_strategy", "register_strategy"],
+        "farthest": ["FarthestStrategy"],
+        "linspace": ["LinspaceStrategy", "linspace_frames"],
+        "random": ["RandomStrategy"],
+        "uncertainty": ["UncertaintyStrategy"],
+        "worst": ["WorstStrategy"],
+    },
 )
-from ivos_rl.strategies.farthest import FarthestStrategy
-from ivos_rl.strategies.linspace import LinspaceStrategy, linspace_frames
-from ivos_rl.strategies.random import RandomStrategy
-from ivos_rl.strategies.uncertainty import UncertaintyStrategy
-from ivos_rl.strategies.worst import WorstStrategy
-
-__all__ = [
-    "AgentStrategy",
-    "FarthestStrategy",
-    "LinspaceStrategy",
-    "RandomStrategy",
-    "Strategy",
-    "StrategyState",
-    "UncertaintyStrategy",
-    "WorstStrategy",
-    "agent",
-    "available_strategies",
-    "build_strategy",
-    "farthest",
-    "linspace",
-    "linspace_frames",
-    "random",
-    "register_strategy",
-    "uncertainty",
-    "worst",
-]

@@ -4,6 +4,10 @@ The state is the paper's (q, h) per frame (Eq. 1): q is the true J&F in the Orac
 the quality net's estimate in the Wild setting (the evaluation decides which one to pass), h
 counts how often each frame was annotated. The Q-network is length-agnostic, so whole videos
 are scored directly.
+
+This adaptor lives with the agent, not in :mod:`ivos_rl.strategies`: the agent package uses the
+strategies (Random and Worst are its validation references), so the strategies must not import the
+agent back. It registers as the ``agent`` strategy when imported.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import torch
 
 from ivos_rl.agents.checkpoint import load_policy
 from ivos_rl.agents.qnet import QNetwork
-from ivos_rl.envs.state import StateMode, build_state, history_counts
 from ivos_rl.errors import CheckpointError
+from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.strategies.base import Strategy, StrategyState, register_strategy
 
 
