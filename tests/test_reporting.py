@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from ivos_rl.agents import QNetwork
+from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.backends import SimulatedBackend
 from ivos_rl.data import DavisDataset
 from ivos_rl.evaluation import evaluate
@@ -24,7 +25,6 @@ from ivos_rl.reporting import (
     table1,
     to_markdown,
 )
-from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.strategies import LinspaceStrategy, RandomStrategy, WorstStrategy
 
 

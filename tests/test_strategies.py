@@ -114,8 +114,8 @@ def test_agent_picks_argmax_q(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
     from ivos_rl.agents.checkpoint import save_policy
     from ivos_rl.agents.qnet import QNetwork
-    from ivos_rl.errors import CheckpointError
     from ivos_rl.agents.strategy import AgentStrategy
+    from ivos_rl.errors import CheckpointError
 
     torch.manual_seed(0)
     qnet = QNetwork(recurrence="bilstm", hidden=8, decoder_hidden=8)
@@ -139,8 +139,8 @@ def test_shipped_agent_policy_loads_and_scores_any_length() -> None:
     from pathlib import Path
 
     from ivos_rl.agents.checkpoint import load_policy
-    from ivos_rl.errors import CheckpointError
     from ivos_rl.agents.strategy import AgentStrategy
+    from ivos_rl.errors import CheckpointError
 
     path = Path(__file__).resolve().parents[1] / "checkpoints" / "agent" / "agent_policy.pt"
     qnet, meta = load_policy(path)
