@@ -56,6 +56,10 @@ def test_split_record_round_trip_and_validation() -> None:
     assert split_record(["a"], ["c"], None)["seed"] is None  # explicit held-out names
     with pytest.raises(ConfigError, match=r"\['a'\]"):
         split_record(["a", "b"], ["a"], 0)
+    # a record without a seed, with extra keys (a trainer's CV folds), is read as it is
+    folds = {"train": ["b", "a"], "held_out": [], "cv_folds": [["a"], ["b"]]}
+    assert read_split_record(folds, "f.pt") == {"train": ["a", "b"], "held_out": [], "seed": None,
+                                                "cv_folds": [["a"], ["b"]]}
     bad_records = (
         {"train": ["a"]},
         {"train": "ab", "held_out": [], "seed": 0},

@@ -98,19 +98,23 @@ def split_record(train: Iterable[str], held_out: Iterable[str], seed: int | None
 
 
 def read_split_record(record: Any, source: str) -> dict[str, Any] | None:
-    """Validate a stored split record; None when ``source`` (a checkpoint) predates split records."""
+    """Validate a stored split record; None when ``source`` (a checkpoint) predates split records.
+
+    ``train`` and ``held_out`` are required; ``seed`` may be absent (None) and further keys a
+    trainer adds (e.g. its cross-validation folds) are kept as they are.
+    """
     if record is None:
         return None
     ok = (
         isinstance(record, dict)
-        and {"train", "held_out", "seed"} <= set(record)
+        and {"train", "held_out"} <= set(record)
         and all(isinstance(record[k], (list, tuple)) for k in ("train", "held_out"))
         and all(isinstance(s, str) for k in ("train", "held_out") for s in record[k])
-        and (record["seed"] is None or isinstance(record["seed"], int))
+        and (record.get("seed") is None or isinstance(record["seed"], int))
     )
     if not ok:
         raise CheckpointError(f"{source}: malformed {SPLIT_KEY!r} record {record!r}")
-    return split_record(record["train"], record["held_out"], record["seed"])
+    return {**record, **split_record(record["train"], record["held_out"], record.get("seed"))}
 
 
 def check_held_out_unseen(
