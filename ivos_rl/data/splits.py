@@ -88,13 +88,10 @@ def split_record(train: Iterable[str], held_out: Iterable[str], seed: int | None
     run can prove that the videos it reports on were never trained on (:func:`check_held_out_unseen`).
     ``seed`` is the split seed, or None when the held-out videos were named explicitly.
     """
-    record = {
-        "train": sorted(set(map(str, train))),
-        "held_out": sorted(set(map(str, held_out))),
-        "seed": None if seed is None else int(seed),
-    }
-    check_disjoint(record["train"], record["held_out"], "split record")
-    return record
+    train_names = sorted(set(map(str, train)))
+    held_names = sorted(set(map(str, held_out)))
+    check_disjoint(train_names, held_names, "split record")
+    return {"train": train_names, "held_out": held_names, "seed": None if seed is None else int(seed)}
 
 
 def read_split_record(record: Any, source: str) -> dict[str, Any] | None:

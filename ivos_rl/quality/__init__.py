@@ -8,17 +8,31 @@
 * :mod:`~ivos_rl.quality.samples` — training-sample generation with a backend, shards;
 * :mod:`~ivos_rl.quality.train` / :mod:`~ivos_rl.quality.evaluate` — training and PCC/MSE.
 
-The names below are resolved on first access, so importing the package does not import torch.
+The names below are resolved on first access (:mod:`ivos_rl.utils.lazy`), so importing the
+package does not import torch.
 """
+
+from typing import TYPE_CHECKING
 
 from ivos_rl.utils.lazy import lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(
-    __name__,
-    {
-        "checkpoint": ["export_half", "load_checkpoint", "load_model", "save_checkpoint"],
-        "crop": ["crop_and_resize", "crop_inputs", "mask_boxes"],
-        "estimator": ["OracleQuality", "QualityEstimator"],
-        "model": ["QualityNet", "QualityNetConfig"],
-    },
-)
+if TYPE_CHECKING:
+    from ivos_rl.quality.checkpoint import export_half, load_checkpoint, load_model, save_checkpoint
+    from ivos_rl.quality.crop import crop_and_resize, crop_inputs, mask_boxes
+    from ivos_rl.quality.estimator import OracleQuality, QualityEstimator
+    from ivos_rl.quality.model import QualityNet, QualityNetConfig
+
+__all__ = [
+    "OracleQuality",
+    "QualityEstimator",
+    "QualityNet",
+    "QualityNetConfig",
+    "crop_and_resize",
+    "crop_inputs",
+    "export_half",
+    "load_checkpoint",
+    "load_model",
+    "mask_boxes",
+    "save_checkpoint",
+]
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -2,10 +2,14 @@
 
 A package ``__init__`` that imports every submodule makes ``import ivos_rl.strategies.worst`` pay
 for torch, Gymnasium and OpenCV (seconds), because Python runs the package ``__init__`` first.
-Packages here declare which submodule defines each public name; :func:`lazy_exports` returns the
-PEP 562 module hooks that import that submodule on first attribute access::
+Package ``__init__`` files here keep their usual imports, but under ``if TYPE_CHECKING:`` (type
+checkers and IDEs read them as always), and :func:`lazy_exports` turns that block into the PEP 562
+module hooks that import a submodule on first access of one of its names::
 
-    __getattr__, __dir__, __all__ = lazy_exports(__name__, {"worst": ["WorstStrategy"]})
+    if TYPE_CHECKING:
+        from ivos_rl.strategies.worst import WorstStrategy
+    __all__ = ["WorstStrategy"]
+    __getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)
 
 Registries keyed by short names (strategies, backends) find the built-in entries the same way:
 :func:`import_submodules` imports a package's public modules, whose decorators register them,
@@ -14,42 +18,68 @@ only when a name is looked up and not yet known.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["import_submodules", "lazy_exports"]
+__all__ = ["import_submodules", "lazy_exports", "type_checking_imports"]
+
+
+def type_checking_imports(init_file: str | Path) -> dict[str, tuple[str, str]]:
+    """``{alias: (module, name)}`` of the absolute ``from module import name [as alias]``
+    statements inside the top-level ``if TYPE_CHECKING:`` blocks of ``init_file``."""
+    tree = ast.parse(Path(init_file).read_text(encoding="utf-8"))
+    found: dict[str, tuple[str, str]] = {}
+    for node in tree.body:
+        test = node.test if isinstance(node, ast.If) else None
+        if not (
+            (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+            or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        ):
+            continue
+        for stmt in node.body:  # type: ignore[attr-defined]
+            if isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
+                for alias in stmt.names:
+                    found[alias.asname or alias.name] = (stmt.module, alias.name)
+    return found
 
 
 def lazy_exports(
-    package: str, exports: Mapping[str, Iterable[str]]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
-    """``(__getattr__, __dir__, __all__)`` for ``package`` from ``{submodule: [public names]}``.
+    package: str, init_file: str | Path, names: Iterable[str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for ``package``, resolving its ``TYPE_CHECKING`` imports lazily.
 
-    A resolved name is cached in the package's namespace, so only its first access goes through
-    ``__getattr__``. A name listed under two submodules is a programming error (ValueError).
+    ``names`` (the package's ``__all__``) must be exactly those imports plus names the package
+    defines itself; a mismatch is an ``ImportError`` at import time, so a name cannot be exported
+    without a source or imported for typing without being exported. A resolved name is cached in
+    the package's namespace, so only its first access goes through ``__getattr__``.
     """
-    where: dict[str, str] = {}
-    for module, names in exports.items():
-        for name in names:
-            if name in where:
-                raise ValueError(f"{package}: {name!r} is exported by both {where[name]} and {module}")
-            where[name] = module
+    where = type_checking_imports(init_file)
+    own = set(vars(sys.modules[package]))
+    missing = sorted(set(names) - set(where) - own)
+    unlisted = sorted(set(where) - set(names))
+    if missing or unlisted:
+        raise ImportError(
+            f"{package}: __all__ names without a TYPE_CHECKING import {missing}, "
+            f"TYPE_CHECKING imports missing from __all__ {unlisted}"
+        )
 
     def __getattr__(name: str) -> Any:
-        module = where.get(name)
-        if module is None:
+        if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        module, original = where[name]
+        value = getattr(importlib.import_module(module), original)
         setattr(sys.modules[package], name, value)
         return value
 
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(where))
 
-    return __getattr__, __dir__, sorted(where)
+    return __getattr__, __dir__
 
 
 def import_submodules(package: str, skip: Iterable[str] = ()) -> list[str]:
