@@ -48,11 +48,11 @@ def run(
         erng = np.random.default_rng([seed, e % 4]) if repeat_seeds else rng
         for _ in range(env.horizon):
             tic = time.perf_counter()
-            obs, _, terminated, _, info = env.step(int(erng.integers(obs.shape[0])))
+            obs, _, terminated, _, _ = env.step(int(erng.integers(obs.shape[0])))
             step_time += time.perf_counter() - tic
             steps += 1
-            for k, v in info["timings"].as_dict().items():
-                comp[k] += v
+            for k, v in env.last_timings.as_dict().items():
+                comp[k] = comp.get(k, 0.0) + v
             if terminated:
                 break
     return {

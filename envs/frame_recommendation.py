@@ -28,9 +28,15 @@ bidirectional recurrence (changing every Q value) unless masked, so per-episode 
 evaluation identical to running the network on the whole video as the paper does. Vector envs
 need fixed spaces and are therefore only used with subsequences.
 
-**Quality.** ``quality="oracle"`` (or an :class:`~ivos_rl.quality.OracleQuality`) uses the true
-per-frame J&F of the evaluated masks; any object with ``predict(frames, probs) -> (q, q_k)`` (the
-"Wild" :class:`~ivos_rl.quality.QualityEstimator`) gives the estimated quality.
+**Quality.** ``quality="oracle"`` uses the true per-frame J&F of the masks that are scored (the
+same Oracle state evaluation shows strategies); any object with ``predict(frames, probs) -> (q,
+q_k)`` (the "Wild" :class:`~ivos_rl.quality.QualityEstimator`), or a
+:class:`~ivos_rl.rounds.QualitySource`, gives the estimated quality.
+
+**Rounds.** Reset and steps run on :class:`~ivos_rl.rounds.RoundEngine`, the round engine that
+evaluation and quality-sample generation use too, so the same actions give the same masks, J&F
+and Oracle states everywhere (tests/test_rounds_parity.py). Wall-clock seconds by component of the
+last reset/step are in ``env.last_timings`` (not in ``info``, which must be deterministic).
 
 **Interactions.** ``interaction="robot"`` runs the DAVIS scribble robot on the chosen frame. The
 robot (skeletons, graphs) dominates a step with a simulated backend, and a simulator only uses

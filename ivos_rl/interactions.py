@@ -105,13 +105,14 @@ def fuse_interactions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """
     seq_a, seq_b = a.get("sequence"), b.get("sequence")
     if seq_a is not None and seq_b is not None and seq_a != seq_b:
-        raise ScribbleError(f"cannot fuse interactions of {seq_a!r} and {seq_b!r}")
+        raise ScribbleError(f"cannot fuse interactions of different sequences: {seq_a!r} and {seq_b!r}")
     n_a = {len(a[k]) for k in KINDS if k in a}
     n_b = {len(b[k]) for k in KINDS if k in b}
     if not n_a or not n_b:
         raise ScribbleError("cannot fuse a dict with neither 'scribbles' nor 'clicks'")
     if len(n_a | n_b) != 1:
-        raise ScribbleError(f"cannot fuse interactions over different frame counts {sorted(n_a | n_b)}")
+        counts = ["/".join(str(c) for c in sorted(n)) for n in (n_a, n_b)]
+        raise ScribbleError(f"cannot fuse interactions with {counts[0]} and {counts[1]} frames")
     n = n_a.pop()
     out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in a.items() if k not in KINDS}
     if seq_a is not None or seq_b is not None or "sequence" in a:

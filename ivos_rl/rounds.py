@@ -1,8 +1,8 @@
 """The interactive round, written once: evaluation, the Gymnasium env and quality samples run on it.
 
 One sample is a (sequence, initial interaction). Its rounds, in DAVIS counting (round 1 is the
-initial interaction; ``max_rounds`` counts it, so the env's ``horizon`` = ``max_rounds - 1``
-recommendations)::
+initial interaction and ``max_rounds`` counts it; the env's ``horizon`` counts recommendations
+only, see :mod:`ivos_rl.envs.frame_recommendation`)::
 
     start(sample)      backend.reset(frames, K); backend.interact(initial frame, initial interaction)
     score()            J, F per (frame, object) of the masks the backend returned
