@@ -456,28 +456,10 @@ def evaluate(
         from ivos_rl.robot import ScribbleRobot
 
         robot = ScribbleRobot()
-    all_samples = select_samples(dataset, config)
     i_shard, n_shard = config.shard_pair()
-    mine = all_samples[i_shard::n_shard]
-    out = None if out_dir is None else Path(out_dir)
     labels = _labels(dataset, backend, strategy, config)
-    fp: str | None = None
-    done: list[SampleResult] = []
-    if out is not None:
-        fields_ = run_fields(dataset, backend, strategy, robot, config, all_samples, provenance)
-        fp = _prepare_output(out, fields_, config, record, labels)
-        (out / "samples").mkdir(exist_ok=True)
-        if config.resume:
-            done = _finished(out, set(mine), fp)
-    finished = {(s.sequence, s.scribble_idx) for s in done}
-    todo = [s for s in mine if s not in finished]
-    if not todo:
-        print(
-            f"{labels['strategy']}/{config.setting}: nothing to do: all {len(mine)} samples of shard "
-            f"{i_shard}/{n_shard} are evaluated{'' if out is None else f' in {out}'}"
-        )
-    elif finished:
-        _log.info("resuming: %d of %d samples already evaluated", len(finished), len(mine))
+    out = None if out_dir is None else Path(out_dir)
+    todo, done, fp = _plan(dataset, backend, strategy, robot, config, out, provenance, record, labels)
 
     engine = RoundEngine(backend, robot, source, click_radius=config.click_radius, clock=clock)
     runner = _SampleRunner(dataset, engine, strategy, config, robot, fp)
@@ -511,6 +493,45 @@ def evaluate(
         if runner.archive is not None:
             runner.archive.save(out / "predictions.json")
     return result
+
+
+def _plan(
+    dataset: Any,
+    backend: VOSBackend,
+    strategy: Strategy,
+    robot: Robot,
+    config: EvaluationConfig,
+    out: Path | None,
+    provenance: Mapping[str, Any] | None,
+    record: Mapping[str, Any] | None,
+    labels: Mapping[str, Any],
+) -> tuple[list[tuple[str, int]], list[SampleResult], str | None]:
+    """This shard's samples still to run, those already done (resume), and the run's fingerprint.
+
+    With an output folder, the manifest is written here, before any compute.
+    """
+    all_samples = select_samples(dataset, config)
+    i_shard, n_shard = config.shard_pair()
+    mine = all_samples[i_shard::n_shard]
+    fp: str | None = None
+    done: list[SampleResult] = []
+    if out is not None:
+        fields_ = run_fields(dataset, backend, strategy, robot, config, all_samples, provenance)
+        fp = _prepare_output(out, fields_, config, record, labels)
+        (out / "samples").mkdir(exist_ok=True)
+        if config.resume:
+            done = _finished(out, set(mine), fp)
+    finished = {(s.sequence, s.scribble_idx) for s in done}
+    todo = [s for s in mine if s not in finished]
+    if not todo:
+        where = "" if out is None else f" in {out}"
+        print(
+            f"{labels['strategy']}/{config.setting}: nothing to do: all {len(mine)} samples of shard "
+            f"{i_shard}/{n_shard} are evaluated{where}"
+        )
+    elif finished:
+        _log.info("resuming: %d of %d samples already evaluated", len(finished), len(mine))
+    return todo, done, fp
 
 
 def _tuples(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -340,23 +340,7 @@ def generate_samples(
     the robot-drawn variants), e.g. ``[2, 3]`` to add trajectories to a ``max_initial=1`` run.
     Deterministic for a fixed seed, backend and dataset.
     """
-    if initial_indices is not None and (
-        not initial_indices
-        or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in initial_indices)
-    ):
-        raise ConfigError(f"initial_indices must be a non-empty list of ints >= 1, got {initial_indices!r}")
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown or not strategies:
-        raise ConfigError(f"strategies must be a non-empty subset of {STRATEGIES}, got {list(strategies)}")
-    for name, value, low in (
-        ("n_rounds", n_rounds, 1),
-        ("shard_size", shard_size, 1),
-        ("crop_size", crop_size, 8),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
-    if frames_per_round is not None and (not isinstance(frames_per_round, int) or frames_per_round < 1):
-        raise ConfigError(f"frames_per_round must be None or an int >= 1, got {frames_per_round!r}")
+    _check_options(initial_indices, strategies, n_rounds, shard_size, crop_size, frames_per_round)
     writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
     seqs = list(dataset.sequences if sequences is None else sequences)
     stopped_early = 0
@@ -399,6 +383,34 @@ def generate_samples(
     )
     log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
     return manifest
+
+
+def _check_options(
+    initial_indices: Sequence[int] | None,
+    strategies: Sequence[str],
+    n_rounds: int,
+    shard_size: int,
+    crop_size: int,
+    frames_per_round: int | None,
+) -> None:
+    """:class:`ConfigError` naming the first bad option of :func:`generate_samples`."""
+    if initial_indices is not None and (
+        not initial_indices
+        or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in initial_indices)
+    ):
+        raise ConfigError(f"initial_indices must be a non-empty list of ints >= 1, got {initial_indices!r}")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise ConfigError(f"strategies must be a non-empty subset of {STRATEGIES}, got {list(strategies)}")
+    for name, value, low in (
+        ("n_rounds", n_rounds, 1),
+        ("shard_size", shard_size, 1),
+        ("crop_size", crop_size, 8),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+    if frames_per_round is not None and (not isinstance(frames_per_round, int) or frames_per_round < 1):
+        raise ConfigError(f"frames_per_round must be None or an int >= 1, got {frames_per_round!r}")
 
 
 def _trajectory(
