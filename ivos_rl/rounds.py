@@ -15,7 +15,8 @@ only, see :mod:`ivos_rl.envs.frame_recommendation`)::
 
 :class:`RoundEngine` holds the small per-sample state (:class:`RoundState`) and times every
 component with an injectable ``clock``. :meth:`RoundEngine.lookahead` answers "what would the
-mean J&F be after annotating frame f" without committing it (for Oracle lookahead strategies).
+mean J&F be after annotating frame f" on a fork of the backend, without committing it (for Oracle
+lookahead strategies, through ``StrategyState.extras["lookahead"]``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ivos_rl.backends.base import BackendOutput, VOSBackend
-from ivos_rl.errors import ConfigError, MaskFormatError, SessionError
+from ivos_rl.errors import BackendError, ConfigError, InputValidationError, MaskFormatError, SessionError
 from ivos_rl.interactions import (
     Robot,
     check_interaction,
@@ -48,6 +49,7 @@ __all__ = [
     "RoundTimings",
     "SampleContext",
     "Setting",
+    "fork_backend",
     "load_sample",
     "quality_source_from_cfg",
 ]
@@ -248,7 +250,7 @@ class RoundEngine:
         self.click_radius = float(click_radius)
         self.clock = clock
         self._state: RoundState | None = None
-        self._backend_dirty = False
+        self._memo: tuple[tuple[int, int], dict[int, float]] = ((-1, -1), {})
 
     @property
     def state(self) -> RoundState:
@@ -297,7 +299,6 @@ class RoundEngine:
         if s.pending is not None:
             frame, payload = s.pending
             tic = self.clock()
-            self._sync_backend()
             s.output = self.backend.interact(frame, payload)
             s.timings.backend += self.clock() - tic
             s.sent.append(s.pending)
@@ -338,21 +339,44 @@ class RoundEngine:
     def lookahead(self, frame: int) -> float:
         """Mean J&F after annotating ``frame`` and running that round, without committing it.
 
-        The backend is replayed from reset through the committed rounds plus the candidate, and
-        replayed again before the next committed round (wrap it in
-        :class:`~ivos_rl.backends.cached.CachedBackend` to make replays cheap).
+        Exactly what committing would do, on copies: a copy of the robot (a seeded annotator's
+        state does not advance) answers on the current masks, and a fork of the backend
+        (:func:`fork_backend`) runs the round; an answer without marks leaves the masks as they
+        are. Values are memoised until the state changes, so asking twice costs nothing.
         """
         s = self.state
         if s.output is None or s.pending is not None:
             raise SessionError("lookahead() needs the current round propagated first")
-        answer = self._robot_answer(s, int(frame), timed=False)
+        if (
+            isinstance(frame, bool)
+            or not isinstance(frame, (int, np.integer))
+            or not 0 <= frame < s.sample.n_frames
+        ):
+            raise InputValidationError(
+                f"lookahead frame must be an int in [0, {s.sample.n_frames}), got {frame!r}"
+            )
+        version = (len(s.history), len(s.sent))
+        if self._memo[0] != version:
+            self._memo = (version, {})
+        memo = self._memo[1]
+        if int(frame) not in memo:
+            memo[int(frame)] = self._try(s, int(frame))
+        return memo[int(frame)]
+
+    def _try(self, s: RoundState, frame: int) -> float:
+        assert s.output is not None
+        if self.robot is None:
+            raise ConfigError("lookahead needs a robot (simulated user)")
+        sample = s.sample
+        answer = copy.deepcopy(self.robot).interact(
+            sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame
+        )
+        check_interaction(answer, sample.n_frames, f"robot answer for {sample.sequence!r}")
         if count_marks(answer) == 0:
             return self.score().mean_jf
-        fused = fuse_interactions(s.interactions, answer)
-        self._sync_backend()
-        self._backend_dirty = True
-        out = self.backend.interact(int(frame), self._payload(fused, answer))
-        return score_masks(s.sample.gt, out.masks, s.sample.n_objects).mean_jf
+        payload = self._payload(fuse_interactions(s.interactions, answer), answer)
+        out = fork_backend(self.backend).interact(frame, payload)
+        return score_masks(sample.gt, out.masks, sample.n_objects).mean_jf
 
     # ------------------------------------------------------------------ helpers
     def _robot_answer(self, s: RoundState, frame: int, timed: bool = True) -> dict[str, Any]:
@@ -385,14 +409,18 @@ class RoundEngine:
             gt_masks=sample.gt if self.backend.uses_ground_truth else None,
         )
 
-    def _sync_backend(self) -> None:
-        """After a lookahead, bring the backend back to the committed rounds by replaying them."""
-        if not self._backend_dirty:
-            return
-        self._reset_backend()
-        for frame, payload in self.state.sent:
-            self.backend.interact(frame, payload)
-        self._backend_dirty = False
+
+def fork_backend(backend: VOSBackend) -> VOSBackend:
+    """An independent copy of ``backend`` in its current state, for rounds that must not count.
+
+    A backend may define ``fork() -> VOSBackend`` (cheaper than a deep copy); otherwise
+    :func:`copy.deepcopy`, correct for any backend whose state is Python objects and arrays.
+    """
+    fork = getattr(backend, "fork", None)
+    clone = fork() if callable(fork) else copy.deepcopy(backend)
+    if clone is backend or not isinstance(clone, VOSBackend):
+        raise BackendError(f"{type(backend).__name__}.fork() must return a new VOSBackend, got {clone!r}")
+    return clone
 
 
 def quality_source_from_cfg(node: Any) -> QualitySource:

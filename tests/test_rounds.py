@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ivos_rl.backends.base import BackendOutput, VOSBackend
-from ivos_rl.errors import ConfigError, SessionError
+from ivos_rl.errors import ConfigError, InputValidationError, SessionError
 from ivos_rl.interactions import marked_frames
 from ivos_rl.rounds import QualitySource, RoundEngine, SampleContext
 from ivos_rl.scoring import Scores, oracle_quality
@@ -147,12 +147,15 @@ def test_lookahead_reports_the_candidate_round_without_committing_it() -> None:
     # annotating 4 would make frames 1 and 4 perfect: mean J&F 2/8; an already-right frame: 1/8
     assert engine.lookahead(4) == pytest.approx(2 / T)
     assert engine.lookahead(1) == pytest.approx(1 / T)
-    assert engine.state.history == [1]
+    assert engine.lookahead(4) == pytest.approx(2 / T)  # memoised
+    assert engine.state.history == [1] and len(backend.calls) == 1  # the backend itself never ran
     np.testing.assert_array_equal(engine.score().per_frame(), np.eye(T)[1])
     engine.annotate(6)
-    engine.propagate()  # replays the committed rounds first: frame 4 was never committed
+    engine.propagate()  # frame 4 was never committed
     np.testing.assert_array_equal(engine.score().per_frame(), np.eye(T)[1] + np.eye(T)[6])
-    assert backend.resets == 2
+    assert engine.lookahead(4) == pytest.approx(3 / T)  # a new round: asked afresh
+    with pytest.raises(InputValidationError, match="lookahead frame"):
+        engine.lookahead(T)
 
 
 def test_timings_follow_the_injected_clock() -> None:
