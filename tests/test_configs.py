@@ -93,16 +93,30 @@ def test_evaluate_header_sweeps_compose() -> None:
             _compose("evaluate", combo)
 
 
-def test_debug_tiny_evaluation_runs(tmp_path: Path) -> None:
-    from ivos_rl.evaluation import run_evaluation
+def test_debug_tiny_shards_merge_through_the_script_entry(tmp_path: Path) -> None:
+    """The README workflow on the smoke config: two shards, merge, a normal run folder."""
+    from ivos_rl.evaluation import load_sample_results, run_evaluation
 
-    cfg = _compose(
-        "evaluate",
-        ["+debug=tiny", "strategy=worst", "setting=oracle", f"paths.data_dir={tmp_path / 'data'}",
-         f"output_dir={tmp_path / 'out'}"],
-    )
-    with open_dict(cfg):
-        cfg.pop("hydra")
-    out = run_evaluation(cfg)
-    assert len(out["curve"]) == 3  # [0, round 1, round 2]
-    assert (tmp_path / "out" / "manifest.json").is_file()
+    def run(*overrides: str) -> dict[str, object]:
+        cfg = _compose(
+            "evaluate",
+            [
+                "+debug=tiny",
+                "strategy=worst",
+                "setting=oracle",
+                f"paths.data_dir={tmp_path / 'data'}",
+                *overrides,
+            ],
+        )
+        with open_dict(cfg):
+            cfg.pop("hydra")
+        return run_evaluation(cfg)
+
+    whole = run(f"output_dir={tmp_path / 'whole'}")
+    assert len(whole["curve"]) == 3  # [0, round 1, round 2]
+    for i in range(2):
+        run(f"shard={i}/2", f"output_dir={tmp_path / f's{i}'}")
+    merged = run(f"merge=[{tmp_path / 's0'},{tmp_path / 's1'}]", f"output_dir={tmp_path / 'all'}")
+    assert merged["auc_rounds"] == pytest.approx(whole["auc_rounds"])
+    assert len(load_sample_results(tmp_path / "all")) == 3
+    assert (tmp_path / "all" / "manifest.json").is_file()
