@@ -141,7 +141,11 @@ class FastRobot:
 
 
 class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
-    """Gymnasium env: observation (N, 2) float32 (q, h), action Discrete(N) = frame to annotate."""
+    """Gymnasium env: observation (N, 2) float32 (q, h), action Discrete(N) = frame to annotate.
+
+    ``__init__`` is long because it validates every knob up front (typed errors before any data is
+    loaded); the rounds themselves are :class:`~ivos_rl.rounds.RoundEngine`'s.
+    """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
 

@@ -117,7 +117,8 @@ class InteractiveSession:
     the session id. ``clock`` (seconds, monotonic) is injectable for tests. With
     ``initial_interaction="robot"`` the first interaction is the robot's answer to an empty
     prediction on the frame of the sample's initial scribble (for click robots), instead of the
-    stored human scribble.
+    stored human scribble. (``__init__`` is long because it validates every argument before any
+    state exists, so a bad argument never leaves a half-built session.)
     """
 
     def __init__(
