@@ -85,7 +85,8 @@ class EvaluationConfig:
 
     ``max_rounds`` counts DAVIS interactions, the initial one included. ``shard="i/n"`` evaluates
     every n-th sample starting at i. ``resume`` skips samples already in ``out_dir`` (same
-    fingerprint only); ``overwrite`` first deletes a previous evaluation's files there instead.
+    fingerprint only); ``overwrite`` first deletes a previous evaluation's files there instead
+    (and wins over ``resume``).
     """
 
     setting: Setting = "wild"
@@ -116,8 +117,6 @@ class EvaluationConfig:
             )
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"max_samples must be None or an int >= 1, got {self.max_samples!r}")
-        if self.resume and self.overwrite:
-            raise ConfigError("resume and overwrite exclude each other; set resume=false to overwrite")
         parse_shard(self.shard)
 
     @classmethod

@@ -125,7 +125,6 @@ def test_overwrite_replaces_only_what_evaluation_wrote(dataset: DavisDataset, tm
         SimulatedBackend(seed=0),
         RandomStrategy(seed=1),
         out_dir=out,
-        resume=False,
         overwrite=True,
         **kw,
     )
