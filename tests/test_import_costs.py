@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,27 +181,28 @@ def test_packages_form_no_import_cycle() -> None:
     assert edges.get("ivos_rl.state", set()) <= {"ivos_rl.errors"}
 
 
-def _write_package(root: Path, init: str) -> None:
+def _import_package(root: Path, monkeypatch: pytest.MonkeyPatch, imports: str, names: list[str]) -> object:
+    """Import a throw-away package ``lazypkg`` whose ``__init__`` has ``imports`` under
+    TYPE_CHECKING and ``__all__ = names``; its submodule ``sub`` defines VALUE = 7 and twice(x)."""
     (root / "lazypkg").mkdir()
-    (root / "lazypkg" / "__init__.py").write_text(init)
     (root / "lazypkg" / "sub.py").write_text("VALUE = 7\n\ndef twice(x):\n    return 2 * x\n")
+    (root / "lazypkg" / "__init__.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from ivos_rl.utils.lazy import lazy_exports\n"
+        f"if TYPE_CHECKING:\n    {imports}\n"
+        "OWN = 1\n"
+        f"__all__ = {names!r}\n"
+        "__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "lazypkg", raising=False)
+    monkeypatch.delitem(sys.modules, "lazypkg.sub", raising=False)
+    return importlib.import_module("lazypkg")
 
 
 def test_lazy_exports_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _write_package(
-        tmp_path,
-        "from typing import TYPE_CHECKING\n"
-        "from ivos_rl.utils.lazy import lazy_exports\n"
-        "if TYPE_CHECKING:\n"
-        "    from lazypkg.sub import VALUE, twice as double\n"
-        "OWN = 1\n"
-        "__all__ = ['OWN', 'VALUE', 'double']\n"
-        "__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)\n",
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "lazypkg", raising=False)
-    monkeypatch.delitem(sys.modules, "lazypkg.sub", raising=False)
-    pkg = importlib.import_module("lazypkg")
+    imports = "from lazypkg.sub import VALUE, twice as double"
+    pkg: Any = _import_package(tmp_path, monkeypatch, imports, ["OWN", "VALUE", "double"])
     assert "lazypkg.sub" not in sys.modules  # nothing imported until a name is used
     assert {"OWN", "VALUE", "double"} <= set(dir(pkg))
     assert pkg.double(3) == 6 and pkg.VALUE == 7  # an alias resolves to the original name
@@ -210,16 +212,5 @@ def test_lazy_exports_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_lazy_exports_refuse_names_without_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _write_package(
-        tmp_path,
-        "from typing import TYPE_CHECKING\n"
-        "from ivos_rl.utils.lazy import lazy_exports\n"
-        "if TYPE_CHECKING:\n"
-        "    from lazypkg.sub import VALUE, twice\n"
-        "__all__ = ['VALUE', 'typo']\n"
-        "__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)\n",
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "lazypkg", raising=False)
     with pytest.raises(ImportError, match=r"without a TYPE_CHECKING import \['typo'\].*__all__ \['twice'\]"):
-        importlib.import_module("lazypkg")
+        _import_package(tmp_path, monkeypatch, "from lazypkg.sub import VALUE, twice", ["VALUE", "typo"])
