@@ -206,3 +206,18 @@ def test_backend_check_ignores_cache_settings_and_labels_versions() -> None:
         backend_label(a) == "propagation-v2"
         and backend_label('{"class": "m.SimulatedBackend"}') == "simulated"
     )
+
+
+def test_shipped_feature_model_ranks_masks_sensibly(davis_excerpt_root: Path) -> None:
+    """True masks score above 25-px shifted copies (annotated frame 0 kept true) and far above none."""
+    path = Path(__file__).parents[1] / "checkpoints/quality/features-davis2016-propagation-v2.features.pt"
+    est = FeatureQualityEstimator.from_checkpoint(path)
+    ds = DavisDataset(davis_excerpt_root, "240p", image_set="2016/train")
+    for seq in ds.sequences:
+        frames, gt = ds.load_frames(seq), ds.load_masks(seq)
+        true = ((gt == 1) * 255).astype(np.uint8)[:, None]
+        shifted = np.roll(true, 25, axis=-1)
+        shifted[0] = true[0]
+        q_true = est.predict(frames, true, history=[0])[0].mean()
+        assert q_true > est.predict(frames, shifted, history=[0])[0].mean(), seq
+        assert q_true > est.predict(frames, np.zeros_like(true), history=[0])[0].mean() + 0.2, seq
