@@ -20,7 +20,7 @@ import json
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -34,6 +34,7 @@ from ivos_rl.quality.estimator import OracleQuality
 from ivos_rl.session import InteractiveSession, interaction_to_scribbles
 from ivos_rl.strategies.base import Strategy, StrategyState
 from ivos_rl.summary import REPORT_COLUMNS, ivosw_summary, summarize_report
+from ivos_rl.timing import RoundTimeModel, RoundTimer
 from ivos_rl.utils.io import atomic_write_json, atomic_write_text
 from ivos_rl.utils.logging import get_logger
 
@@ -60,6 +61,10 @@ class SampleResult:
     recommended_frames: list[int]
     rows: list[dict[str, Any]]
     seconds: float
+    backend_seconds: list[float] = field(default_factory=list)
+    """Measured wall seconds of the backend in each round (also in the declared-time mode)."""
+    recommender_seconds: list[float] = field(default_factory=list)
+    """Measured wall seconds of quality estimate + strategy.select in each round that recommends."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +74,8 @@ class SampleResult:
             "annotated_frames": self.annotated_frames,
             "recommended_frames": self.recommended_frames,
             "seconds": self.seconds,
+            "backend_seconds": self.backend_seconds,
+            "recommender_seconds": self.recommender_seconds,
             "report": self.rows,
         }
 
@@ -82,6 +89,8 @@ class SampleResult:
             recommended_frames=[int(f) for f in data["recommended_frames"]],
             rows=list(data["report"]),
             seconds=float(data["seconds"]),
+            backend_seconds=[float(v) for v in data.get("backend_seconds", [])],
+            recommender_seconds=[float(v) for v in data.get("recommender_seconds", [])],
         )
 
 
@@ -137,13 +146,33 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int]:
 
 
 def summarize_samples(
-    samples: Sequence[SampleResult], metric: str = "J_AND_F", max_rounds: int | None = None
+    samples: Sequence[SampleResult],
+    metric: str = "J_AND_F",
+    max_rounds: int | None = None,
+    max_time: float | None = None,
+    time_threshold: float = 60.0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Report DataFrame and summary (``auc_rounds``, ``auc_time``, ``jf_at_60s``, curves)."""
+    """Report DataFrame and summary (``auc_rounds``, ``auc_time``, ``jf_at_60s``, curves, latencies).
+
+    ``max_time`` (seconds per object) closes the time curve with davisinteractive's rule (see
+    :func:`~ivos_rl.summary.summarize_report`). The summary also gives the mean measured seconds
+    per round of the backend and of the recommender (quality net + strategy), apart.
+    """
     rows = [row for s in samples for row in s.rows]
     report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     specs = [(s.sequence, s.scribble_idx, s.n_objects) for s in samples]
-    summary = summarize_report(report, metric=metric, max_nb_interactions=max_rounds, samples=specs)
+    summary = summarize_report(
+        report,
+        metric=metric,
+        max_nb_interactions=max_rounds,
+        max_time=max_time,
+        samples=specs,
+        time_threshold=time_threshold,
+    )
+    for part in ("backend", "recommender"):
+        values = [v for s in samples for v in getattr(s, f"{part}_seconds")]
+        summary[f"{part}_seconds_per_round"] = float(np.mean(values)) if values else None
+    summary["max_time"] = max_time
     return report, summary
 
 
@@ -192,6 +221,9 @@ def evaluate(
     save_predictions: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_time: float | None = None,
+    time_threshold: float = 60.0,
+    time_model: RoundTimeModel | None = None,
 ) -> EvaluationResult:
     """Run ``strategy`` on every (sequence, initial scribble) sample and summarise.
 
@@ -201,6 +233,10 @@ def evaluate(
     ``sequences`` / ``scribbles`` restrict the samples to those sequences / initial-scribble
     indices (1-based, as the files). Clicks reach scribble-only backends as disks of
     ``click_radius`` pixels. With ``out_dir``, finished samples are skipped when ``resume`` is true.
+    ``max_time`` (seconds per object) is DAVIS-Interactive's per-sample time budget, which the
+    backend *and* the recommender (quality estimate + ``strategy.select``) spend; rounds are timed
+    by the wall clock, or by the declared ``time_model`` (:mod:`ivos_rl.timing`) for a
+    reproducible ``auc_time``.
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
@@ -241,6 +277,7 @@ def evaluate(
         archive = PredictionArchive()
 
     oracle = OracleQuality()
+    timer = RoundTimer(time_model)
     new_results: list[SampleResult] = []
     cache: dict[str, Any] = {}
     bar = tqdm(total=len(todo) * max_rounds, disable=not progress, desc=f"{strategy.name}/{setting}")
@@ -252,11 +289,16 @@ def evaluate(
         samples=todo,
         seed=seed,
         initial_interaction=initial_interaction,
+        max_time=max_time,
+        time_threshold=time_threshold,
+        clock=timer.clock,
     ) as sess:
         current: dict[str, Any] = {}
         while sess.next():
             seq, interaction, new_sample = sess.get_interaction(only_last=not backend.wants_all_scribbles)
             if new_sample:
+                if current and not current.get("finished"):  # the previous sample ran out of time
+                    new_results.append(_finish_sample(sess, current, timer, out))
                 if cache.get("sequence") != seq:
                     need_gt = setting == "oracle" or backend.uses_ground_truth
                     cache = {
@@ -275,7 +317,13 @@ def evaluate(
                 strategy.reset(seed=zlib.crc32(f"{seq}/{idx}/{seed}".encode()))
                 first = _annotated_frame(interaction, last=True)
                 current = {
-                    "idx": idx, "history": [first], "recommended": [], "t0": time.perf_counter(), "n_marks": 0
+                    "sequence": seq,
+                    "n_objects": cache["n_objects"],
+                    "idx": idx,
+                    "history": [first],
+                    "recommended": [],
+                    "t0": time.perf_counter(),
+                    "n_marks": 0,
                 }
                 frame = first
             else:
@@ -285,7 +333,8 @@ def evaluate(
                 interaction = interaction_to_scribbles(interaction, click_radius, cache["frames"].shape[1:3])
             n_marks = _count_marks(interaction)
             if new_sample or n_marks > current["n_marks"]:
-                result_t = backend.interact(frame, interaction)
+                with timer.part("backend", int(cache["frames"].shape[0])):
+                    result_t = backend.interact(frame, interaction)
                 current["output"] = result_t
             else:
                 # The robot found nothing to correct on the chosen frame (it is already right),
@@ -304,30 +353,32 @@ def evaluate(
             round_nb = sess.interaction_number + 1
             candidates = None
             if round_nb < max_rounds:
-                q = _quality(setting, strategy, quality, oracle, cache, result_t)
-                state = StrategyState(
-                    round=round_nb,
-                    n_frames=result_t.n_frames,
-                    history=tuple(current["history"]),
-                    quality=q,
-                    probs=result_t.probs if strategy.needs_probs else None,
-                    max_rounds=max_rounds,
-                )
-                choice = int(strategy.select(state))
+                with timer.part("recommender", int(result_t.n_frames)):
+                    q = _quality(setting, strategy, quality, oracle, cache, result_t)
+                    state = StrategyState(
+                        round=round_nb,
+                        n_frames=result_t.n_frames,
+                        history=tuple(current["history"]),
+                        quality=q,
+                        probs=result_t.probs if strategy.needs_probs else None,
+                        max_rounds=max_rounds,
+                    )
+                    choice = int(strategy.select(state))
                 current["history"].append(choice)
                 current["recommended"].append(choice)
                 candidates = [choice]
             sess.submit_masks(result_t.masks, next_scribble_frame_candidates=candidates)
             bar.update(1)
             if round_nb == max_rounds:
-                res = _finish_sample(sess, seq, current, cache["n_objects"])
-                new_results.append(res)
-                if out is not None:
-                    atomic_write_json(_sample_file(out, seq, res.scribble_idx), res.to_json())
+                new_results.append(_finish_sample(sess, current, timer, out))
+        if current and not current.get("finished"):  # the last sample ran out of time
+            new_results.append(_finish_sample(sess, current, timer, out))
     bar.close()
 
     samples = sorted(done + new_results, key=lambda s: (s.sequence, s.scribble_idx))
-    report, summary = summarize_samples(samples, metric=metric, max_rounds=max_rounds)
+    report, summary = summarize_samples(
+        samples, metric=metric, max_rounds=max_rounds, max_time=max_time, time_threshold=time_threshold
+    )
     summary.update(
         {
             "strategy": strategy.name,
@@ -337,6 +388,10 @@ def evaluate(
             "dataset": Path(str(getattr(dataset, "root", "dataset"))).name,
             "output_dir": None if out is None else str(out.resolve()),
             "shard": f"{i_shard}/{n_shard}",
+            "robot": type(sess.robot).__name__,
+            "robot_seed": getattr(sess.robot, "seed", None),
+            "time_mode": "model" if time_model is not None else "wall",
+            "time_model": None if time_model is None else asdict(time_model),
             "seconds_per_round": float(
                 np.mean([s.seconds / max_rounds for s in samples]) if samples else 0.0
             ),
@@ -389,19 +444,28 @@ def _quality(
 
 
 def _finish_sample(
-    sess: InteractiveSession, seq: str, current: dict[str, Any], n_objects: int
+    sess: InteractiveSession, current: dict[str, Any], timer: RoundTimer, out: Path | None
 ) -> SampleResult:
+    """Result of the sample in ``current`` (saved under ``out``); it ends at the last round or timeout."""
+    seq = current["sequence"]
     report = sess.get_report()
     rows = report[(report["sequence"] == seq) & (report["scribble_idx"] == current["idx"])]
-    return SampleResult(
+    measured = timer.take()
+    res = SampleResult(
         sequence=seq,
         scribble_idx=int(current["idx"]),
-        n_objects=int(n_objects),
+        n_objects=int(current["n_objects"]),
         annotated_frames=[int(f) for f in current["history"]],
         recommended_frames=[int(f) for f in current["recommended"]],
         rows=rows.to_dict(orient="records"),
         seconds=time.perf_counter() - current["t0"],
+        backend_seconds=measured["backend"],
+        recommender_seconds=measured["recommender"],
     )
+    current["finished"] = True
+    if out is not None:
+        atomic_write_json(_sample_file(out, seq, res.scribble_idx), res.to_json())
+    return res
 
 
 def run_evaluation(cfg: Any) -> dict[str, Any]:
@@ -449,6 +513,9 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
         save_predictions=bool(cfg.save_predictions),
         seed=int(cfg.seed),
         progress=bool(cfg.progress),
+        max_time=None if cfg.get("max_time") is None else float(cfg.max_time),
+        time_threshold=float(cfg.get("time_threshold", 60.0)),
+        time_model=instantiate(cfg.time_model) if cfg.get("time_model") is not None else None,
     )
     curve = " ".join(f"{v:.3f}" for v in result.curve_rounds[1:])
     print(f"{strategy.name}/{cfg.setting}: auc_rounds={result.auc_rounds:.4f}  J&F per round: {curve}")
