@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ivos_rl.backends.base import VOSBackend
 from ivos_rl.errors import ConfigError, DatasetError, InputValidationError
+from ivos_rl.mask_ap import mask_ap_per_round, presence
 from ivos_rl.quality.estimator import OracleQuality
 from ivos_rl.session import InteractiveSession, interaction_to_scribbles
 from ivos_rl.strategies.base import Strategy, StrategyState
@@ -65,6 +66,12 @@ class SampleResult:
     """Measured wall seconds of the backend in each round (also in the declared-time mode)."""
     recommender_seconds: list[float] = field(default_factory=list)
     """Measured wall seconds of quality estimate + strategy.select in each round that recommends."""
+    gt_present: list[list[bool]] | None = None
+    """(T, K): object k + 1 is in frame t of the ground truth (Mask AP; None without an estimator)."""
+    quality_scores: list[list[list[float]]] = field(default_factory=list)
+    """Per round (T, K) quality estimates of the round's masks: Mask AP's confidences."""
+    pred_present: list[list[list[bool]]] = field(default_factory=list)
+    """Per round (T, K): object k + 1 is in frame t of the round's prediction."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +83,9 @@ class SampleResult:
             "seconds": self.seconds,
             "backend_seconds": self.backend_seconds,
             "recommender_seconds": self.recommender_seconds,
+            "gt_present": self.gt_present,
+            "quality_scores": self.quality_scores,
+            "pred_present": self.pred_present,
             "report": self.rows,
         }
 
@@ -91,6 +101,9 @@ class SampleResult:
             seconds=float(data["seconds"]),
             backend_seconds=[float(v) for v in data.get("backend_seconds", [])],
             recommender_seconds=[float(v) for v in data.get("recommender_seconds", [])],
+            gt_present=data.get("gt_present"),
+            quality_scores=list(data.get("quality_scores", [])),
+            pred_present=list(data.get("pred_present", [])),
         )
 
 
@@ -173,6 +186,7 @@ def summarize_samples(
         values = [v for s in samples for v in getattr(s, f"{part}_seconds")]
         summary[f"{part}_seconds_per_round"] = float(np.mean(values)) if values else None
     summary["max_time"] = max_time
+    summary["mask_ap"] = mask_ap_per_round(samples)
     return report, summary
 
 
@@ -224,6 +238,7 @@ def evaluate(
     max_time: float | None = None,
     time_threshold: float = 60.0,
     time_model: RoundTimeModel | None = None,
+    mask_ap: bool = True,
 ) -> EvaluationResult:
     """Run ``strategy`` on every (sequence, initial scribble) sample and summarise.
 
@@ -236,7 +251,9 @@ def evaluate(
     ``max_time`` (seconds per object) is DAVIS-Interactive's per-sample time budget, which the
     backend *and* the recommender (quality estimate + ``strategy.select``) spend; rounds are timed
     by the wall clock, or by the declared ``time_model`` (:mod:`ivos_rl.timing`) for a
-    reproducible ``auc_time``.
+    reproducible ``auc_time``. With ``mask_ap`` and a quality estimator, the estimator scores
+    every round's masks (outside the time budget when the strategy did not need it) and the
+    summary gives Mask AP per round (:mod:`ivos_rl.mask_ap`).
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
@@ -278,6 +295,7 @@ def evaluate(
 
     oracle = OracleQuality()
     timer = RoundTimer(time_model)
+    mask_ap = bool(mask_ap) and quality is not None
     new_results: list[SampleResult] = []
     cache: dict[str, Any] = {}
     bar = tqdm(total=len(todo) * max_rounds, disable=not progress, desc=f"{strategy.name}/{setting}")
@@ -301,11 +319,14 @@ def evaluate(
                     new_results.append(_finish_sample(sess, current, timer, out))
                 if cache.get("sequence") != seq:
                     need_gt = setting == "oracle" or backend.uses_ground_truth
+                    n_objects = dataset.info(seq).n_objects
+                    gt = dataset.load_masks(seq) if need_gt or mask_ap else None
                     cache = {
                         "sequence": seq,
                         "frames": dataset.load_frames(seq),
-                        "gt": dataset.load_masks(seq) if need_gt else None,
-                        "n_objects": dataset.info(seq).n_objects,
+                        "gt": gt if need_gt else None,
+                        "n_objects": n_objects,
+                        "gt_present": None if not mask_ap or gt is None else presence(gt, n_objects).tolist(),
                     }
                 idx = sess.current_sample[1]  # type: ignore[index]
                 backend.reset(
@@ -324,6 +345,9 @@ def evaluate(
                     "recommended": [],
                     "t0": time.perf_counter(),
                     "n_marks": 0,
+                    "gt_present": cache["gt_present"],
+                    "quality_scores": [],
+                    "pred_present": [],
                 }
                 frame = first
             else:
@@ -352,9 +376,10 @@ def evaluate(
 
             round_nb = sess.interaction_number + 1
             candidates = None
+            estimate: list[tuple[np.ndarray, np.ndarray]] = []  # the quality net's, computed once a round
             if round_nb < max_rounds:
                 with timer.part("recommender", int(result_t.n_frames)):
-                    q = _quality(setting, strategy, quality, oracle, cache, result_t)
+                    q = _quality(setting, strategy, quality, oracle, cache, result_t, estimate)
                     state = StrategyState(
                         round=round_nb,
                         n_frames=result_t.n_frames,
@@ -367,6 +392,12 @@ def evaluate(
                 current["history"].append(choice)
                 current["recommended"].append(choice)
                 candidates = [choice]
+            if cache.get("gt_present") is not None:  # Mask AP: measured outside the time budget
+                assert quality is not None
+                if not estimate:
+                    estimate.append(quality.predict(cache["frames"], result_t.probs))
+                current["quality_scores"].append(np.asarray(estimate[0][1], dtype=np.float64).tolist())
+                current["pred_present"].append(presence(result_t.masks, cache["n_objects"]).tolist())
             sess.submit_masks(result_t.masks, next_scribble_frame_candidates=candidates)
             bar.update(1)
             if round_nb == max_rounds:
@@ -432,15 +463,19 @@ def _quality(
     oracle: OracleQuality,
     cache: dict[str, Any],
     out: Any,
+    estimate: list[tuple[np.ndarray, np.ndarray]],
 ) -> np.ndarray | None:
-    """Per-frame quality the strategy may see: true J&F (oracle) or the estimate (wild)."""
+    """Per-frame quality the strategy may see: true J&F (oracle) or the estimate (wild).
+
+    The estimator's (q, q_k) is appended to ``estimate`` so that Mask AP reuses it.
+    """
     if not strategy.needs_quality:
         return None
     if setting == "oracle":
         return oracle.predict(cache["frames"], out.probs, cache["gt"])[0]
     assert quality is not None
-    q = quality.predict(cache["frames"], out.probs)[0]
-    return np.asarray(q, dtype=np.float64)
+    estimate.append(quality.predict(cache["frames"], out.probs))
+    return np.asarray(estimate[0][0], dtype=np.float64)
 
 
 def _finish_sample(
@@ -461,6 +496,9 @@ def _finish_sample(
         seconds=time.perf_counter() - current["t0"],
         backend_seconds=measured["backend"],
         recommender_seconds=measured["recommender"],
+        gt_present=current["gt_present"],
+        quality_scores=current["quality_scores"],
+        pred_present=current["pred_present"],
     )
     current["finished"] = True
     if out is not None:
@@ -516,6 +554,7 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
         max_time=None if cfg.get("max_time") is None else float(cfg.max_time),
         time_threshold=float(cfg.get("time_threshold", 60.0)),
         time_model=instantiate(cfg.time_model) if cfg.get("time_model") is not None else None,
+        mask_ap=bool(cfg.get("mask_ap", True)),
     )
     curve = " ".join(f"{v:.3f}" for v in result.curve_rounds[1:])
     print(f"{strategy.name}/{cfg.setting}: auc_rounds={result.auc_rounds:.4f}  J&F per round: {curve}")
