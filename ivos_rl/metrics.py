@@ -14,11 +14,14 @@ metrics every IVOS paper reports), so the semantics are copied rule for rule:
   precision/recall edge cases: no predicted boundary -> P=1, R=0; no true boundary -> P=0, R=1;
   neither -> F=1.
 
-Speed (>10x the reference at 480p) comes from working, per frame and object, only inside the
-bounding box of the object in either mask, which holds every boundary pixel, and from matching
-boundaries with a cheap square dilation first and the exact disk only for the few pixels it does
-not settle. Results are identical to the reference's full-frame processing (checked to 0 difference
-in tests/test_parity_davisinteractive.py and benchmarks/bench_metrics.py).
+Speed: per frame and object, one comparison pass gives a uint8 mask (in the input's own dtype,
+so int64 maps are never converted); everything after it is cv2 on uint8 crops: boundaries on each
+mask's bounding box (a 2x2 morphological gradient is exactly the seg2bmap rule), and matching only
+within the true box grown by the tolerance, in three exact stages (the square inscribed in the
+disk settles most pixels, the bounding square rules out most others, the ring offsets decide the
+rest), so a noisy prediction's scattered boundary costs one count. Results are identical to the
+reference's full-frame processing (0 difference in tests/test_parity_davisinteractive.py and in
+benchmarks/bench_metrics.py on real 480p masks: x14-16 on uint8, x5 on int64 label maps).
 """
 
 from __future__ import annotations
