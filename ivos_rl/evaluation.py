@@ -190,8 +190,16 @@ def summarize_samples(
     return report, summary
 
 
-def merge_results(out_dirs: Sequence[str | Path], metric: str = "J_AND_F") -> EvaluationResult:
-    """Merge the per-sample results of shards (each shard's ``out_dir``) into one result."""
+def merge_results(
+    out_dirs: Sequence[str | Path],
+    metric: str = "J_AND_F",
+    max_time: float | None = None,
+    time_threshold: float = 60.0,
+) -> EvaluationResult:
+    """Merge the per-sample results of shards (each shard's ``out_dir``) into one result.
+
+    ``max_time`` / ``time_threshold`` must be the shards' own (they close the time curve).
+    """
     seen: dict[tuple[str, int], SampleResult] = {}
     for d in out_dirs:
         for s in load_sample_results(d):
@@ -200,7 +208,9 @@ def merge_results(out_dirs: Sequence[str | Path], metric: str = "J_AND_F") -> Ev
                 raise DatasetError(f"sample {key} appears in more than one shard", d)
             seen[key] = s
     samples = [seen[k] for k in sorted(seen)]
-    report, summary = summarize_samples(samples, metric=metric)
+    report, summary = summarize_samples(
+        samples, metric=metric, max_time=max_time, time_threshold=time_threshold
+    )
     return EvaluationResult(report=report, summary=summary, samples=samples)
 
 
@@ -517,7 +527,12 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
 
     out_dir = Path(cfg.output_dir)
     if cfg.get("merge"):
-        result = merge_results(list(cfg.merge), metric=str(cfg.metric))
+        result = merge_results(
+            list(cfg.merge),
+            metric=str(cfg.metric),
+            max_time=None if cfg.get("max_time") is None else float(cfg.max_time),
+            time_threshold=float(cfg.get("time_threshold", 60.0)),
+        )
         write_outputs(result, out_dir)
         print(f"merged {len(result.samples)} samples: auc_rounds={result.auc_rounds:.4f} -> {out_dir}")
         return {"auc_rounds": result.auc_rounds, "curve": result.curve_rounds}

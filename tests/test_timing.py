@@ -90,6 +90,10 @@ def test_declared_time_makes_the_time_curve_exact(dataset: DavisDataset, tmp_pat
     assert ap is not None and len(ap["AP"]) == 3 and all(0.0 <= v <= 1.0 for v in ap["AP"])
     assert load_sample_results(tmp_path)[0].quality_scores == res.samples[0].quality_scores
     assert merge_results([tmp_path]).summary["mask_ap"] == ap
+    # shards merge with the run's max_time: the time curve closes at mean objects x max_time
+    objects = {s.sequence: s.n_objects for s in res.samples}
+    merged = merge_results([tmp_path], max_time=50.0)
+    assert merged.summary["global_timeout"] == pytest.approx(50.0 * np.mean(list(objects.values())))
 
 
 def test_max_time_ends_samples_at_the_declared_budget(dataset: DavisDataset) -> None:
