@@ -402,14 +402,14 @@ def evaluate(
                 current["history"].append(choice)
                 current["recommended"].append(choice)
                 candidates = [choice]
-            if cache.get("gt_present") is not None:  # Mask AP: measured outside the time budget
+            sess.submit_masks(result_t.masks, next_scribble_frame_candidates=candidates)
+            bar.update(1)
+            if cache.get("gt_present") is not None:  # Mask AP, after the session stopped the clock
                 assert quality is not None
                 if not estimate:
                     estimate.append(quality.predict(cache["frames"], result_t.probs))
                 current["quality_scores"].append(np.asarray(estimate[0][1], dtype=np.float64).tolist())
                 current["pred_present"].append(presence(result_t.masks, cache["n_objects"]).tolist())
-            sess.submit_masks(result_t.masks, next_scribble_frame_candidates=candidates)
-            bar.update(1)
             if round_nb == max_rounds:
                 new_results.append(_finish_sample(sess, current, timer, out))
         if current and not current.get("finished"):  # the last sample ran out of time
