@@ -22,13 +22,15 @@ disk settles most pixels, the bounding square rules out most others, the ring of
 rest), so a noisy prediction's scattered boundary costs one count. Results are identical to the
 reference's full-frame processing (0 difference in tests/test_parity_davisinteractive.py and in
 benchmarks/bench_metrics.py on real 480p masks: x14-16 on uint8, x5 on int64 label maps).
+
+OpenCV is imported by the functions that compute, not at module load: code that only needs the
+metric definitions (reports, summaries) does not pay for it.
 """
 
 from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from ivos_rl.errors import InputValidationError
@@ -123,6 +125,8 @@ def as_label_stack(arr: object, name: str) -> np.ndarray:
 
 def present_object_ids(y_true: np.ndarray) -> np.ndarray:
     """Sorted ids present in ``y_true`` other than 0 and 255 (a histogram for uint8 is ~10x faster)."""
+    import cv2
+
     if y_true.dtype == np.uint8 and y_true.size:
         flat = np.ascontiguousarray(y_true.reshape(-1, y_true.shape[-1]))
         hist = cv2.calcHist([flat], [0], None, [256], [0, 256]).ravel()
@@ -176,6 +180,8 @@ def _object_mask(frame: np.ndarray, obj: int) -> np.ndarray:
 
 def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1) half-open bounding box of a uint8 mask, None when empty."""
+    import cv2
+
     x, y, w, h = cv2.boundingRect(mask)
     return None if w == 0 or h == 0 else (y, y + h, x, x + w)
 
@@ -196,6 +202,8 @@ def _boundary(
     grown by one pixel of zeros, so the boundary on the crop equals the full-frame one there and
     it is zero outside.
     """
+    import cv2
+
     crop_box = _grow(box, 1, mask.shape)
     y0, y1, x0, x1 = crop_box
     crop = mask[y0:y1, x0:x1]
@@ -249,6 +257,8 @@ class _Matcher:
 
         ``src`` and ``dst`` are uint8 maps (0 or 1) of the same shape.
         """
+        import cv2
+
         if self.square is None:
             return cv2.countNonZero(cv2.bitwise_and(cv2.dilate(src, self.kernel), dst))
         near = cv2.dilate(src, self.square)
@@ -285,6 +295,8 @@ def _f_measure(
     ``reach``: the predicted boundary outside it only counts towards the number of predicted
     boundary pixels, which keeps noisy predictions cheap.
     """
+    import cv2
+
     if gt_box is None:
         gt_b, gt_cb, n_gt = None, None, 0
     else:
@@ -319,6 +331,8 @@ def _jaccard(
     pr_box: tuple[int, int, int, int] | None,
 ) -> float:
     """|A ∩ B| / |A ∪ B| of two uint8 masks (1 when both are empty); counts run on the boxes."""
+    import cv2
+
     n_gt = 0 if gt_box is None else cv2.countNonZero(gt[gt_box[0] : gt_box[1], gt_box[2] : gt_box[3]])
     n_pr = 0 if pr_box is None else cv2.countNonZero(pr[pr_box[0] : pr_box[1], pr_box[2] : pr_box[3]])
     inter = 0
