@@ -21,6 +21,7 @@ from ivos_rl.data.splits import split_sequences
 from ivos_rl.envs.baseline import RandomBaseline, build_random_baseline
 from ivos_rl.envs.frame_recommendation import FrameRecommendationEnv
 from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.rounds import QualitySource, quality_source_from_cfg
 from ivos_rl.utils.logging import get_logger
 
 _log = get_logger(__name__)
@@ -35,7 +36,7 @@ class Components:
     dataset: Any
     backend: Any
     robot: Any
-    quality: Any
+    quality: QualitySource
 
 
 def _plain(node: Any) -> Any:
@@ -43,18 +44,26 @@ def _plain(node: Any) -> Any:
 
 
 def build_components(cfg: DictConfig) -> Components:
-    """Instantiate ``cfg.dataset``, ``cfg.backend``, ``cfg.robot`` (may be null) and ``cfg.quality``."""
-    for group in ("dataset", "backend", "quality"):
+    """Instantiate ``cfg.dataset``, ``cfg.backend``, ``cfg.robot`` (may be null) and the quality source.
+
+    The quality source comes from the ``setting`` group (``configs/setting/{oracle,wild}.yaml``),
+    through the same loader evaluation uses (:func:`ivos_rl.rounds.quality_source_from_cfg`).
+    """
+    if "quality" in cfg:
+        raise ConfigError(
+            "the top-level `quality` key is gone: choose the quality source with the setting group "
+            "(setting=oracle, or setting=wild setting.estimator.path=<quality net .pt>)"
+        )
+    for group in ("dataset", "backend", "setting"):
         if cfg.get(group) is None:
             raise ConfigError(f"config group {group!r} is missing (choose one, e.g. {group}=...)")
-    quality = cfg.quality
-    quality_obj = quality if isinstance(quality, str) else instantiate(quality)
+    quality = quality_source_from_cfg(cfg.setting)
     robot = instantiate(cfg.robot) if cfg.get("robot") is not None else None
     return Components(
         dataset=instantiate(cfg.dataset),
         backend=instantiate(cfg.backend),
         robot=robot,
-        quality=quality_obj,
+        quality=quality,
     )
 
 

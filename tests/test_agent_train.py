@@ -28,10 +28,10 @@ SHARED_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2
 
 
 def tiny_config(dataset_root: Path, out_dir: Path, baseline: Path, *extra: str) -> DictConfig:
-    """The shared smoke config (``+experiment=debug_tiny``) on the session's synthetic dataset."""
+    """The shared smoke config (``+debug=tiny``) on the session's synthetic dataset."""
     overrides = [
-        "+experiment=debug_tiny",
-        f"dataset.root='{dataset_root}'",  # conftest's SYNTHETIC_PARAMS equal debug_tiny's dataset
+        "+debug=tiny",
+        f"dataset.root='{dataset_root}'",  # conftest's SYNTHETIC_PARAMS equal debug/tiny's dataset
         f"paths.output_dir='{out_dir}'",
         f"baseline.path='{baseline}'",
         *extra,
@@ -300,11 +300,11 @@ def test_n_step_and_demonstrations_resume_exactly(
 
 @pytest.mark.slow  # ~30 s: a fresh process pays the torch/hydra import, twice (two jobs)
 def test_script_multirun_smoke(tmp_path: Path) -> None:
-    """`scripts/train_agent.py -m +experiment=debug_tiny` with a fixed output folder: one folder per job."""
+    """`scripts/train_agent.py -m +debug=tiny` with a fixed output folder: one folder per job."""
     script = CONFIGS.parent / "scripts" / "train_agent.py"
     fixed = tmp_path / "fixed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(script), "-m", "+experiment=debug_tiny", "seed=0,1",
+    cmd = [sys.executable, str(script), "-m", "+debug=tiny", "seed=0,1",
            f"train.output_dir={fixed}", f"paths.root_dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
