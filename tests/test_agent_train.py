@@ -248,9 +248,12 @@ def test_unwritable_output_dir_fails_before_any_compute(synthetic_root: Path, tm
 def test_null_robot_needs_fast_interaction_and_validation_follows_it(
     synthetic_root: Path, tmp_path: Path
 ) -> None:
-    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json")
+    # debug/tiny keeps the robot (evaluate uses it) but trains with one-point strokes
+    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json", "robot=null")
     assert cfg.robot is None and cfg.eval_env.interaction == cfg.env.interaction == "fast"
-    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json", "env.interaction=robot")
+    cfg = tiny_config(
+        synthetic_root, tmp_path / "run", tmp_path / "baseline.json", "robot=null", "env.interaction=robot"
+    )
     with pytest.raises(ConfigError, match=r"robot is null but env\.interaction=robot, eval_env"):
         train(cfg)
     assert not (tmp_path / "baseline.json").exists()
