@@ -221,3 +221,59 @@ def test_shipped_feature_model_ranks_masks_sensibly(davis_excerpt_root: Path) ->
         q_true = est.predict(frames, true, history=[0])[0].mean()
         assert q_true > est.predict(frames, shifted, history=[0])[0].mean(), seq
         assert q_true > est.predict(frames, np.zeros_like(true), history=[0])[0].mean() + 0.2, seq
+
+
+def _save_rows(out: Path, videos: list[str], seed: int) -> None:
+    """Feature rows of ``videos`` (4 frames x 3 Worst rounds each, one object) in ``out``."""
+    from ivos_rl.quality.feature_rows import FeatureRows
+
+    n = 12 * len(videos)
+    x, y = _rows(n, seed)
+    idx = np.arange(n)
+    FeatureRows(
+        x=x,
+        jf=y,
+        j=y,
+        f=y,
+        sequence=np.repeat(np.array(videos), 12),
+        frame=idx % 4,
+        object_id=np.ones(n, np.int64),
+        round=(idx // 4) % 3 + 1,
+        strategy=np.full(n, "worst"),
+        init=np.ones(n, np.int64),
+        backend=np.full(n, "backend-A"),
+        names=FEATURE_NAMES,
+    ).save(out)
+
+
+def test_train_features_excludes_held_out_videos(tmp_path: Path) -> None:
+    """data.exclude_sequences drops every row of the named videos before training (a test fold)."""
+    from omegaconf import OmegaConf
+
+    from ivos_rl.errors import ConfigError
+    from ivos_rl.quality.feature_train import train_features
+
+    _save_rows(tmp_path / "a", ["v1", "v2", "v3"], 0)
+    _save_rows(tmp_path / "b", ["v4", "v5"], 1)
+    cfg = OmegaConf.create(
+        {
+            "seed": 0,
+            "num_threads": 1,
+            "data": {"dirs": [str(tmp_path / "a"), str(tmp_path / "b")], "exclude_sequences": ["v2", "v5"]},
+            "folds": {"n": 3, "seed": 0, "sequences": None},
+            "cv": False,
+            "ship": True,
+            "score_backend": None,
+            "inner_folds": 1,
+            "candidates": [{"hidden": 8, "members": 1, "epochs": 2, "batch_size": 16}],
+            "stop_thresholds": [0.01],
+            "output": str(tmp_path / "m.features.pt"),
+        }
+    )
+    report = train_features(cfg)
+    split = load_feature_checkpoint(tmp_path / "m.features.pt")["split"]
+    assert split["train"] == ["v1", "v3", "v4"] and split["held_out"] == ["v2", "v5"]
+    assert report["n_rows"] == 36 and report["excluded"] == ["v2", "v5"]
+    cfg.data.exclude_sequences = ["v2", "typo"]
+    with pytest.raises(ConfigError, match="typo"):
+        train_features(cfg)

@@ -10,6 +10,7 @@ inside), a JSON report and a reliability-diagram PNG next to it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from ivos_rl.quality.calibration import format_reliability
 from ivos_rl.quality.crossval import backend_label, backend_mask, cross_validate
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
 from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, uncertainty_scale
-from ivos_rl.quality.feature_rows import load_feature_rows
+from ivos_rl.quality.feature_rows import FeatureRows, load_feature_rows
 from ivos_rl.quality.stop import fit_stop_rule, trajectories
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
@@ -93,16 +94,31 @@ def _folds(cfg: DictConfig, seqs: list[str]) -> list[list[str]]:
     return folds
 
 
+def _exclude(rows: FeatureRows, names: Sequence[str] | None) -> tuple[FeatureRows, list[str]]:
+    """``rows`` without every row of the videos ``names`` (a held-out test fold: none of its rows,
+    of any backend, reach training); ConfigError for a name that has no row (a typo would
+    otherwise leak a test video silently)."""
+    held_out = sorted(str(n) for n in (names or []))
+    missing = sorted(set(held_out) - set(rows.sequence.tolist()))
+    if missing:
+        raise ConfigError(f"data.exclude_sequences names videos without feature rows: {missing}")
+    keep = ~np.isin(rows.sequence, held_out)
+    if not keep.any():
+        raise ConfigError("data.exclude_sequences leaves no feature row to train on")
+    return rows.subset(keep), held_out
+
+
 def train_features(cfg: DictConfig) -> dict[str, Any]:
     """Cross-validate (``cfg.cv``) and ship (``cfg.ship``) the feature model; returns the report."""
     torch.set_num_threads(int(cfg.get("num_threads") or 1))
-    rows = load_feature_rows(list(cfg.data.dirs))
+    rows, held_out = _exclude(load_feature_rows(list(cfg.data.dirs)), cfg.data.get("exclude_sequences"))
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
     report: dict[str, Any] = {
         "n_rows": len(rows),
         "n_videos": len(seqs),
+        "excluded": held_out,
         "folds": folds,
         "backends": {backend_label(b): int((rows.backend == b).sum()) for b in np.unique(rows.backend)},
         "candidates": [c.to_dict() for c in candidates],
@@ -141,7 +157,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         fitted, _ = model.predict(rows.x[on_backend])
         trajs = [t for t in trajectories(rows.subset(on_backend), fitted) if t.strategy == "worst"]
         rule = fit_stop_rule(trajs)
-        split = {"train": seqs, "held_out": [], "cv_folds": folds, "folds_seed": int(cfg.folds.seed)}
+        split = {"train": seqs, "held_out": held_out, "cv_folds": folds, "folds_seed": int(cfg.folds.seed)}
         save_feature_checkpoint(
             out,
             model,
