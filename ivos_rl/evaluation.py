@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ivos_rl.backends.base import VOSBackend
 from ivos_rl.errors import ConfigError, DatasetError, InputValidationError
+from ivos_rl.lookahead import count_marks, make_lookahead
 from ivos_rl.quality.estimator import OracleQuality
 from ivos_rl.session import InteractiveSession, interaction_to_scribbles
 from ivos_rl.strategies.base import Strategy, StrategyState
@@ -206,6 +207,8 @@ def evaluate(
         raise ConfigError(f"setting must be one of {SETTINGS}, got {setting!r}")
     if setting == "wild" and strategy.needs_quality and quality is None:
         raise ConfigError(f"strategy {strategy.name!r} in the wild setting needs a quality estimator")
+    if setting == "wild" and strategy.needs_lookahead:
+        raise ConfigError(f"strategy {strategy.name!r} reads ground truth (an oracle): use setting=oracle")
     if max_rounds < 1:
         raise ConfigError(f"max_rounds must be >= 1, got {max_rounds}")
     out = None if out_dir is None else Path(out_dir)
@@ -281,9 +284,10 @@ def evaluate(
             else:
                 frame = sess.last_annotated_frame  # the robot annotated the frame we asked for
                 assert frame is not None
+            fused = interaction if backend.wants_all_scribbles else None
             if not backend.accepts_clicks and "clicks" in interaction:
                 interaction = interaction_to_scribbles(interaction, click_radius, cache["frames"].shape[1:3])
-            n_marks = _count_marks(interaction)
+            n_marks = count_marks(interaction)
             if new_sample or n_marks > current["n_marks"]:
                 result_t = backend.interact(frame, interaction)
                 current["output"] = result_t
@@ -312,6 +316,8 @@ def evaluate(
                     quality=q,
                     probs=result_t.probs if strategy.needs_probs else None,
                     max_rounds=max_rounds,
+                    extras=_lookahead_extras(strategy, backend, sess.robot, seq, cache, result_t, fused,
+                                             click_radius),
                 )
                 choice = int(strategy.select(state))
                 current["history"].append(choice)
@@ -350,15 +356,6 @@ def evaluate(
     return result
 
 
-def _count_marks(interaction: dict[str, Any]) -> int:
-    """Number of non-empty strokes and clicks in an interaction dict (all frames)."""
-    total = 0
-    for kind in ("scribbles", "clicks"):
-        for items in interaction.get(kind) or []:
-            total += sum(1 for it in items if kind == "clicks" or len(it.get("path", [])) > 0)
-    return total
-
-
 def _annotated_frame(interaction: dict[str, Any], last: bool) -> int:
     """Frame holding the (last) non-empty stroke or click of an interaction dict."""
     for kind in ("scribbles", "clicks"):
@@ -386,6 +383,26 @@ def _quality(
     assert quality is not None
     q = quality.predict(cache["frames"], out.probs)[0]
     return np.asarray(q, dtype=np.float64)
+
+
+def _lookahead_extras(
+    strategy: Strategy,
+    backend: VOSBackend,
+    robot: Any,
+    seq: str,
+    cache: dict[str, Any],
+    out: Any,
+    fused: dict[str, Any] | None,
+    click_radius: float,
+) -> dict[str, object]:
+    """``{"lookahead": frame -> J&F after annotating it}`` for strategies that need it, else empty."""
+    if not strategy.needs_lookahead:
+        return {}
+    lookahead = make_lookahead(
+        backend, robot, sequence=seq, gt=cache["gt"], n_objects=cache["n_objects"], masks=out.masks,
+        fused=fused, click_radius=click_radius,
+    )
+    return {"lookahead": lookahead}
 
 
 def _finish_sample(

@@ -1,6 +1,6 @@
 """Frame-selection strategies: one file each, one interface (:class:`Strategy`)."""
 
-from ivos_rl.strategies import agent, farthest, linspace, random, uncertainty, worst
+from ivos_rl.strategies import agent, farthest, linspace, oracle_lookahead, random, uncertainty, worst
 from ivos_rl.strategies.agent import AgentStrategy
 from ivos_rl.strategies.base import (
     Strategy,
@@ -11,6 +11,7 @@ from ivos_rl.strategies.base import (
 )
 from ivos_rl.strategies.farthest import FarthestStrategy
 from ivos_rl.strategies.linspace import LinspaceStrategy, linspace_frames
+from ivos_rl.strategies.oracle_lookahead import OracleLookaheadStrategy
 from ivos_rl.strategies.random import RandomStrategy
 from ivos_rl.strategies.uncertainty import UncertaintyStrategy
 from ivos_rl.strategies.worst import WorstStrategy
@@ -19,6 +20,7 @@ __all__ = [
     "AgentStrategy",
     "FarthestStrategy",
     "LinspaceStrategy",
+    "OracleLookaheadStrategy",
     "RandomStrategy",
     "Strategy",
     "StrategyState",
@@ -30,6 +32,7 @@ __all__ = [
     "farthest",
     "linspace",
     "linspace_frames",
+    "oracle_lookahead",
     "random",
     "register_strategy",
     "uncertainty",
