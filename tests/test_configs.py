@@ -35,7 +35,11 @@ def test_every_experiment_is_known() -> None:
     )
 
 
-@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if not e.startswith("table1_")])
+# Evaluation (not training) sweeps; each has its own composition test.
+EVAL_EXPERIMENTS = {e for e in EXPERIMENTS if e.startswith("table1_")} | {"headroom"}
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in EVAL_EXPERIMENTS])
 def test_agent_ablation_composes(experiment: str) -> None:
     cfg = _compose("train_agent", [f"+experiment={experiment}"])
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
@@ -53,6 +57,15 @@ def test_table1_sweep_composes_for_every_cell(experiment: str) -> None:
         for setting in str(params.setting).split(","):
             c = _compose("evaluate", [f"strategy={strategy}", f"setting={setting}"])
             assert c.setting == setting
+
+
+def test_headroom_sweep_composes_with_one_folder_per_strategy() -> None:
+    cfg = _compose("evaluate", ["+experiment=headroom"])
+    assert cfg.setting == "oracle" and cfg.backend._target_.endswith("CachedBackend")
+    assert "sequences" in cfg.hydra.job.config.override_dirname.exclude_keys
+    for strategy in str(cfg.hydra.sweeper.params.strategy).split(","):
+        c = _compose("evaluate", ["+experiment=headroom", f"strategy={strategy}"])
+        assert isinstance(instantiate(c.strategy), Strategy)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "strategy").glob("*.yaml")))
