@@ -66,6 +66,7 @@ from ivos_rl.errors import ConfigError, InputValidationError, ScribbleError
 from ivos_rl.metrics import batched_jaccard_and_f_measure
 from ivos_rl.quality.estimator import OracleQuality
 from ivos_rl.scribbles import annotated_frames, fuse_scribbles
+from ivos_rl.state_features import StateFeatures
 
 SubsequenceStart = Literal["centered", "random"]
 InteractionMode = Literal["robot", "fast"]
@@ -180,6 +181,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         interaction: InteractionMode = "robot",
         transition_cache: int = 0,
         max_cached_sequences: int = 4,
+        state_features: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
@@ -223,6 +225,8 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self.interaction = interaction
         self.oracle = self._is_oracle(quality)
         self.quality = quality
+        self.state_features = StateFeatures.parse(state_features)  # () = the paper's (q, h)
+        self.state_features.check_quality(quality, self.oracle)
         chosen = dataset.samples() if samples is None else samples
         self.samples: list[tuple[str, int]] = [(str(s), int(i)) for s, i in chosen]
         if not self.samples:
@@ -240,7 +244,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
                     "lower subsequence_length or leave them out"
                 )
         self._cache_size = int(transition_cache)
-        self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, ...]] = OrderedDict()
         self.cache_hits = 0
         self.cache_misses = 0
         self._max_cached_sequences = int(max_cached_sequences)
@@ -263,10 +267,9 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         return False
 
     def _set_spaces(self, n: int) -> None:
-        high = np.empty((n, 2), dtype=np.float32)
-        high[:, 0] = 1.0
+        high = np.ones((n, 2 + self.state_features.width), dtype=np.float32)  # extra features: [0, 1]
         high[:, 1] = float(self.horizon + 1)  # the initial frame plus T recommendations
-        self.observation_space = spaces.Box(low=np.zeros((n, 2), np.float32), high=high, dtype=np.float32)
+        self.observation_space = spaces.Box(low=np.zeros_like(high), high=high, dtype=np.float32)
         self.action_space = spaces.Discrete(n)
         self.n_frames = n
 
@@ -360,22 +363,28 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         key = (ep["sequence"], ep["scribble_idx"], ep["start"], tuple(ep["history"]))
         if self._cache_size > 0 and key in self._cache:
             self._cache.move_to_end(key)
-            ep["j"], ep["f"], ep["q"] = self._cache[key]
+            ep["j"], ep["f"], ep["q"], ep["extra"] = self._cache[key]
             self.cache_hits += 1
             return True
         self._sync_backend(ep, len(ep["history"]), timings)
         tic = time.perf_counter()
         ep["j"], ep["f"], ep["q"], timings.quality = self._metrics(ep, ep["out"])
         timings.metrics = time.perf_counter() - tic - timings.quality
+        ep["extra"] = (
+            self.state_features.from_output(ep["out"].probs, ep["pred"], quality=None if self.oracle else
+                                            self.quality, frames=ep["frames"])
+            if self.state_features.needs_output else None
+        )
         if self._cache_size > 0:
             self.cache_misses += 1
-            self._cache[key] = (ep["j"], ep["f"], ep["q"])
+            self._cache[key] = (ep["j"], ep["f"], ep["q"], ep["extra"])
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return False
 
     def _observe(self, ep: dict[str, Any]) -> np.ndarray:
-        return build_state(ep["q"], history_counts(ep["history"], ep["n"]), self.state_mode)
+        state = build_state(ep["q"], history_counts(ep["history"], ep["n"]), self.state_mode)
+        return self.state_features.extend(state, ep["history"], self.horizon, ep["extra"])
 
     def _info(self, ep: dict[str, Any], timings: StepTimings, cached: bool) -> dict[str, Any]:
         return {

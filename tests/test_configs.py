@@ -44,9 +44,19 @@ def test_agent_ablation_composes(experiment: str) -> None:
     cfg = _compose("train_agent", [f"+experiment={experiment}"])
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     for key, values in params.items():
-        assert OmegaConf.select(cfg, key) is not None, f"{experiment} sweeps unknown key {key}"
+        known = OmegaConf.select(cfg, key) is not None or key in cfg.hydra.runtime.choices  # value or group
+        assert known, f"{experiment} sweeps unknown key {key}"
         for value in str(values).split(","):
             _compose("train_agent", [f"+experiment={experiment}", f"{key}={value}"])
+
+
+def test_state_feature_configs_match_the_network_width() -> None:
+    from ivos_rl.state_features import StateFeatures
+
+    for path in sorted((CONFIGS / "state_features").glob("*.yaml")):
+        cfg = _compose("train_agent", ["+experiment=table6_features", f"state_features={path.stem}"])
+        assert cfg.agent.qnet.in_features == 2 + StateFeatures.parse(list(cfg.env.state_features)).width
+        assert list(cfg.eval_env.state_features) == list(cfg.env.state_features)
 
 
 @pytest.mark.parametrize("experiment", ["table1_strategies", "table1_baselines"])
