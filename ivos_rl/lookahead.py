@@ -15,8 +15,10 @@ session's score of a round. Ground truth is read, so this is an oracle: refused 
 Forking: a backend may define ``fork() -> VOSBackend`` (an independent copy of its per-sample
 state, cheaper than a deep copy); otherwise :func:`copy.deepcopy` is used, which is correct for any
 backend whose state is Python objects and arrays. A :class:`~ivos_rl.backends.cached.CachedBackend`
-forks with its wrapped backend in sync and stores every tried round in the transition cache, so
-committing the chosen frame afterwards is a cache hit.
+stores every tried round in the transition cache, so committing the chosen frame afterwards is a
+cache hit; a hit does not advance its wrapped backend, so a backend with a ``sync()`` method is
+synced once per round before the first fork (otherwise every fork would replay the rounds the hits
+skipped, and a round's cost would grow with the round number).
 """
 
 from __future__ import annotations
@@ -85,6 +87,14 @@ def make_lookahead(
     n_frames = int(masks.shape[0])
     current = mean_j_and_f(gt, masks, n_objects)
     memo: dict[int, float] = {}
+    synced = [False]
+
+    def fork() -> VOSBackend:
+        sync = getattr(backend, "sync", None)
+        if callable(sync) and not synced[0]:
+            sync()
+            synced[0] = True
+        return fork_backend(backend)
 
     def lookahead(frame: int) -> float:
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or not 0 <= frame < n_frames:
@@ -98,7 +108,7 @@ def make_lookahead(
                 inter = fuse_interactions(fused, answer) if backend.wants_all_scribbles else answer
                 if not backend.accepts_clicks and "clicks" in inter:
                     inter = interaction_to_scribbles(inter, click_radius, masks.shape[1:3])
-                out = fork_backend(backend).interact(frame, inter)
+                out = fork().interact(frame, inter)
                 memo[frame] = mean_j_and_f(gt, out.masks, n_objects)
         return memo[frame]
 

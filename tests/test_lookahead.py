@@ -7,7 +7,7 @@ scores after committing that frame, and trying frames leaves the committed state
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -181,3 +181,29 @@ def test_evaluate_refuses_lookahead_in_the_wild(dataset: DavisDataset) -> None:
     with pytest.raises(ConfigError, match="oracle"):
         evaluate(dataset, SimulatedBackend(seed=0), OracleLookaheadStrategy(n_worst=0), setting="wild",
                  max_rounds=2, max_samples=1, progress=False)
+
+
+class _Counting(SimulatedBackend):
+    """Counts wrapped-backend rounds across every copy (class attribute: deep copies share it)."""
+
+    calls: ClassVar[list[int]] = []
+
+    def interact(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
+        self.calls.append(int(frame_idx))
+        return super().interact(frame_idx, interaction)
+
+
+def test_cached_lookahead_costs_one_round_per_candidate(dataset: DavisDataset, tmp_path: Path) -> None:
+    _Counting.calls.clear()
+    backend = CachedBackend(_Counting(seed=0), tmp_path / "cache")
+    seq, gt, k, out, _ = _sample(dataset, backend)
+    robot = ScribbleRobot()
+    for chosen in (4, 9, 1):  # three rounds: try 3 frames, commit one (a cache hit)
+        before = len(_Counting.calls)
+        look = make_lookahead(backend, robot, sequence=seq, gt=gt, n_objects=k, masks=out.masks, fused=None)
+        for f in (chosen, 6, 11):
+            look(f)
+        # the committed (hit) round is replayed once by sync, not once per candidate
+        assert len(_Counting.calls) - before <= 3 + 1
+        out = backend.interact(chosen, robot.interact(seq, out.masks, gt, nb_objects=k, frame=chosen))
+    assert backend.stats["hits"] == 3
