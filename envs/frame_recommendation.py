@@ -370,10 +370,8 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         tic = time.perf_counter()
         ep["j"], ep["f"], ep["q"], timings.quality = self._metrics(ep, ep["out"])
         timings.metrics = time.perf_counter() - tic - timings.quality
-        ep["extra"] = (
-            self.state_features.from_output(ep["out"].probs, ep["pred"], quality=None if self.oracle else
-                                            self.quality, frames=ep["frames"])
-            if self.state_features.needs_output else None
+        ep["extra"] = self.state_features.from_output(  # (N, 0) for the paper's state
+            ep["out"].probs, ep["pred"], quality=None if self.oracle else self.quality, frames=ep["frames"]
         )
         if self._cache_size > 0:
             self.cache_misses += 1

@@ -41,8 +41,6 @@ __all__ = [
 
 #: Group name -> number of columns it adds.
 FEATURE_GROUPS: dict[str, int] = {"distance": 2, "uncertainty": 1, "entropy": 1, "area_change": 1, "round": 1}
-#: Groups computed from the backend's output (cacheable with the round's J&F and quality).
-_OUTPUT_GROUPS = ("uncertainty", "entropy", "area_change")
 
 
 def side_distances(history: Sequence[int], n_frames: int) -> np.ndarray:
@@ -127,10 +125,6 @@ class StateFeatures:
         """Columns added to the (N, 2) state."""
         return sum(FEATURE_GROUPS[g] for g in self.groups)
 
-    @property
-    def needs_output(self) -> bool:
-        return any(g in self.groups for g in _OUTPUT_GROUPS)
-
     def check_quality(self, quality: Any, oracle: bool) -> None:
         """Refuse the ``uncertainty`` group with an estimator that cannot report it."""
         if "uncertainty" in self.groups and not oracle and not callable(
@@ -144,7 +138,10 @@ class StateFeatures:
     def from_output(
         self, probs: np.ndarray, masks: np.ndarray, *, quality: Any = None, frames: np.ndarray | None = None
     ) -> np.ndarray:
-        """(N, w) columns of the output groups for one backend output (``quality=None``: Oracle)."""
+        """(N, w) columns of the output groups for one backend output (``quality=None``: Oracle).
+
+        Nothing is computed for groups that are not selected ((N, 0) for the paper's state).
+        """
         cols = []
         for g in self.groups:
             if g == "uncertainty":
