@@ -27,6 +27,7 @@ import torch
 from ivos_rl.agents.qnet import QNetwork
 from ivos_rl.errors import CheckpointError
 from ivos_rl.utils.io import atomic_path
+from ivos_rl.utils.torch_io import safe_torch_load
 
 FORMAT_VERSION = 1
 _NP_TAG = "__ndarray__"
@@ -69,12 +70,7 @@ def _save(path: str | Path, payload: dict[str, Any]) -> Path:
 
 def _load(path: str | Path, kind: str) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{kind} checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{kind} checkpoint {path} is truncated or not a checkpoint: {err}") from err
+    payload = safe_torch_load(path, kind, map_location="cpu")
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not a {kind} checkpoint (kind={found!r})")

@@ -2,16 +2,18 @@
 
 Usage (2 cores shared: keep one thread)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_backends.py [--davis-root DIR] [--episodes N]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_backends.py [--episodes N] \
+        [--davis-root DIR --resolution 240p --image-set 2016/train]
 
-``--davis-root`` defaults to ``../shared/data/davis2016-train`` next to the repository.
+``--davis-root`` is any DAVIS-layout folder (e.g. ``../shared/data/davis2016-train``); without it
+the 240p setting uses a synthetic clip.
 
 Prints, per setting, the reset time, the time of one ``interact`` (a round of the interactive loop:
 the whole video's probabilities and masks) as a median over rounds, the equivalent rounds per
 second, and for ``CachedBackend`` around the simulator the miss and hit times and the entry size.
 Settings: the RL clip size (25 frames of 64x96, 1 and 2 objects, seeded synthetic squares) and
-80 frames at 240p (427x240), taken from a real DAVIS-2016 sequence when ``--davis-root`` exists,
-otherwise synthetic (the line says which).
+80 frames at 240p (427x240), taken from a real sequence of ``--davis-root`` when given, otherwise
+synthetic (the line says which).
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from typing import Any
 import numpy as np
 
 from ivos_rl.backends import CachedBackend, SimulatedBackend, VOSBackend
-
-DEFAULT_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-train"
 
 
 def synthetic_clip(t: int, h: int, w: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -44,11 +44,13 @@ def synthetic_clip(t: int, h: int, w: int, k: int, seed: int = 0) -> tuple[np.nd
     return frames, gt
 
 
-def davis_clip(root: Path, t: int) -> tuple[np.ndarray, np.ndarray, str]:
+def davis_clip(
+    root: Path, t: int, resolution: str = "240p", image_set: str | None = None
+) -> tuple[np.ndarray, np.ndarray, str]:
     """The first sequence of the DAVIS folder with at least ``t`` frames (first ``t`` frames)."""
     from ivos_rl.data.davis import DavisDataset
 
-    ds = DavisDataset(root, resolution="240p", image_set="2016/train")
+    ds = DavisDataset(root, resolution=resolution, image_set=image_set)
     for seq in ds.sequences:
         if ds.info(seq).n_frames >= t:
             idx = list(range(t))
@@ -125,19 +127,23 @@ def bench(label: str, frames: np.ndarray, gt: np.ndarray, k: int, episodes: int)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--davis-root", type=Path, default=DEFAULT_DAVIS)
+    parser.add_argument("--davis-root", type=Path, default=None, help="DAVIS-layout folder (real clip)")
+    parser.add_argument("--resolution", default="240p", help="resolution folder of --davis-root")
+    parser.add_argument("--image-set", default=None, help="e.g. 2016/train (default: every sequence)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes of 8 rounds per small setting")
     args = parser.parse_args(argv)
 
     for k in (1, 2):
         frames, gt = synthetic_clip(25, 64, 96, k)
         bench(f"25 x 64x96, {k} object(s), synthetic", frames, gt, k, args.episodes)
-    if args.davis_root.is_dir():
-        frames, gt, seq = davis_clip(args.davis_root, 80)
+    if args.davis_root is not None:
+        if not args.davis_root.is_dir():
+            parser.error(f"--davis-root {args.davis_root} is not a folder")
+        frames, gt, seq = davis_clip(args.davis_root, 80, args.resolution, args.image_set)
         bench(f"80 x {frames.shape[2]}x{frames.shape[1]}, 1 object, DAVIS {seq}", frames, gt, 1, 2)
     else:
         frames, gt = synthetic_clip(80, 240, 427, 1)
-        print(f"(no DAVIS folder at {args.davis_root}: 240p setting uses a synthetic clip)")
+        print("(no --davis-root: the 240p setting uses a synthetic clip)")
         bench("80 x 427x240, 1 object, synthetic", frames, gt, 1, 2)
     return 0
 

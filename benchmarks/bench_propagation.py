@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import resource
@@ -39,6 +40,7 @@ from _reference_backend import ReferenceBackend
 from ivos_rl.backends.base import BackendOutput, VOSBackend
 from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.data import DavisDataset, write_initial_scribbles
+from ivos_rl.data.splits import video_folds
 from ivos_rl.evaluation import evaluate
 from ivos_rl.metrics import batched_j_and_f
 from ivos_rl.robot import ScribbleRobot
@@ -47,6 +49,8 @@ from ivos_rl.summary import auc_rounds
 
 DEFAULT_ROOT = Path("/work/shared/data/davis2016-train")
 IMAGE_SET = "2016/train"
+DROP_TOL = 0.005  # a round "drops" when the video's mean J&F falls by more than this
+SELECT_ON = ("worst", "farthest")  # strategies whose mean round-AUC selects a configuration
 
 
 def tune_split(sequences: list[str]) -> list[str]:
@@ -93,66 +97,68 @@ def _curve_per_sequence(report: Any, rounds: int) -> dict[str, list[float]]:
     return out
 
 
+def _select_sequences(spec: str, all_seqs: list[str]) -> list[str]:
+    """``all`` | ``tune`` | ``holdout`` | ``fold0+fold3`` (CV folds, in fold order) | names."""
+    folds = video_folds(all_seqs, 5, seed=0)
+    if spec == "all":
+        return [s for fold in folds for s in fold]  # fold by fold: a partial run covers whole folds
+    if spec == "tune":
+        return tune_split(all_seqs)
+    if spec == "holdout":
+        return [s for s in all_seqs if s not in tune_split(all_seqs)]
+    if spec.startswith("fold"):
+        return [s for part in spec.split("+") for s in folds[int(part.removeprefix("fold"))]]
+    return spec.split(",")
+
+
+def drop_count(curve: list[float], tol: float = DROP_TOL) -> int:
+    """Rounds after the first whose mean J&F is lower than the previous round's by more than ``tol``."""
+    return sum(b < a - tol for a, b in itertools.pairwise(curve))
+
+
 def run_quality(args: argparse.Namespace) -> None:
     root = Path(args.root)
     all_seqs = (root / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
-    if args.sequences == "all":
-        seqs = all_seqs
-    elif args.sequences == "tune":
-        seqs = tune_split(all_seqs)
-    elif args.sequences == "holdout":
-        seqs = [s for s in all_seqs if s not in tune_split(all_seqs)]
-    else:
-        seqs = args.sequences.split(",")
-    tune = set(tune_split(all_seqs))
+    seqs = _select_sequences(args.sequences, all_seqs)
     strategies = args.strategies.split(",")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         scribbles = Path(tmp) / "Scribbles"
-        t0 = time.perf_counter()
-        write_initial_scribbles(root, "240p", n_variants=1, sequences=seqs, out_dir=scribbles)
-        elapsed = time.perf_counter() - t0
-        print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {elapsed:.1f} s")
+        if args.scribbles_root:  # the same files, written earlier by `ivos-rl init-scribbles`
+            scribbles = Path(args.scribbles_root)
+        else:
+            t0 = time.perf_counter()
+            write_initial_scribbles(root, "240p", n_variants=1, sequences=seqs, out_dir=scribbles)
+            elapsed = time.perf_counter() - t0
+            print(f"initial scribbles (robot, variant 1) for {len(seqs)} sequences: {elapsed:.1f} s")
         dataset = DavisDataset(root, "240p", sequences=seqs, scribbles_root=scribbles)
         backend = TimedBackend(_build_backend(args))
-        curves: dict[str, dict[str, list[float]]] = {}
         built = {name: build_strategy(name, **({"seed": args.seed} if name == "random" else {}))
                  for name in strategies}
         t0 = time.perf_counter()
         for seq in seqs:  # sequence by sequence, so that each video's flows are computed once
             for name, strategy in built.items():
                 res = evaluate(dataset, backend, strategy, setting="oracle", max_rounds=args.rounds,
-                               sequences=[seq], seed=args.seed, progress=False)
+                               sequences=[seq], scribbles=[1], seed=args.seed, progress=False)
                 curve = _curve_per_sequence(res.report, args.rounds)[seq]
-                curves.setdefault(name, {})[seq] = curve
                 frames = res.samples[0].annotated_frames
                 times = backend.round_s[seq][-args.rounds:]
                 rows.append({
-                    "sequence": seq, "split": "tune" if seq in tune else "holdout", "strategy": name,
-                    **{f"r{i + 1}": round(v, 4) for i, v in enumerate(curve)},
-                    "auc": round(auc_rounds([0.0, *curve]), 4), "frames": " ".join(map(str, frames)),
-                    "flow_s": round(backend.reset_s[seq], 2), "round_s": round(float(np.mean(times)), 3),
+                    "sequence": seq, "split": "tune" if seq in tune_split(all_seqs) else "holdout",
+                    "strategy": name, **{f"r{i + 1}": round(v, 4) for i, v in enumerate(curve)},
+                    "auc": round(auc_rounds([0.0, *curve]), 4), "drops": drop_count(curve),
+                    "frames": " ".join(map(str, frames)), "flow_s": round(backend.reset_s[seq], 2),
+                    "round_s": round(float(np.mean(times)), 3),
+                    "round_cpu_s": round(float(np.mean(backend.round_cpu_s[-len(times):])), 3),
                 })
+                if args.csv:  # after every row, so that an interrupted run keeps what it measured
+                    _write_csv(args.csv, rows)
                 if args.verbose:
                     print(f"  {name:8s} {seq:18s} auc={rows[-1]['auc']:.3f} r1={curve[0]:.3f} "
-                          f"r{args.rounds}={curve[-1]:.3f} frames={frames}", flush=True)
+                          f"r{args.rounds}={curve[-1]:.3f} drops={rows[-1]['drops']} frames={frames}",
+                          flush=True)
         print(f"evaluation: {time.perf_counter() - t0:.0f} s", flush=True)
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    print(f"\nJ&F per round and round-AUC (Oracle, 240p, {args.rounds} rounds)")
-    groups = [("tune", [s for s in seqs if s in tune]), ("holdout", [s for s in seqs if s not in tune]),
-              ("all", seqs)]
-    for label, members in groups:
-        if not members:
-            continue
-        print(f"-- {label} ({len(members)} sequences)")
-        for name in strategies:
-            mean = np.mean([curves[name][s] for s in members], axis=0)
-            auc = auc_rounds([0.0, *mean.tolist()])
-            print(f"   {name:8s} AUC {auc:.3f}  " + " ".join(f"{v:.3f}" for v in mean))
+    summarise(rows, all_seqs)
     flows = [r["flow_s"] for r in rows]
     per_round = [t for s in seqs for t in backend.round_s[s]]
     print(f"\nflow precompute {np.mean(flows):.2f} s/sequence (max {np.max(flows):.2f}); "
@@ -160,12 +166,84 @@ def run_quality(args: argparse.Namespace) -> None:
           f"max {np.max(per_round):.3f}), {np.mean(backend.round_cpu_s):.3f} s/round CPU")
 
 
+def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _read_csv(path: str) -> list[dict[str, Any]]:
+    """Rows written by ``--csv`` with the numbers parsed back."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            if k not in ("sequence", "split", "strategy", "frames"):
+                r[k] = float(v)
+    return rows
+
+
+def _strategy_line(rows: list[dict[str, Any]]) -> str:
+    """Round-AUC of the mean curve, drop fraction and seconds per round of one strategy's rows."""
+    rounds = sorted((k for k in rows[0] if k[0] == "r" and k[1:].isdigit()), key=lambda k: int(k[1:]))
+    mean = np.mean([[float(r[k]) for k in rounds] for r in rows], axis=0)
+    drops = sum(drop_count([float(r[k]) for k in rounds]) for r in rows)
+    n_trans = len(rows) * (len(rounds) - 1)
+    cpu = f" ({np.mean([float(r['round_cpu_s']) for r in rows]):.2f} CPU)" if "round_cpu_s" in rows[0] else ""
+    return (f"AUC {auc_rounds([0.0, *mean.tolist()]):.3f}  drops {drops:3d}/{n_trans} "
+            f"= {100 * drops / n_trans:4.1f}%  {np.mean([float(r['round_s']) for r in rows]):.2f} s/round"
+            f"{cpu}  J&F " + " ".join(f"{v:.3f}" for v in mean))
+
+
+def summarise(rows: list[dict[str, Any]], all_seqs: list[str]) -> None:
+    """Per CV fold and over all videos: round-AUC, fraction of dropping rounds, s/round."""
+    folds = video_folds(all_seqs, 5, seed=0)
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    measured = {r["sequence"] for r in rows}
+    groups = [(f"fold{i}", [s for s in f if s in measured]) for i, f in enumerate(folds)]
+    groups.append(("all", sorted(measured)))
+    print(f"\nOracle, 240p, round-AUC / rounds whose mean J&F drops by > {DROP_TOL} / seconds per round")
+    for label, members in groups:
+        if not members:
+            continue
+        print(f"-- {label} ({len(members)} videos)")
+        for name in strategies:
+            sel = [r for r in rows if r["strategy"] == name and r["sequence"] in members]
+            if sel:
+                print(f"   {name:8s} {_strategy_line(sel)}")
+
+
+def cross_validate(configs: dict[str, list[dict[str, Any]]], all_seqs: list[str]) -> None:
+    """Nested selection: for each test fold, the configuration with the best mean round-AUC of
+    :data:`SELECT_ON` on the other four folds; prints the held-out figures of the chosen ones."""
+    folds = video_folds(all_seqs, 5, seed=0)
+    common = set.intersection(*({r["sequence"] for r in rows} for rows in configs.values()))
+    held_out: list[dict[str, Any]] = []
+    for i, fold in enumerate(folds):
+        test = [s for s in fold if s in common]
+        train = [s for j, f in enumerate(folds) if j != i for s in f if s in common]
+        if not test or not train:
+            continue
+        scores = {
+            name: float(np.mean([r["auc"] for r in rows
+                                 if r["sequence"] in train and r["strategy"] in SELECT_ON]))
+            for name, rows in configs.items()
+        }
+        best = max(scores, key=lambda n: (scores[n], n))
+        print(f"fold{i}: chosen {best!r} (training folds: "
+              + ", ".join(f"{n} {v:.4f}" for n, v in sorted(scores.items())) + ")")
+        held_out += [r for r in configs[best] if r["sequence"] in test]
+    print("held-out folds, each with the configuration chosen on its training folds:")
+    summarise(held_out, all_seqs)
+
+
 def _build_backend(args: argparse.Namespace) -> VOSBackend:
     """The backend under test (quality, timing and memory alike): the product's propagation
     backend or the issue's reference. One flow-cache slot: the flows the backend holds anyway."""
     if args.backend == "reference":
         return ReferenceBackend(**json.loads(args.ref or "{}"))
-    return PropagationBackend(flow_cache_size=1, **_overrides(args))
+    return PropagationBackend(flow_cache_size=1, flow_cache_dir=args.flow_cache_dir, **_overrides(args))
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -245,8 +323,9 @@ def run_memory(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default=str(DEFAULT_ROOT))
-    p.add_argument("--sequences", default="all", help="all | tune | holdout | comma-separated names")
-    p.add_argument("--strategies", default="worst,random,linspace")
+    p.add_argument("--sequences", default="all",
+                   help="all (fold by fold) | tune | holdout | fold0+fold2 | comma-separated names")
+    p.add_argument("--strategies", default="worst,farthest,random,linspace")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--csv", default=None, help="per-sequence results file")
@@ -259,8 +338,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", default=None, help='JSON kwargs of ReferenceBackend, e.g. \'{"band": 3}\'')
     p.add_argument("--seg", default=None, help='JSON overrides of SegParams, e.g. \'{"smoothness": 10}\'')
     p.add_argument("--prop", default=None, help="JSON overrides of PropParams")
+    p.add_argument("--scribbles-root", default=None,
+                   help="initial scribbles written before (variant 1 = 001.json is used); default: "
+                        "generate them (robot on an empty prediction, variant 1) into a temp folder")
+    p.add_argument("--flow-cache-dir", default=None, help="keep flows on disk here (e.g. cache/flows)")
+    p.add_argument("--summary", nargs="+", default=None, metavar="CSV",
+                   help="only summarise --csv files; several (one per configuration): cross-validate")
     args = p.parse_args(argv)
-    if args.timing:
+    if args.summary:
+        all_seqs = (Path(args.root) / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
+        configs = {Path(c).stem: _read_csv(c) for c in args.summary}
+        for name, rows in configs.items():
+            print(f"== {name}")
+            summarise(rows, all_seqs)
+        if len(configs) > 1:
+            cross_validate(configs, all_seqs)
+    elif args.timing:
         run_timing(args)
     elif args.memory:
         run_memory(args)

@@ -17,10 +17,23 @@ from ivos_rl.errors import ConfigError
 from ivos_rl.evaluation import EvaluationResult, evaluate
 from ivos_rl.reporting import curves_table, plot_curves, to_markdown
 from ivos_rl.utils import seed_everything
-from ivos_rl.utils.io import atomic_write_text
+from ivos_rl.utils.io import atomic_write_text, ensure_writable_dir
 from ivos_rl.utils.logging import get_logger
 
 _log = get_logger(__name__)
+
+
+def default_title(dataset: Any, cfg: DictConfig, results: dict[str, EvaluationResult]) -> str:
+    """Plot title from what actually ran: data folder, videos and samples, backend, rounds."""
+    root = getattr(dataset, "root", None)
+    name = Path(str(root)).name if root is not None else type(dataset).__name__
+    seqs = {s.sequence for r in results.values() for s in r.samples}
+    n_samples = max((len(r.samples) for r in results.values()), default=0)
+    target = str(OmegaConf.select(cfg, "backend._target_", default="") or "")
+    backend = target.rsplit(".", 1)[-1] if target else "backend"
+    return (
+        f"{name}: {len(seqs)} video(s), {n_samples} sample(s), {backend}, {int(cfg.max_rounds)} rounds"
+    )
 
 
 def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
@@ -28,10 +41,10 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(int(cfg.seed))
     if not cfg.get("runs"):
         raise ConfigError("compare: cfg.runs is empty; give at least one {strategy, setting} entry")
+    out_dir = ensure_writable_dir(Path(cfg.output_dir))  # fail before any compute
     dataset = instantiate(cfg.dataset)
     robot = instantiate(cfg.robot) if cfg.get("robot") is not None else None
     estimator = instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
-    out_dir = Path(cfg.output_dir)
     results: dict[str, EvaluationResult] = {}
     for label, run in cfg.runs.items():
         if run is None:
@@ -65,7 +78,8 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
     print(f"\nJ&F after each round and round-AUC ({cfg.max_rounds} rounds):\n{md}\n")
     atomic_write_text(out_dir / "table.md", md + "\n")
     atomic_write_text(out_dir / "table.csv", table.to_csv())
-    plot = plot_curves(results, out_dir / "curves.png", title=str(cfg.get("title", "")))
+    title = str(cfg.get("title") or default_title(dataset, cfg, results))
+    plot = plot_curves(results, out_dir / "curves.png", title=title)
     print(f"table: {out_dir / 'table.md'}  curves: {plot}")
     atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     return {k: {"auc_rounds": r.auc_rounds, "curve": r.curve_rounds} for k, r in results.items()}

@@ -56,3 +56,7 @@ class CheckpointError(IvosError, ValueError):
 
 class ConfigError(IvosError, ValueError):
     """A configuration value or registry name is invalid."""
+
+
+class OutputError(IvosError, OSError):
+    """An output folder cannot be created or written (read-only, a file in the way...)."""

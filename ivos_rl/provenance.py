@@ -29,6 +29,7 @@ __all__ = [
     "file_sha256",
     "fingerprint",
     "git_commit",
+    "hydra_job_record",
     "read_manifest",
     "write_manifest",
 ]
@@ -120,6 +121,7 @@ def write_manifest(
         "package_version": __version__,
         "git_commit": git_commit(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hydra_job": hydra_job_record(),
         **(_canonical(extra) if extra else {}),
     }
     atomic_write_json(Path(out_dir) / MANIFEST_NAME, manifest)
@@ -159,3 +161,26 @@ def describe_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
 
 
 
+
+
+def hydra_job_record() -> dict[str, Any] | None:
+    """The Hydra job this process runs as (name, number, overrides, output folder), None outside Hydra.
+
+    Multirun folders are named by job number only (configs/hydra/default.yaml), so the overrides
+    that distinguish the jobs live here, in every run's manifest.
+    """
+    try:
+        from hydra.core.hydra_config import HydraConfig
+    except ImportError:  # Hydra is a dependency, but the package stays importable without it
+        return None
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    num = hc.job.get("num")
+    return {
+        "name": str(hc.job.name),
+        "num": None if num is None else int(num),
+        "mode": str(getattr(hc.mode, "name", hc.mode)),
+        "overrides": [str(o) for o in hc.overrides.task],
+        "output_dir": str(hc.runtime.output_dir),
+    }

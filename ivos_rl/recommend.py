@@ -16,11 +16,13 @@ Command line (``ivos-rl recommend``)::
 
     ivos-rl recommend --frames video/ --masks masks/ --history 0,17 \
         --quality checkpoints/quality.pt --agent checkpoints/agent.pt --out rec.json
+    ivos-rl recommend --frames video/ --masks masks/   # the shipped quality net and agent
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +37,9 @@ from ivos_rl.agents.checkpoint import load_policy
 from ivos_rl.backends.base import validate_frames
 from ivos_rl.data.imageio import open_decoded, read_image
 from ivos_rl.data.layout import natural_key
+from ivos_rl.data.metadata import objects_of_first_annotated
 from ivos_rl.errors import (
+    CheckpointError,
     ConfigError,
     CorruptFileError,
     DatasetError,
@@ -46,7 +50,7 @@ from ivos_rl.errors import (
 )
 from ivos_rl.strategies.agent import AgentStrategy
 from ivos_rl.strategies.base import Strategy, StrategyState, build_strategy
-from ivos_rl.utils.io import atomic_write_json
+from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import setup_logging
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "read_mask_file",
     "read_mask_folder",
     "resolve_sequence_folder",
+    "shipped_checkpoint",
 ]
 
 FRAME_EXTS = (".jpg", ".jpeg", ".png")
@@ -101,7 +106,9 @@ def as_probabilities(
     """(T, K, H, W) probabilities (uint8 or float in [0, 1]) from label maps or probabilities.
 
     * (T, H, W) integer/bool label maps (0 background, 1..K objects) become one-hot uint8
-      probabilities (255 inside the object); K is ``n_objects`` or the largest id present;
+      probabilities (255 inside the object); K is ``n_objects`` or, by default, the largest id of
+      the first mask holding an object (DAVIS convention): a later frame with a larger id is
+      refused rather than silently adding objects;
     * (T, K, H, W) uint8 (value / 255) or float in [0, 1] is validated and returned as is.
 
     A (T, H, W) float array is refused: it could be a label map or one object's probabilities.
@@ -126,7 +133,13 @@ def as_probabilities(
                 raise InputValidationError(
                     "masks contain no object (all 0): pass n_objects to score an empty segmentation"
                 )
-            n_objects = hi
+            n_objects, first = objects_of_first_annotated(a)
+            if hi > n_objects:
+                bad_t = int(np.argmax((a > n_objects).reshape(t, -1).any(axis=1)))
+                raise InputValidationError(
+                    f"mask of frame {bad_t} holds label {int(a[bad_t].max())} but the first mask with an "
+                    f"object (frame {first}) has {n_objects} object(s): pass n_objects if objects enter later"
+                )
         elif isinstance(n_objects, bool) or not isinstance(n_objects, (int, np.integer)) or n_objects < 1:
             raise InputValidationError(f"n_objects must be an integer >= 1, got {n_objects!r}")
         elif hi > n_objects:
@@ -375,6 +388,13 @@ def read_mask_file(path: Path) -> np.ndarray:
             raise MaskFormatError(
                 f".npy mask must be (H, W) labels or (K, H, W) probabilities, got shape {arr.shape}", path
             )
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.all(np.isfinite(arr)):
+                n_bad = int((~np.isfinite(arr)).sum())
+                raise MaskFormatError(f".npy probabilities contain {n_bad} NaN/inf value(s)", path)
+            lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+            if lo < 0.0 or hi > 1.0:
+                raise MaskFormatError(f".npy float probabilities must lie in [0, 1], got [{lo}, {hi}]", path)
         return arr
     img: Image.Image = open_decoded(path)
     if img.mode == "P":
@@ -394,11 +414,15 @@ def read_mask_file(path: Path) -> np.ndarray:
     )
 
 
-def read_mask_folder(folder: str | Path, frame_names: Sequence[str] | None = None) -> np.ndarray:
+def read_mask_folder(
+    folder: str | Path, frame_names: Sequence[str] | None = None, n_objects: int | None = None
+) -> np.ndarray:
     """Masks of a folder as (T, H, W) labels or (T, K, H, W) probabilities.
 
     With ``frame_names`` the mask names must equal the frame names (same stems): pairing files by
-    position alone would silently shift masks when one file is missing.
+    position alone would silently shift masks when one file is missing. Label maps are checked
+    against ``n_objects`` (default: the first mask with an object, DAVIS convention); a label above
+    it raises :class:`MaskFormatError` naming the file.
     """
     files = _list_files(Path(folder), MASK_EXTS, "masks")
     stems = [p.stem for p in files]
@@ -417,7 +441,23 @@ def read_mask_folder(folder: str | Path, frame_names: Sequence[str] | None = Non
     kinds = {m.dtype.kind for m in masks}
     if len(kinds) != 1:
         raise DatasetError(f"mask files mix dtypes {sorted(m.dtype.name for m in masks[:3])}", folder)
+    if masks[0].ndim == 2 and np.issubdtype(masks[0].dtype, np.integer):
+        _check_label_files(masks, files, n_objects)
     return np.stack(masks)
+
+
+def _check_label_files(masks: list[np.ndarray], files: list[Path], n_objects: int | None) -> None:
+    """Refuse a label above the object count, naming the file (count: given or from the first mask)."""
+    first: int | None = None
+    if n_objects is None:
+        n_objects, first = objects_of_first_annotated(masks)
+        if first is None:
+            return  # all empty: as_probabilities says so (or uses an explicit n_objects)
+    for mask, path in zip(masks, files, strict=True):
+        top = int(mask.max(initial=0))
+        if top > n_objects:
+            origin = "--n-objects" if first is None else f"the first mask with an object, {files[first].name}"
+            raise MaskFormatError(f"label {top} but {n_objects} object(s) (from {origin})", path)
 
 
 def _parse_history(text: str) -> list[int]:
@@ -431,12 +471,79 @@ def _parse_history(text: str) -> list[int]:
         ) from exc
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``ivos-rl recommend --frames DIR --masks DIR [--history 0,17] [--quality CKPT]
-    [--agent CKPT | --strategy NAME] [--out rec.json]``."""
+#: the shipped checkpoints (model cards in checkpoints/*/README.md), relative to a checkpoints folder
+SHIPPED_CHECKPOINTS = {
+    "quality": Path("quality/mobilenet_v3_small-128-davis2016-propagation.pt"),
+    "agent": Path("agent/agent_policy.pt"),
+}
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Where shipped checkpoints are looked for, in order: ``$IVOS_RL_ROOT/checkpoints`` (as the Hydra
+    ``paths`` config), the repository this package was installed from (source checkout or editable
+    install), and ``./checkpoints``. Never the network."""
+    dirs = []
+    env = os.environ.get("IVOS_RL_ROOT")
+    if env:
+        dirs.append(Path(env) / "checkpoints")
+    dirs.append(Path(__file__).resolve().parents[1] / "checkpoints")
+    dirs.append(Path.cwd() / "checkpoints")
+    return list(dict.fromkeys(p.resolve() for p in dirs))
+
+
+def shipped_checkpoint(kind: str) -> Path:
+    """Path of the shipped ``"quality"`` or ``"agent"`` checkpoint; CheckpointError saying where it looked."""
+    if kind not in SHIPPED_CHECKPOINTS:
+        raise ConfigError(f"no shipped checkpoint of kind {kind!r}; kinds: {sorted(SHIPPED_CHECKPOINTS)}")
+    for folder in checkpoint_dirs():
+        path = folder / SHIPPED_CHECKPOINTS[kind]
+        if path.is_file():
+            return path
+    looked = ", ".join(str(d / SHIPPED_CHECKPOINTS[kind]) for d in checkpoint_dirs())
+    raise CheckpointError(
+        f"the shipped {kind} checkpoint was not found (looked at {looked}); pass --{kind} PATH "
+        "or set IVOS_RL_ROOT to the ivos-rl repository"
+    )
+
+
+def _models(args: argparse.Namespace) -> tuple[Path | None, Path | None, Strategy | None, list[str]]:
+    """(quality, agent, strategy, notes): explicit flags win; otherwise the shipped agent, and the
+    shipped quality net whenever the chooser needs per-frame quality. ``notes`` say which was used."""
+    if args.strategy == "agent":
+        raise ConfigError("--strategy agent needs a policy: pass --agent PATH, or no flag (shipped agent)")
+    strategy = None if args.strategy is None else build_strategy(args.strategy)
+    agent = args.agent
+    notes = []
+    if agent is None and strategy is None:
+        agent = shipped_checkpoint("agent")
+        notes.append(f"agent: {agent} (shipped default)")
+    elif agent is not None:
+        notes.append(f"agent: {agent}")
+    quality = args.quality
+    needs_quality = agent is not None or (strategy is not None and strategy.needs_quality)
+    if quality is None and needs_quality:
+        quality = shipped_checkpoint("quality")
+        notes.append(f"quality net: {quality} (shipped default)")
+    elif quality is not None:
+        notes.append(f"quality net: {quality}")
+    return quality, agent, strategy, notes
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivos-rl recommend",
-        description="Recommend the next frame to annotate from a video and any segmenter's masks.",
+        description="Recommend the next frame to annotate from a video and any segmenter's masks. "
+        "Without --agent/--strategy/--quality the shipped agent and quality net are used.",
     )
     parser.add_argument("--frames", type=Path, required=True, help="frame folder (JPEG/PNG) or DAVIS root")
     parser.add_argument(
@@ -446,23 +553,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequence", default=None, help="video name when --frames/--masks are DAVIS roots")
     parser.add_argument("--resolution", default=None, help="DAVIS resolution folder (e.g. 480p)")
     parser.add_argument("--history", type=_parse_history, default=[], help="annotated frames, e.g. 0,17")
-    parser.add_argument("--n-objects", type=int, default=None, help="number of objects (default: max label)")
-    parser.add_argument("--quality", type=Path, default=None, help="quality-net checkpoint")
-    choose = parser.add_mutually_exclusive_group(required=True)
-    choose.add_argument("--agent", type=Path, default=None, help="agent policy checkpoint")
+    parser.add_argument(
+        "--n-objects", type=_positive_int, default=None,
+        help="number of objects (default: from the first mask holding an object; larger labels are refused)",
+    )
+    parser.add_argument(
+        "--quality", type=Path, default=None, help="quality-net checkpoint (default: shipped)"
+    )
+    choose = parser.add_mutually_exclusive_group()
+    choose.add_argument("--agent", type=Path, default=None, help="agent policy checkpoint (default: shipped)")
     choose.add_argument("--strategy", default=None, help="strategy name instead of an agent, e.g. worst")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed of random strategies")
     parser.add_argument("--out", type=Path, default=Path("recommendation.json"), help="JSON output file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ivos-rl recommend --frames DIR --masks DIR [--history 0,17] [--n-objects K] [--quality CKPT]
+    [--agent CKPT | --strategy NAME] [--out rec.json]``."""
+    args = _parser().parse_args(argv)
     setup_logging()
     try:
+        ensure_writable_dir(args.out.resolve().parent)  # before reading, loading or computing anything
         frames_dir = resolve_sequence_folder(args.frames, "JPEGImages", args.sequence, args.resolution)
         masks_dir = resolve_sequence_folder(args.masks, "Annotations", args.sequence, args.resolution)
         frames, names = read_frame_folder(frames_dir)
-        masks = read_mask_folder(masks_dir, names)
+        masks = read_mask_folder(masks_dir, names, n_objects=args.n_objects)
+        quality, agent, strategy, notes = _models(args)
         rec = Recommender.from_checkpoints(
-            quality=args.quality, agent=args.agent, strategy=args.strategy, device=args.device, seed=args.seed
+            quality=quality, agent=agent, strategy=strategy, device=args.device, seed=args.seed
         ).recommend(frames, masks, args.history, n_objects=args.n_objects)
     except IvosError as exc:
         print(f"ivos-rl recommend: error: {exc}", file=sys.stderr)
@@ -473,10 +593,12 @@ def main(argv: list[str] | None = None) -> int:
         "frame_names": names,
         "frames_dir": str(frames_dir),
         "masks_dir": str(masks_dir),
-        "quality_checkpoint": None if args.quality is None else str(args.quality),
-        "agent_checkpoint": None if args.agent is None else str(args.agent),
+        "quality_checkpoint": None if quality is None else str(quality),
+        "agent_checkpoint": None if agent is None else str(agent),
     }
     atomic_write_json(args.out, payload)
+    for note in notes:
+        print(f"using {note}")
     print(f"next frame to annotate: {rec.frame} ({names[rec.frame]}), chosen by {rec.source}")
     print(f"details: {args.out}")
     return 0

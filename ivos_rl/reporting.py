@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ivos_rl.errors import InputValidationError
+from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.evaluation import EvaluationResult, SampleResult
-from ivos_rl.utils.io import atomic_path
+from ivos_rl.utils.io import atomic_path, ensure_writable_dir
 
 
 def per_sample_auc(samples: Sequence[SampleResult], metric_col: str = "j_and_f") -> pd.Series:
@@ -169,8 +170,15 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
     return "\n".join(lines)
 
 
-def plot_curves(results: Mapping[str, EvaluationResult], path: str | Path, title: str = "") -> Path:
-    """Figure-3-style plot: J&F versus round for each labelled result, saved atomically as PNG."""
+def wrap_title(title: str, width: int = 64) -> str:
+    """``title`` broken into lines of at most ``width`` characters (a long title is never clipped)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width=width)) if title else ""
+
+
+def curves_figure(results: Mapping[str, EvaluationResult], title: str = "") -> Any:
+    """Figure-3-style matplotlib figure: J&F versus round per labelled result (title wrapped to fit)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,8 +193,16 @@ def plot_curves(results: Mapping[str, EvaluationResult], path: str | Path, title
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:
-        ax.set_title(title)
+        ax.set_title(wrap_title(title), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_curves(results: Mapping[str, EvaluationResult], path: str | Path, title: str = "") -> Path:
+    """:func:`curves_figure` saved atomically as PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(results, title)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -216,18 +232,6 @@ def collect_runs(runs_dir: str | Path) -> list[tuple[dict[str, object], Evaluati
     if not found:
         raise InputValidationError(f"no evaluation output (summary.json + samples/) under {runs_dir}")
     return found
-
-
-def group_runs(
-    runs: Sequence[tuple[dict[str, object], EvaluationResult]],
-) -> dict[tuple[str, str, str], list[EvaluationResult]]:
-    """Runs keyed by (setting, strategy, "backend/dataset"); quality-free strategies' setting is "any"."""
-    groups: dict[tuple[str, str, str], list[EvaluationResult]] = {}
-    for meta, res in runs:
-        col = f"{meta.get('backend', '?')}/{meta.get('dataset', '?')}"
-        setting = "any" if meta.get("needs_quality") is False else str(meta.get("setting"))
-        groups.setdefault((setting, str(meta.get("strategy")), col), []).append(res)
-    return groups
 
 
 def gap_closed_tables(
@@ -286,6 +290,101 @@ def _mean_per_sample(results: Sequence[EvaluationResult]) -> pd.Series:
     return pd.concat([per_sample_auc(r.samples) for r in results], axis=1).mean(axis=1)
 
 
+# --------------------------------------------------------------------------- per-round J&F, comparisons
+
+
+def group_runs(
+    runs: Sequence[tuple[dict[str, object], EvaluationResult]],
+) -> dict[tuple[str, str, str], list[EvaluationResult]]:
+    """Runs grouped by (setting, strategy, "backend/dataset"); quality-free strategies get setting "any"."""
+    groups: dict[tuple[str, str, str], list[EvaluationResult]] = {}
+    for meta, res in runs:
+        col = f"{meta.get('backend', '?')}/{meta.get('dataset', '?')}"
+        setting = "any" if meta.get("needs_quality") is False else str(meta.get("setting"))
+        groups.setdefault((setting, str(meta.get("strategy")), col), []).append(res)
+    return groups
+
+
+def round_table(runs: Sequence[tuple[dict[str, object], EvaluationResult]]) -> pd.DataFrame:
+    """Mean J&F after each round (columns 1..N) and round-AUC per (column, setting / strategy).
+
+    Values are averaged over a group's runs (e.g. Random's seeds); ``runs`` counts them. Runs of
+    different lengths leave the missing rounds empty rather than padding them.
+    """
+    rows = {}
+    for (setting, strategy, col), results in sorted(group_runs(runs).items()):
+        n = max(len(r.curve_rounds) for r in results) - 1
+        curves = np.full((len(results), n), np.nan)
+        for i, r in enumerate(results):
+            curves[i, : len(r.curve_rounds) - 1] = r.curve_rounds[1:]
+        row: dict[str, object] = {str(k + 1): float(np.nanmean(curves[:, k])) for k in range(n)}
+        row.update({"AUC": float(np.mean([r.auc_rounds for r in results])), "runs": len(results)})
+        rows[f"{col} | {setting} / {strategy}"] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "backend/dataset | setting / strategy"
+    return table
+
+
+def compare_to_reference(
+    runs: Sequence[tuple[dict[str, object], EvaluationResult]],
+    strategy: str,
+    setting: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every (setting, strategy) against one reference run, across settings (e.g. Agent-Wild vs Worst-Oracle).
+
+    Cells: mean round-AUC difference (x100, other minus reference) and its paired bootstrap 95%
+    interval over videos (samples paired by sequence/scribble, a video's samples averaged first),
+    with the number of shared videos. A reference strategy that never reads quality matches any
+    setting. The reference must exist in every backend/dataset column that is reported.
+    """
+    groups = group_runs(runs)
+    refs = {
+        col: res for (s, strat, col), res in groups.items() if strat == strategy and s in (setting, "any")
+    }
+    if not refs:
+        have = sorted({f"{strat} ({s})" for s, strat, _ in groups})
+        raise InputValidationError(f"reference {strategy} ({setting}) is not among the runs: {have}")
+    cells: dict[str, dict[str, str]] = {}
+    for (s, strat, col), results in sorted(groups.items()):
+        if col not in refs or results is refs[col]:
+            continue
+        mine, ref = _mean_per_sample(results), _mean_per_sample(refs[col])
+        mean, lo, hi = paired_bootstrap(mine, ref, n_boot=n_boot, seed=seed)
+        videos = len({k.rsplit("/", 1)[0] for k in mine.index.intersection(ref.index)})
+        cells.setdefault(f"{s} / {strat}", {})[col] = (
+            f"{mean * 100:+.2f} [{lo * 100:+.2f}, {hi * 100:+.2f}] ({videos} videos)"
+        )
+    table = pd.DataFrame.from_dict(cells, orient="index").sort_index().fillna("")
+    table.index.name = f"minus {strategy} ({setting})"
+    return table
+
+
+def check_overlay_dataset(cfg: Any, runs: Sequence[tuple[dict[str, object], EvaluationResult]]) -> None:
+    """Overlays redraw the run's frames: the report's ``dataset`` must be the runs' dataset, and exist.
+
+    Fails before anything is generated (the synthetic dataset config would otherwise create
+    ``data/synthetic`` and fail later on a shape mismatch) and when no run saved predictions.
+    """
+    from omegaconf import OmegaConf
+
+    with_preds = [m for m, _ in runs if (Path(str(m.get("output_dir", ""))) / "predictions.json").is_file()]
+    if not with_preds:
+        raise ConfigError(
+            "overlay_sequences needs runs evaluated with save_predictions=true (no predictions.json "
+            "in any run folder)"
+        )
+    root = OmegaConf.select(cfg, "dataset.root", default=None)
+    used = sorted({str(m.get("dataset")) for m in with_preds})
+    if root is None or Path(str(root)).name not in used or not Path(str(root)).is_dir():
+        raise ConfigError(
+            f"overlays need the runs' dataset {used}, but the report's dataset is {root!r}"
+            f"{'' if root is None or Path(str(root)).is_dir() else ' (missing)'}: pass the same dataset "
+            "overrides as the evaluation, e.g. dataset=davis2016_train (and dataset.root=...)"
+        )
+
+
 def overlay_gif(
     frames: np.ndarray,
     masks: np.ndarray,
@@ -336,19 +435,15 @@ def run_report(cfg: object) -> dict[str, object]:
     from ivos_rl.utils.io import atomic_write_text
 
     assert isinstance(cfg, DictConfig)
-    out = Path(str(cfg.output_dir))
+    out = ensure_writable_dir(Path(str(cfg.output_dir)))
     runs = collect_runs(str(cfg.runs_dir))
     table = table1(runs, n_boot=int(cfg.n_boot))
     md = to_markdown(table)
     atomic_write_text(out / "table1.md", md + "\n")
     atomic_write_text(out / "table1.csv", table.to_csv())
     print(f"Round-AUC x100 (mean ± std over runs; agent rows: paired bootstrap 95% CI)\n{md}")
-    gaps = gap_closed_tables(runs, n_boot=int(cfg.n_boot))
-    if gaps:
-        gap_md = "\n\n".join(f"### {col}\n\n{to_markdown(t, '.2f')}" for col, t in gaps.items())
-        atomic_write_text(out / "gap_closed.md", gap_md + "\n")
-        print(f"Gap closed = (AUC - Random) / (Oracle-Lookahead - Random), paired bootstrap 95% over videos\n"
-              f"{gap_md}")
+    _report_rounds_and_reference(cfg, runs, out)
+    gaps = _report_gap_closed(runs, out, int(cfg.n_boot))
     by_column: dict[str, dict[str, EvaluationResult]] = {}
     for meta, res in runs:
         col = f"{meta.get('backend', '?')}_{meta.get('dataset', '?')}"
@@ -359,6 +454,7 @@ def run_report(cfg: object) -> dict[str, object]:
     ]
     gifs = []
     if cfg.get("overlay_sequences"):
+        check_overlay_dataset(cfg, runs)
         dataset = None
         for meta, res in runs:
             pred_file = Path(str(meta.get("output_dir", ""))) / "predictions.json"
@@ -379,3 +475,42 @@ def run_report(cfg: object) -> dict[str, object]:
                                             s.annotated_frames, out / "overlays" / name)))
     return {"table": table.to_dict(), "plots": plots, "overlays": gifs,
             "gap_closed": {col: t.to_dict() for col, t in gaps.items()}}
+
+
+def _report_gap_closed(
+    runs: Sequence[tuple[dict[str, object], EvaluationResult]], out: Path, n_boot: int
+) -> dict[str, pd.DataFrame]:
+    """Gap-closed tables (when Random and Oracle-Lookahead runs exist); printed and saved."""
+    from ivos_rl.utils.io import atomic_write_text
+
+    gaps = gap_closed_tables(runs, n_boot=n_boot)
+    if gaps:
+        md = "\n\n".join(f"### {col}\n\n{to_markdown(t, '.2f')}" for col, t in gaps.items())
+        atomic_write_text(out / "gap_closed.md", md + "\n")
+        print(f"\nGap closed = (AUC - Random) / (Oracle-Lookahead - Random), paired 95% CI over videos\n{md}")
+    return gaps
+
+
+def _report_rounds_and_reference(
+    cfg: Any, runs: Sequence[tuple[dict[str, object], EvaluationResult]], out: Path
+) -> None:
+    """Per-round J&F table, and with ``cfg.reference`` the cross-setting comparison; printed and saved."""
+    from ivos_rl.utils.io import atomic_write_text
+
+    rounds = round_table(runs)
+    md = to_markdown(rounds)
+    atomic_write_text(out / "rounds.md", md + "\n")
+    atomic_write_text(out / "rounds.csv", rounds.to_csv())
+    print(f"\nJ&F after each round (mean over runs) and round-AUC\n{md}")
+    ref = cfg.get("reference")
+    if not ref or (ref.get("strategy") is None and ref.get("setting") is None):
+        return
+    if not ref.get("strategy") or not ref.get("setting"):
+        raise ConfigError(
+            f"reference must give strategy and setting, e.g. {{strategy: worst, setting: oracle}}, got {ref}"
+        )
+    comp = compare_to_reference(runs, str(ref.strategy), str(ref.setting), n_boot=int(cfg.n_boot))
+    md = to_markdown(comp)
+    atomic_write_text(out / "comparison.md", md + "\n")
+    atomic_write_text(out / "comparison.csv", comp.to_csv())
+    print(f"\nRound-AUC x100 minus {ref.strategy} ({ref.setting}): paired bootstrap 95% CI over videos\n{md}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -114,23 +115,75 @@ def test_two_objects_are_tracked_separately() -> None:
     assert ((out.probs > 127).sum(axis=1) <= 1).all()
 
 
-def test_incremental_rounds_match_a_full_recomputation() -> None:
-    # Each round only recomputes the frames between the new frame's annotated neighbours; the
-    # result must equal fusing and rendering every frame from scratch.
-    frames, gt = moving_clip(t=10, two_objects=True)
-    be = PropagationBackend()
+@pytest.mark.parametrize("keep_previous", [0.0, 1.0])
+def test_rounds_are_local_frames_outside_the_span_are_byte_identical(keep_previous: float) -> None:
+    # Annotations on 0, 8, then 4: frame 4's span is 1..7 (between its annotated neighbours 0
+    # and 8); re-annotating 4 changes 1..7 again; 11 changes 9..11 (from 8 to the video's end).
+    frames, gt = moving_clip(t=12, two_objects=True)
+    be = PropagationBackend(prop={"keep_previous": keep_previous})
     be.reset(frames, 2, sequence="clip")
     robot = ScribbleRobot()
-    pred = np.zeros_like(gt)
-    for frame in (5, 0, 8, 5):
+    expected_spans = {0: range(12), 8: range(1, 12), 4: range(1, 8), 11: range(9, 12)}
+    prev = None
+    strokes_so_far: dict[int, list[dict[str, Any]]] = {}
+    for frame in (0, 8, 4, 4, 11):
+        pred = np.zeros_like(gt) if prev is None else prev.masks
         inter = robot.interact("clip", pred, gt, nb_objects=2, frame=frame)
-        if not inter["scribbles"][frame]:
-            continue
+        if frame == 4 and strokes_so_far.get(4):  # second round on 4: force a correction
+            inter["scribbles"][4] = [stroke(0, [(30, 40), (40, 40)])]
+        assert inter["scribbles"][frame], frame
+        strokes_so_far.setdefault(frame, []).extend(inter["scribbles"][frame])
         out = be.interact(frame, inter)
-        pred = out.masks
-        be._last_output = None
-        full = be._output(frame)
-        assert np.array_equal(out.probs, full.probs) and np.array_equal(out.masks, full.masks)
+        span = expected_spans[frame]
+        assert out.changed_frames == tuple(span)
+        assert out.changed_mask().tolist() == [t in span for t in range(12)]
+        if prev is not None:
+            for t in range(12):
+                if t not in span:
+                    assert np.array_equal(out.masks[t], prev.masks[t]), (frame, t)
+                    assert np.array_equal(out.probs[t], prev.probs[t]), (frame, t)
+        # Every annotated frame keeps all of its strokes so far (later strokes win on overlaps).
+        for a, strokes in strokes_so_far.items():
+            required = stroke_label_map(strokes, H, W)
+            on = required >= 0
+            assert np.array_equal(out.masks[a][on], required[on]), a
+        prev = out
+
+
+def test_a_correction_fades_out_towards_the_annotated_neighbour() -> None:
+    # A static video: the square is marked as the object on frame 0, then wiped out as
+    # background on frame 8. Without certainty weighting, frame t in 1..7 mixes the new run
+    # (background, weight t/8) with its previous labels (object, weight 1 - t/8): the square
+    # stays foreground before the midpoint and disappears after it; frame 4 is a tie.
+    frames, gt = moving_clip(t=1)
+    frames, gt = np.repeat(frames, 9, axis=0), np.repeat(gt, 9, axis=0)
+    be = PropagationBackend(prop={"fusion_certainty": 0.0})
+    be.reset(frames, 1, sequence="clip")
+    first = be.interact(0, on_frame(9, 0, [stroke(1, [(8, 15), (17, 15)]), stroke(0, [(2, 40), (60, 40)])]))
+    assert batched_jaccard(gt, first.masks, nb_objects=1).min() >= 0.8
+    wipe = [stroke(0, [(5, y), (22, y)]) for y in range(7, 24, 2)]
+    out = be.interact(8, on_frame(9, 8, wipe))
+    assert out.masks[8].sum() == 0
+    # The new run carries no object at all (frame 8 has none), so the square's centre keeps
+    # (1 - t/8) of its previous probability (+-1 grey level of uint8 rounding).
+    before, after = first.probs[:, 0, 15, 13].astype(int), out.probs[:, 0, 15, 13].astype(int)
+    assert (before[1:8] >= 240).all(), before
+    for t in range(1, 8):
+        assert abs(after[t] - before[t] * (1 - t / 8)) <= 1, (t, before[t], after[t])
+        assert out.masks[t, 15, 13] == (1 if t < 4 else 0), t
+
+
+def test_backend_output_changed_frames_is_validated_and_the_version_is_fingerprinted() -> None:
+    from ivos_rl.backends.base import BackendOutput
+    from ivos_rl.backends.cached import backend_fingerprint
+
+    probs, masks = np.zeros((3, 1, 2, 2), np.uint8), np.zeros((3, 2, 2), np.uint8)
+    assert BackendOutput(probs, masks).changed_mask().all()  # unknown: every frame
+    assert BackendOutput(probs, masks, changed_frames=(0, 2)).changed_mask().tolist() == [True, False, True]
+    for bad in ((3,), (2, 1), (1, 1), [0], (True,)):
+        with pytest.raises(BackendError, match="changed_frames"):
+            BackendOutput(probs, masks, changed_frames=bad)  # type: ignore[arg-type]
+    assert '"version": "2"' in backend_fingerprint(PropagationBackend())
 
 
 def test_deterministic_and_flow_cache() -> None:
@@ -248,7 +301,7 @@ def test_internal_failure_is_a_backend_error_and_rolls_back(monkeypatch: pytest.
     def broken(*args: Any, **kwargs: Any) -> None:
         raise FloatingPointError("simulated numerical failure")
 
-    monkeypatch.setattr(be, "_update_runs", broken)
+    monkeypatch.setattr(be, "_blend", broken)
     with pytest.raises(BackendError, match="frame 3"):
         be.interact(3, second)
     monkeypatch.undo()
@@ -324,3 +377,61 @@ def test_real_davis_sequence_rounds() -> None:
         pred = be.interact(frame, inter).masks
         curve.append(float(batched_j_and_f(gt, pred, nb_objects=1).mean()))
     assert curve[-1] >= 0.75 and curve[-1] > curve[0], curve
+
+
+def test_fast_rasteriser_paints_the_pixels_of_scribbles2mask() -> None:
+    from ivos_rl.backends._interactive_seg import Stroke, rasterise
+
+    rng = np.random.default_rng(3)
+    strokes = [Stroke(int(rng.integers(0, 3)), rng.random((int(rng.integers(1, 40)), 2)), 1)
+               for _ in range(6)]
+    for shape in ((48, 64), (240, 427), (7, 5)):
+        expected = stroke_label_map([s.as_dict() for s in strokes], *shape)
+        assert np.array_equal(rasterise(strokes, shape), expected)
+
+
+def test_cached_backend_keeps_changed_frames_on_hits(tmp_path: Path) -> None:
+    from ivos_rl.backends.cached import CachedBackend, decode_entry, encode_entry
+
+    frames, _ = moving_clip(t=6)
+    rounds = [(0, on_frame(6, 0, [stroke(1, [(9, 15), (16, 15)])])),
+              (3, on_frame(6, 3, [stroke(0, [(2, 40), (60, 40)])]))]
+    outs = []
+    for _ in range(2):  # the second pass is served from disk
+        cached = CachedBackend(PropagationBackend(), tmp_path)
+        cached.reset(frames, 1, sequence="clip")
+        outs.append([cached.interact(k, inter) for k, inter in rounds])
+    assert cached.stats["hits"] == 2
+    for live, hit in zip(*outs, strict=True):
+        assert hit.changed_frames == live.changed_frames and np.array_equal(hit.probs, live.probs)
+    assert outs[1][0].changed_frames == tuple(range(6)) and outs[1][1].changed_frames == (1, 2, 3, 4, 5)
+    # An entry written before the field existed (same format, header without it) reads as unknown.
+    blob = encode_entry("k", outs[0][0])
+    magic = blob.index(b"\n") + 1
+    n_head = int.from_bytes(blob[magic : magic + 4], "little")
+    header = json.loads(blob[magic + 4 : magic + 4 + n_head])
+    assert header.pop("changed_frames") == [0, 1, 2, 3, 4, 5]
+    head = json.dumps(header, sort_keys=True).encode()
+    old_style = blob[:magic] + len(head).to_bytes(4, "little") + head + blob[magic + 4 + n_head :]
+    assert decode_entry(old_style, "k").changed_frames is None
+
+
+def test_the_cut_may_only_change_labels_near_the_new_strokes() -> None:
+    from ivos_rl.backends._interactive_seg import Stroke, _local_changes
+
+    # Prediction: object on rows 2..5, columns 2..9 of a 20 x 20 frame. The cut moved two
+    # regions: it added columns 10..13 next to a new object stroke (length 4 px, at column 11),
+    # and it dropped a far block (rows 14..17) that no stroke touched. With a reach of
+    # max(0.5 x 4, 3) = 3 px around the stroke, only the first change is kept.
+    prior = np.zeros((2, 20, 20), np.float32)
+    prior[0] = 1.0
+    prior[:, 2:6, 2:10] = [[[0.0]], [[1.0]]]
+    prior[:, 14:18, 2:6] = [[[0.0]], [[1.0]]]
+    cut = np.argmax(prior, axis=0).astype(np.uint8)
+    cut[2:6, 10:14] = 1
+    cut[14:18, 2:6] = 0
+    new = [Stroke(1, np.array([[11 / 19, 2 / 19], [11 / 19, 6 / 19]]), 1)]
+    out = _local_changes(cut, prior, new, 0.5)
+    expected = np.argmax(prior, axis=0).astype(np.uint8)
+    expected[2:6, 10:14] = 1  # every changed pixel within 3 px of column 11 (rows 2..6)
+    assert np.array_equal(out, expected)

@@ -72,7 +72,7 @@ def test_rgb_mask_where_palette_expected(tiny_root: Path) -> None:
     bad = _ann(tiny_root, "a", "00001")
     Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(bad)  # mode RGB
     with pytest.raises(MaskFormatError) as err:
-        DavisDataset(tiny_root, "480p").info("a")  # without metadata, counting objects decodes every mask
+        DavisDataset(tiny_root, "480p").load_masks("a")  # info() reads masks only up to the first object
     assert err.value.path == bad and "'RGB'" in str(err.value)
 
 
@@ -166,7 +166,7 @@ def test_truncated_png_mask(tiny_root: Path) -> None:
     data = bad.read_bytes()
     bad.write_bytes(data[:40])
     with pytest.raises(CorruptFileError) as err:
-        DavisDataset(tiny_root, "480p").info("b")
+        DavisDataset(tiny_root, "480p").load_masks("b")
     assert err.value.path == bad
 
 

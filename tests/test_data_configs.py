@@ -22,10 +22,10 @@ def _cfg(name: str, **overrides: object) -> DictConfig:
 
 
 @pytest.mark.parametrize(
-    "name", ["synthetic", "davis2016_train", "davis2017_val", "youtube_vos", "davis_excerpt"]
+    "name", ["synthetic", "davis2016_train", "davis2017_val", "youtube_vos", "davis_excerpt", "davis"]
 )
 def test_every_dataset_config_targets_the_data_layer(name: str) -> None:
-    cfg = _cfg(name)
+    cfg = _cfg(name, **({"root": "/any/davis"} if name == "davis" else {}))
     assert cfg.dataset._target_ in {"ivos_rl.data.DavisDataset", "ivos_rl.data.synthetic.synthetic_dataset"}
     assert str(cfg.dataset.root)  # interpolations against paths/ resolve
 
@@ -48,3 +48,21 @@ def test_synthetic_config_generates_then_reuses(tmp_path: Path) -> None:
     assert isinstance(ds, DavisDataset) and ds.info("synthetic-000").n_frames == 4
     again = instantiate(_cfg("synthetic", **over).dataset)
     assert again.sequences == ds.sequences
+
+
+def test_generic_davis_config_reads_any_davis_folder(davis_excerpt_root: Path, tmp_path: Path) -> None:
+    from omegaconf.errors import MissingMandatoryValue
+
+    with pytest.raises(MissingMandatoryValue):
+        instantiate(_cfg("davis").dataset)  # root is required: no silent default folder
+    scribbles = tmp_path / "scr"
+    (scribbles / "bear").mkdir(parents=True)
+    cfg = _cfg("davis", root=str(davis_excerpt_root), resolution="240p", image_set="2016/train",
+               scribbles_root=str(scribbles), working_size=[60, 107])
+    ds = instantiate(cfg.dataset)
+    assert isinstance(ds, DavisDataset) and ds.sequences == ["bear", "rollerblade"]
+    assert ds.scribbles_root == scribbles and ds.samples() == []
+    assert ds.load_masks("rollerblade", [0]).shape == (1, 60, 107)
+    one = _cfg("davis", root=str(davis_excerpt_root), resolution="240p", sequences=["bear"])
+    only = instantiate(one.dataset)
+    assert only.sequences == ["bear"]

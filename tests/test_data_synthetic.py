@@ -146,7 +146,31 @@ def test_non_empty_output_needs_overwrite(tmp_path: Path) -> None:
         generate_dataset(out, **SMALL)
     assert (out / "keep.txt").exists()
     generate_dataset(out, overwrite=True, **SMALL)
-    assert not (out / "keep.txt").exists() and (out / "synthetic.json").exists()
+    # --overwrite deletes only what the tool itself writes (issue #17 item 5)
+    assert (out / "keep.txt").read_text() == "x" and (out / "synthetic.json").exists()
+
+
+def test_overwrite_replaces_only_what_the_generator_wrote(tmp_path: Path) -> None:
+    out = generate_dataset(tmp_path / "d", **{**SMALL, "seed": 1})
+    (out / "notes.md").write_text("my notes")
+    (out / "results").mkdir()
+    (out / "results" / "table.csv").write_text("a,b\n")
+    before = json.loads((out / "synthetic.json").read_text())["params"]["seed"]
+    generate_dataset(out, overwrite=True, **{**SMALL, "seed": 2})
+    assert before == 1 and json.loads((out / "synthetic.json").read_text())["params"]["seed"] == 2
+    assert (out / "notes.md").read_text() == "my notes"
+    assert (out / "results" / "table.csv").read_text() == "a,b\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["d"]  # no staging leftovers
+
+
+def test_overwrite_refuses_a_dataset_the_generator_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    (out / "JPEGImages" / "480p" / "mine").mkdir(parents=True)
+    (out / "JPEGImages" / "480p" / "mine" / "00000.jpg").write_bytes(b"a user's frame")
+    with pytest.raises(DatasetError, match=r"no synthetic\.json"):
+        generate_dataset(out, overwrite=True, **SMALL)
+    assert (out / "JPEGImages" / "480p" / "mine" / "00000.jpg").read_bytes() == b"a user's frame"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
 def test_synthetic_dataset_generates_once_and_checks_parameters(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from ivos_rl.backends import SimulatedBackend
 from ivos_rl.backends.base import BackendOutput, VOSBackend
 from ivos_rl.backends.cached import CachedBackend
+from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.data import DavisDataset
 from ivos_rl.errors import BackendError, ConfigError, InputValidationError
 from ivos_rl.evaluation import evaluate
@@ -102,12 +103,18 @@ def _sample(dataset: DavisDataset, backend: VOSBackend) -> tuple[str, np.ndarray
     return seq, gt, k, backend.interact(f0, first), first
 
 
-@pytest.mark.parametrize("cached", [False, True])
-def test_lookahead_equals_committing_and_commits_nothing(
-    dataset: DavisDataset, tmp_path: Path, cached: bool
-) -> None:
+def _make(kind: str, cache_dir: Path) -> VOSBackend:
+    if kind == "propagation":  # the real CPU backend (per-frame state kept between rounds)
+        return PropagationBackend(working_height=None, flow_preset="ultrafast")
     inner = SimulatedBackend(seed=0)
-    backend: VOSBackend = CachedBackend(inner, tmp_path / "cache") if cached else inner
+    return CachedBackend(inner, cache_dir) if kind == "cached" else inner
+
+
+@pytest.mark.parametrize("kind", ["simulated", "cached", "propagation"])
+def test_lookahead_equals_committing_and_commits_nothing(
+    dataset: DavisDataset, tmp_path: Path, kind: str
+) -> None:
+    backend = _make(kind, tmp_path / "cache")
     seq, gt, k, out, _ = _sample(dataset, backend)
     robot = ScribbleRobot()
     look = make_lookahead(backend, robot, sequence=seq, gt=gt, n_objects=k, masks=out.masks, fused=None)
@@ -117,10 +124,10 @@ def test_lookahead_equals_committing_and_commits_nothing(
     answer = robot.interact(seq, out.masks, gt, nb_objects=k, frame=7)
     committed = backend.interact(7, answer)
     assert mean_j_and_f(gt, committed.masks, k) == pytest.approx(tried[7], abs=1e-12)
-    if cached:  # ... and, through the transition cache, without recomputing the round
-        assert isinstance(backend, CachedBackend) and backend.stats["hits"] == 1
+    if isinstance(backend, CachedBackend):  # ... and, through the transition cache, without recomputing it
+        assert backend.stats["hits"] == 1
     # trying frames 2 and 11 left no trace: a fresh run with the same history matches
-    fresh = SimulatedBackend(seed=0)
+    fresh = _make(kind, tmp_path / "fresh_cache")
     _sample(dataset, fresh)
     np.testing.assert_array_equal(fresh.interact(7, answer).masks, committed.masks)
     with pytest.raises(InputValidationError, match="lookahead frame"):

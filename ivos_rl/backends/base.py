@@ -8,6 +8,7 @@ interface, so adding a segmenter is one file plus one YAML under ``configs/backe
 from __future__ import annotations
 
 import abc
+import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,10 +25,15 @@ class BackendOutput:
     ``probs`` holds per-object foreground probabilities as uint8 (value / 255 is the probability),
     shape (T, K, H, W); it bounds memory (a 100-frame 480p video with 2 objects is 82 MB).
     ``masks`` is the label map (T, H, W) uint8 with background 0 and objects 1..K.
+    ``changed_frames`` (optional) lists, sorted, the frames whose probs or masks may differ from
+    the previous round's output of the same sample; every other frame is byte-identical to it, so
+    consumers (quality cache, environment, transition cache) can skip them. ``None`` means
+    unknown: treat every frame as changed (third-party backends need not say).
     """
 
     probs: np.ndarray
     masks: np.ndarray
+    changed_frames: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.probs.dtype != np.uint8 or self.probs.ndim != 4:
@@ -41,6 +47,24 @@ class BackendOutput:
         t, _, h, w = self.probs.shape
         if self.masks.shape != (t, h, w):
             raise BackendError(f"masks shape {self.masks.shape} does not match probs {self.probs.shape}")
+        if self.changed_frames is not None:
+            c = self.changed_frames
+            if not isinstance(c, tuple) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < t for i in c
+            ):
+                raise BackendError(
+                    f"BackendOutput.changed_frames must be a tuple of frame indices in [0, {t}), got {c!r}"
+                )
+            if any(b <= a for a, b in itertools.pairwise(c)):
+                raise BackendError(f"BackendOutput.changed_frames must be sorted without repeats, got {c!r}")
+
+    def changed_mask(self) -> np.ndarray:
+        """(T,) bool: frames that may have changed since the previous round (all when unknown)."""
+        if self.changed_frames is None:
+            return np.ones(self.n_frames, dtype=bool)
+        out = np.zeros(self.n_frames, dtype=bool)
+        out[list(self.changed_frames)] = True
+        return out
 
     @property
     def n_frames(self) -> int:
@@ -84,6 +108,9 @@ class VOSBackend(abc.ABC):
     """
 
     name: ClassVar[str] = "base"
+    #: Bumped whenever the same inputs give different outputs, so that caches and checkpoints
+    #: built on an older version are recognisably different (read by ``backend_fingerprint``).
+    version: ClassVar[str | None] = None
     wants_all_scribbles: ClassVar[bool] = False
     accepts_clicks: ClassVar[bool] = False
     uses_ground_truth: ClassVar[bool] = False

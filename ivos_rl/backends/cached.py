@@ -10,10 +10,10 @@ the ground truth's hash when the backend reads it (simulators), and every
 scribble are thus part of the key through the interactions they produced.
 
 Entry format (one file per key, ``<cache_dir>/<key[:2]>/<key>.ivc``): a magic line, a JSON
-header (key, shapes, payload length, payload SHA-256) and a zlib-compressed payload of the uint8
-probabilities and label masks. Files are written with an atomic rename, so a concurrent
-reader sees either nothing or a complete file; a damaged entry (truncated, wrong checksum,
-wrong key or shape) is deleted and recomputed, never trusted.
+header (key, shapes, payload length, payload SHA-256, the output's ``changed_frames``) and a
+zlib-compressed payload of the uint8 probabilities and label masks. Files are written with an
+atomic rename, so a concurrent reader sees either nothing or a complete file; a damaged entry
+(truncated, wrong checksum, wrong key or shape) is deleted and recomputed, never trusted.
 
 Size bound: after each write, if the entries under ``cache_dir`` exceed ``max_bytes`` the least
 recently used ones are deleted (a hit refreshes the file's mtime, so mtime is the access time).
@@ -58,7 +58,7 @@ _STALE_TMP_S = 3600.0
 
 
 def backend_fingerprint(backend: VOSBackend) -> str:
-    """Stable identity of a backend: class path plus its public scalar attributes.
+    """Stable identity of a backend: class path, its ``version`` and its public scalar attributes.
 
     Public attributes that are numbers, strings, booleans, None or flat lists/tuples of those are
     taken as configuration (the built-in backends store their constructor arguments that way).
@@ -75,7 +75,11 @@ def backend_fingerprint(backend: VOSBackend) -> str:
         elif isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value):
             config[name] = list(value)
     cls = type(backend)
-    return json.dumps({"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}, sort_keys=True)
+    identity: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}
+    version = getattr(backend, "version", None)
+    if version is not None:  # backends that declare no version keep their earlier fingerprints
+        identity["version"] = str(version)
+    return json.dumps(identity, sort_keys=True)
 
 
 def _digest(*parts: bytes) -> str:
@@ -113,6 +117,8 @@ def encode_entry(key: str, output: BackendOutput, level: int = 1) -> bytes:
         "masks_shape": list(masks.shape),
         "payload_bytes": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        # Relative to the previous round of the same history, which is part of the key.
+        "changed_frames": None if output.changed_frames is None else list(output.changed_frames),
     }
     head = json.dumps(header, sort_keys=True).encode()
     return _MAGIC + len(head).to_bytes(4, "little") + head + payload
@@ -153,8 +159,13 @@ def decode_entry(data: bytes, key: str, path: Path | None = None) -> BackendOutp
         raise bad(f"payload size {len(raw)} does not match shapes {p_shape} and {m_shape}")
     probs = np.frombuffer(raw, np.uint8, count=n_p).reshape(p_shape).copy()
     masks = np.frombuffer(raw, np.uint8, count=n_m, offset=n_p).reshape(m_shape).copy()
+    changed = header.get("changed_frames")  # absent in entries written before the field existed
+    if changed is not None and not isinstance(changed, list):
+        raise bad(f"changed_frames is {type(changed).__name__}, expected a list")
     try:
-        return BackendOutput(probs=probs, masks=masks)
+        return BackendOutput(
+            probs=probs, masks=masks, changed_frames=None if changed is None else tuple(changed)
+        )
     except BackendError as exc:
         raise bad(str(exc)) from exc
 

@@ -5,17 +5,24 @@ Pipeline per round:
 1. The annotated frame is segmented from *all* its strokes so far (:mod:`._interactive_seg`):
    colour and motion histograms + a spatial prior (its current prediction, loosened around the
    new strokes) + a contrast-sensitive Potts term, solved by graph cut; stroke pixels are hard
-   constraints, so a refinement can never undo an earlier correction.
-2. Each annotated frame's labels are carried outwards frame by frame with dense optical flow
-   (DIS, computed once per sequence in :meth:`PropagationBackend.reset`) up to the next
-   annotated frame. Every step is corrected by colour: a model of all annotated frames mixed
-   with one refitted on the previous frame near the object boundary (appearance drifts), acting
-   only near the warped boundary; pixels failing the forward-backward flow check (occlusions)
-   fall back to an uninformative prior. A run, once computed, is reused until its source frame
-   is annotated again, so a round only pays for the frames between its neighbours.
-3. Frames between two annotated frames blend both runs by temporal distance and per-pixel
-   certainty; labels compete through a softmax over background + objects (masks are the
-   argmax, ``check_backend(mask_rule="argmax")``), and stray fragments are dropped.
+   constraints, so a refinement can never undo an earlier correction, and the cut may only
+   change the prediction near the new strokes (``SegParams.change_radius``).
+2. Rounds are local and incremental (as in MANet, ATNet, MiVOS): the backend keeps each
+   frame's soft labels and each annotated frame's run towards its annotated neighbours between
+   rounds, and an annotation on frame k only recomputes the frames between k's nearest
+   annotated neighbours (or the video's ends). k's labels are carried outwards frame by frame
+   with dense optical flow (DIS, computed once per sequence in :meth:`PropagationBackend.reset`);
+   every step is corrected by colour: a model of all annotated frames mixed with one refitted
+   on the previous frame near the object boundary (appearance drifts), acting only near the
+   warped boundary; pixels failing the forward-backward flow check (occlusions) fall back to an
+   uninformative prior.
+3. Inside the span, the new run is fused with the rest (the neighbour's run and/or the frame's
+   previous labels, ``PropParams.keep_previous``) by temporal distance (weight 1 at k, 0 at an
+   annotated neighbour) and per-pixel certainty; annotated frames keep their own segmentation,
+   and frames outside the span are byte-identical to the previous round (``changed_frames`` of
+   the output lists the others). Labels compete through a softmax over background + objects
+   (masks are the argmax, ``check_backend(mask_rule="argmax")``), and stray fragments are
+   dropped.
 
 Everything runs at a configurable working height and is resized back to the input resolution.
 """
@@ -63,9 +70,12 @@ class PropParams:
     ``local_mix``: weight of the colour model refitted near the previous frame's boundary
     against the model of all annotated frames; ``local_band``/``local_gap``: the pixels it uses.
     ``min_fragment``: pieces smaller than this fraction of an object's largest piece are dropped.
-    ``fusion_certainty``: between two annotated frames each run weighs its temporal weight x
-    certainty ** ``fusion_certainty`` (certainty: top probability rescaled from [1/L, 1] to
-    [0, 1]), so the run that is sure wins locally.
+    ``span_power``, ``fusion_certainty``, ``keep_previous``: inside the span of a new annotation
+    on frame k, the run from k is fused per pixel with the rest (``keep_previous`` x the frame's
+    previous soft labels + the complement x the run from the annotated neighbour on that side)
+    with weights temporal x certainty ** ``fusion_certainty`` (certainty: top probability
+    rescaled from [1/L, 1] to [0, 1]); the run's temporal weight is d_o^p / (d_o^p + d^p) with
+    p = ``span_power``, d the distance to k and d_o to that neighbour (see ``_blend``).
     """
 
     prior_weight: float = 1.0
@@ -81,6 +91,8 @@ class PropParams:
     stroke_weight: float = 20.0
     roi_margin: float = 16.0
     fusion_certainty: float = 3.0
+    span_power: float = 1.0
+    keep_previous: float = 0.0
 
 
 @dataclass
@@ -115,13 +127,23 @@ class _Crop:
 
 
 @dataclass
-class _Run:
-    """Soft labels carried from annotated frame ``source`` in ``direction``, one crop per step."""
+class _Round:
+    """What one round changes, computed before any state is touched (so a failure leaves no trace).
 
-    source: int
-    direction: int
-    version: int
-    states: list[_Crop]
+    ``soft`` maps every recomputed frame (the annotated one and its span) to its new soft labels
+    (L, h, w) uint8 at working resolution; ``runs`` the new runs (``(source, direction)`` ->
+    one crop per step) of the annotated frame and the neighbours' runs, cut where they now stop;
+    ``probs``/``masks`` are the complete new output.
+    """
+
+    frame: int
+    strokes: list[Stroke]
+    labels: np.ndarray
+    colour: ColourModel
+    soft: dict[int, np.ndarray]
+    runs: dict[tuple[int, int], list[_Crop]]
+    probs: np.ndarray
+    masks: np.ndarray
 
 
 @dataclass
@@ -144,6 +166,8 @@ class PropagationBackend(VOSBackend):
     """
 
     name: ClassVar[str] = "propagation"
+    #: 2: local, incremental rounds fused with the previous labels (1: every run re-fused each round).
+    version: ClassVar[str | None] = "2"
     wants_all_scribbles: ClassVar[bool] = False
     accepts_clicks: ClassVar[bool] = False
     uses_ground_truth: ClassVar[bool] = False
@@ -217,8 +241,11 @@ class PropagationBackend(VOSBackend):
         self._fwd, self._bwd = flows.fwd, flows.bwd
         self._strokes: dict[int, list[Stroke]] = {}
         self._segs: dict[int, np.ndarray] = {}
-        self._versions: dict[int, int] = {}
-        self._runs: dict[tuple[int, int], _Run] = {}
+        self._colour: dict[int, ColourModel] = {}
+        # Each annotated frame's run towards each annotated neighbour (or the video's end).
+        self._runs: dict[tuple[int, int], list[_Crop]] = {}
+        # Per-frame state kept between rounds: fused soft labels at working resolution.
+        self._soft = np.zeros((t, self.n_labels, *self._shape), dtype=np.uint8)
         self._last_output: tuple[np.ndarray, np.ndarray] | None = None
         self._round = 0
         self._segmenter = FrameSegmenter(self.n_labels, self.colour_bins, self.seg_params)
@@ -259,7 +286,7 @@ class PropagationBackend(VOSBackend):
     # ------------------------------------------------------------------ interact
 
     def interact(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
-        """Add this round's strokes on ``frame_idx``, re-segment it, and re-propagate."""
+        """Add this round's strokes on ``frame_idx``, re-segment it, and update its span only."""
         if not self._ready:
             raise BackendError("PropagationBackend.interact called before reset()")
         current = validate_interaction(frame_idx, interaction, self._n_frames, self.n_objects)
@@ -278,35 +305,69 @@ class PropagationBackend(VOSBackend):
         new = [
             Stroke(int(s["object_id"]), np.asarray(s["path"], np.float64), self._round + 1) for s in current
         ]
-        saved = (
-            self._round, dict(self._strokes), dict(self._segs), dict(self._versions), dict(self._runs),
-            self._last_output,
-        )
         try:
-            strokes = self._strokes.get(frame_idx, []) + new
-            prior = self._fused(frame_idx) if self._segs else None
-            global_model = self._global_model(exclude=frame_idx) if self._segs else None
-            labels = self._segmenter.segment(
-                self._frames[frame_idx],
-                self._bins[frame_idx],
-                strokes,
-                new,
-                prior,
-                global_model,
-                self._motion(frame_idx),
-            )
-            self._round += 1
-            self._strokes[frame_idx] = strokes
-            self._segs[frame_idx] = labels
-            self._versions[frame_idx] = self._round
-            self._update_runs()
-            return self._output(frame_idx)
+            update = self._compute_round(frame_idx, new)
+        except IvosError:
+            raise
         except Exception as exc:
-            # Roll back so that a failed round leaves no trace, and never return stale masks.
-            (self._round, self._strokes, self._segs, self._versions, self._runs, self._last_output) = saved
-            if isinstance(exc, IvosError):
-                raise
+            # Nothing was committed: a failed round leaves no trace and never returns stale masks.
             raise BackendError(f"propagation backend failed on frame {frame_idx}: {exc!r}") from exc
+        return self._commit(update)
+
+    def _compute_round(self, k: int, new: list[Stroke]) -> _Round:
+        """Everything this round changes, computed without touching the backend's state."""
+        strokes = self._strokes.get(k, []) + new
+        prior = self._soft[k].astype(np.float32) / 255.0 if self._segs else None
+        labels = self._segmenter.segment(
+            self._frames[k],
+            self._bins[k],
+            strokes,
+            new,
+            prior,
+            self._global_model(exclude=k) if self._segs else None,
+            self._motion(k),
+        )
+        colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
+        tables = self._global_model(exclude=k, extra=colour).log_tables()
+        probs, masks = self._previous_output()
+        seeds = rasterise(strokes, self._out_shape)
+        onehot = _onehot(labels, self.n_labels)
+        soft = {k: (onehot * 255).astype(np.uint8)}
+        self._render(onehot, probs, masks, k, seeds)
+        others = [a for a in self._segs if a != k]
+        lo, hi = self._span(k, others)
+        full = (slice(0, self._shape[0]), slice(0, self._shape[1]))
+        runs: dict[tuple[int, int], list[_Crop]] = {}
+        for direction, end in ((1, hi), (-1, lo)):
+            # The annotated neighbour beyond ``end`` (if any) and its run towards k, cut at k.
+            nb = end + direction if 0 <= end + direction < self._n_frames else None
+            if nb is not None:
+                runs[(nb, -direction)] = self._runs[(nb, -direction)][: abs(nb - k) - 1]
+            state = _Crop(full, soft[k])
+            states: list[_Crop] = []
+            for t in range(k + direction, end + direction, direction):
+                state = self._step(state, t - direction, t, tables)
+                states.append(state)
+                nb_state = None if nb is None else runs[(nb, -direction)][abs(nb - t) - 1]
+                p = self._blend(t, k, state, nb, nb_state, others)
+                soft[t] = probs_to_uint8(p)
+                self._render(p, probs, masks, t)
+            runs[(k, direction)] = states
+        return _Round(k, strokes, labels, colour, soft, runs, probs, masks)
+
+    def _commit(self, update: _Round) -> BackendOutput:
+        """Store the round's results (cannot fail) and return fresh output arrays."""
+        k = update.frame
+        self._round += 1
+        self._strokes[k] = update.strokes
+        self._segs[k] = update.labels
+        self._colour[k] = update.colour
+        for t, soft in update.soft.items():
+            self._soft[t] = soft
+        self._runs.update(update.runs)
+        self._last_output = (update.probs, update.masks)
+        changed = tuple(sorted(update.soft))
+        return BackendOutput(probs=update.probs.copy(), masks=update.masks.copy(), changed_frames=changed)
 
     def _motion(self, t: int) -> np.ndarray | None:
         """Flow from frame ``t`` to a neighbour (None for a one-frame video)."""
@@ -314,65 +375,35 @@ class PropagationBackend(VOSBackend):
             return None
         return self._fwd[t] if t + 1 < self._n_frames else self._bwd[t - 1]
 
-    def _global_model(self, exclude: int | None = None) -> ColourModel:
-        """Colour model of every annotated frame's segmentation and strokes."""
+    def _frame_colour(self, f: int, labels: np.ndarray, seeds: np.ndarray) -> ColourModel:
+        """Colour samples of annotated frame ``f``: its segmentation plus its (weighted) strokes."""
         model = ColourModel(self.n_labels, self.colour_bins)
-        eye = np.eye(self.n_labels, dtype=np.float32)
-        for f, labels in self._segs.items():
-            if f == exclude:
-                continue
-            model.add(self._bins[f], eye[labels].reshape(-1, self.n_labels).T)
-            seeds = rasterise(self._strokes[f], self._shape)
-            on = seeds >= 0
-            for label in np.unique(seeds[on]):
-                layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-                w = np.zeros((self.n_labels, int(layer.sum())), dtype=np.float32)
-                w[label] = self.prop_params.stroke_weight
-                model.add(self._bins[f][layer], w)
+        model.add(self._bins[f], np.eye(self.n_labels, dtype=np.float32)[labels].reshape(-1, self.n_labels).T)
+        for label in np.unique(seeds[seeds >= 0]):
+            layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            w = np.zeros((self.n_labels, int(layer.sum())), dtype=np.float32)
+            w[label] = self.prop_params.stroke_weight
+            model.add(self._bins[f][layer], w)
+        return model
+
+    def _global_model(self, exclude: int | None = None, extra: ColourModel | None = None) -> ColourModel:
+        """Colour model of every annotated frame but ``exclude`` (plus ``extra``), from cached counts."""
+        model = ColourModel(self.n_labels, self.colour_bins)
+        for f in sorted(self._colour):
+            if f != exclude:
+                model.counts += self._colour[f].counts
+        if extra is not None:
+            model.counts += extra.counts
         return model
 
     # ------------------------------------------------------------------ propagation
 
-    def _neighbours(self, t: int) -> tuple[int | None, int | None]:
-        """Closest annotated frames strictly before and after ``t``."""
-        before = [a for a in self._segs if a < t]
-        after = [a for a in self._segs if a > t]
-        return (max(before) if before else None), (min(after) if after else None)
-
-    def _update_runs(self) -> None:
-        """(Re)compute the runs this round needs; keep every run still valid."""
-        tables: np.ndarray | None = None
-        wanted: set[tuple[int, int]] = set()
-        for a in sorted(self._segs):
-            prev_a, next_a = self._neighbours(a)
-            for direction, stop in ((1, next_a), (-1, prev_a)):
-                end = (self._n_frames if direction > 0 else -1) if stop is None else stop
-                n_steps = abs(end - a) - 1
-                if n_steps <= 0:
-                    continue
-                key = (a, direction)
-                wanted.add(key)
-                run = self._runs.get(key)
-                if run is not None and run.version == self._versions[a] and len(run.states) >= n_steps:
-                    # A run does not depend on where it stops: keep its prefix (a new list, so
-                    # that a rollback can restore the old one).
-                    self._runs[key] = _Run(a, direction, run.version, run.states[:n_steps])
-                    continue
-                if tables is None:
-                    tables = self._global_model().log_tables()
-                self._runs[key] = self._compute_run(a, direction, n_steps, tables)
-        for key in set(self._runs) - wanted:
-            del self._runs[key]
-
-    def _compute_run(self, a: int, direction: int, n_steps: int, tables: np.ndarray) -> _Run:
-        full = (slice(0, self._shape[0]), slice(0, self._shape[1]))
-        state = _Crop(full, (_onehot(self._segs[a], self.n_labels) * 255).astype(np.uint8))
-        states = []
-        for i in range(n_steps):
-            t_src = a + direction * i
-            state = self._step(state, t_src, t_src + direction, tables)
-            states.append(state)
-        return _Run(a, direction, self._versions[a], states)
+    def _span(self, k: int, others: list[int]) -> tuple[int, int]:
+        """First and last frame a new annotation on ``k`` may change: up to, not including, the
+        nearest other annotated frame on each side (or the video's ends)."""
+        before = [a for a in others if a < k]
+        after = [a for a in others if a > k]
+        return (max(before) + 1 if before else 0), (min(after) - 1 if after else self._n_frames - 1)
 
     def _step(self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray) -> _Crop:
         """Carry soft labels from ``t_src`` to the adjacent ``t_dst`` and colour-correct them."""
@@ -453,68 +484,90 @@ class PropagationBackend(VOSBackend):
 
     # ------------------------------------------------------------------ fusion and output
 
-    def _fused(self, t: int) -> np.ndarray:
-        """Soft labels (L, h, w) float32 of frame ``t`` at working resolution."""
-        shape, n_labels = self._shape, self.n_labels
-        if t in self._segs:
-            return _onehot(self._segs[t], n_labels)
-        prev_a, next_a = self._neighbours(t)
-        parts: list[tuple[float, _Crop]] = []
-        if prev_a is not None:
-            w = 1.0 if next_a is None else (next_a - t) / (next_a - prev_a)
-            parts.append((w, self._runs[(prev_a, 1)].states[t - prev_a - 1]))
-        if next_a is not None:
-            w = 1.0 if prev_a is None else (t - prev_a) / (next_a - prev_a)
-            parts.append((w, self._runs[(next_a, -1)].states[next_a - t - 1]))
-        if len(parts) == 1 or self.prop_params.fusion_certainty <= 0:
-            out = np.zeros((n_labels, *shape), dtype=np.float32)
-            for w, crop in parts:
-                out += w * crop.full(shape, n_labels)
+    def _blend(
+        self, t: int, k: int, run: _Crop, nb: int | None, nb_run: _Crop | None, others: list[int]
+    ) -> np.ndarray:
+        """Soft labels (L, h, w) float32 of span frame ``t``: the new run from ``k`` fused with the rest.
+
+        The rest is ``keep_previous`` x the frame's previous labels + (1 - ``keep_previous``) x
+        the run from the annotated neighbour ``nb`` on t's side (``nb_run``; at an open end, the
+        new run itself). The new run's temporal weight is ``d_o**p / (d_o**p + d**p)`` (``p =
+        span_power``), ``d = |t - k|`` and ``d_o`` the distance to ``nb`` (at an open end, to the
+        nearest other annotated frame): 1 at ``k``, 0 at the neighbour, linear in between for
+        ``p = 1`` (MANet/ATNet). Per pixel each side is further weighted by its certainty **
+        ``fusion_certainty``, so a sure side wins locally. Only the box where some input sees an
+        object is computed; elsewhere every input is background.
+        """
+        n_labels = self.n_labels
+        if not others:
+            return run.full(self._shape, n_labels)
+        prm = self.prop_params
+        keep = prm.keep_previous
+        d = float(abs(t - k))
+        d_o = float(abs(t - nb)) if nb is not None else float(min(abs(t - a) for a in others))
+        w = d_o**prm.span_power / (d_o**prm.span_power + d**prm.span_power)
+        old = self._soft[t]
+        sources = [run] + ([nb_run] if nb_run is not None and keep < 1 else [])
+        boxes = [c.box for c in sources if c.box is not None and c.probs is not None]
+        if keep > 0:
+            boxes.append(bbox(old[0] < 255, 0, self._shape))
+        boxes = [b for b in boxes if b is not None]
+        out = np.zeros((n_labels, *self._shape), dtype=np.float32)
+        out[0] = 1.0
+        if not boxes:
             return out
-        # Per pixel, the more certain of the two runs weighs more; certainty rescales the top
-        # probability from [1/L, 1] to [0, 1].
-        fulls = [crop.full(shape, n_labels) for _, crop in parts]
-        weights = [
-            w * (1e-3 + (f.max(axis=0) - 1.0 / n_labels) * n_labels / (n_labels - 1))
-            ** self.prop_params.fusion_certainty
-            for (w, _), f in zip(parts, fulls, strict=True)
-        ]
-        total = weights[0] + weights[1]
-        return (weights[0] * fulls[0] + weights[1] * fulls[1]) / total
+        region = (
+            slice(min(b[0].start for b in boxes), max(b[0].stop for b in boxes)),
+            slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes)),
+        )
+        p_new = run.region(region, n_labels)
+        p_rest = (nb_run if nb_run is not None else run).region(region, n_labels) if keep < 1 else 0.0
+        if keep > 0:
+            p_rest = (1.0 - keep) * p_rest + keep * (old[(slice(None), *region)].astype(np.float32) / 255.0)
+        if prm.fusion_certainty > 0:
+            a = w * _certainty(p_new) ** prm.fusion_certainty
+            b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
+            fused = (a * p_new + b * p_rest) / (a + b)
+        else:
+            fused = w * p_new + (1.0 - w) * p_rest
+        out[(slice(None), *region)] = fused
+        return out
 
-    def _output(self, frame_idx: int) -> BackendOutput:
-        """Resize the fused prediction to the input size and pin every stroke pixel to its label.
+    def _previous_output(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh copies of the previous output (callers may keep it), or empty arrays in round 1."""
+        oh, ow = self._out_shape
+        if self._last_output is None:
+            return (np.empty((self._n_frames, self.n_objects, oh, ow), dtype=np.uint8),
+                    np.empty((self._n_frames, oh, ow), dtype=np.uint8))
+        return self._last_output[0].copy(), self._last_output[1].copy()
 
-        Only frames between the annotated neighbours of ``frame_idx`` can have changed this
-        round; the others are copied from the previous output (a fresh array: callers may keep
-        earlier outputs).
+    def _render(
+        self, p: np.ndarray, probs: np.ndarray, masks: np.ndarray, t: int, seeds: np.ndarray | None = None
+    ) -> None:
+        """Write frame ``t``'s soft labels ``p`` (L, h, w) float32 into the output at input size.
+
+        Resized, labelled by argmax; on an annotated frame every stroke pixel (``seeds`` at input
+        size) is pinned to its label.
         """
         oh, ow = self._out_shape
-        t_total = self._n_frames
-        if self._last_output is None:
-            probs = np.empty((t_total, self.n_objects, oh, ow), dtype=np.uint8)
-            masks = np.empty((t_total, oh, ow), dtype=np.uint8)
-            dirty = range(t_total)
-        else:
-            probs, masks = (a.copy() for a in self._last_output)
-            prev_a, next_a = self._neighbours(frame_idx)
-            dirty = range(0 if prev_a is None else prev_a + 1, t_total if next_a is None else next_a)
-        for t in dirty:
-            p = self._fused(t)
-            if (oh, ow) != self._shape:
-                p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
-            labels = _argmax0(p)
-            obj = p[1:]
-            if t in self._strokes:
-                seeds = rasterise(self._strokes[t], (oh, ow))
-                on = seeds >= 0
-                labels[on] = seeds[on]
-                for k in range(1, self.n_labels):
-                    obj[k - 1][on] = (seeds[on] == k).astype(np.float32)
-            probs[t] = probs_to_uint8(obj)
-            masks[t] = labels
-        self._last_output = (probs, masks)
-        return BackendOutput(probs=probs.copy(), masks=masks.copy())
+        if (oh, ow) != self._shape:
+            p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
+        labels = _argmax0(p)
+        obj = p[1:]
+        if seeds is not None:
+            on = seeds >= 0
+            labels[on] = seeds[on]
+            for j in range(1, self.n_labels):
+                obj[j - 1][on] = (seeds[on] == j).astype(np.float32)
+        probs[t] = probs_to_uint8(obj)
+        masks[t] = labels
+
+
+def _certainty(p: np.ndarray) -> np.ndarray:
+    """Per-pixel certainty of soft labels (L, h, w): the top probability rescaled from [1/L, 1] to
+    [0, 1], plus a floor so that two unsure sides still share the weight."""
+    n = p.shape[0]
+    return 1e-3 + np.maximum(p.max(axis=0) - 1.0 / n, 0.0) * (n / (n - 1))
 
 
 def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ivos_rl.data import layout
 from ivos_rl.data.imageio import image_size, read_image, read_mask, resize_image, resize_labels
-from ivos_rl.data.metadata import VOID_ID, check_entry, count_objects, load_metadata, metadata_path
+from ivos_rl.data.metadata import VOID_ID, check_entry, first_annotated_objects, load_metadata, metadata_path
 from ivos_rl.errors import (
     CorruptFileError,
     DatasetError,
@@ -164,7 +164,9 @@ class DavisDataset:
             names = layout.matched_frame_names(self.root, self.resolution, seq)
             first = layout.images_dir(self.root, self.resolution, seq) / f"{names[0]}{layout.FRAME_EXT}"
             height, width = image_size(first)
-            n_objects, _ = count_objects(layout.annotations_dir(self.root, self.resolution, seq), names)
+            # DAVIS convention: the first annotated frame defines the objects; load_masks refuses later ids
+            ann_dir = layout.annotations_dir(self.root, self.resolution, seq)
+            n_objects, _ = first_annotated_objects(ann_dir, names)
         n_scribbles = len(layout.list_scribble_indices(self.scribbles_root, seq))
         out_h, out_w = self.working_size if self.working_size is not None else (height, width)
         info = SequenceInfo(
@@ -242,9 +244,10 @@ class DavisDataset:
                 )
             bad = (mask > info.n_objects) & (mask != VOID_ID)
             if bad.any():
+                where = "metadata" if self._metadata is not None else "first annotated frame"
                 raise MaskFormatError(
-                    f"object id {int(mask[bad].max())} exceeds the declared {info.n_objects} objects "
-                    f"of {seq!r}",
+                    f"object id {int(mask[bad].max())} exceeds the {info.n_objects} objects of {seq!r} "
+                    f"(from the {where})",
                     path,
                 )
             out[j] = mask if self.working_size is None else resize_labels(mask, self.working_size)

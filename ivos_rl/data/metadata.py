@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,54 @@ def _split_image_set(key: str) -> tuple[str, int | None]:
     return parts[-1], year
 
 
-def count_objects(masks_dir: Path, frame_names: list[str]) -> tuple[int, tuple[int, int]]:
-    """Largest object id (ignoring void 255) over a sequence's masks, and the common mask size."""
+#: how the object count of a sequence is found: ``"first"`` (DAVIS convention) or ``"all"`` (largest id)
+OBJECT_MODES = ("first", "all")
+
+
+def _object_ids(mask: np.ndarray) -> np.ndarray:
+    ids = np.unique(mask)
+    return ids[(ids != 0) & (ids != VOID_ID)]
+
+
+def objects_of_first_annotated(masks: Iterable[np.ndarray]) -> tuple[int, int | None]:
+    """DAVIS convention: the objects are those of the first annotated frame (first mask with an object).
+
+    Returns the largest id (void 255 ignored) of that mask and its position (``(0, None)`` when every
+    mask is empty); ``masks`` may be a lazy iterable, consumed only up to that frame. Later frames
+    must not hold larger ids: a stray patch with an unknown id in one mask must not turn a 1-object
+    video into a 3-object one (empty objects score J&F 1 and inflate the AUC).
+    """
+    for t, mask in enumerate(masks):
+        ids = _object_ids(np.asarray(mask))
+        if ids.size:
+            return int(ids.max()), t
+    return 0, None
+
+
+def first_annotated_objects(masks_dir: Path, frame_names: list[str]) -> tuple[int, str | None]:
+    """:func:`objects_of_first_annotated` over a mask folder: (count, frame name), reading lazily.
+
+    The reader (:meth:`~ivos_rl.data.DavisDataset.load_masks`) refuses later frames with larger ids.
+    """
+    lazy = (read_mask(masks_dir / f"{name}{layout.MASK_EXT}") for name in frame_names)
+    n_objects, t = objects_of_first_annotated(lazy)
+    return n_objects, None if t is None else frame_names[t]
+
+
+def count_objects(
+    masks_dir: Path, frame_names: list[str], objects: str = "first"
+) -> tuple[int, tuple[int, int]]:
+    """Object count of a sequence and the common mask size, decoding every mask.
+
+    ``objects="first"``: the count of the first annotated frame (DAVIS convention); a later mask
+    holding a larger id raises :class:`MaskFormatError` naming that file. ``objects="all"``: the
+    largest id over all masks, for data whose objects may enter later (converted YouTube-VOS,
+    generated videos).
+    """
+    if objects not in OBJECT_MODES:
+        raise DatasetError(f"objects must be one of {OBJECT_MODES}, got {objects!r}", masks_dir)
     n_objects = 0
+    first: str | None = None
     size: tuple[int, int] | None = None
     for name in frame_names:
         path = masks_dir / f"{name}{layout.MASK_EXT}"
@@ -55,10 +101,20 @@ def count_objects(masks_dir: Path, frame_names: list[str]) -> tuple[int, tuple[i
             size = mask.shape
         elif mask.shape != size:
             raise MaskFormatError(f"mask size {mask.shape} differs from the sequence's {size}", path)
-        ids = np.unique(mask)
-        ids = ids[ids != VOID_ID]
-        if ids.size:
-            n_objects = max(n_objects, int(ids.max()))
+        ids = _object_ids(mask)
+        if not ids.size:
+            continue
+        top = int(ids.max())
+        if objects == "all" or first is None:
+            n_objects = max(n_objects, top)
+            first = name if first is None else first
+        elif top > n_objects:
+            raise MaskFormatError(
+                f"object id {top} is not among the {n_objects} object(s) of the first annotated frame "
+                f"{first} (DAVIS convention); fix the mask, or write metadata with "
+                "`ivos-rl make-metadata --objects all` if objects enter later",
+                path,
+            )
     assert size is not None  # frame_names is never empty (matched_frame_names guarantees it)
     return n_objects, (int(size[0]), int(size[1]))
 
@@ -69,8 +125,12 @@ def build_sequence_entry(
     sequence: str,
     scribbles_root: str | Path | None = None,
     verify_frames: bool = False,
+    objects: str = "first",
 ) -> dict[str, Any]:
-    """Metadata entry of one sequence (decodes all its masks; frames too if ``verify_frames``)."""
+    """Metadata entry of one sequence (decodes all its masks; frames too if ``verify_frames``).
+
+    ``objects`` says how the object count is found (see :func:`count_objects`).
+    """
     names = layout.matched_frame_names(root, resolution, sequence)
     img_dir = layout.images_dir(root, resolution, sequence)
     height, width = image_size(img_dir / f"{names[0]}{layout.FRAME_EXT}")
@@ -84,7 +144,7 @@ def build_sequence_entry(
         for name in names:
             read_image(img_dir / f"{name}{layout.FRAME_EXT}")
     ann_dir = layout.annotations_dir(root, resolution, sequence)
-    n_objects, mask_size = count_objects(ann_dir, names)
+    n_objects, mask_size = count_objects(ann_dir, names, objects)
     if mask_size != (height, width):
         raise MaskFormatError(f"masks are {mask_size} but frames are {(height, width)}", ann_dir)
     scr_root = layout.scribbles_dir(root) if scribbles_root is None else Path(scribbles_root)
@@ -103,8 +163,13 @@ def build_metadata(
     resolution: str = "480p",
     scribbles_root: str | Path | None = None,
     verify_frames: bool = False,
+    objects: str = "first",
 ) -> dict[str, Any]:
-    """Scan a DAVIS-layout folder and return its metadata dict (all sequences under JPEGImages)."""
+    """Scan a DAVIS-layout folder and return its metadata dict (all sequences under JPEGImages).
+
+    ``objects``: ``"first"`` (DAVIS convention, the default) or ``"all"`` (see :func:`count_objects`);
+    recorded as ``objects_from`` so a rewrite (e.g. after ``init-scribbles``) uses the same rule.
+    """
     root = Path(root)
     image_sets = layout.list_image_sets(root)
     membership: dict[str, list[str]] = {}
@@ -113,7 +178,7 @@ def build_metadata(
             membership.setdefault(name, []).append(key)
     sequences: dict[str, Any] = {}
     for seq in layout.list_sequences(root, resolution):
-        entry = build_sequence_entry(root, resolution, seq, scribbles_root, verify_frames)
+        entry = build_sequence_entry(root, resolution, seq, scribbles_root, verify_frames, objects)
         keys = sorted(membership.get(seq, []), key=lambda k: (_split_image_set(k)[1] or 10**9, k))
         set_name, year = _split_image_set(keys[0]) if keys else (None, None)
         entry.update({"set": set_name, "year": year, "image_sets": keys})
@@ -129,6 +194,7 @@ def build_metadata(
         "resolution": resolution,
         "sets": sets,
         "years": years,
+        "objects_from": objects,
         "sequences": sequences,
     }
 
@@ -139,13 +205,33 @@ def write_metadata(
     metadata: dict[str, Any] | None = None,
     scribbles_root: str | Path | None = None,
     verify_frames: bool = False,
+    objects: str | None = None,
 ) -> Path:
-    """Build (unless given) and atomically write ``<root>/davis-<resolution>.json``."""
-    if metadata is None:
-        metadata = build_metadata(root, resolution, scribbles_root, verify_frames)
+    """Build (unless given) and atomically write ``<root>/davis-<resolution>.json``.
+
+    ``objects=None`` keeps the rule of the metadata file already there (``objects_from``; files
+    written before it was recorded counted ids over all frames), else ``"first"``.
+    """
     path = metadata_path(root, resolution)
+    if objects is None:
+        objects = _existing_object_mode(path)
+    if metadata is None:
+        metadata = build_metadata(root, resolution, scribbles_root, verify_frames, objects)
     validate_schema(metadata, path, resolution)
     return atomic_write_json(path, metadata)
+
+
+def _existing_object_mode(path: Path) -> str:
+    """``objects_from`` of the metadata file at ``path``; ``"first"`` when there is none."""
+    if not path.is_file():
+        return "first"
+    try:
+        mode = json.loads(path.read_text(encoding="utf-8")).get("objects_from", "all")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise CorruptFileError(f"metadata is not valid JSON ({exc})", path) from exc
+    if mode not in OBJECT_MODES:
+        raise DatasetError(f"objects_from must be one of {OBJECT_MODES}, got {mode!r}", path)
+    return str(mode)
 
 
 _REQUIRED_INT = ("num_frames", "num_objects", "num_scribbles")
@@ -257,10 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="DAVIS-layout dataset folder")
     parser.add_argument("--resolution", default="480p", help="resolution folder name (default 480p)")
     parser.add_argument("--verify-frames", action="store_true", help="also decode every JPEG frame")
+    parser.add_argument(
+        "--objects", choices=OBJECT_MODES, default="first",
+        help="object count from the first annotated frame (DAVIS convention, default; later unknown ids "
+        "are refused) or the largest id over all frames (objects that enter later, e.g. YouTube-VOS)",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        path = write_metadata(args.root, args.resolution, verify_frames=args.verify_frames)
+        path = write_metadata(
+            args.root, args.resolution, verify_frames=args.verify_frames, objects=args.objects
+        )
     except IvosError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -40,6 +40,8 @@ from ivos_rl.utils.logging import get_logger, setup_logging
 GENERATOR_FORMAT = "ivos-rl/synthetic"
 GENERATOR_VERSION = 1
 INFO_FILE = "synthetic.json"
+#: what make-synthetic writes at the top of its folder; --overwrite replaces these and nothing else
+OWNED_ENTRIES = ("JPEGImages", "Annotations", "ImageSets", "Scribbles", "davis-*.json", INFO_FILE)
 _N_VERTICES = 72
 _MAX_ATTEMPTS = 40
 _log = get_logger(__name__)
@@ -711,7 +713,7 @@ def generate_dataset(
         n_scribble_variants=n_scribble_variants,
     )
     root = Path(root)
-    with staged_directory(root, overwrite=overwrite) as tmp:
+    with staged_directory(root, overwrite=overwrite, owned=OWNED_ENTRIES, marker=INFO_FILE) as tmp:
         names, events = [], {}
         for i in range(params.n_sequences):
             seq = generate_sequence(params, i)
@@ -731,7 +733,7 @@ def generate_dataset(
             write_initial_scribbles(
                 tmp, resolution=resolution, n_variants=params.n_scribble_variants, seed=params.seed
             )
-        write_metadata(tmp, resolution)
+        write_metadata(tmp, resolution, objects="all")  # generated: an object may be hidden at t=0
         info = {
             "format": GENERATOR_FORMAT,
             "version": GENERATOR_VERSION,
@@ -828,7 +830,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scribbles", action="store_true", help="do not write initial scribbles")
     parser.add_argument("--no-occluder", action="store_true", help="no full-occlusion pillar")
     parser.add_argument("--no-leave", action="store_true", help="no object leaves the frame")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a folder make-synthetic wrote before (only its own entries; other files are kept)",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     try:

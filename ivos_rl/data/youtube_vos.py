@@ -24,6 +24,7 @@ import numpy as np
 from ivos_rl.data import layout
 from ivos_rl.data.imageio import read_image, read_mask, resize_image, resize_labels, write_jpeg, write_mask
 from ivos_rl.data.metadata import write_metadata
+from ivos_rl.data.splits import rank_by_name
 from ivos_rl.data.staging import staged_directory
 from ivos_rl.errors import (
     CorruptFileError,
@@ -37,6 +38,8 @@ from ivos_rl.utils.io import atomic_write_json, atomic_write_text
 from ivos_rl.utils.logging import get_logger, setup_logging
 
 MAPPING_FILE = "youtube_vos.json"
+#: what convert-youtube-vos writes at the top of its folder; --overwrite replaces these and nothing else
+OWNED_ENTRIES = ("JPEGImages", "Annotations", "ImageSets", "davis-*.json", MAPPING_FILE)
 MAPPING_FORMAT = "ivos-rl/youtube-vos-conversion"
 _log = get_logger(__name__)
 
@@ -116,9 +119,9 @@ def select_videos(
         raise InputValidationError(
             f"n_videos must be in 1..{len(eligible)} (eligible videos), got {n_videos!r}"
         )
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(eligible), size=n_videos, replace=False)
-    return sorted(eligible[i] for i in picked)
+    # by name hash, not list position: a smaller n picks a subset of a larger n's videos, and
+    # adding or removing other videos does not change which of these are picked
+    return sorted(rank_by_name(eligible, seed)[:n_videos])
 
 
 def _convert_video(
@@ -213,14 +216,14 @@ def convert_youtube_vos(
         "resolution": resolution,
         "videos": {},
     }
-    with staged_directory(dst, overwrite=overwrite) as tmp:
+    with staged_directory(dst, overwrite=overwrite, owned=OWNED_ENTRIES, marker=MAPPING_FILE) as tmp:
         for vid in chosen:
             mapping["videos"][vid] = _convert_video(
                 src, tmp, vid, meta[vid], resolution, height, jpeg_quality
             )
             _log.info("converted %s: %d frames", vid, len(mapping["videos"][vid]["frames"]))
         atomic_write_text(layout.image_set_file(tmp, image_set), "\n".join(chosen) + "\n")
-        write_metadata(tmp, resolution)
+        write_metadata(tmp, resolution, objects="all")  # YouTube-VOS objects may enter later
         atomic_write_json(tmp / MAPPING_FILE, mapping)
     return mapping
 

@@ -9,9 +9,7 @@ never silently builds a random model: a missing, truncated or foreign file raise
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.quality.model import QualityNet, QualityNetConfig
 from ivos_rl.utils.io import atomic_path
+from ivos_rl.utils.torch_io import safe_torch_load
 
 FORMAT = "ivos_rl.quality"
 VERSION = 1
@@ -64,12 +63,7 @@ def save_checkpoint(
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and validate a checkpoint file; raise :class:`CheckpointError` naming what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"quality checkpoint does not exist: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"quality checkpoint {path} is truncated or corrupt: {exc}") from exc
+    payload = safe_torch_load(path, "quality", map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         fmt = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not an ivos_rl quality checkpoint (format {fmt!r})")

@@ -1,4 +1,4 @@
-"""Atomic writes: a file is either absent or complete, never half-written."""
+"""Safe outputs: atomic writes (a file is either absent or complete) and writable-folder checks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ivos_rl.errors import OutputError
 
 
 @contextlib.contextmanager
@@ -53,3 +55,26 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     """Serialise ``obj`` as JSON and write it atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def ensure_writable_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and prove it writable by creating and removing a probe file.
+
+    Call it before any compute, so a read-only or impossible output folder fails in the first second
+    instead of after hours of work. ``os.access`` is not trusted (it ignores read-only mounts and
+    ACL subtleties); a real write is. Raises :class:`OutputError` naming the folder.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"output path {p} exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {p}: {e.strerror or e}") from e
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=p)
+    except OSError as e:
+        raise OutputError(f"output folder {p} is not writable: {e.strerror or e}") from e
+    os.close(fd)
+    os.unlink(probe)
+    return p

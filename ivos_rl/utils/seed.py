@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
-import hashlib
 
 import numpy as np
 
