@@ -61,6 +61,11 @@ def _by_sequence(auc: pd.Series) -> pd.Series:
     return auc.groupby(auc.index.str.rsplit("/", n=1).str[0]).mean()
 
 
+def gap_markdown(table: pd.DataFrame) -> str:
+    """Markdown of a :func:`gap_closed` table (two decimals, the video count as an integer)."""
+    return to_markdown(table.astype({"videos": int}).astype({"videos": str}), ".2f")
+
+
 def _interval(draws: np.ndarray) -> tuple[float, float]:
     """95% percentile interval of bootstrap draws, ignoring undefined ones (NaN when all are)."""
     finite = draws[np.isfinite(draws)]
@@ -485,7 +490,7 @@ def _report_gap_closed(
 
     gaps = gap_closed_tables(runs, n_boot=n_boot)
     if gaps:
-        md = "\n\n".join(f"### {col}\n\n{to_markdown(t, '.2f')}" for col, t in gaps.items())
+        md = "\n\n".join(f"### {col}\n\n{gap_markdown(t)}" for col, t in gaps.items())
         atomic_write_text(out / "gap_closed.md", md + "\n")
         print(f"\nGap closed = (AUC - Random) / (Oracle-Lookahead - Random), paired 95% CI over videos\n{md}")
     return gaps

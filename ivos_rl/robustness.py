@@ -33,7 +33,7 @@ from scipy.stats import rankdata
 from ivos_rl.annotators import build_annotators
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.evaluation import evaluate
-from ivos_rl.reporting import gap_closed, per_sample_auc, to_markdown
+from ivos_rl.reporting import gap_closed, gap_markdown, per_sample_auc, to_markdown
 from ivos_rl.utils import seed_everything
 from ivos_rl.utils.io import atomic_path, atomic_write_json, atomic_write_text
 from ivos_rl.utils.logging import get_logger
@@ -286,7 +286,7 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
     gaps = _gap_closed(per_sample, names)
     if gaps is not None:
         md += ("\n\nGap closed = (AUC - Random) / (Oracle-Lookahead - Random), per-sample AUC averaged over "
-               f"annotators, paired bootstrap 95% over videos:\n\n{to_markdown(gaps, '.3f')}")
+               f"annotators, paired bootstrap 95% over videos:\n\n{gap_markdown(gaps)}")
     print(f"\n{md}\n")
     files = {
         "csv": out_dir / "robustness.csv",
