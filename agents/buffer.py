@@ -7,7 +7,14 @@ padded. The buffer draws samples with its own ``np.random.Generator`` whose stat
 
 ``PrioritizedReplayBuffer`` implements proportional prioritisation (Schaul et al., 2016) on a
 sum-tree: P(i) = p_i^alpha / sum_k p_k^alpha, stratified sampling over the priority mass, and
-importance weights (N P(i))^-beta normalised by the largest weight in the batch.
+importance weights (N P(i))^-beta normalised by the largest weight in the batch. The buffer owns
+``beta`` and its schedule (linear from ``beta_start`` to ``beta_end`` over ``beta_anneal_samples``
+calls to :meth:`~PrioritizedReplayBuffer.sample`, Schaul et al. §3.4), so the training loop never
+passes it; the uniform buffer has neither ``beta`` nor priorities.
+
+A transition may bootstrap several steps ahead (n-step returns): ``n_steps`` records how far, so
+the learner discounts the bootstrap by gamma^n_steps. :class:`DemonstrationBuffer` holds expert
+(state, action) pairs for the large-margin loss (DQfD) and samples them with its own generator.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ class Batch(NamedTuple):
     rewards: np.ndarray  # (B,) float32, raw (unscaled) rewards
     next_obs: np.ndarray  # (B, N, 2) float32
     dones: np.ndarray  # (B,) float32, 1.0 where the transition is terminal
+    n_steps: np.ndarray  # (B,) int64, env steps between obs and next_obs (bootstrap gamma^n_steps)
     weights: np.ndarray  # (B,) float32
     indices: np.ndarray  # (B,) int64 slots, for priority updates
 
@@ -60,6 +68,7 @@ class ReplayBuffer:
         self.actions = np.zeros(self.capacity, dtype=np.int64)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.n_steps = np.ones(self.capacity, dtype=np.int64)
         self.pos = 0
         self.size = 0
 
@@ -78,15 +87,20 @@ class ReplayBuffer:
         if not np.isfinite(reward):
             raise InputValidationError(f"reward must be finite, got {reward}")
 
-    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, done: bool) -> int:
+    def add(
+        self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, done: bool, n_steps: int = 1
+    ) -> int:
         """Store one transition, overwriting the oldest when full; return its slot."""
         self._check(obs, action, reward, next_obs)
+        if isinstance(n_steps, bool) or int(n_steps) < 1:
+            raise InputValidationError(f"n_steps must be an int >= 1, got {n_steps!r}")
         i = self.pos
         self.obs[i] = obs
         self.next_obs[i] = next_obs
         self.actions[i] = int(action)
         self.rewards[i] = float(reward)
         self.dones[i] = 1.0 if done else 0.0
+        self.n_steps[i] = int(n_steps)
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         self._on_add(i)
@@ -102,21 +116,23 @@ class ReplayBuffer:
             rewards=self.rewards[idx].copy(),
             next_obs=self.next_obs[idx].copy(),
             dones=self.dones[idx].copy(),
+            n_steps=self.n_steps[idx].copy(),
             weights=weights.astype(np.float32),
             indices=idx.astype(np.int64),
         )
 
-    def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
-        """Uniform sample with replacement (``beta`` is ignored; kept for a common signature)."""
+    def _check_sample(self, batch_size: int) -> int:
         if self.size == 0:
             raise InputValidationError("cannot sample from an empty replay buffer")
-        if int(batch_size) < 1:
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise InputValidationError(f"batch_size must be >= 1, got {batch_size}")
-        idx = self.rng.integers(0, self.size, size=int(batch_size))
-        return self._gather(idx, np.ones(int(batch_size), dtype=np.float32))
+        return int(batch_size)
 
-    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
-        """No-op for uniform replay."""
+    def sample(self, batch_size: int) -> Batch:
+        """Uniform sample with replacement; importance weights are all ones."""
+        b = self._check_sample(batch_size)
+        idx = self.rng.integers(0, self.size, size=b)
+        return self._gather(idx, np.ones(b, dtype=np.float32))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: contents, cursor and generator state."""
@@ -132,6 +148,7 @@ class ReplayBuffer:
             "actions": self.actions[:n].copy(),
             "rewards": self.rewards[:n].copy(),
             "dones": self.dones[:n].copy(),
+            "n_steps": self.n_steps[:n].copy(),
             "rng": self.rng.bit_generator.state,
         }
 
@@ -146,10 +163,12 @@ class ReplayBuffer:
                 f"buffer checkpoint has capacity {state['capacity']} / obs_shape "
                 f"{tuple(state['obs_shape'])}, expected {self.capacity} / {self.obs_shape}"
             )
+        if "n_steps" not in state:
+            raise CheckpointError("buffer checkpoint has no 'n_steps' (written before n-step returns)")
         n = int(state["size"])
         self.size = n
         self.pos = int(state["pos"])
-        for name in ("obs", "next_obs", "actions", "rewards", "dones"):
+        for name in ("obs", "next_obs", "actions", "rewards", "dones", "n_steps"):
             getattr(self, name)[:n] = state[name]
         self.rng.bit_generator.state = state["rng"]
 
@@ -198,7 +217,11 @@ class SumTree:
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
-    """Proportional prioritised replay; new transitions get the current maximum priority."""
+    """Proportional prioritised replay; new transitions get the current maximum priority.
+
+    ``beta`` grows linearly from ``beta_start`` to ``beta_end`` over ``beta_anneal_samples`` calls
+    to :meth:`sample` (0: constant ``beta_start``); the count is part of ``state_dict()``.
+    """
 
     def __init__(
         self,
@@ -207,29 +230,46 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         seed: int | np.random.Generator = 0,
         alpha: float = 0.6,
         eps: float = 1e-6,
+        beta_start: float = 0.4,
+        beta_end: float = 1.0,
+        beta_anneal_samples: int = 0,
     ) -> None:
         super().__init__(capacity, obs_shape, seed)
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"prioritized replay alpha must be in [0, 1], got {alpha}")
         if eps <= 0.0:
             raise ConfigError(f"prioritized replay eps must be > 0, got {eps}")
+        if not (0.0 <= beta_start <= 1.0 and 0.0 <= beta_end <= 1.0):
+            raise ConfigError(
+                f"prioritized replay beta_start/beta_end must be in [0, 1], got {beta_start}/{beta_end}"
+            )
+        if isinstance(beta_anneal_samples, bool) or int(beta_anneal_samples) < 0:
+            raise ConfigError(f"beta_anneal_samples must be an int >= 0, got {beta_anneal_samples!r}")
         self.alpha = float(alpha)
         self.eps = float(eps)
+        self.beta_start = float(beta_start)
+        self.beta_end = float(beta_end)
+        self.beta_anneal_samples = int(beta_anneal_samples)
+        self.samples_drawn = 0
         self.tree = SumTree(self.capacity)
         self.max_priority = 1.0
+
+    @property
+    def beta(self) -> float:
+        """Importance-weight exponent of the next :meth:`sample` call (the schedule's current value)."""
+        if self.beta_anneal_samples == 0:
+            return self.beta_start
+        frac = min(self.samples_drawn, self.beta_anneal_samples) / self.beta_anneal_samples
+        return self.beta_start + frac * (self.beta_end - self.beta_start)
 
     def _on_add(self, index: int) -> None:
         self.tree.update(np.array([index]), np.array([self.max_priority**self.alpha]))
 
-    def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
+    def sample(self, batch_size: int) -> Batch:
         """Stratified proportional sample with importance weights (N P(i))^-beta / max."""
-        if self.size == 0:
-            raise InputValidationError("cannot sample from an empty replay buffer")
-        if int(batch_size) < 1:
-            raise InputValidationError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0.0 <= beta <= 1.0:
-            raise InputValidationError(f"beta must be in [0, 1], got {beta}")
-        b = int(batch_size)
+        b = self._check_sample(batch_size)
+        beta = self.beta
+        self.samples_drawn += 1
         total = self.tree.total
         bounds = np.arange(b + 1, dtype=np.float64) * (total / b)
         mass = bounds[:-1] + self.rng.random(b) * (bounds[1:] - bounds[:-1])
@@ -255,6 +295,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             eps=self.eps,
             tree=self.tree.nodes.copy(),
             max_priority=self.max_priority,
+            beta=[self.beta_start, self.beta_end, self.beta_anneal_samples],
+            samples_drawn=self.samples_drawn,
         )
         return state
 
@@ -266,6 +308,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.eps = float(state["eps"])
         self.tree.nodes[:] = state["tree"]
         self.max_priority = float(state["max_priority"])
+        stored_beta = [float(state["beta"][0]), float(state["beta"][1]), int(state["beta"][2])]
+        if stored_beta != [self.beta_start, self.beta_end, self.beta_anneal_samples]:
+            raise CheckpointError(
+                f"buffer checkpoint has beta schedule {stored_beta}, expected "
+                f"{[self.beta_start, self.beta_end, self.beta_anneal_samples]}"
+            )
+        self.samples_drawn = int(state["samples_drawn"])
 
 
 def build_buffer(
@@ -274,8 +323,86 @@ def build_buffer(
     seed: int | np.random.Generator = 0,
     prioritized: bool = False,
     alpha: float = 0.6,
+    beta_start: float = 0.4,
+    beta_end: float = 1.0,
+    beta_anneal_samples: int = 0,
 ) -> ReplayBuffer:
-    """Uniform or prioritized buffer from config values."""
+    """Uniform or prioritized buffer from config values (the beta settings apply to prioritized only)."""
     if prioritized:
-        return PrioritizedReplayBuffer(capacity, obs_shape, seed, alpha=alpha)
+        return PrioritizedReplayBuffer(
+            capacity, obs_shape, seed, alpha=alpha, beta_start=beta_start, beta_end=beta_end,
+            beta_anneal_samples=beta_anneal_samples,
+        )
     return ReplayBuffer(capacity, obs_shape, seed)
+
+
+class DemoBatch(NamedTuple):
+    """Expert (state, action) pairs for the large-margin loss."""
+
+    obs: np.ndarray  # (B, N, 2) float32
+    actions: np.ndarray  # (B,) int64
+
+
+class DemonstrationBuffer:
+    """Ring buffer of expert (state, action) pairs (e.g. a strategy's choices), sampled uniformly."""
+
+    def __init__(
+        self, capacity: int, obs_shape: tuple[int, ...] = (25, 2), seed: int | np.random.Generator = 0
+    ) -> None:
+        if int(capacity) < 1:
+            raise ConfigError(f"demonstration buffer capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.obs_shape = tuple(int(s) for s in obs_shape)
+        self.rng = _make_rng(seed)
+        self.obs = np.zeros((self.capacity, *self.obs_shape), dtype=np.float32)
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.pos = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: np.ndarray, action: int) -> None:
+        """Store the expert's ``action`` in state ``obs``, overwriting the oldest pair when full."""
+        if np.shape(obs) != self.obs_shape:
+            raise InputValidationError(
+                f"demonstration buffer holds shape {self.obs_shape}, got {np.shape(obs)}"
+            )
+        if not 0 <= int(action) < self.obs_shape[0]:
+            raise InputValidationError(f"demonstration action {action} outside [0, {self.obs_shape[0]})")
+        self.obs[self.pos] = obs
+        self.actions[self.pos] = int(action)
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int) -> DemoBatch:
+        if self.size == 0:
+            raise InputValidationError("cannot sample from an empty demonstration buffer")
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
+            raise InputValidationError(f"batch_size must be >= 1, got {batch_size}")
+        idx = self.rng.integers(0, self.size, size=int(batch_size))
+        return DemoBatch(obs=self.obs[idx].copy(), actions=self.actions[idx].copy())
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self.size
+        return {
+            "capacity": self.capacity,
+            "obs_shape": list(self.obs_shape),
+            "pos": self.pos,
+            "size": n,
+            "obs": self.obs[:n].copy(),
+            "actions": self.actions[:n].copy(),
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["capacity"]) != self.capacity or tuple(state["obs_shape"]) != self.obs_shape:
+            raise CheckpointError(
+                f"demonstration buffer checkpoint has capacity {state['capacity']} / obs_shape "
+                f"{tuple(state['obs_shape'])}, expected {self.capacity} / {self.obs_shape}"
+            )
+        n = int(state["size"])
+        self.size, self.pos = n, int(state["pos"])
+        self.obs[:n] = state["obs"]
+        self.actions[:n] = state["actions"]
+        self.rng.bit_generator.state = state["rng"]

@@ -5,6 +5,11 @@ Each held-out sample (sequence, initial scribble) is played once per policy in a
 recommendation; r_i is the mean over samples of the frame-mean J&F after round i, and the score
 is IVOS-W's round-AUC of ``[0, r_1, ..., r_N]`` (:func:`ivos_rl.summary.auc_rounds`). Random and
 Worst see exactly the samples the agent sees, so their AUCs are a fair reference for it.
+
+Only the env's public Gymnasium API (``reset(seed, options={"sample": ...})``, ``step``, ``info``)
+is used, so the validator does not depend on how the env runs a round internally.
+:class:`Validator` caches the reference AUCs (they do not change during training) and carries
+them through checkpoints.
 """
 
 from __future__ import annotations
@@ -74,3 +79,30 @@ def reference_curves(env: Any, samples: list[tuple[str, int]], seed: int = 0) ->
         "random": round_curves(env, random_policy, samples, seed, on_sample=lambda i: rand.reset(seed=i)),
         "worst": round_curves(env, worst_policy, samples, seed),
     }
+
+
+class Validator:
+    """Round-AUC of the greedy agent on held-out samples, next to Random and Worst (computed once)."""
+
+    def __init__(self, env: Any, samples: list[tuple[str, int]], seed: int = 0) -> None:
+        self.env = env
+        self.samples = list(samples)
+        self.seed = int(seed)
+        self.references: dict[str, float] | None = None
+
+    def __call__(self, greedy: Callable[[np.ndarray], int]) -> dict[str, float]:
+        """{"agent": AUC of ``greedy``, "random": ..., "worst": ...} on the held-out samples."""
+        agent_curves = round_curves(self.env, lambda obs, _info: greedy(obs), self.samples, self.seed)
+        if self.references is None:
+            refs = reference_curves(self.env, self.samples, self.seed)
+            self.references = {k: curve_auc(v)[1] for k, v in refs.items()}
+        return {"agent": curve_auc(agent_curves)[1], **self.references}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"references": self.references}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.references = state["references"]
+
+    def close(self) -> None:
+        self.env.close()

@@ -348,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary:
         all_seqs = (Path(args.root) / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
         configs = {Path(c).stem: _read_csv(c) for c in args.summary}
+        # Paired: only the (video, strategy) pairs that every configuration has measured.
+        keys = [{(r["sequence"], r["strategy"]) for r in rows} for rows in configs.values()]
+        pairs = set.intersection(*keys)
+        configs = {n: [r for r in rows if (r["sequence"], r["strategy"]) in pairs]
+                   for n, rows in configs.items()}
         for name, rows in configs.items():
             print(f"== {name}")
             summarise(rows, all_seqs)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ivos_rl.data.splits import split_sequences
 from ivos_rl.envs.baseline import RandomBaseline, build_random_baseline
 from ivos_rl.envs.frame_recommendation import FrameRecommendationEnv
 from ivos_rl.errors import CheckpointError, ConfigError
@@ -56,32 +56,6 @@ def build_components(cfg: DictConfig) -> Components:
         robot=robot,
         quality=quality_obj,
     )
-
-
-def split_sequences(sequences: list[str], n_val: int | list[str], seed: int) -> tuple[list[str], list[str]]:
-    """Deterministic split into (train, held-out) sequences.
-
-    ``n_val`` is a count (drawn with ``seed`` from a permutation, so the split does not depend
-    on the order of the list) or an explicit list of held-out names.
-    """
-    seqs = sorted(sequences)
-    if isinstance(n_val, (list, tuple)) or (hasattr(n_val, "__iter__") and not isinstance(n_val, str)):
-        val = [str(s) for s in n_val]  # type: ignore[union-attr]
-        unknown = sorted(set(val) - set(seqs))
-        if unknown:
-            raise ConfigError(f"held-out sequences {unknown} are not in the dataset")
-    else:
-        k = int(n_val)
-        if not 0 <= k < len(seqs):
-            raise ConfigError(
-                f"val_sequences must be in [0, {len(seqs) - 1}] for {len(seqs)} sequences, got {k}"
-            )
-        perm = np.random.default_rng(int(seed)).permutation(len(seqs))
-        val = sorted(seqs[i] for i in perm[:k])
-    train = [s for s in seqs if s not in set(val)]
-    if not train:
-        raise ConfigError("no training sequences left after holding out the validation ones")
-    return train, val
 
 
 def samples_of(

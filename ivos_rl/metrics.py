@@ -31,6 +31,7 @@ import numpy as np
 from ivos_rl.errors import InputValidationError
 
 __all__ = [
+    "METRIC_KEYS",
     "as_label_stack",
     "batched_f_measure",
     "batched_j_and_f",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 VOID_ID = 255
+
+METRIC_KEYS: tuple[str, ...] = ("J", "F", "J_AND_F")
+"""The per-frame measures of the protocol: region J, boundary F and their mean J&F (the one list)."""
 
 
 def disk_footprint(radius: float) -> np.ndarray:

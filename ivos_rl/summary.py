@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ivos_rl.errors import InputValidationError
+from ivos_rl.metrics import METRIC_KEYS
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -47,7 +48,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the report DataFrame, in davisinteractive's order."""
 
-METRIC_COLUMNS: dict[str, str] = {"J": "jaccard", "F": "contour", "J_AND_F": "j_and_f"}
+METRIC_COLUMNS: dict[str, str] = dict(zip(METRIC_KEYS, ("jaccard", "contour", "j_and_f"), strict=True))
 """``metric_to_optimize`` name -> report column."""
 
 _VALUES = ("jaccard", "contour", "j_and_f", "timing")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ivos_rl.agents.buffer import PrioritizedReplayBuffer, ReplayBuffer, SumTree, build_buffer
+from ivos_rl.agents.buffer import (
+    DemonstrationBuffer,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    SumTree,
+    build_buffer,
+)
 from ivos_rl.errors import CheckpointError, InputValidationError
 
 
@@ -78,11 +84,11 @@ def test_sum_tree_prefix_queries() -> None:
 
 
 def test_prioritized_sampling_and_weights_by_hand() -> None:
-    buf = PrioritizedReplayBuffer(capacity=4, obs_shape=(4, 2), seed=0, alpha=1.0, eps=1e-12)
+    buf = PrioritizedReplayBuffer(capacity=4, obs_shape=(4, 2), seed=0, alpha=1.0, eps=1e-12, beta_start=1.0)
     _fill(buf, 2)
     buf.update_priorities(np.array([0, 1]), np.array([1.0, -3.0]))  # P = [0.25, 0.75]
     # 8 strata of width 0.5 over a mass of 4: the first two fall in slot 0, the rest in slot 1.
-    batch = buf.sample(8, beta=1.0)
+    batch = buf.sample(8)
     np.testing.assert_array_equal(batch.indices, [0, 0, 1, 1, 1, 1, 1, 1])
     # w_i = (N P_i)^-1 = [2, 2/3], normalised by the max -> [1, 1/3].
     np.testing.assert_allclose(batch.weights, [1, 1] + [1 / 3] * 6, rtol=1e-6)
@@ -102,3 +108,60 @@ def test_prioritized_state_round_trip() -> None:
     np.testing.assert_array_equal(x.weights, y.weights)
     with pytest.raises(CheckpointError, match="PrioritizedReplayBuffer"):
         ReplayBuffer(capacity=6, obs_shape=(4, 2)).load_state_dict(a.state_dict())
+
+
+def test_uniform_buffer_has_no_priorities_or_beta() -> None:
+    buf = ReplayBuffer(capacity=4, obs_shape=(4, 2))
+    assert not hasattr(buf, "update_priorities") and not hasattr(buf, "beta")
+    _fill(buf, 2)
+    with pytest.raises(TypeError):
+        buf.sample(2, beta=0.5)  # type: ignore[call-arg]
+
+
+def test_prioritized_buffer_owns_its_beta_schedule() -> None:
+    buf = PrioritizedReplayBuffer(
+        capacity=4, obs_shape=(4, 2), seed=0, alpha=1.0, eps=1e-12, beta_start=0.0, beta_end=1.0,
+        beta_anneal_samples=2,
+    )
+    _fill(buf, 2)
+    buf.update_priorities(np.array([0, 1]), np.array([1.0, -3.0]))  # P = [0.25, 0.75]
+    # beta = 0, 0.5, 1, 1 on successive calls; weights (N P)^-beta / max with N P = [0.5, 1.5].
+    assert buf.beta == 0.0
+    np.testing.assert_allclose(buf.sample(8).weights, [1.0] * 8)
+    assert buf.beta == 0.5
+    np.testing.assert_allclose(buf.sample(8).weights, [1.0] * 2 + [(1 / 3) ** 0.5] * 6, rtol=1e-6)
+    np.testing.assert_allclose(buf.sample(8).weights, [1.0] * 2 + [1 / 3] * 6, rtol=1e-6)
+    assert buf.beta == 1.0 and buf.samples_drawn == 3  # stays at beta_end
+    # The schedule's position is part of the state; another schedule is refused.
+    other = PrioritizedReplayBuffer(capacity=4, obs_shape=(4, 2), alpha=1.0, eps=1e-12, beta_start=0.0,
+                                    beta_end=1.0, beta_anneal_samples=2)
+    other.load_state_dict(buf.state_dict())
+    assert other.beta == 1.0
+    with pytest.raises(CheckpointError, match="beta schedule"):
+        PrioritizedReplayBuffer(capacity=4, obs_shape=(4, 2), alpha=1.0, eps=1e-12).load_state_dict(
+            buf.state_dict()
+        )
+
+
+def test_n_steps_are_stored_and_sampled() -> None:
+    buf = ReplayBuffer(capacity=2, obs_shape=(4, 2), seed=0)
+    buf.add(_obs(0), 0, 1.0, _obs(1), False, n_steps=1)
+    buf.add(_obs(1), 1, 2.0, _obs(3), False, n_steps=3)
+    batch = buf.sample(16)
+    np.testing.assert_array_equal(batch.n_steps, np.where(batch.indices == 1, 3, 1))
+    with pytest.raises(InputValidationError, match="n_steps"):
+        buf.add(_obs(0), 0, 1.0, _obs(1), False, n_steps=0)
+
+
+def test_demonstration_buffer_round_trip() -> None:
+    demos = DemonstrationBuffer(capacity=2, obs_shape=(4, 2), seed=5)
+    for i in range(3):  # wraps: pairs (1, 1) and (2, 2) remain
+        demos.add(_obs(i), i)
+    batch = demos.sample(6)
+    np.testing.assert_array_equal(batch.obs[:, 0, 0], batch.actions.astype(np.float32))
+    assert set(batch.actions.tolist()) <= {1, 2}
+    copy = DemonstrationBuffer(capacity=2, obs_shape=(4, 2), seed=0)
+    copy.load_state_dict(demos.state_dict())
+    np.testing.assert_array_equal(copy.sample(6).actions, demos.sample(6).actions)
+    with pytest.raises(InputValidationError, match="action 4"):
+        demos.add(_obs(0), 4)

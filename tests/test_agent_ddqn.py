@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from ivos_rl.agents.buffer import Batch
-from ivos_rl.agents.ddqn import DDQNLearner
+from ivos_rl.agents.buffer import Batch, DemoBatch
+from ivos_rl.agents.ddqn import DDQNLearner, large_margin_loss
 from ivos_rl.agents.qnet import QNetwork
 from ivos_rl.errors import ConfigError
 
@@ -24,7 +24,7 @@ class PerFrameLinear(nn.Module):
         return self.v * state[..., 0]
 
 
-def _batch(rewards: list[float], dones: list[float]) -> Batch:
+def _batch(rewards: list[float], dones: list[float], n_steps: list[int] | None = None) -> Batch:
     b = len(rewards)
     obs = np.zeros((b, 3, 2), dtype=np.float32)
     obs[:, :, 0] = [0.2, 0.4, 0.6]
@@ -36,6 +36,7 @@ def _batch(rewards: list[float], dones: list[float]) -> Batch:
         rewards=np.array(rewards, dtype=np.float32),
         next_obs=next_obs,
         dones=np.array(dones, dtype=np.float32),
+        n_steps=np.array(n_steps or [1] * b, dtype=np.int64),
         weights=np.ones(b, dtype=np.float32),
         indices=np.arange(b),
     )
@@ -51,14 +52,44 @@ def _learner(**kw: object) -> DDQNLearner:
 def test_target_double_vs_plain_by_hand() -> None:
     learner = _learner()
     batch = _batch(rewards=[1.0, -2.0], dones=[0.0, 1.0])
-    r, d, nxt = (torch.as_tensor(x) for x in (batch.rewards, batch.dones, batch.next_obs))
+    nxt = torch.as_tensor(batch.next_obs)
     # Policy Q(s') = [0.1, 0.5, 0.3] -> a' = 1; target Q(s') = [1.0, 0.5, 0.3].
-    # Double: 0.1 * 1 + 0.95 * Q^T(s', 1) = 0.1 + 0.475 = 0.575; terminal: 0.1 * -2 = -0.2.
-    double = learner._target_q(r, d, nxt, is_double=True)
-    torch.testing.assert_close(double, torch.tensor([0.575, -0.2]))
-    # Plain DQN bootstraps with max_a Q^T(s', a) = 1.0: 0.1 + 0.95 = 1.05.
-    plain = learner._target_q(r, d, nxt, is_double=False)
-    torch.testing.assert_close(plain, torch.tensor([1.05, -0.2]))
+    # _target_q is the bootstrap alone: double Q^T(s', 1) = 0.5; plain max_a Q^T(s', a) = 1.0.
+    torch.testing.assert_close(learner._target_q(nxt, is_double=True), torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(learner._target_q(nxt, is_double=False), torch.tensor([1.0, 1.0]))
+    # Eq. 5: 0.1 * 1 + 0.95 * 0.5 = 0.575; terminal: 0.1 * -2 = -0.2 (no bootstrap).
+    torch.testing.assert_close(learner.targets(batch), torch.tensor([0.575, -0.2]))
+    plain = _learner(is_double=False)
+    torch.testing.assert_close(plain.targets(batch), torch.tensor([1.05, -0.2]))  # 0.1 + 0.95 * 1.0
+
+
+def test_n_step_target_by_hand() -> None:
+    learner = _learner(gamma=0.5)
+    # A 3-step transition whose raw reward sum is R = 1 + 0.5 * 2 + 0.25 * 4 = 3 (built by the
+    # collector): y = 0.1 * 3 + 0.5^3 * Q^T(s', 1) = 0.3 + 0.125 * 0.5 = 0.3625; one step: 0.3 + 0.25.
+    batch = _batch(rewards=[3.0, 3.0, 3.0], dones=[0.0, 0.0, 1.0], n_steps=[3, 1, 3])
+    torch.testing.assert_close(learner.targets(batch), torch.tensor([0.3625, 0.55, 0.3]))
+
+
+def test_large_margin_loss_by_hand() -> None:
+    q = torch.tensor([[1.0, 0.5, 0.2], [0.0, 2.0, 1.95]])
+    # Row 0, expert a=0: max(1 + 0, 0.5 + 0.8, 0.2 + 0.8) - 1 = 1.3 - 1 = 0.3.
+    # Row 1, expert a=1 beats the others by >= 0.05 only: max(0.8, 2.0, 2.75) - 2.0 = 0.75.
+    out = large_margin_loss(q, torch.tensor([0, 1]), margin=0.8)
+    torch.testing.assert_close(out, torch.tensor([0.3, 0.75]))
+    # Zero once the expert's action leads by the margin.
+    assert large_margin_loss(q, torch.tensor([1]).repeat(2), margin=0.0)[1].item() == 0.0
+
+
+def test_update_adds_weighted_margin_loss() -> None:
+    learner = _learner(lr=1e-3, grad_clip_value=None, demo_margin=0.8, demo_weight=0.5)
+    demo_obs = np.zeros((1, 3, 2), dtype=np.float32)
+    demo_obs[0, :, 0] = [1.0, 0.5, 0.2]  # Q = v * q = [1.0, 0.5, 0.2]; expert a=0 -> margin loss 0.3
+    demos = DemoBatch(obs=demo_obs, actions=np.array([0]))
+    out = learner.update(_batch(rewards=[1.0, -2.0], dones=[0.0, 1.0]), demos)
+    td_loss = ((0.6 - 0.575) ** 2 + (0.6 + 0.2) ** 2) / 2
+    assert out["demo_loss"] == pytest.approx(0.3, rel=1e-6)
+    assert out["loss"] == pytest.approx(td_loss + 0.5 * 0.3, rel=1e-6)
 
 
 def test_update_loss_is_mse_to_target() -> None:
@@ -103,6 +134,7 @@ def test_updates_are_deterministic_on_cpu() -> None:
                 rewards=rng.standard_normal(4).astype(np.float32),
                 next_obs=rng.random((4, 5, 2), dtype=np.float32),
                 dones=(rng.random(4) < 0.5).astype(np.float32),
+                n_steps=np.ones(4, dtype=np.int64),
                 weights=np.ones(4, dtype=np.float32),
                 indices=np.arange(4),
             )

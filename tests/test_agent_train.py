@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -17,43 +18,22 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.agents.checkpoint import load_policy, load_training_checkpoint
+from ivos_rl.agents.config import HydraJob
 from ivos_rl.agents.train import train
-from ivos_rl.errors import CheckpointError
+from ivos_rl.errors import CheckpointError, ConfigError, OutputError
+from ivos_rl.provenance import ProvenanceError, read_manifest
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHARED_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-train"
 
 
 def tiny_config(dataset_root: Path, out_dir: Path, baseline: Path, *extra: str) -> DictConfig:
-    """The shipped train_agent config shrunk to seconds: 8-frame subsequences, 3 steps, small net."""
+    """The shared smoke config (``+experiment=debug_tiny``) on the session's synthetic dataset."""
     overrides = [
-        "~dataset",
-        f"+dataset={{_target_:ivos_rl.data.DavisDataset,root:'{dataset_root}',image_set:2017/train,"
-        "sequences:[synthetic-000,synthetic-001]}",
-        "backend=simulated",
-        "robot=null",
-        "env.interaction=fast",
-        "eval_env.interaction=fast",
-        "env.subsequence_length=8",
-        "env.horizon=3",
-        "env.transition_cache=5000",
-        "eval_env.horizon=3",
+        "+experiment=debug_tiny",
+        f"dataset.root='{dataset_root}'",  # conftest's SYNTHETIC_PARAMS equal debug_tiny's dataset
         f"paths.output_dir='{out_dir}'",
         f"baseline.path='{baseline}'",
-        "baseline.progress=false",
-        "agent.qnet.hidden=32",
-        "agent.qnet.decoder_hidden=16",
-        "agent.batch_size=8",
-        "agent.learner.lr=1e-3",
-        "agent.learner.target_update_interval=10",
-        "agent.buffer.capacity=300",
-        "train.total_steps=90",
-        "train.warmup_episodes=4",
-        "train.checkpoint_every=3",
-        "train.eval_every=10",
-        "train.val_sequences=[synthetic-001]",
-        "train.max_val_samples=1",
-        "train.progress=false",
         *extra,
     ]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
@@ -110,9 +90,14 @@ def test_resume_refuses_another_configuration(
     reference_run: dict, synthetic_root: Path, baseline_path: Path
 ) -> None:
     out = reference_run["out"]
+    stored = read_manifest(out)
+    assert stored is not None
     cfg = tiny_config(synthetic_root, out, baseline_path, "agent.qnet.hidden=16", "train.resume=auto")
-    with pytest.raises(CheckpointError, match="another configuration"):
+    with pytest.raises(ProvenanceError) as err:
         train(cfg)
+    msg = str(err.value)
+    assert stored["fingerprint"] in msg and str(out) in msg and "agent" in msg
+    assert read_manifest(out) == stored  # the refused run wrote nothing
 
 
 def _learner_state(checkpoint: str | Path) -> dict[str, Any]:
@@ -186,7 +171,7 @@ def test_short_training_on_real_data_with_propagation_backend(tmp_path: Path) ->
         f"sequences:[{','.join(seqs)}],scribbles_root:'{scribbles}'}}",
         "~backend",
         "+backend={_target_:ivos_rl.backends.propagation.PropagationBackend}",
-        f"paths.output_dir='{tmp_path}'",
+        f"paths.output_dir='{tmp_path / 'run'}'",  # tmp_path holds the scribbles: not an empty folder
         f"baseline.path='{tmp_path / 'baseline.json'}'",
         "baseline.progress=false",
         "env.horizon=2",
@@ -207,3 +192,124 @@ def test_short_training_on_real_data_with_propagation_backend(tmp_path: Path) ->
     result = train(cfg)
     assert result["global_step"] == 12 and 0.0 < result["eval"]["agent"] < 1.0
     assert result["val_sequences"] == ["dog-agility"]
+
+
+def test_run_records_split_backend_and_manifest(reference_run: dict) -> None:
+    result, out = reference_run["result"], reference_run["out"]
+    _, meta = load_policy(result["policy"])
+    assert meta["train_sequences"] == ["synthetic-000", "synthetic-002"]
+    assert meta["held_out_sequences"] == ["synthetic-001"]
+    assert "SimulatedBackend" in meta["backend_fingerprint"]
+    ck_meta = load_training_checkpoint(Path(result["checkpoint"]))["meta"]  # checked again on resume
+    assert ck_meta["held_out_sequences"] == ["synthetic-001"]
+    assert ck_meta["backend_fingerprint"] == meta["backend_fingerprint"]
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest["kind"] == "train_agent"
+    assert manifest["fields"]["held_out_sequences"] == ["synthetic-001"]
+    assert manifest["fields"]["backend"] == meta["backend_fingerprint"]
+
+
+def test_non_empty_output_dir_is_refused_before_any_compute(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    baseline = tmp_path / "baseline.json"
+    with pytest.raises(ConfigError, match="not empty"):
+        train(tiny_config(synthetic_root, out, baseline, "~logger"))
+    assert not baseline.exists() and not (out / "manifest.json").exists()
+
+
+def test_overwrite_replaces_only_training_outputs(
+    synthetic_root: Path, baseline_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(synthetic_root, out, baseline_path, "train.total_steps=12", "~logger"))
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"train\.overwrite=true"):  # a finished run is never replaced
+        train(tiny_config(synthetic_root, out, baseline_path, "train.total_steps=15", "~logger"))
+    assert load_training_checkpoint(out / "checkpoint.pt")["state"]["counters"]["global_step"] == 12
+    cfg = tiny_config(
+        synthetic_root, out, baseline_path, "train.total_steps=15", "train.overwrite=true", "~logger"
+    )
+    assert train(cfg)["global_step"] == 15
+    assert load_training_checkpoint(out / "checkpoint.pt")["state"]["counters"]["global_step"] == 15
+    assert (out / "notes.txt").read_text() == "mine"  # not written by training: left alone
+
+
+def test_unwritable_output_dir_fails_before_any_compute(synthetic_root: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    baseline = tmp_path / "baseline.json"
+    with pytest.raises(OutputError, match="cannot create output folder"):
+        train(tiny_config(synthetic_root, blocker / "run", baseline, "~logger"))
+    assert not baseline.exists()
+
+
+def test_null_robot_needs_fast_interaction_and_validation_follows_it(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json")
+    assert cfg.robot is None and cfg.eval_env.interaction == cfg.env.interaction == "fast"
+    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json", "env.interaction=robot")
+    with pytest.raises(ConfigError, match=r"robot is null but env\.interaction=robot, eval_env"):
+        train(cfg)
+    assert not (tmp_path / "baseline.json").exists()
+
+
+def test_multirun_jobs_get_their_own_folders(
+    synthetic_root: Path, baseline_path: Path, tmp_path: Path
+) -> None:
+    fixed = tmp_path / "fixed"
+    for num in (0, 1):
+        hydra_dir = tmp_path / "hydra" / str(num)
+        job = HydraJob(num=num, multirun=True, overrides=(f"seed={num}",), output_dir=hydra_dir)
+        cfg = tiny_config(synthetic_root, fixed, baseline_path, f"seed={num}", "train.total_steps=12")
+        result = train(cfg, job=job)
+        folder = fixed / f"job{num}"
+        assert Path(result["output_dir"]) == folder and Path(result["checkpoint"]).parent == folder
+        manifest = read_manifest(folder)
+        assert manifest is not None and manifest["fields"]["seed"] == num
+        assert list((folder / "tensorboard").glob("events.out.tfevents.*"))  # beside the checkpoints
+    assert not (tmp_path / "hydra").exists()
+
+
+def test_n_step_and_demonstrations_resume_exactly(
+    synthetic_root: Path, baseline_path: Path, tmp_path: Path
+) -> None:
+    extra = (
+        "agent.n_step=2",
+        "agent.demonstrations.episodes=2",
+        "agent.demonstrations.strategy={_target_:ivos_rl.strategies.FarthestStrategy}",
+        "agent.learner.demo_weight=1.0",
+        "~logger",
+    )
+    full = train(tiny_config(synthetic_root, tmp_path / "full", baseline_path, "train.total_steps=45",
+                             *extra))
+    assert full["global_step"] == 45 and math.isfinite(full["loss"])
+    assert full["agent_step"] == 45 - (2 + 4) * 3  # demonstrations and warm-up do not advance epsilon
+    state = load_training_checkpoint(Path(full["checkpoint"]))["state"]
+    assert state["demos"]["size"] == 2 * 3
+    assert set(state["buffer"]["n_steps"].tolist()) == {1, 2}
+    half = tmp_path / "half"
+    train(tiny_config(synthetic_root, half, baseline_path, "train.total_steps=24", *extra))
+    resumed = train(tiny_config(synthetic_root, half, baseline_path, "train.total_steps=45",
+                                "train.resume=auto", *extra))
+    assert resumed["eval"] == pytest.approx(full["eval"])
+    _assert_same_weights(_learner_state(full["checkpoint"]), _learner_state(resumed["checkpoint"]))
+
+
+@pytest.mark.slow  # ~30 s: a fresh process pays the torch/hydra import, twice (two jobs)
+def test_script_multirun_smoke(tmp_path: Path) -> None:
+    """`scripts/train_agent.py -m +experiment=debug_tiny` with a fixed output folder: one folder per job."""
+    script = CONFIGS.parent / "scripts" / "train_agent.py"
+    fixed = tmp_path / "fixed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(script), "-m", "+experiment=debug_tiny", "seed=0,1",
+           f"train.output_dir={fixed}", f"paths.root_dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for num in (0, 1):
+        manifest = read_manifest(fixed / f"job{num}")  # overrides recorded there, not in the path
+        assert manifest is not None and f"seed={num}" in manifest["hydra_job"]["overrides"]
+        _, meta = load_policy(fixed / f"job{num}" / "agent.pt")
+        assert meta["seed"] == num and meta["global_step"] == 90

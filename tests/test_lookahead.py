@@ -1,4 +1,4 @@
-"""The one-step lookahead (ivos_rl.lookahead) and the oracle_lookahead strategy.
+"""The oracle_lookahead strategy, and the lookahead it reads on real backends.
 
 The key property: the value the lookahead reports for a frame is exactly the J&F the evaluation
 scores after committing that frame, and trying frames leaves the committed state untouched.
@@ -17,10 +17,10 @@ from ivos_rl.backends.base import BackendOutput, VOSBackend
 from ivos_rl.backends.cached import CachedBackend
 from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.data import DavisDataset
-from ivos_rl.errors import BackendError, ConfigError, InputValidationError
+from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.evaluation import evaluate
-from ivos_rl.lookahead import count_marks, fork_backend, make_lookahead, mean_j_and_f
 from ivos_rl.robot import ScribbleRobot
+from ivos_rl.rounds import QualitySource, RoundEngine, SampleContext
 from ivos_rl.strategies import FarthestStrategy, OracleLookaheadStrategy, StrategyState, build_strategy
 from ivos_rl.strategies.oracle_lookahead import lookahead_candidates
 
@@ -80,27 +80,13 @@ def test_strategy_refuses_missing_lookahead_and_bad_config() -> None:
     assert isinstance(build_strategy("oracle_lookahead"), OracleLookaheadStrategy)
 
 
-# ----------------------------------------------------------------------------- lookahead callable
+# ----------------------------------------------------------------------------- the engine's lookahead
 
 
-def test_mean_j_and_f_by_hand() -> None:
-    gt = np.zeros((2, 10, 10), np.uint8)
-    gt[:, :, :5] = 1
-    pred = gt.copy()
-    pred[1] = 0  # frame 1 empty: J = 0, F = 0; frame 0 perfect: J = F = 1
-    assert mean_j_and_f(gt, pred, 1) == pytest.approx(0.5)
-    assert count_marks({"scribbles": [[{"path": [[0.1, 0.1]]}, {"path": []}], []]}) == 1
-    assert count_marks({"clicks": [[{"point": [0.1, 0.1]}], [{"point": [0.2, 0.2]}]]}) == 2
-
-
-def _sample(dataset: DavisDataset, backend: VOSBackend) -> tuple[str, np.ndarray, int, BackendOutput, dict]:
+def _sample(dataset: DavisDataset) -> SampleContext:
     seq = dataset.sequences[0]
     frames, gt = dataset.load_frames(seq), dataset.load_masks(seq)
-    k = dataset.info(seq).n_objects
-    backend.reset(frames, k, sequence=seq, gt_masks=gt)
-    first = dataset.load_scribbles(seq, 1)
-    f0 = next(t for t, s in enumerate(first["scribbles"]) if s)
-    return seq, gt, k, backend.interact(f0, first), first
+    return SampleContext(seq, 1, frames, gt, dataset.info(seq).n_objects, dataset.load_scribbles(seq, 1))
 
 
 def _make(kind: str, cache_dir: Path) -> VOSBackend:
@@ -115,48 +101,46 @@ def test_lookahead_equals_committing_and_commits_nothing(
     dataset: DavisDataset, tmp_path: Path, kind: str
 ) -> None:
     backend = _make(kind, tmp_path / "cache")
-    seq, gt, k, out, _ = _sample(dataset, backend)
-    robot = ScribbleRobot()
-    look = make_lookahead(backend, robot, sequence=seq, gt=gt, n_objects=k, masks=out.masks, fused=None)
-    tried = {f: look(f) for f in (2, 7, 11)}
-    assert look(7) == tried[7]  # memoised
-    # committing frame 7 now (as the evaluation would) gives exactly the tried value ...
-    answer = robot.interact(seq, out.masks, gt, nb_objects=k, frame=7)
-    committed = backend.interact(7, answer)
-    assert mean_j_and_f(gt, committed.masks, k) == pytest.approx(tried[7], abs=1e-12)
+    engine = RoundEngine(backend, ScribbleRobot(), QualitySource("oracle"))
+    engine.start(_sample(dataset))
+    tried = {f: engine.lookahead(f) for f in (2, 7, 11)}
+    engine.annotate(7)
+    engine.propagate()
+    # committing frame 7 gives exactly the tried value ...
+    assert engine.score().mean_jf == pytest.approx(tried[7], abs=1e-12)
     if isinstance(backend, CachedBackend):  # ... and, through the transition cache, without recomputing it
         assert backend.stats["hits"] == 1
     # trying frames 2 and 11 left no trace: a fresh run with the same history matches
-    fresh = _make(kind, tmp_path / "fresh_cache")
-    _sample(dataset, fresh)
-    np.testing.assert_array_equal(fresh.interact(7, answer).masks, committed.masks)
-    with pytest.raises(InputValidationError, match="lookahead frame"):
-        look(gt.shape[0])
+    fresh = RoundEngine(_make(kind, tmp_path / "fresh_cache"), ScribbleRobot(), QualitySource("oracle"))
+    fresh.start(_sample(dataset))
+    fresh.annotate(7)
+    np.testing.assert_array_equal(fresh.propagate().masks, engine.propagate().masks)
 
 
-def test_lookahead_refuses_missing_inputs(dataset: DavisDataset) -> None:
-    backend = SimulatedBackend(seed=0)
-    seq, _gt, k, out, _ = _sample(dataset, backend)
-    with pytest.raises(InputValidationError, match="ground truth"):
-        make_lookahead(backend, ScribbleRobot(), sequence=seq, gt=None, n_objects=k,  # type: ignore[arg-type]
-                       masks=out.masks, fused=None)
+class _Counting(SimulatedBackend):
+    """Counts wrapped-backend rounds across every copy (class attribute: deep copies share it)."""
+
+    calls: ClassVar[list[int]] = []
+
+    def interact(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
+        self.calls.append(int(frame_idx))
+        return super().interact(frame_idx, interaction)
 
 
-def test_fork_backend_uses_fork_hook_and_checks_it() -> None:
-    class Forky(SimulatedBackend):
-        def fork(self) -> VOSBackend:
-            self.forked = True
-            return SimulatedBackend(seed=1)
-
-    b = Forky(seed=0)
-    assert isinstance(fork_backend(b), SimulatedBackend) and b.forked
-
-    class Bad(SimulatedBackend):
-        def fork(self) -> VOSBackend:
-            return self
-
-    with pytest.raises(BackendError, match="fork"):
-        fork_backend(Bad(seed=0))
+def test_cached_lookahead_costs_one_round_per_candidate(dataset: DavisDataset, tmp_path: Path) -> None:
+    _Counting.calls.clear()
+    backend = CachedBackend(_Counting(seed=0), tmp_path / "cache")
+    engine = RoundEngine(backend, ScribbleRobot(), QualitySource("oracle"))
+    engine.start(_sample(dataset))
+    for chosen in (4, 9, 1):  # three rounds: try 3 frames, commit one (a cache hit)
+        before = len(_Counting.calls)
+        for f in (chosen, 6, 11):
+            engine.lookahead(f)
+        # the committed (hit) round is replayed once by CachedBackend.sync, not once per candidate
+        assert len(_Counting.calls) - before <= 3 + 1
+        engine.annotate(chosen)
+        engine.propagate()
+    assert backend.stats["hits"] == 3
 
 
 # ----------------------------------------------------------------------------- through evaluate
@@ -189,28 +173,3 @@ def test_evaluate_refuses_lookahead_in_the_wild(dataset: DavisDataset) -> None:
         evaluate(dataset, SimulatedBackend(seed=0), OracleLookaheadStrategy(n_worst=0), setting="wild",
                  max_rounds=2, max_samples=1, progress=False)
 
-
-class _Counting(SimulatedBackend):
-    """Counts wrapped-backend rounds across every copy (class attribute: deep copies share it)."""
-
-    calls: ClassVar[list[int]] = []
-
-    def interact(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
-        self.calls.append(int(frame_idx))
-        return super().interact(frame_idx, interaction)
-
-
-def test_cached_lookahead_costs_one_round_per_candidate(dataset: DavisDataset, tmp_path: Path) -> None:
-    _Counting.calls.clear()
-    backend = CachedBackend(_Counting(seed=0), tmp_path / "cache")
-    seq, gt, k, out, _ = _sample(dataset, backend)
-    robot = ScribbleRobot()
-    for chosen in (4, 9, 1):  # three rounds: try 3 frames, commit one (a cache hit)
-        before = len(_Counting.calls)
-        look = make_lookahead(backend, robot, sequence=seq, gt=gt, n_objects=k, masks=out.masks, fused=None)
-        for f in (chosen, 6, 11):
-            look(f)
-        # the committed (hit) round is replayed once by sync, not once per candidate
-        assert len(_Counting.calls) - before <= 3 + 1
-        out = backend.interact(chosen, robot.interact(seq, out.masks, gt, nb_objects=k, frame=chosen))
-    assert backend.stats["hits"] == 3

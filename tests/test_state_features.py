@@ -123,8 +123,10 @@ def test_env_appends_selected_groups_and_caches_them(dataset: DavisDataset) -> N
     ep = plain._episode
     assert ep is not None and plain.observation_space.contains(oa)
     np.testing.assert_array_equal(oa[:, 2:4], side_distances(ep["history"], 8))
-    np.testing.assert_allclose(oa[:, 4], label_entropy(ep["out"].probs))
-    np.testing.assert_allclose(oa[:, 5], area_change(ep["out"].masks))
+    out = plain.engine.state.output
+    assert out is not None
+    np.testing.assert_allclose(oa[:, 4], label_entropy(out.probs))
+    np.testing.assert_allclose(oa[:, 5], area_change(out.masks))
     assert np.all(oa[:, 6] == pytest.approx(2 / 3))  # two of three recommendations made
     assert cached.cache_hits > 0
 

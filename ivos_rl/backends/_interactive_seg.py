@@ -279,7 +279,7 @@ class SegParams:
     evidence_cap: float = 5.0
     support_rate: float = 5.0
     support_margin: float = 0.2
-    change_radius: float = 0.3
+    change_radius: float = 1.0
 
 
 class FrameSegmenter:

@@ -274,7 +274,7 @@ class CachedBackend(VOSBackend):
     def sync(self) -> None:
         """Bring the wrapped backend in line with the history, replaying the rounds hits skipped.
 
-        Called on every miss; call it before copying this backend (the one-step lookahead forks
+        Called on every miss; call it before copying this backend (``RoundEngine.lookahead`` forks
         it once per candidate) so that the copies do not each replay the same rounds.
         """
         s = self._sample

@@ -166,7 +166,8 @@ class PropagationBackend(VOSBackend):
     """
 
     name: ClassVar[str] = "propagation"
-    #: 2: local, incremental rounds fused with the previous labels (1: every run re-fused each round).
+    #: 2: the cut changes an annotated frame only near its new strokes; per-frame state, local
+    #: rounds and ``changed_frames`` (``seg.change_radius=0`` gives version 1's outputs again).
     version: ClassVar[str | None] = "2"
     wants_all_scribbles: ClassVar[bool] = False
     accepts_clicks: ClassVar[bool] = False

@@ -1,7 +1,8 @@
-"""Per-frame quality for the recommender: the learned estimator ("Wild") and the oracle.
+"""Per-frame quality for the recommender in the Wild setting: the learned estimator.
 
-Both share the call shape ``predict(frames, probs[, gt]) -> (q (T,), q_k (T, K))`` with q^n the mean
-over objects of q^{n,k} (IVOS-W Eq. 7), so strategies and the environment can swap them.
+``predict(frames, probs) -> (q (T,), q_k (T, K))`` with q^n the mean over objects of q^{n,k}
+(IVOS-W Eq. 7). The Oracle setting's quality (true J&F of the scored masks) is
+:func:`ivos_rl.scoring.oracle_quality`; :class:`ivos_rl.rounds.QualitySource` chooses between them.
 
 Between interaction rounds only some masks change; :class:`QualityEstimator` keeps the last
 inputs and scores and re-runs the network only for the (frame, object) pairs whose frame or
@@ -15,9 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ivos_rl.backends.base import labels_from_probs
 from ivos_rl.errors import InputValidationError
-from ivos_rl.metrics import batched_j_and_f
 from ivos_rl.quality.checkpoint import load_model
 from ivos_rl.quality.crop import crop_inputs, validate_inputs
 from ivos_rl.quality.model import QualityNet
@@ -132,32 +131,4 @@ class QualityEstimator:
             self._prev_frames = frames.copy()
             self._prev_probs = probs.copy()
             self._prev_qk = qk.copy()
-        return qk.mean(axis=1).astype(np.float32), qk
-
-
-class OracleQuality:
-    """True per-frame J&F of the thresholded probability maps (the "Oracle" setting).
-
-    Masks are the label map of :func:`~ivos_rl.backends.base.labels_from_probs` (argmax object
-    above ``threshold``), the same masks the protocol evaluates.
-    """
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold = threshold
-
-    def predict(
-        self, frames: np.ndarray, probs: np.ndarray, gt_masks: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``q (T,)`` and ``q_k (T, K)`` = J&F of each object's thresholded mask against ``gt_masks``."""
-        validate_inputs(frames, probs)
-        t, k, h, w = probs.shape
-        if not isinstance(gt_masks, np.ndarray) or gt_masks.shape != (t, h, w):
-            raise InputValidationError(
-                f"gt_masks must be ({t}, {h}, {w}) to match probs {probs.shape}, "
-                f"got {getattr(gt_masks, 'shape', type(gt_masks).__name__)}"
-            )
-        pred = labels_from_probs(probs, threshold=self.threshold)
-        qk = np.asarray(
-            batched_j_and_f(gt_masks, pred, nb_objects=k, average_over_objects=False), dtype=np.float32
-        ).reshape(t, k)
         return qk.mean(axis=1).astype(np.float32), qk

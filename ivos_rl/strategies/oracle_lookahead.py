@@ -2,10 +2,10 @@
 
 An upper bound for one-step frame choices, used to measure how much room a learned recommender
 has above Farthest/Worst ("gap closed"). It is an ORACLE: the evaluation supplies
-``StrategyState.extras["lookahead"]`` (:mod:`ivos_rl.lookahead`), which runs the simulated user and
-the backend on ground truth, so evaluation refuses it in the Wild setting.
+``StrategyState.extras["lookahead"]`` (:meth:`ivos_rl.rounds.RoundEngine.lookahead`), which runs
+the simulated user and the backend on ground truth, so evaluation refuses it in the Wild setting.
 
-Candidates (documented subset, so that a round costs ~15 backend rounds instead of N):
+Candidates (documented subset, so that a round costs <= 9 backend rounds instead of N):
 ``n_grid`` evenly spaced frames over the video (None: every frame), the ``n_worst`` frames of lowest
 true J&F (``StrategyState.quality``), the Farthest pick (so the oracle's one-step choice is never
 worse than Farthest's or Worst's), and, with ``include_annotated``, the frames annotated so far
