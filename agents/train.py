@@ -55,8 +55,15 @@ from ivos_rl.agents.run_dir import (
 )
 from ivos_rl.agents.validation import Policy, Validator, strategy_policy
 from ivos_rl.backends.cached import backend_fingerprint
-from ivos_rl.data.splits import check_disjoint, split_sequences
-from ivos_rl.envs.factory import Components, build_components, load_or_build_baseline, make_env, samples_of
+from ivos_rl.data.splits import SPLIT_KEY, split_record
+from ivos_rl.envs.factory import (
+    Components,
+    agent_split,
+    build_components,
+    load_or_build_baseline,
+    make_env,
+    samples_of,
+)
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.provenance import file_sha256, write_manifest
 from ivos_rl.utils.logging import get_logger
@@ -356,10 +363,8 @@ def run_fields(
 def _start_run(cfg: DictConfig, tc: TrainConfig, comps: Components) -> tuple[list[str], list[str]]:
     """Split the videos, refuse an incompatible resume, write the manifest; (train, held-out) names."""
     n_val = list(tc.val_sequences) if isinstance(tc.val_sequences, tuple) else tc.val_sequences
-    train_seqs, val_seqs = split_sequences(comps.dataset.sequences, n_val, tc.seed)
-    if not train_seqs:
-        raise ConfigError("no training sequences left after holding out the validation ones")
-    check_disjoint(train_seqs, val_seqs, "agent training")
+    # the one split of every trainer; held-out videos a recorded quality net trained on are refused
+    train_seqs, val_seqs = agent_split(comps, n_val, tc.seed)
     fields = run_fields(cfg, comps, train_seqs, val_seqs)
     ck = resume_checkpoint(tc.output_dir, tc.resume)
     if ck is not None:
@@ -416,6 +421,10 @@ def _meta(
     return {
         "train_sequences": list(train_seqs),
         "held_out_sequences": list(held_out),
+        # the field every trainer writes (ivos_rl.data.splits); seed None = held-out videos named
+        SPLIT_KEY: split_record(
+            train_seqs, held_out, None if isinstance(tc.val_sequences, tuple) else tc.seed
+        ),
         "backend_fingerprint": backend_fingerprint(comps.backend),
         "qnet": qnet.config(),
         "state_mode": env.state_mode.value,

@@ -66,11 +66,11 @@ from gymnasium import spaces
 
 from ivos_rl.backends.base import VOSBackend
 from ivos_rl.envs.rewards import RewardConfig, aux_reward, goal_reward, performance
-from ivos_rl.envs.state import StateMode, build_state, history_counts
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.interactions import Robot
 from ivos_rl.metrics import METRIC_KEYS
 from ivos_rl.rounds import QualitySource, RoundEngine, RoundTimings, SampleContext, load_sample
+from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.state_features import StateFeatures
 
 SubsequenceStart = Literal["centered", "random"]

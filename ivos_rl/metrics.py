@@ -19,13 +19,15 @@ bounding box of the object in either mask, which holds every boundary pixel, and
 boundaries with a cheap square dilation first and the exact disk only for the few pixels it does
 not settle. Results are identical to the reference's full-frame processing (checked to 0 difference
 in tests/test_parity_davisinteractive.py and benchmarks/bench_metrics.py).
+
+OpenCV is imported by the functions that compute, not at module load: code that only needs the
+metric definitions (reports, summaries) does not pay for it.
 """
 
 from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from ivos_rl.errors import InputValidationError
@@ -121,6 +123,8 @@ def as_label_stack(arr: object, name: str) -> np.ndarray:
 def present_object_ids(y_true: np.ndarray) -> np.ndarray:
     """Sorted ids present in ``y_true`` other than 0 and 255 (a histogram for uint8 is ~10x faster)."""
     if y_true.dtype == np.uint8 and y_true.size:
+        import cv2
+
         flat = np.ascontiguousarray(y_true.reshape(-1, y_true.shape[-1]))
         hist = cv2.calcHist([flat], [0], None, [256], [0, 256]).ravel()
         ids = np.flatnonzero(hist > 0)
@@ -161,6 +165,8 @@ def _bbox_slices(mask: np.ndarray) -> tuple[slice, slice] | None:
     One pixel of margin is enough for seg2bmap: the extra rows/columns are empty, so the boundary
     computed on the crop equals the full-frame boundary restricted to it, and it is zero outside.
     """
+    import cv2
+
     x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
     if w == 0 or h == 0:
         return None
@@ -197,6 +203,8 @@ class _Matcher:
 
     def count(self, src: np.ndarray, dst_x: np.ndarray, dst_y: np.ndarray) -> int:
         """Number of points (``dst_x``, ``dst_y``) with a ``src`` pixel inside the disk around them."""
+        import cv2
+
         if self.square is None:
             dil = cv2.dilate(src.view(np.uint8), self.kernel).view(bool)
             return int(np.count_nonzero(dil[dst_y, dst_x]))
@@ -218,6 +226,8 @@ class _Matcher:
 
 def _points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) coordinates of the nonzero pixels of a 2-D bool mask (cv2 is ~10x faster than numpy)."""
+    import cv2
+
     pts = cv2.findNonZero(mask.view(np.uint8))
     if pts is None:
         empty = np.zeros(0, np.intp)

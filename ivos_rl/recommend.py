@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from ivos_rl.agents.checkpoint import load_policy
+from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.backends.base import validate_frames
 from ivos_rl.data.imageio import open_decoded, read_image
 from ivos_rl.data.layout import natural_key
@@ -48,7 +49,6 @@ from ivos_rl.errors import (
     MaskFormatError,
     MissingDataError,
 )
-from ivos_rl.strategies.agent import AgentStrategy
 from ivos_rl.strategies.base import Strategy, StrategyState, build_strategy
 from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import setup_logging
@@ -192,7 +192,7 @@ class Recommender:
     ``quality`` is any object with ``predict(frames, probs) -> (q (T,), q_k (T, K))`` (usually a
     :class:`~ivos_rl.quality.QualityEstimator`); ``agent`` a Q-network (e.g.
     :class:`~ivos_rl.agents.QNetwork`) with the ``state_mode`` it was trained on, run through
-    :class:`~ivos_rl.strategies.AgentStrategy` exactly as in the evaluation; ``strategy`` any
+    :class:`~ivos_rl.agents.strategy.AgentStrategy` exactly as in the evaluation; ``strategy`` any
     other :class:`Strategy`. Exactly one of ``agent`` and ``strategy`` must be given.
     """
 

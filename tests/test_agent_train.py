@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.agents.checkpoint import load_policy, load_training_checkpoint
 from ivos_rl.agents.config import HydraJob
+from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.agents.train import train
 from ivos_rl.errors import CheckpointError, ConfigError, OutputError
 from ivos_rl.provenance import ProvenanceError, read_manifest
@@ -199,6 +200,9 @@ def test_run_records_split_backend_and_manifest(reference_run: dict) -> None:
     _, meta = load_policy(result["policy"])
     assert meta["train_sequences"] == ["synthetic-000", "synthetic-002"]
     assert meta["held_out_sequences"] == ["synthetic-001"]
+    # the same 'split' record the quality net writes, read back by the agent's strategy
+    split = {"train": ["synthetic-000", "synthetic-002"], "held_out": ["synthetic-001"], "seed": None}
+    assert meta["split"] == split and AgentStrategy.from_checkpoint(result["policy"]).split == split
     assert "SimulatedBackend" in meta["backend_fingerprint"]
     ck_meta = load_training_checkpoint(Path(result["checkpoint"]))["meta"]  # checked again on resume
     assert ck_meta["held_out_sequences"] == ["synthetic-001"]

@@ -11,8 +11,8 @@ import pytest
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data.davis import DavisDataset
 from ivos_rl.envs import FrameRecommendationEnv
-from ivos_rl.envs.state import build_state, history_counts
 from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.state import build_state, history_counts
 from ivos_rl.state_features import FEATURE_GROUPS, StateFeatures, area_change, label_entropy, side_distances
 
 

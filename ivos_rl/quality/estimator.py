@@ -12,10 +12,12 @@ probability map differs, which is what makes per-round recommendation cheap on l
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from ivos_rl.data.splits import SPLIT_KEY, read_split_record
 from ivos_rl.errors import InputValidationError
 from ivos_rl.quality.checkpoint import load_model
 from ivos_rl.quality.crop import crop_inputs, validate_inputs
@@ -39,6 +41,8 @@ class QualityEstimator:
         batch_size: int = 32,
         cache: bool = True,
         channels_last: bool = True,
+        split: dict[str, Any] | None = None,
+        checkpoint_path: Path | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputValidationError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -48,6 +52,10 @@ class QualityEstimator:
         self.batch_size = batch_size
         self.cache = cache
         self.n_scored = 0  # (frame, object) crops sent through the network since construction
+        # The videos the net was trained on (ivos_rl.data.splits.split_record), None if unrecorded:
+        # an agent's held-out videos are checked against it (ivos_rl.envs.factory.agent_split).
+        self.split = split
+        self.checkpoint_path = checkpoint_path
         self._prev_frames: np.ndarray | None = None
         self._prev_probs: np.ndarray | None = None
         self._prev_qk: np.ndarray | None = None
@@ -63,8 +71,16 @@ class QualityEstimator:
         channels_last: bool = True,
     ) -> QualityEstimator:
         """Estimator from a saved checkpoint; a missing/corrupt file raises ``CheckpointError``."""
-        model, _ = load_model(path, backbone=backbone, map_location="cpu")
-        return cls(model, device=device, batch_size=batch_size, cache=cache, channels_last=channels_last)
+        model, payload = load_model(path, backbone=backbone, map_location="cpu")
+        return cls(
+            model,
+            device=device,
+            batch_size=batch_size,
+            cache=cache,
+            channels_last=channels_last,
+            split=read_split_record(payload.get(SPLIT_KEY), str(path)),
+            checkpoint_path=Path(path),
+        )
 
     def reset_cache(self) -> None:
         """Forget the previous video (call between videos to free its copy)."""

@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
+from ivos_rl.data.splits import split_record, split_sequences
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.quality.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ivos_rl.quality.evaluate import check_geometry, predict_samples, quality_metrics
@@ -41,32 +42,29 @@ log = get_logger(__name__)
 _STEP_SEED = 1_000_003  # mixes (seed, step) / (seed, epoch) into distinct generator seeds
 
 
-def split_by_sequence(
+def split_samples(
     samples: SampleSet, val_sequences: list[str] | None = None, val_fraction: float = 0.2, seed: int = 0
-) -> tuple[SampleSet, SampleSet, list[str]]:
+) -> tuple[SampleSet, SampleSet, dict[str, Any]]:
     """Train/validation sets with no sequence in both (frames of one video are near-duplicates).
 
-    ``val_sequences`` names them explicitly; otherwise ``round(val_fraction * n_sequences)`` (at
-    least 1) sequences are drawn with a generator seeded by ``seed``.
+    ``val_sequences`` names the held-out videos; otherwise ``round(val_fraction * n_sequences)``
+    (at least 1) are held out by :func:`ivos_rl.data.splits.split_sequences`, the split every
+    trainer uses (by name hash: the agent with the same seed holds out a subset or superset of
+    these videos). Returns the sets and the split record the checkpoint stores.
     """
     names = sorted(set(samples.sequence.tolist()))
     if val_sequences:
-        val = sorted(set(val_sequences))
-        unknown = [s for s in val if s not in names]
-        if unknown:
-            raise ConfigError(f"val_sequences {unknown} are not in the samples (have {names})")
+        held: int | list[str] = [str(s) for s in val_sequences]
     else:
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        n_val = max(1, round(val_fraction * len(names)))
-        if n_val >= len(names):
-            raise ConfigError(f"cannot hold out {n_val} of {len(names)} sequences and still train")
-        rng = np.random.default_rng(seed)
-        val = sorted(rng.choice(names, size=n_val, replace=False).tolist())
+        held = max(1, round(val_fraction * len(names)))
+        if held >= len(names):
+            raise ConfigError(f"cannot hold out {held} of {len(names)} sequences and still train")
+    train, val = split_sequences(names, held, seed)
     is_val = np.isin(samples.sequence, val)
-    if is_val.all():
-        raise ConfigError("every sequence is in the validation split; nothing left to train on")
-    return samples.subset(~is_val), samples.subset(is_val), val
+    record = split_record(train, val, None if val_sequences else seed)
+    return samples.subset(~is_val), samples.subset(is_val), record
 
 
 @dataclass(frozen=True)
@@ -216,7 +214,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     seed_everything(seed)
 
     samples = load_samples(list(cfg.data.dirs))
-    train_set, val_set, val_seqs = split_by_sequence(
+    train_set, val_set, split = split_samples(
         samples, cfg.data.get("val_sequences"), float(cfg.data.get("val_fraction", 0.2)), seed
     )
     device = torch.device(str(cfg.get("device", "cpu")))
@@ -276,7 +274,11 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     writer = (
         SummaryWriter(str(out_dir / "tensorboard"), purge_step=step) if cfg.get("tensorboard", True) else None
     )
-    metrics: dict[str, Any] = {"n_train": len(train_set), "n_val": len(val_set), "val_sequences": val_seqs}
+    metrics: dict[str, Any] = {
+        "n_train": len(train_set),
+        "n_val": len(val_set),
+        "val_sequences": split["held_out"],
+    }
     if step == 0:
         initial = quality_metrics(predict_samples(model, val_set, device=device), val_set.jf)
         metrics["initial_val_mse"], metrics["initial_val_pcc"] = initial["mse"], initial["pcc"]
@@ -295,6 +297,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             metrics={**metrics, "best_val_mse": best_mse, "history": history, "running_losses": running},
             rng_state=_rng_state(),
             train_config=train_cfg,  # type: ignore[arg-type]
+            split=split,
         )
 
     t0 = time.perf_counter()
