@@ -332,6 +332,18 @@ def _flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def quality_fingerprint(cfg: DictConfig) -> Any:
+    """The ``setting`` group as the manifest records it: ``"oracle"`` or the estimator's config.
+
+    The same values the former top-level ``quality`` key produced, so manifests written before
+    training moved to the ``setting`` group still match (resume keeps working).
+    """
+    setting = _plain(cfg.setting)
+    if isinstance(setting, str):
+        return setting
+    return "oracle" if setting.get("name") == "oracle" else setting.get("estimator")
+
+
 def run_fields(
     cfg: DictConfig, comps: Components, train_seqs: list[str], held_out: list[str]
 ) -> dict[str, Any]:
@@ -341,7 +353,7 @@ def run_fields(
     """
     train_keys = {k: v for k, v in _plain(cfg.train).items() if k not in _UNFINGERPRINTED_TRAIN_KEYS}
     baseline = {k: v for k, v in (_plain(cfg.get("baseline")) or {}).items() if k != "progress"}
-    quality = _plain(cfg.quality)
+    quality = quality_fingerprint(cfg)
     quality_file = quality.get("path") if isinstance(quality, dict) else None
     return {
         "quality_sha256": file_sha256(quality_file) if quality_file else None,
@@ -468,7 +480,7 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
     policy_path = checkpointer.save_policy(state.learner.policy, {
         "subsequence_length": env.subsequence_length,
         "backend": getattr(comps.backend, "name", type(comps.backend).__name__),
-        "quality": "oracle" if env.oracle else type(comps.quality).__name__,
+        "quality": "oracle" if env.oracle else type(comps.quality.estimator).__name__,
         "episodes": state.counters["episode"],
         "global_step": state.counters["global_step"],
     })

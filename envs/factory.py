@@ -22,6 +22,7 @@ from ivos_rl.data.splits import check_held_out_unseen, read_split_record, split_
 from ivos_rl.envs.baseline import RandomBaseline, build_random_baseline
 from ivos_rl.envs.frame_recommendation import FrameRecommendationEnv
 from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.rounds import QualitySource, quality_source_from_cfg
 from ivos_rl.utils.logging import get_logger
 
 _log = get_logger(__name__)
@@ -36,7 +37,7 @@ class Components:
     dataset: Any
     backend: Any
     robot: Any
-    quality: Any
+    quality: QualitySource
 
 
 def _plain(node: Any) -> Any:
@@ -44,18 +45,26 @@ def _plain(node: Any) -> Any:
 
 
 def build_components(cfg: DictConfig) -> Components:
-    """Instantiate ``cfg.dataset``, ``cfg.backend``, ``cfg.robot`` (may be null) and ``cfg.quality``."""
-    for group in ("dataset", "backend", "quality"):
+    """Instantiate ``cfg.dataset``, ``cfg.backend``, ``cfg.robot`` (may be null) and the quality source.
+
+    The quality source comes from the ``setting`` group (``configs/setting/{oracle,wild}.yaml``),
+    through the same loader evaluation uses (:func:`ivos_rl.rounds.quality_source_from_cfg`).
+    """
+    if "quality" in cfg:
+        raise ConfigError(
+            "the top-level `quality` key is gone: choose the quality source with the setting group "
+            "(setting=oracle, or setting=wild setting.estimator.path=<quality net .pt>)"
+        )
+    for group in ("dataset", "backend", "setting"):
         if cfg.get(group) is None:
             raise ConfigError(f"config group {group!r} is missing (choose one, e.g. {group}=...)")
-    quality = cfg.quality
-    quality_obj = quality if isinstance(quality, str) else instantiate(quality)
+    quality = quality_source_from_cfg(cfg.setting)
     robot = instantiate(cfg.robot) if cfg.get("robot") is not None else None
     return Components(
         dataset=instantiate(cfg.dataset),
         backend=instantiate(cfg.backend),
         robot=robot,
-        quality=quality_obj,
+        quality=quality,
     )
 
 
@@ -65,12 +74,19 @@ def quality_split(quality: Any) -> dict[str, Any] | None:
     Quality estimators loaded from a checkpoint carry it as ``.split`` (see
     :func:`ivos_rl.data.splits.split_record`); any other quality object may do the same.
     """
-    if isinstance(quality, str):
+    quality = _estimator(quality)
+    if quality is None or isinstance(quality, str):
         return None
     return read_split_record(getattr(quality, "split", None), _quality_source(quality))
 
 
+def _estimator(quality: Any) -> Any:
+    """The quality net behind a :class:`QualitySource` (None in the Oracle setting); others as given."""
+    return quality.estimator if isinstance(quality, QualitySource) else quality
+
+
 def _quality_source(quality: Any) -> str:
+    quality = _estimator(quality)
     return f"the quality net {getattr(quality, 'checkpoint_path', None) or type(quality).__name__}"
 
 

@@ -141,11 +141,69 @@ class FastRobot:
         return fast_scribble(sequence, pred_masks, gt_masks, int(frame), int(nb_objects))
 
 
+def _check_knobs(
+    backend: VOSBackend,
+    robot: Robot | None,
+    horizon: Any,
+    subsequence_length: Any,
+    subsequence_start: Any,
+    interaction: Any,
+    transition_cache: Any,
+    max_cached_sequences: Any,
+) -> None:
+    """Typed errors for the environment's knobs, raised before any data is loaded."""
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ConfigError(f"horizon must be an int >= 1, got {horizon!r}")
+    if subsequence_length is not None and (
+        isinstance(subsequence_length, bool)
+        or not isinstance(subsequence_length, (int, np.integer))
+        or subsequence_length < 1
+    ):
+        raise ConfigError(f"subsequence_length must be None or an int >= 1, got {subsequence_length!r}")
+    if subsequence_start not in ("centered", "random"):
+        raise ConfigError(f"subsequence_start must be 'centered' or 'random', got {subsequence_start!r}")
+    if interaction not in ("robot", "fast"):
+        raise ConfigError(f"interaction must be 'robot' or 'fast', got {interaction!r}")
+    if interaction == "robot" and robot is None:
+        raise ConfigError("interaction='robot' needs a robot (e.g. ivos_rl.robot.ScribbleRobot())")
+    if interaction == "fast" and not getattr(backend, "uses_ground_truth", False):
+        raise ConfigError(
+            f"interaction='fast' is only for simulators; backend {getattr(backend, 'name', backend)!r} "
+            "is a real segmenter and needs the robot's scribbles"
+        )
+    if int(transition_cache) < 0 or int(max_cached_sequences) < 1:
+        raise ConfigError(
+            f"transition_cache must be >= 0 and max_cached_sequences >= 1, got "
+            f"{transition_cache} / {max_cached_sequences}"
+        )
+
+
+def _checked_samples(
+    dataset: Any, samples: Sequence[tuple[str, int]] | None, subsequence_length: int | None
+) -> list[tuple[str, int]]:
+    """The env's (sequence, scribble) samples: not empty, every video at least one subsequence long."""
+    chosen = dataset.samples() if samples is None else samples
+    pairs = [(str(s), int(i)) for s, i in chosen]
+    if not pairs:
+        raise ConfigError(
+            f"no (sequence, initial scribble) samples in {dataset!r}; generate initial scribbles "
+            "first (`ivos-rl init-scribbles`)"
+        )
+    if subsequence_length is not None:
+        short = sorted({s for s, _ in pairs if dataset.info(s).n_frames < subsequence_length})
+        if short:
+            raise ConfigError(
+                f"sequences shorter than subsequence_length={subsequence_length}: {short}; "
+                "lower subsequence_length or leave them out"
+            )
+    return pairs
+
+
 class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
     """Gymnasium env: observation (N, 2) float32 (q, h), action Discrete(N) = frame to annotate.
 
-    ``__init__`` is long because it validates every knob up front (typed errors before any data is
-    loaded); the rounds themselves are :class:`~ivos_rl.rounds.RoundEngine`'s.
+    ``__init__`` validates every knob up front (typed errors before any data is loaded, in
+    :func:`_check_knobs`); the rounds themselves are :class:`~ivos_rl.rounds.RoundEngine`'s.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
@@ -170,30 +228,10 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         state_features: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-            raise ConfigError(f"horizon must be an int >= 1, got {horizon!r}")
-        if subsequence_length is not None and (
-            isinstance(subsequence_length, bool)
-            or not isinstance(subsequence_length, (int, np.integer))
-            or subsequence_length < 1
-        ):
-            raise ConfigError(f"subsequence_length must be None or an int >= 1, got {subsequence_length!r}")
-        if subsequence_start not in ("centered", "random"):
-            raise ConfigError(f"subsequence_start must be 'centered' or 'random', got {subsequence_start!r}")
-        if interaction not in ("robot", "fast"):
-            raise ConfigError(f"interaction must be 'robot' or 'fast', got {interaction!r}")
-        if interaction == "robot" and robot is None:
-            raise ConfigError("interaction='robot' needs a robot (e.g. ivos_rl.robot.ScribbleRobot())")
-        if interaction == "fast" and not getattr(backend, "uses_ground_truth", False):
-            raise ConfigError(
-                f"interaction='fast' is only for simulators; backend {getattr(backend, 'name', backend)!r} "
-                "is a real segmenter and needs the robot's scribbles"
-            )
-        if int(transition_cache) < 0 or int(max_cached_sequences) < 1:
-            raise ConfigError(
-                f"transition_cache must be >= 0 and max_cached_sequences >= 1, got "
-                f"{transition_cache} / {max_cached_sequences}"
-            )
+        _check_knobs(
+            backend, robot, horizon, subsequence_length, subsequence_start, interaction,
+            transition_cache, max_cached_sequences,
+        )
         self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
         if self.reward_config.use_goal and baseline is None:
             raise ConfigError(
@@ -219,20 +257,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self.last_timings = RoundTimings()
         self.state_features = StateFeatures.parse(state_features)  # () = the paper's (q, h)
         self.state_features.check_quality(self.quality.estimator, self.oracle)
-        chosen = dataset.samples() if samples is None else samples
-        self.samples: list[tuple[str, int]] = [(str(s), int(i)) for s, i in chosen]
-        if not self.samples:
-            raise ConfigError(
-                f"no (sequence, initial scribble) samples in {dataset!r}; generate initial scribbles "
-                "first (`ivos-rl init-scribbles`)"
-            )
-        if self.subsequence_length is not None:
-            short = sorted({s for s, _ in self.samples if dataset.info(s).n_frames < self.subsequence_length})
-            if short:
-                raise ConfigError(
-                    f"sequences shorter than subsequence_length={self.subsequence_length}: {short}; "
-                    "lower subsequence_length or leave them out"
-                )
+        self.samples = _checked_samples(dataset, samples, self.subsequence_length)
         self._cache_size = int(transition_cache)
         self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, ...]] = OrderedDict()
         self.cache_hits = 0

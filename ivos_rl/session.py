@@ -108,6 +108,40 @@ def _as_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_session_args(
+    max_nb_interactions: Any,
+    max_time: Any,
+    metric_to_optimize: str,
+    initial_interaction: str,
+    subset: str | None,
+    sequences: Sequence[str] | None,
+    time_threshold: float,
+) -> int | None:
+    """Typed errors for :class:`InteractiveSession`'s arguments; ``max_nb_interactions`` as an int."""
+    if max_nb_interactions is not None:
+        max_nb_interactions = _as_int(max_nb_interactions, "max_nb_interactions", 1)
+    if max_time is not None and (
+        isinstance(max_time, bool)
+        or not isinstance(max_time, (int, float))
+        or not math.isfinite(max_time)
+        or max_time <= 0
+    ):
+        raise ConfigError(f"max_time must be a finite number of seconds > 0 or None, got {max_time!r}")
+    if max_nb_interactions is None and max_time is None:
+        raise ConfigError("max_nb_interactions and max_time cannot both be None (no end)")
+    if metric_to_optimize not in METRIC_COLUMNS:
+        raise ConfigError(
+            f"metric_to_optimize must be one of {sorted(METRIC_COLUMNS)}, got {metric_to_optimize!r}"
+        )
+    if initial_interaction not in ("dataset", "robot"):
+        raise ConfigError(f"initial_interaction must be 'dataset'/'robot', not {initial_interaction!r}")
+    if subset is not None and sequences is not None:
+        raise ConfigError("give either subset or sequences, not both")
+    if not math.isfinite(time_threshold) or time_threshold < 0:
+        raise ConfigError(f"time_threshold must be finite seconds >= 0, got {time_threshold!r}")
+    return max_nb_interactions
+
+
 class InteractiveSession:
     """Context manager running the DAVIS-Interactive protocol locally on a :class:`DavisDataset`.
 
@@ -117,8 +151,8 @@ class InteractiveSession:
     the session id. ``clock`` (seconds, monotonic) is injectable for tests. With
     ``initial_interaction="robot"`` the first interaction is the robot's answer to an empty
     prediction on the frame of the sample's initial scribble (for click robots), instead of the
-    stored human scribble. (``__init__`` is long because it validates every argument before any
-    state exists, so a bad argument never leaves a half-built session.)
+    stored human scribble. Every argument is validated (:func:`_check_session_args`) before any
+    state exists, so a bad argument never leaves a half-built session.
     """
 
     def __init__(
@@ -140,27 +174,10 @@ class InteractiveSession:
         report_name: str | None = None,
         initial_interaction: Literal["dataset", "robot"] = "dataset",
     ) -> None:
-        if max_nb_interactions is not None:
-            max_nb_interactions = _as_int(max_nb_interactions, "max_nb_interactions", 1)
-        if max_time is not None and (
-            isinstance(max_time, bool)
-            or not isinstance(max_time, (int, float))
-            or not math.isfinite(max_time)
-            or max_time <= 0
-        ):
-            raise ConfigError(f"max_time must be a finite number of seconds > 0 or None, got {max_time!r}")
-        if max_nb_interactions is None and max_time is None:
-            raise ConfigError("max_nb_interactions and max_time cannot both be None (no end)")
-        if metric_to_optimize not in METRIC_COLUMNS:
-            raise ConfigError(
-                f"metric_to_optimize must be one of {sorted(METRIC_COLUMNS)}, got {metric_to_optimize!r}"
-            )
-        if initial_interaction not in ("dataset", "robot"):
-            raise ConfigError(f"initial_interaction must be 'dataset'/'robot', not {initial_interaction!r}")
-        if subset is not None and sequences is not None:
-            raise ConfigError("give either subset or sequences, not both")
-        if not math.isfinite(time_threshold) or time_threshold < 0:
-            raise ConfigError(f"time_threshold must be finite seconds >= 0, got {time_threshold!r}")
+        max_nb_interactions = _check_session_args(
+            max_nb_interactions, max_time, metric_to_optimize, initial_interaction, subset, sequences,
+            time_threshold,
+        )
         seed = _as_int(seed, "seed", 0)
 
         self.dataset = dataset

@@ -10,6 +10,7 @@ import pytest
 from ivos_rl.data.splits import split_record, split_sequences
 from ivos_rl.envs.factory import Components, agent_split, quality_split
 from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.rounds import QualitySource
 
 VIDEOS = ["bear", "boat", "dog", "hike", "kite", "surf"]
 
@@ -20,7 +21,9 @@ def _components(quality: object) -> Components:
 
 def _net(train: list[str], held_out: list[str]) -> SimpleNamespace:
     """What QualityEstimator.from_checkpoint exposes: the checkpoint's split record and its path."""
-    return SimpleNamespace(split=split_record(train, held_out, 0), checkpoint_path=Path("q.pt"))
+    return SimpleNamespace(
+        split=split_record(train, held_out, 0), checkpoint_path=Path("q.pt"), predict=lambda f, p: (f, p)
+    )
 
 
 def test_oracle_uses_the_shared_split() -> None:
@@ -49,3 +52,12 @@ def test_a_malformed_record_is_a_checkpoint_error() -> None:
     net = SimpleNamespace(split={"train": "bear"}, checkpoint_path=Path("q.pt"))
     with pytest.raises(CheckpointError, match=r"q\.pt"):
         agent_split(_components(net), ["dog"], seed=0)
+
+
+def test_the_setting_groups_quality_source_is_checked_through_its_estimator() -> None:
+    """build_components gives a QualitySource (setting=oracle|wild): the net inside it is checked."""
+    net = _net(["bear", "boat", "hike", "kite"], ["dog", "surf"])
+    assert quality_split(QualitySource("oracle")) is None
+    assert quality_split(QualitySource("wild", net)) == net.split
+    with pytest.raises(ConfigError, match=r"\['bear'\] were used to train the quality net q\.pt"):
+        agent_split(_components(QualitySource("wild", net)), ["dog", "bear"], seed=0)
