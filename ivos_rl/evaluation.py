@@ -22,7 +22,7 @@ import shutil
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ivos_rl.backends.base import VOSBackend
 from ivos_rl.errors import ConfigError, DatasetError, MissingDataError
 from ivos_rl.interactions import Robot
+from ivos_rl.mask_ap import mask_ap_per_round, presence
 from ivos_rl.metrics import METRIC_KEYS
 from ivos_rl.provenance import (
     ProvenanceError,
@@ -53,6 +54,7 @@ from ivos_rl.rounds import (
 from ivos_rl.scoring import ROUND_TIMING_COLUMNS, report_rows
 from ivos_rl.strategies.base import Strategy, StrategyState
 from ivos_rl.summary import REPORT_COLUMNS, ivosw_summary, summarize_report
+from ivos_rl.timing import RoundTimeModel
 from ivos_rl.utils.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from ivos_rl.utils.logging import get_logger
 
@@ -86,7 +88,10 @@ class EvaluationConfig:
     ``max_rounds`` counts DAVIS interactions, the initial one included. ``shard="i/n"`` evaluates
     every n-th sample starting at i. ``resume`` skips samples already in ``out_dir`` (same
     fingerprint only); ``overwrite`` first deletes a previous evaluation's files there instead
-    (and wins over ``resume``).
+    (and wins over ``resume``). ``max_time`` (seconds per object) is DAVIS-Interactive's per-sample
+    time budget, spent by the backend and the recommender; ``time_threshold`` is where
+    ``jf_at_60s`` reads the time curve; ``mask_ap`` scores every round's masks with the quality
+    estimator (when there is one) for Mask AP.
     """
 
     setting: Setting = "wild"
@@ -103,6 +108,9 @@ class EvaluationConfig:
     save_predictions: bool = False
     seed: int = 0
     progress: bool = True
+    max_time: float | None = None
+    time_threshold: float = 60.0
+    mask_ap: bool = True
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
@@ -118,6 +126,16 @@ class EvaluationConfig:
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"max_samples must be None or an int >= 1, got {self.max_samples!r}")
         parse_shard(self.shard)
+        if self.max_time is not None and (
+            isinstance(self.max_time, bool)
+            or not isinstance(self.max_time, (int, float))
+            or not self.max_time > 0
+        ):
+            raise ConfigError(f"max_time must be None or seconds > 0, got {self.max_time!r}")
+        if isinstance(self.time_threshold, bool) or not isinstance(self.time_threshold, (int, float)):
+            raise ConfigError(f"time_threshold must be seconds >= 0, got {self.time_threshold!r}")
+        if not 0 <= self.time_threshold < float("inf"):
+            raise ConfigError(f"time_threshold must be seconds >= 0, got {self.time_threshold!r}")
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> EvaluationConfig:
@@ -157,6 +175,12 @@ class SampleResult:
     rows: list[dict[str, Any]]
     seconds: float
     fingerprint: str | None = None
+    gt_present: list[list[bool]] | None = None
+    """(T, K): object k + 1 is in frame t of the ground truth (Mask AP; None without an estimator)."""
+    quality_scores: list[list[list[float]]] = field(default_factory=list)
+    """Per scored round, (T, K) quality estimates of the round's masks: Mask AP's confidences."""
+    pred_present: list[list[list[bool]]] = field(default_factory=list)
+    """Per scored round, (T, K): object k + 1 is in frame t of the round's prediction."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +191,9 @@ class SampleResult:
             "recommended_frames": self.recommended_frames,
             "seconds": self.seconds,
             "fingerprint": self.fingerprint,
+            "gt_present": self.gt_present,
+            "quality_scores": self.quality_scores,
+            "pred_present": self.pred_present,
             "report": self.rows,
         }
 
@@ -181,6 +208,9 @@ class SampleResult:
             rows=list(data["report"]),
             seconds=float(data["seconds"]),
             fingerprint=data.get("fingerprint"),
+            gt_present=data.get("gt_present"),
+            quality_scores=list(data.get("quality_scores", [])),
+            pred_present=list(data.get("pred_present", [])),
         )
 
 
@@ -236,15 +266,42 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int]:
 
 
 def summarize_samples(
-    samples: Sequence[SampleResult], metric: str = "J_AND_F", max_rounds: int | None = None
+    samples: Sequence[SampleResult],
+    metric: str = "J_AND_F",
+    max_rounds: int | None = None,
+    max_time: float | None = None,
+    time_threshold: float = 60.0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Report DataFrame and summary (``auc_rounds``, ``auc_time``, ``jf_at_60s``, curves)."""
+    """Report DataFrame and summary (``auc_rounds``, ``auc_time``, ``jf_at_60s``, curves, latencies).
+
+    ``max_time`` (seconds per object) closes the time curve with davisinteractive's rule (see
+    :func:`~ivos_rl.summary.summarize_report`). The summary also gives the measured seconds per
+    round of the backend and of the recommender (quality estimate + strategy), apart, and Mask AP
+    per round when the samples carry quality estimates (:mod:`ivos_rl.mask_ap`).
+    """
     rows = [row for s in samples for row in s.rows]
     report = pd.DataFrame(rows, columns=[*REPORT_COLUMNS, *ROUND_TIMING_COLUMNS])
     if not samples:
         return report, _empty_summary(metric, max_rounds)
     specs = [(s.sequence, s.scribble_idx, s.n_objects) for s in samples]
-    summary = summarize_report(report, metric=metric, max_nb_interactions=max_rounds, samples=specs)
+    summary = summarize_report(
+        report,
+        metric=metric,
+        max_nb_interactions=max_rounds,
+        max_time=max_time,
+        samples=specs,
+        time_threshold=time_threshold,
+    )
+    per_round = report.groupby(["sequence", "scribble_idx", "interaction"])[
+        list(ROUND_TIMING_COLUMNS)
+    ].first()
+    for col in ("backend_seconds", "recommender_seconds"):
+        values = pd.to_numeric(per_round[col], errors="coerce").dropna()
+        if col == "recommender_seconds":  # the last round recommends nothing
+            values = values[values > 0]
+        summary[f"{col}_per_round"] = float(values.mean()) if len(values) else None
+    summary["max_time"] = max_time
+    summary["mask_ap"] = mask_ap_per_round(samples)
     return report, summary
 
 
@@ -434,6 +491,7 @@ def evaluate(
     clock: Callable[[], float] = time.perf_counter,
     provenance: Mapping[str, Any] | None = None,
     record: Mapping[str, Any] | None = None,
+    time_model: RoundTimeModel | None = None,
     **options: Any,
 ) -> EvaluationResult:
     """Run ``strategy`` on every (sequence, initial scribble) sample and summarise.
@@ -443,8 +501,9 @@ def evaluate(
     feeds them ``quality.predict`` (the quality net) and never shows them ground truth. With
     ``out_dir`` a manifest is written before any compute and finished samples are saved as they
     end (see the module docstring); ``provenance`` adds fingerprinted fields (checkpoint hashes),
-    ``record`` the resolved config kept in the manifest. ``clock`` times every round component
-    (inject a deterministic one for reproducible time budgets).
+    ``record`` the resolved config kept in the manifest. ``clock`` times every round component;
+    the report's ``timing`` (and the ``max_time`` budget) is the measured backend + recommender
+    seconds, or the declared ``time_model`` (:mod:`ivos_rl.timing`) for a reproducible ``auc_time``.
     """
     if config is None:
         config = EvaluationConfig(**_tuples(options))
@@ -457,11 +516,22 @@ def evaluate(
         robot = ScribbleRobot()
     i_shard, n_shard = config.shard_pair()
     labels = _labels(dataset, backend, strategy, config)
+    labels.update(
+        robot=type(robot).__name__,
+        robot_seed=getattr(robot, "seed", None),
+        time_mode="wall" if time_model is None else "model",
+        time_model=None if time_model is None else asdict(time_model),
+    )
     out = None if out_dir is None else Path(out_dir)
-    todo, done, fp = _plan(dataset, backend, strategy, robot, config, out, provenance, record, labels)
+    timing = {"time_model": labels["time_model"], "max_time": config.max_time}
+    todo, done, fp = _plan(
+        dataset, backend, strategy, robot, config, out, {**timing, **dict(provenance or {})}, record, labels
+    )
 
     engine = RoundEngine(backend, robot, source, click_radius=config.click_radius, clock=clock)
     runner = _SampleRunner(dataset, engine, strategy, config, robot, fp)
+    runner.time_model = time_model
+    runner.mask_ap_quality = quality if config.mask_ap else None
     bar = tqdm(
         total=len(todo) * config.max_rounds,
         disable=not config.progress,
@@ -476,7 +546,13 @@ def evaluate(
     bar.close()
 
     samples = sorted(done + new_results, key=lambda s: (s.sequence, s.scribble_idx))
-    report, summary = summarize_samples(samples, metric=config.metric, max_rounds=config.max_rounds)
+    report, summary = summarize_samples(
+        samples,
+        metric=config.metric,
+        max_rounds=config.max_rounds,
+        max_time=config.max_time,
+        time_threshold=config.time_threshold,
+    )
     summary.update(labels)
     summary.update(
         output_dir=None if out is None else str(out.resolve()),
@@ -570,6 +646,8 @@ def _labels(
         "dataset": Path(str(getattr(dataset, "root", "dataset"))).name,
         "metric": config.metric,
         "max_rounds": config.max_rounds,
+        "max_time": config.max_time,
+        "time_threshold": config.time_threshold,
     }
 
 
@@ -590,6 +668,8 @@ class _SampleRunner:
         self.fingerprint = fingerprint
         self.session_id = np.random.default_rng(config.seed).bytes(8).hex()
         self._video: tuple[str, tuple[np.ndarray, np.ndarray, int]] | None = None
+        self.time_model: RoundTimeModel | None = None
+        self.mask_ap_quality: QualityPredictor | None = None  # scores every round for Mask AP
         self.archive = None
         if config.save_predictions:
             from ivos_rl.data.rle import PredictionArchive
@@ -610,6 +690,7 @@ class _SampleRunner:
         )
 
     def run(self, seq: str, idx: int, on_round: Callable[[], None] = lambda: None) -> SampleResult:
+        """The sample's rounds; one past the ``max_time`` budget is not scored and ends the sample."""
         cfg, engine, strategy = self.config, self.engine, self.strategy
         t0 = engine.clock()
         sample = self._sample(seq, idx)
@@ -618,6 +699,9 @@ class _SampleRunner:
         extras = {"lookahead": engine.lookahead} if getattr(strategy, "needs_lookahead", False) else {}
         rows: list[dict[str, Any]] = []
         recommended: list[int] = []
+        budget = None if cfg.max_time is None else cfg.max_time * sample.n_objects
+        elapsed, sent = 0.0, 0
+        ap = _MaskAPRecord(self.mask_ap_quality, sample)
         for rnd in range(1, cfg.max_rounds + 1):
             scores = engine.score()
             if self.archive is not None:
@@ -635,8 +719,17 @@ class _SampleRunner:
                     extras=dict(extras),
                 )
                 choice = engine.select(lambda v=view: strategy.select(v))
-                recommended.append(choice)
             t = state.timings
+            ran, sent = len(state.sent) > sent, len(state.sent)
+            seconds = (
+                t.backend + t.recommender
+                if self.time_model is None
+                else self.time_model.round_seconds(ran, choice is not None, sample.n_frames)
+            )
+            elapsed += seconds
+            if budget is not None and elapsed > budget:
+                _log.info("%s/%d: round %d ends past the %.1f s budget: not scored", seq, idx, rnd, budget)
+                break  # davisinteractive scores no submission after the timeout; the sample ends
             timing = {
                 "robot_seconds": t.robot,
                 "backend_seconds": t.backend,
@@ -648,12 +741,14 @@ class _SampleRunner:
                 sequence=seq,
                 scribble_idx=idx,
                 interaction=rnd,
-                timing=t.backend + t.recommender,
+                timing=seconds,
                 extra=timing,
             )
             rows.extend(chunk.to_dict(orient="records"))
+            ap.add(state.output)
             on_round()
             if choice is not None:
+                recommended.append(choice)
                 engine.annotate(choice)
                 engine.propagate()
         return SampleResult(
@@ -665,7 +760,31 @@ class _SampleRunner:
             rows=rows,
             seconds=float(engine.clock() - t0),
             fingerprint=self.fingerprint,
+            gt_present=ap.gt_present,
+            quality_scores=ap.scores,
+            pred_present=ap.pred_present,
         )
+
+
+class _MaskAPRecord:
+    """Per scored round, the estimator's per-object quality and which objects the masks contain.
+
+    The estimate is taken after the round's timings (it is a measurement, not the recommender's
+    work); the estimator's change cache makes it free when the strategy already observed it.
+    """
+
+    def __init__(self, quality: QualityPredictor | None, sample: SampleContext) -> None:
+        self.quality, self.frames, self.n_objects = quality, sample.frames, sample.n_objects
+        self.gt_present = None if quality is None else presence(sample.gt, sample.n_objects).tolist()
+        self.scores: list[list[list[float]]] = []
+        self.pred_present: list[list[list[bool]]] = []
+
+    def add(self, output: Any) -> None:
+        if self.quality is None:
+            return
+        _, per_object = self.quality.predict(self.frames, output.probs)
+        self.scores.append(np.asarray(per_object, dtype=np.float64).tolist())
+        self.pred_present.append(presence(output.masks, self.n_objects).tolist())
 
 
 # ---------------------------------------------------------------------------------- merge
@@ -723,7 +842,11 @@ def merge_results(out_dirs: Sequence[str | Path]) -> tuple[EvaluationResult, dic
     labels = dict(first.get("labels") or {})
     samples = [seen[k] for k in sorted(seen)]
     report, summary = summarize_samples(
-        samples, metric=str(labels.get("metric", "J_AND_F")), max_rounds=labels.get("max_rounds")
+        samples,
+        metric=str(labels.get("metric", "J_AND_F")),
+        max_rounds=labels.get("max_rounds"),
+        max_time=labels.get("max_time"),
+        time_threshold=float(labels.get("time_threshold") or 60.0),
     )
     summary.update(labels, fingerprint=first["fingerprint"], shard="0/1")
     return EvaluationResult(report=report, summary=summary, samples=samples), first
@@ -799,6 +922,7 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
         out_dir=out_dir,
         provenance=provenance,
         record=_resolved(cfg),
+        time_model=instantiate(cfg.time_model) if cfg.get("time_model") is not None else None,
     )
     if result.samples:
         curve = " ".join(f"{v:.3f}" for v in result.curve_rounds[1:])

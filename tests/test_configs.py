@@ -35,8 +35,23 @@ def test_every_experiment_is_known() -> None:
     )
 
 
+EVALUATION_EXPERIMENTS = ("davis_interactive_480p", "davis_interactive_480p_declared")
+
+
+@pytest.mark.parametrize("experiment", EVALUATION_EXPERIMENTS)
+def test_standard_setting_composes(experiment: str) -> None:
+    cfg = _compose("evaluate", [f"+experiment={experiment}"])
+    assert list(cfg.dataset.working_size) == [480, 854] and cfg.max_time == 240.0 and cfg.max_rounds == 8
+    model = instantiate(cfg.time_model) if cfg.time_model is not None else None
+    assert (model is None) == (experiment == "davis_interactive_480p")
+    from ivos_rl.evaluation import EvaluationConfig
+
+    config = EvaluationConfig.from_cfg(cfg)
+    assert config.setting == "wild" and config.max_time == 240.0 and config.mask_ap
+
+
 # Evaluation (not training) sweeps; each has its own composition test.
-EVAL_EXPERIMENTS = {e for e in EXPERIMENTS if e.startswith("table1_")} | {"headroom"}
+EVAL_EXPERIMENTS = {e for e in EXPERIMENTS if e.startswith("table1_")} | {"headroom", *EVALUATION_EXPERIMENTS}
 
 
 @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in EVAL_EXPERIMENTS])
