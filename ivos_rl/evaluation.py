@@ -49,6 +49,7 @@ from ivos_rl.rounds import (
     RoundEngine,
     SampleContext,
     Setting,
+    estimate_quality,
     load_sample,
 )
 from ivos_rl.scoring import ROUND_TIMING_COLUMNS, report_rows
@@ -745,7 +746,7 @@ class _SampleRunner:
                 extra=timing,
             )
             rows.extend(chunk.to_dict(orient="records"))
-            ap.add(state.output)
+            ap.add(state.output, state.history)
             on_round()
             if choice is not None:
                 recommended.append(choice)
@@ -779,10 +780,10 @@ class _MaskAPRecord:
         self.scores: list[list[list[float]]] = []
         self.pred_present: list[list[list[bool]]] = []
 
-    def add(self, output: Any) -> None:
+    def add(self, output: Any, history: Sequence[int]) -> None:
         if self.quality is None:
             return
-        _, per_object = self.quality.predict(self.frames, output.probs)
+        _, per_object = estimate_quality(self.quality, self.frames, output, history)
         self.scores.append(np.asarray(per_object, dtype=np.float64).tolist())
         self.pred_present.append(presence(output.masks, self.n_objects).tolist())
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
@@ -95,15 +95,38 @@ class QualitySource:
         if callable(reset):
             reset()
 
-    def quality(self, frames: np.ndarray, output: BackendOutput, scores: Scores | None) -> np.ndarray:
-        """(T,) float64 quality in [0, 1] of the round whose output is ``output``."""
+    def quality(
+        self,
+        frames: np.ndarray,
+        output: BackendOutput,
+        scores: Scores | None,
+        history: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """(T,) float64 quality in [0, 1] of the round whose output is ``output``.
+
+        ``history`` (annotated frames so far) reaches estimators that declare ``needs_history``.
+        """
         if self.is_oracle:
             if scores is None:
                 raise SessionError("the Oracle quality needs the round's scores; call score() first")
             return oracle_quality(scores)
         assert self.estimator is not None
-        q, _ = self.estimator.predict(frames, output.probs)
+        q, _ = estimate_quality(self.estimator, frames, output, history)
         return np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+
+
+def estimate_quality(
+    estimator: Any, frames: np.ndarray, output: BackendOutput, history: Sequence[int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``estimator.predict`` with what it declares it needs: the annotation history
+    (``needs_history``, e.g. the feature model) and the backend's optional diagnostics."""
+    if not getattr(estimator, "needs_history", False):
+        return estimator.predict(frames, output.probs)  # type: ignore[no-any-return]
+    if history is None:
+        raise ConfigError(f"quality estimator {type(estimator).__name__} needs the annotation history")
+    return estimator.predict(  # type: ignore[no-any-return]
+        frames, output.probs, history=list(history), diagnostics=getattr(output, "diagnostics", None)
+    )
 
 
 @dataclass(frozen=True)
@@ -325,7 +348,7 @@ class RoundEngine:
         if s.quality is None:
             scores = self.score() if self.quality_source.is_oracle else None
             tic = self.clock()
-            s.quality = self.quality_source.quality(s.sample.frames, self.propagate(), scores)
+            s.quality = self.quality_source.quality(s.sample.frames, self.propagate(), scores, s.history)
             s.timings.quality += self.clock() - tic
         return s.quality
 

@@ -140,6 +140,31 @@ def test_wild_quality_is_the_estimate_clipped_to_unit_range() -> None:
         QualitySource("wild", None)
 
 
+def test_estimators_that_need_the_history_get_the_annotated_frames() -> None:
+    class HistoryEstimator:
+        needs_history = True
+
+        def __init__(self) -> None:
+            self.seen: list[list[int]] = []
+
+        def predict(
+            self, frames: np.ndarray, probs: np.ndarray, *, history: list[int], diagnostics: Any = None
+        ) -> tuple[np.ndarray, np.ndarray]:
+            self.seen.append(list(history))
+            q = np.zeros(frames.shape[0])
+            q[history] = 1.0  # "annotated frames are good": checkable by hand
+            return q, q[:, None]
+
+    est = HistoryEstimator()
+    engine = RoundEngine(PerfectWhereAnnotated(), FakeRobot(), QualitySource("wild", est))
+    engine.start(_sample([3]))
+    assert engine.observe().tolist() == [0, 0, 0, 1, 0, 0, 0, 0]
+    engine.annotate(6)
+    engine.propagate()
+    assert engine.observe().tolist() == [0, 0, 0, 1, 0, 0, 1, 0]
+    assert est.seen == [[3], [3, 6]]
+
+
 def test_lookahead_reports_the_candidate_round_without_committing_it() -> None:
     backend = PerfectWhereAnnotated()
     engine = RoundEngine(backend, FakeRobot(), QualitySource("oracle"))

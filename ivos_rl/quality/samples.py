@@ -40,10 +40,12 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ivos_rl.backends.base import VOSBackend
+from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.data.init_scribbles import choose_frames
 from ivos_rl.errors import ConfigError, CorruptFileError, DatasetError, InputValidationError, MissingDataError
 from ivos_rl.interactions import count_marks
 from ivos_rl.quality.crop import crop_inputs
+from ivos_rl.quality.feature_rows import FeatureRecorder
 from ivos_rl.rounds import RoundEngine, SampleContext
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
@@ -330,6 +332,7 @@ def generate_samples(
     overwrite: bool = False,
     progress: bool = True,
     backend_name: str | None = None,
+    feature_rows: bool = True,
 ) -> dict[str, Any]:
     """Run the interactive loop and write sample shards + ``manifest.json`` to ``out_dir``.
 
@@ -338,10 +341,14 @@ def generate_samples(
     ``backend_name`` is recorded in the manifest (default: the backend's registry name).
     ``initial_indices`` (1-based) picks which initial scribbles to start from (scribble files, or
     the robot-drawn variants), e.g. ``[2, 3]`` to add trajectories to a ``max_initial=1`` run.
+    ``feature_rows`` also writes ``features.npz``: appearance-free features of every (round,
+    frame, object) with the backend fingerprint (:mod:`ivos_rl.quality.feature_rows`).
     Deterministic for a fixed seed, backend and dataset.
     """
     _check_options(initial_indices, strategies, n_rounds, shard_size, crop_size, frames_per_round)
     writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
+    fingerprint = backend_fingerprint(backend)
+    recorder = FeatureRecorder(fingerprint) if feature_rows else None
     seqs = list(dataset.sequences if sequences is None else sequences)
     stopped_early = 0
     skipped: list[list[Any]] = []  # [sequence, variant] of robot-drawn starts with no stroke
@@ -362,10 +369,11 @@ def generate_samples(
                 sample = SampleContext(seq, init_idx, frames, gt, k, first_scr)
                 stopped_early += _trajectory(
                     engine, sample, _rng(seed, seq, init_idx, strategy), strategy, n_rounds,
-                    frames_per_round, writer, (crop_size, enlarge, threshold),
+                    frames_per_round, writer, (crop_size, enlarge, threshold), recorder,
                 )
             bar.update(1)
     bar.close()
+    features_file = recorder.write(out_dir) if recorder is not None else None
     manifest = writer.finish(
         backend=backend_name or getattr(backend, "name", type(backend).__name__),
         enlarge=enlarge,
@@ -380,6 +388,8 @@ def generate_samples(
         seed=seed,
         trajectories_stopped_early=stopped_early,
         initial_skipped=skipped,
+        backend_fingerprint=fingerprint,
+        feature_rows=None if features_file is None else features_file.name,
     )
     log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
     return manifest
@@ -422,6 +432,7 @@ def _trajectory(
     frames_per_round: int | None,
     writer: SampleWriter,
     geometry: tuple[int, float, float],
+    recorder: FeatureRecorder | None = None,
 ) -> int:
     """One trajectory on the round engine, writing each round's rows; 1 if it stopped early."""
     t = sample.n_frames
@@ -429,6 +440,9 @@ def _trajectory(
     for rnd in range(1, n_rounds + 1):
         scores = engine.score()
         out = engine.propagate()
+        if recorder is not None:  # feature rows of every frame (ivos_rl.quality.feature_rows)
+            key = (sample.sequence, strategy, sample.scribble_idx, rnd)
+            recorder.add(sample.frames, out, engine.state.history, scores.j, scores.f, key)
         n_pick = t if frames_per_round is None else min(frames_per_round, t)
         picked = np.sort(rng.choice(t, size=n_pick, replace=False))
         writer.add(
