@@ -332,7 +332,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
             _add(timings, engine.state.timings)
             ep["synced"] += 1
 
-    def _evaluate(self, ep: dict[str, Any], timings: RoundTimings) -> bool:
+    def _outcome(self, ep: dict[str, Any], timings: RoundTimings) -> bool:
         """Set (J, F, q) for the current history, from the cache or by running the rounds."""
         key = (ep["sequence"], ep["scribble_idx"], ep["start"], tuple(ep["history"]))
         if self._cache_size > 0 and key in self._cache:
@@ -429,7 +429,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
             "synced": 0,
             "t": 0,
         }
-        cached = self._evaluate(ep, timings)
+        cached = self._outcome(ep, timings)
         self._episode = ep
         self.last_timings = timings
         return self._observe(ep), self._info(ep, cached=cached)
@@ -451,7 +451,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         r_aux = aux_reward(a, counts)
         ep["history"].append(a)
         ep["t"] += 1
-        hit = self._evaluate(ep, timings)
+        hit = self._outcome(ep, timings)
         self.last_timings = timings
         info = self._info(ep, cached=hit)
         cfg = self.reward_config
