@@ -55,8 +55,15 @@ from ivos_rl.agents.run_dir import (
 )
 from ivos_rl.agents.validation import Policy, Validator, strategy_policy
 from ivos_rl.backends.cached import backend_fingerprint
-from ivos_rl.data.splits import check_disjoint, split_sequences
-from ivos_rl.envs.factory import Components, build_components, load_or_build_baseline, make_env, samples_of
+from ivos_rl.data.splits import SPLIT_KEY, split_record
+from ivos_rl.envs.factory import (
+    Components,
+    agent_split,
+    build_components,
+    load_or_build_baseline,
+    make_env,
+    samples_of,
+)
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.provenance import file_sha256, write_manifest
 from ivos_rl.utils.logging import get_logger
@@ -325,6 +332,18 @@ def _flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def quality_fingerprint(cfg: DictConfig) -> Any:
+    """The ``setting`` group as the manifest records it: ``"oracle"`` or the estimator's config.
+
+    The same values the former top-level ``quality`` key produced, so manifests written before
+    training moved to the ``setting`` group still match (resume keeps working).
+    """
+    setting = _plain(cfg.setting)
+    if isinstance(setting, str):
+        return setting
+    return "oracle" if setting.get("name") == "oracle" else setting.get("estimator")
+
+
 def run_fields(
     cfg: DictConfig, comps: Components, train_seqs: list[str], held_out: list[str]
 ) -> dict[str, Any]:
@@ -334,7 +353,7 @@ def run_fields(
     """
     train_keys = {k: v for k, v in _plain(cfg.train).items() if k not in _UNFINGERPRINTED_TRAIN_KEYS}
     baseline = {k: v for k, v in (_plain(cfg.get("baseline")) or {}).items() if k != "progress"}
-    quality = _plain(cfg.quality)
+    quality = quality_fingerprint(cfg)
     quality_file = quality.get("path") if isinstance(quality, dict) else None
     return {
         "quality_sha256": file_sha256(quality_file) if quality_file else None,
@@ -356,10 +375,8 @@ def run_fields(
 def _start_run(cfg: DictConfig, tc: TrainConfig, comps: Components) -> tuple[list[str], list[str]]:
     """Split the videos, refuse an incompatible resume, write the manifest; (train, held-out) names."""
     n_val = list(tc.val_sequences) if isinstance(tc.val_sequences, tuple) else tc.val_sequences
-    train_seqs, val_seqs = split_sequences(comps.dataset.sequences, n_val, tc.seed)
-    if not train_seqs:
-        raise ConfigError("no training sequences left after holding out the validation ones")
-    check_disjoint(train_seqs, val_seqs, "agent training")
+    # the one split of every trainer; held-out videos a recorded quality net trained on are refused
+    train_seqs, val_seqs = agent_split(comps, n_val, tc.seed)
     fields = run_fields(cfg, comps, train_seqs, val_seqs)
     ck = resume_checkpoint(tc.output_dir, tc.resume)
     if ck is not None:
@@ -416,6 +433,10 @@ def _meta(
     return {
         "train_sequences": list(train_seqs),
         "held_out_sequences": list(held_out),
+        # the field every trainer writes (ivos_rl.data.splits); seed None = held-out videos named
+        SPLIT_KEY: split_record(
+            train_seqs, held_out, None if isinstance(tc.val_sequences, tuple) else tc.seed
+        ),
         "backend_fingerprint": backend_fingerprint(comps.backend),
         "qnet": qnet.config(),
         "state_mode": env.state_mode.value,
@@ -459,7 +480,7 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
     policy_path = checkpointer.save_policy(state.learner.policy, {
         "subsequence_length": env.subsequence_length,
         "backend": getattr(comps.backend, "name", type(comps.backend).__name__),
-        "quality": "oracle" if env.oracle else type(comps.quality).__name__,
+        "quality": "oracle" if env.oracle else type(comps.quality.estimator).__name__,
         "episodes": state.counters["episode"],
         "global_step": state.counters["global_step"],
     })

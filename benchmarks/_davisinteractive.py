@@ -187,12 +187,43 @@ def _task_scribbles2mask(data: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
+def _task_session_max_time(data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What the reference keeps of a client's ``max_time``: locally capped, remotely discarded."""
+    import inspect
+    import tempfile
+
+    from davisinteractive.connector.remote import RemoteConnector
+    from davisinteractive.session import DavisInteractiveSession
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = DavisInteractiveSession(max_time=float(data["max_time"]), report_save_dir=tmp)
+    remote_src = inspect.getsource(RemoteConnector.get_samples)
+    return {"local_max_time": float(local.max_time), "remote_discards": "del max_t" in remote_src}
+
+
+def _task_graph_paths(data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The reference's graph step on a skeleton: path node coordinates, and networkx facts."""
+    import networkx
+
+    robot = _robot(data)
+    graph, points = robot._mask2graph(data["skeleton"])
+    paths = [points[robot._longest_path_in_tree(g)] for g in robot._acyclics_subgraphs(graph)]
+    return {
+        "paths_json": np.asarray(json.dumps([p.tolist() for p in paths])),
+        "networkx_version": np.asarray(networkx.__version__),
+        "has_from_scipy_sparse_matrix": hasattr(networkx, "from_scipy_sparse_matrix")
+        and networkx.from_scipy_sparse_matrix is not networkx.from_scipy_sparse_array,
+    }
+
+
 _TASKS = {
     "metrics": _task_metrics,
     "robot": _task_robot,
     "skeleton": _task_skeleton,
     "operations": _task_operations,
     "scribbles2mask": _task_scribbles2mask,
+    "session_max_time": _task_session_max_time,
+    "graph_paths": _task_graph_paths,
 }
 
 

@@ -49,12 +49,12 @@ def run(
         erng = np.random.default_rng([seed, e % 4]) if repeat_seeds else rng
         for _ in range(env.horizon):
             tic, cpu = time.perf_counter(), time.process_time()
-            obs, _, terminated, _, info = env.step(int(erng.integers(obs.shape[0])))
+            obs, _, terminated, _, _ = env.step(int(erng.integers(obs.shape[0])))
             step_time += time.perf_counter() - tic
             step_cpu += time.process_time() - cpu
             steps += 1
-            for k, v in info["timings"].as_dict().items():
-                comp[k] += v
+            for k, v in env.last_timings.as_dict().items():
+                comp[k] = comp.get(k, 0.0) + v
             if terminated:
                 break
     return {

@@ -1,5 +1,7 @@
 """Latency of QualityEstimator.predict on an 80-frame 480p video with 1 object (issue 5 target:
-<= 0.7 s with the light backbone on 2 CPU cores), for each backbone, plus the cached re-call.
+<= 0.7 s with the light backbone on 2 CPU cores), for each backbone, plus the cached re-call; and
+of the feature-only estimator (``features``: appearance-free features + MLP ensemble, issue 15,
+same target), split into the feature extraction and the model.
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_quality.py [--threads 2] [--repeats 3]``.
 The models are untrained (latency does not depend on the weights). Besides wall-clock time the
@@ -19,6 +21,9 @@ import torch
 
 from ivos_rl.quality.crop import crop_inputs
 from ivos_rl.quality.estimator import QualityEstimator
+from ivos_rl.quality.feature_estimator import FeatureQualityEstimator
+from ivos_rl.quality.feature_model import FeatureModelConfig, FeatureQualityModel
+from ivos_rl.quality.features import FEATURE_NAMES, quality_features
 from ivos_rl.quality.model import QualityNet
 
 CONFIGS = {
@@ -27,6 +32,7 @@ CONFIGS = {
     "resnet18@128": ("resnet18", 128),
     "resnet50@256": ("resnet50", 256),
 }
+FEATURES = "features"
 
 
 def make_video(t: int, h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=80)
     parser.add_argument("--size", default="480x854", help="HxW of the video")
-    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=[*CONFIGS, FEATURES])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -80,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{'1 frame changed':>16s}"
     )
     for name in args.configs:
+        if name == FEATURES:
+            bench_features(frames, probs, args.repeats)
+            continue
         backbone, size = CONFIGS[name]
         torch.manual_seed(0)
         model = QualityNet(backbone=backbone, input_size=size).eval()
@@ -107,6 +116,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{statistics.median(one_times):14.3f} s"
         )
     return 0
+
+
+def bench_features(frames: np.ndarray, probs: np.ndarray, repeats: int) -> None:
+    """Feature extraction and the full feature-only predict (5-member ensemble, untrained weights)."""
+    model = FeatureQualityModel(FEATURE_NAMES, FeatureModelConfig())
+    est = FeatureQualityEstimator(model)
+    history = [0, len(frames) // 2]
+    est.predict(frames, probs, history=history)  # warm-up
+    feat = timed(lambda: quality_features(frames, probs, history), repeats)
+    full = timed(lambda: est.predict(frames, probs, history=history), repeats)
+    cpu = timed(lambda: est.predict(frames, probs, history=history), repeats, time.process_time)
+    print(
+        f"{FEATURES:24s} {statistics.median(full):13.3f} s {min(full):6.3f} s {min(cpu):7.3f} s "
+        f"(features alone: median {statistics.median(feat):.3f} s; no cache)"
+    )
 
 
 if __name__ == "__main__":

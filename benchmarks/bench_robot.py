@@ -3,12 +3,13 @@
 Usage (2 cores shared: keep one thread)::
 
     OMP_NUM_THREADS=1 DAVISINTERACTIVE_PYTHON=/tmp/davref/bin/python \
-        .venv/bin/python benchmarks/bench_robot.py [--frames 10 --height 480 --width 854 --objects 2]
+        .venv/bin/python benchmarks/bench_robot.py [--frames 8 --repeats 3]
 
 Without ``DAVISINTERACTIVE_PYTHON`` (see ``_davisinteractive.py``) only ivos-rl's timings are
-printed. Times are best-of-N process CPU times with OpenCV on one thread (both sides). Two
-cases on the seeded synthetic masks of ``bench_metrics.py``: the first interaction (empty
-prediction, given frame) and a correction round (imperfect prediction, worst frame).
+printed. Times are best-of-N process CPU times with OpenCV on one thread (both sides), summed
+over ten real videos (``_realistic.py``: DAVIS-2016 masks at 480x854, the propagation backend's
+predictions): the first interaction (empty prediction, given frame) and a correction round
+(the prediction as is, and with 2% of its pixels relabelled; worst frame).
 Agreement is reported per stroke: identical object ids and the max |difference| of the
 normalised coordinates, plus the share of ivos-rl's scribble pixels within 2 px of the
 reference's (1.0 when the strokes coincide).
@@ -18,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 import cv2
 import numpy as np
 from _davisinteractive import MEDIAL_AXIS_SEED, call_reference, reference_python
-from bench_metrics import best_time, make_masks
+from _realistic import VIDEOS, realistic_pairs
+from bench_metrics import best_time
 from scipy import ndimage
 
 from ivos_rl.robot import ScribbleRobot
@@ -59,54 +60,67 @@ def agreement(mine: dict[str, Any], ref: dict[str, Any], shape: tuple[int, int])
     )
 
 
+def _strokes(scribbles: dict[str, Any]) -> int:
+    return sum(len(s) for s in scribbles["scribbles"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--width", type=int, default=854)
-    parser.add_argument("--objects", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=8, help="frames per video")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--noise", type=float, default=0.02, help="share of relabelled pixels (noisy case)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
-
-    gt, pred = make_masks(args.frames, args.height, args.width, args.objects, args.seed)
     robot = ScribbleRobot(seed=MEDIAL_AXIS_SEED, clock=lambda: 0.0)
-    cases = {
-        "first interaction (empty prediction, frame T/2)": (np.zeros_like(pred), args.frames // 2),
-        "correction (imperfect prediction, worst frame)": (pred, None),
-    }
     python = reference_python()
-    print(f"data: {gt.shape} uint8, {args.objects} objects, best of {args.repeats}")
-    for name, (p, frame) in cases.items():
-        start = time.process_time()
-        robot.interact("seq", p, gt, nb_objects=args.objects, frame=frame)
-        first = time.process_time() - start
-        mine, t = best_time(
-            lambda p=p, frame=frame: robot.interact("seq", p, gt, nb_objects=args.objects, frame=frame),
-            args.repeats,
-        )
-        print(f"{name}\n  ivos_rl          {t * 1e3:8.1f} ms  (first call {first * 1e3:.1f} ms)")
-        if python is None:
-            continue
-        out = call_reference(
-            "robot",
-            {
-                "gt": gt,
-                "pred": p,
-                "nb_objects": args.objects,
-                "frame": -1 if frame is None else frame,
-                "kernel_size": robot.kernel_size,
-                "max_kernel_radius": robot.max_kernel_radius,
-                "min_nb_nodes": robot.min_nb_nodes,
-                "nb_points": robot.nb_points,
-                "repeats": args.repeats,
-            },
-            python=python,
-        )
-        t_ref = float(out["time"])
-        print(f"  davisinteractive {t_ref * 1e3:8.1f} ms  speed-up x{t_ref / t:.1f}")
-        print("  " + agreement(mine, json.loads(str(out["scribbles_json"])), gt.shape[1:]))
+    print(f"{len(VIDEOS)} real videos x {args.frames} frames at 480x854, 1 object, best of {args.repeats}")
+    for label, noise in (("clean", 0.0), ("noisy", args.noise)):
+        pairs = realistic_pairs(args.frames, noise=noise, seed=args.seed)
+        cases = {
+            "first interaction (empty prediction, middle frame)": lambda gt, pred: (
+                np.zeros_like(pred),
+                len(gt) // 2,
+            ),
+            "correction (propagation prediction, worst frame)": lambda gt, pred: (pred, None),
+        }
+        for name, make in cases.items():
+            if label == "noisy" and name.startswith("first"):
+                continue  # an empty prediction has no noise
+            mine_t, ref_t, equal, lines = 0.0, 0.0, 0, []
+            for seq, gt, pred in pairs:
+                p, frame = make(gt, pred)
+                mine, t = best_time(
+                    lambda p=p, f=frame, gt=gt, seq=seq: robot.interact(seq, p, gt, nb_objects=1, frame=f),
+                    args.repeats,
+                )
+                mine_t += t
+                if python is None:
+                    continue
+                out = call_reference(
+                    "robot",
+                    {
+                        "gt": gt,
+                        "pred": p,
+                        "nb_objects": 1,
+                        "frame": -1 if frame is None else frame,
+                        "kernel_size": robot.kernel_size,
+                        "max_kernel_radius": robot.max_kernel_radius,
+                        "min_nb_nodes": robot.min_nb_nodes,
+                        "nb_points": robot.nb_points,
+                        "repeats": args.repeats,
+                    },
+                    python=python,
+                )
+                ref_t += float(out["time"])
+                ref = json.loads(str(out["scribbles_json"]))
+                equal += _strokes(mine) == _strokes(ref)
+                lines.append(f"    {seq:<16} " + agreement(mine, ref, gt.shape[1:]))
+            print(f"{label}, {name}\n  ivos_rl          {mine_t * 1e3:8.1f} ms for {len(pairs)} frames")
+            if python is not None:
+                print(f"  davisinteractive {ref_t * 1e3:8.1f} ms   speed-up x{ref_t / mine_t:.1f}")
+                print(f"  equal stroke counts on {equal}/{len(pairs)} frames")
+                print("\n".join(lines), flush=True)
     if python is None:
         print("davisinteractive not importable: set DAVISINTERACTIVE_PYTHON for ratios and agreement")
     return 0

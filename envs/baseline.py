@@ -46,12 +46,13 @@ import numpy as np
 from scipy import stats
 
 from ivos_rl.errors import CheckpointError, ConfigError, CorruptFileError, InputValidationError
+from ivos_rl.metrics import METRIC_KEYS
 from ivos_rl.utils.io import atomic_write_json
 from ivos_rl.utils.logging import get_logger
 from ivos_rl.utils.seed import name_seed
 
 SigmaMode = Literal["t_scale", "t_std", "sample"]
-METRICS: tuple[str, ...] = ("J", "F", "J_AND_F")
+METRICS: tuple[str, ...] = METRIC_KEYS  # the one list (ivos_rl.metrics)
 FORMAT = "ivos-rl/random-baseline"
 VERSION = 1
 MIN_EPISODES = 30

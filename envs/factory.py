@@ -2,8 +2,9 @@
 
 Training (``ivos_rl.agents.train``), the baseline command (``scripts/build_baseline.py``) and
 evaluations all need the same pieces: dataset, backend, robot and quality source from their
-config groups, a deterministic split into training and held-out sequences, and the random
-baseline matching the training env. Keeping this in one place guarantees the baseline is built
+config groups, the split into training and held-out sequences (the one of every trainer,
+:func:`ivos_rl.data.splits.split_sequences`, checked against the quality net's own split), and the
+random baseline matching the training env. Keeping this in one place guarantees the baseline is built
 with exactly the env settings it is later used with (its cache records a fingerprint of them).
 """
 
@@ -17,10 +18,11 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ivos_rl.data.splits import split_sequences
+from ivos_rl.data.splits import check_held_out_unseen, read_split_record, split_sequences
 from ivos_rl.envs.baseline import RandomBaseline, build_random_baseline
 from ivos_rl.envs.frame_recommendation import FrameRecommendationEnv
 from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.rounds import QualitySource, quality_source_from_cfg
 from ivos_rl.utils.logging import get_logger
 
 _log = get_logger(__name__)
@@ -35,7 +37,7 @@ class Components:
     dataset: Any
     backend: Any
     robot: Any
-    quality: Any
+    quality: QualitySource
 
 
 def _plain(node: Any) -> Any:
@@ -43,19 +45,64 @@ def _plain(node: Any) -> Any:
 
 
 def build_components(cfg: DictConfig) -> Components:
-    """Instantiate ``cfg.dataset``, ``cfg.backend``, ``cfg.robot`` (may be null) and ``cfg.quality``."""
-    for group in ("dataset", "backend", "quality"):
+    """Instantiate ``cfg.dataset``, ``cfg.backend``, ``cfg.robot`` (may be null) and the quality source.
+
+    The quality source comes from the ``setting`` group (``configs/setting/{oracle,wild}.yaml``),
+    through the same loader evaluation uses (:func:`ivos_rl.rounds.quality_source_from_cfg`).
+    """
+    if "quality" in cfg:
+        raise ConfigError(
+            "the top-level `quality` key is gone: choose the quality source with the setting group "
+            "(setting=oracle, or setting=wild setting.estimator.path=<quality net .pt>)"
+        )
+    for group in ("dataset", "backend", "setting"):
         if cfg.get(group) is None:
             raise ConfigError(f"config group {group!r} is missing (choose one, e.g. {group}=...)")
-    quality = cfg.quality
-    quality_obj = quality if isinstance(quality, str) else instantiate(quality)
+    quality = quality_source_from_cfg(cfg.setting)
     robot = instantiate(cfg.robot) if cfg.get("robot") is not None else None
     return Components(
         dataset=instantiate(cfg.dataset),
         backend=instantiate(cfg.backend),
         robot=robot,
-        quality=quality_obj,
+        quality=quality,
     )
+
+
+def quality_split(quality: Any) -> dict[str, Any] | None:
+    """The split record of the videos a quality source was trained on (None: oracle or unrecorded).
+
+    Quality estimators loaded from a checkpoint carry it as ``.split`` (see
+    :func:`ivos_rl.data.splits.split_record`); any other quality object may do the same.
+    """
+    quality = _estimator(quality)
+    if quality is None or isinstance(quality, str):
+        return None
+    return read_split_record(getattr(quality, "split", None), _quality_source(quality))
+
+
+def _estimator(quality: Any) -> Any:
+    """The quality net behind a :class:`QualitySource` (None in the Oracle setting); others as given."""
+    return quality.estimator if isinstance(quality, QualitySource) else quality
+
+
+def _quality_source(quality: Any) -> str:
+    quality = _estimator(quality)
+    return f"the quality net {getattr(quality, 'checkpoint_path', None) or type(quality).__name__}"
+
+
+def agent_split(
+    components: Components, val_sequences: int | Sequence[str], seed: int
+) -> tuple[list[str], list[str]]:
+    """(train, held-out) videos of the agent, from the one split function of every trainer.
+
+    In the Wild the agent's held-out videos must also be unseen by the quality net: a quality
+    checkpoint that records its split is checked here and a leak is a :class:`ConfigError`
+    naming the videos.
+    """
+    train, held_out = split_sequences(components.dataset.sequences, val_sequences, seed)
+    quality = components.quality
+    check_held_out_unseen(held_out, quality_split(quality), _quality_source(quality), "the agent's held-out")
+    return train, held_out
 
 
 def samples_of(
@@ -178,7 +225,7 @@ def build_baseline(cfg: DictConfig) -> Path:
     rebuilds it).
     """
     components = build_components(cfg)
-    train_seqs, _ = split_sequences(components.dataset.sequences, cfg.train.val_sequences, int(cfg.seed))
+    train_seqs, _ = agent_split(components, cfg.train.val_sequences, int(cfg.seed))
     samples = samples_of(components.dataset, train_seqs, training_scribbles(cfg))
     path = Path(str(cfg.baseline.path))
     if path.is_file() and not bool(cfg.baseline.get("overwrite", False)):

@@ -28,9 +28,15 @@ bidirectional recurrence (changing every Q value) unless masked, so per-episode 
 evaluation identical to running the network on the whole video as the paper does. Vector envs
 need fixed spaces and are therefore only used with subsequences.
 
-**Quality.** ``quality="oracle"`` (or an :class:`~ivos_rl.quality.OracleQuality`) uses the true
-per-frame J&F of the evaluated masks; any object with ``predict(frames, probs) -> (q, q_k)`` (the
-"Wild" :class:`~ivos_rl.quality.QualityEstimator`) gives the estimated quality.
+**Quality.** ``quality="oracle"`` uses the true per-frame J&F of the masks that are scored (the
+same Oracle state evaluation shows strategies); any object with ``predict(frames, probs) -> (q,
+q_k)`` (the "Wild" :class:`~ivos_rl.quality.QualityEstimator`), or a
+:class:`~ivos_rl.rounds.QualitySource`, gives the estimated quality.
+
+**Rounds.** Reset and steps run on :class:`~ivos_rl.rounds.RoundEngine`, the round engine that
+evaluation and quality-sample generation use too, so the same actions give the same masks, J&F
+and Oracle states everywhere (tests/test_rounds_parity.py). Wall-clock seconds by component of the
+last reset/step are in ``env.last_timings`` (not in ``info``, which must be deterministic).
 
 **Interactions.** ``interaction="robot"`` runs the DAVIS scribble robot on the chosen frame. The
 robot (skeletons, graphs) dominates a step with a simulated backend, and a simulator only uses
@@ -50,8 +56,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import cv2
@@ -59,17 +64,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ivos_rl.backends.base import BackendOutput, VOSBackend
+from ivos_rl.backends.base import VOSBackend
 from ivos_rl.envs.rewards import RewardConfig, aux_reward, goal_reward, performance
-from ivos_rl.envs.state import StateMode, build_state, history_counts
-from ivos_rl.errors import ConfigError, InputValidationError, ScribbleError
-from ivos_rl.metrics import batched_jaccard_and_f_measure
-from ivos_rl.quality.estimator import OracleQuality
-from ivos_rl.scribbles import annotated_frames, fuse_scribbles
+from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.interactions import Robot
+from ivos_rl.metrics import METRIC_KEYS
+from ivos_rl.rounds import QualitySource, RoundEngine, RoundTimings, SampleContext, load_sample
+from ivos_rl.state import StateMode, build_state, history_counts
 
 SubsequenceStart = Literal["centered", "random"]
 InteractionMode = Literal["robot", "fast"]
-_METRIC_KEYS = ("J", "F", "J_AND_F")
 
 
 class BaselineLike(Protocol):
@@ -78,45 +82,6 @@ class BaselineLike(Protocol):
     def stats(
         self, sequence: str, scribble_idx: int, start: int, horizon: int, metric: str
     ) -> tuple[float, float]: ...
-
-
-class RobotLike(Protocol):
-    def interact(
-        self,
-        sequence: str,
-        pred_masks: np.ndarray,
-        gt_masks: np.ndarray,
-        nb_objects: int | None = None,
-        frame: int | None = None,
-    ) -> dict[str, Any]: ...
-
-
-@dataclass(eq=False)
-class StepTimings:
-    """Wall-clock seconds spent in one reset/step, by component (``info["timings"]``).
-
-    Wall-clock times are never reproducible, so two ``StepTimings`` always compare equal: the
-    determinism checks that compare ``info`` dicts (Gymnasium's ``check_env``, resume tests)
-    then compare the MDP's outcome and not timer noise.
-    """
-
-    robot: float = 0.0
-    backend: float = 0.0
-    metrics: float = 0.0
-    quality: float = 0.0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, StepTimings)
-
-    def __hash__(self) -> int:
-        return hash(StepTimings)
-
-    @property
-    def total(self) -> float:
-        return self.robot + self.backend + self.metrics + self.quality
-
-    def as_dict(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
 
 def centered_start(first_frame: int, n_frames: int, length: int) -> int:
@@ -159,8 +124,86 @@ def fast_scribble(
     return {"scribbles": per_frame, "sequence": sequence}
 
 
+class FastRobot:
+    """:func:`fast_scribble` behind the :class:`~ivos_rl.interactions.Robot` protocol (simulators only)."""
+
+    def interact(
+        self,
+        sequence: str,
+        pred_masks: np.ndarray,
+        gt_masks: np.ndarray,
+        nb_objects: int | None = None,
+        frame: int | None = None,
+    ) -> dict[str, Any]:
+        if frame is None or nb_objects is None:
+            raise InputValidationError("FastRobot.interact needs the frame and nb_objects")
+        return fast_scribble(sequence, pred_masks, gt_masks, int(frame), int(nb_objects))
+
+
+def _check_knobs(
+    backend: VOSBackend,
+    robot: Robot | None,
+    horizon: Any,
+    subsequence_length: Any,
+    subsequence_start: Any,
+    interaction: Any,
+    transition_cache: Any,
+    max_cached_sequences: Any,
+) -> None:
+    """Typed errors for the environment's knobs, raised before any data is loaded."""
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ConfigError(f"horizon must be an int >= 1, got {horizon!r}")
+    if subsequence_length is not None and (
+        isinstance(subsequence_length, bool)
+        or not isinstance(subsequence_length, (int, np.integer))
+        or subsequence_length < 1
+    ):
+        raise ConfigError(f"subsequence_length must be None or an int >= 1, got {subsequence_length!r}")
+    if subsequence_start not in ("centered", "random"):
+        raise ConfigError(f"subsequence_start must be 'centered' or 'random', got {subsequence_start!r}")
+    if interaction not in ("robot", "fast"):
+        raise ConfigError(f"interaction must be 'robot' or 'fast', got {interaction!r}")
+    if interaction == "robot" and robot is None:
+        raise ConfigError("interaction='robot' needs a robot (e.g. ivos_rl.robot.ScribbleRobot())")
+    if interaction == "fast" and not getattr(backend, "uses_ground_truth", False):
+        raise ConfigError(
+            f"interaction='fast' is only for simulators; backend {getattr(backend, 'name', backend)!r} "
+            "is a real segmenter and needs the robot's scribbles"
+        )
+    if int(transition_cache) < 0 or int(max_cached_sequences) < 1:
+        raise ConfigError(
+            f"transition_cache must be >= 0 and max_cached_sequences >= 1, got "
+            f"{transition_cache} / {max_cached_sequences}"
+        )
+
+
+def _checked_samples(
+    dataset: Any, samples: Sequence[tuple[str, int]] | None, subsequence_length: int | None
+) -> list[tuple[str, int]]:
+    """The env's (sequence, scribble) samples: not empty, every video at least one subsequence long."""
+    chosen = dataset.samples() if samples is None else samples
+    pairs = [(str(s), int(i)) for s, i in chosen]
+    if not pairs:
+        raise ConfigError(
+            f"no (sequence, initial scribble) samples in {dataset!r}; generate initial scribbles "
+            "first (`ivos-rl init-scribbles`)"
+        )
+    if subsequence_length is not None:
+        short = sorted({s for s, _ in pairs if dataset.info(s).n_frames < subsequence_length})
+        if short:
+            raise ConfigError(
+                f"sequences shorter than subsequence_length={subsequence_length}: {short}; "
+                "lower subsequence_length or leave them out"
+            )
+    return pairs
+
+
 class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
-    """Gymnasium env: observation (N, 2) float32 (q, h), action Discrete(N) = frame to annotate."""
+    """Gymnasium env: observation (N, 2) float32 (q, h), action Discrete(N) = frame to annotate.
+
+    ``__init__`` validates every knob up front (typed errors before any data is loaded, in
+    :func:`_check_knobs`); the rounds themselves are :class:`~ivos_rl.rounds.RoundEngine`'s.
+    """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
 
@@ -168,7 +211,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self,
         dataset: Any,
         backend: VOSBackend,
-        robot: RobotLike | None = None,
+        robot: Robot | None = None,
         quality: Any = "oracle",
         reward: RewardConfig | dict[str, Any] | None = None,
         baseline: BaselineLike | None = None,
@@ -180,32 +223,13 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         interaction: InteractionMode = "robot",
         transition_cache: int = 0,
         max_cached_sequences: int = 4,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__()
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-            raise ConfigError(f"horizon must be an int >= 1, got {horizon!r}")
-        if subsequence_length is not None and (
-            isinstance(subsequence_length, bool)
-            or not isinstance(subsequence_length, (int, np.integer))
-            or subsequence_length < 1
-        ):
-            raise ConfigError(f"subsequence_length must be None or an int >= 1, got {subsequence_length!r}")
-        if subsequence_start not in ("centered", "random"):
-            raise ConfigError(f"subsequence_start must be 'centered' or 'random', got {subsequence_start!r}")
-        if interaction not in ("robot", "fast"):
-            raise ConfigError(f"interaction must be 'robot' or 'fast', got {interaction!r}")
-        if interaction == "robot" and robot is None:
-            raise ConfigError("interaction='robot' needs a robot (e.g. ivos_rl.robot.ScribbleRobot())")
-        if interaction == "fast" and not getattr(backend, "uses_ground_truth", False):
-            raise ConfigError(
-                f"interaction='fast' is only for simulators; backend {getattr(backend, 'name', backend)!r} "
-                "is a real segmenter and needs the robot's scribbles"
-            )
-        if int(transition_cache) < 0 or int(max_cached_sequences) < 1:
-            raise ConfigError(
-                f"transition_cache must be >= 0 and max_cached_sequences >= 1, got "
-                f"{transition_cache} / {max_cached_sequences}"
-            )
+        _check_knobs(
+            backend, robot, horizon, subsequence_length, subsequence_start, interaction,
+            transition_cache, max_cached_sequences,
+        )
         self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
         if self.reward_config.use_goal and baseline is None:
             raise ConfigError(
@@ -221,24 +245,15 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self.subsequence_start = subsequence_start
         self.state_mode = StateMode.parse(state_mode)
         self.interaction = interaction
-        self.oracle = self._is_oracle(quality)
-        self.quality = quality
-        chosen = dataset.samples() if samples is None else samples
-        self.samples: list[tuple[str, int]] = [(str(s), int(i)) for s, i in chosen]
-        if not self.samples:
-            raise ConfigError(
-                f"no (sequence, initial scribble) samples in {dataset!r}; generate initial scribbles "
-                "first (`ivos-rl init-scribbles`)"
-            )
-        if self.subsequence_length is not None:
-            short = sorted(
-                {s for s, _ in self.samples if dataset.info(s).n_frames < self.subsequence_length}
-            )
-            if short:
-                raise ConfigError(
-                    f"sequences shorter than subsequence_length={self.subsequence_length}: {short}; "
-                    "lower subsequence_length or leave them out"
-                )
+        self.quality = self._quality_source(quality)
+        self.oracle = self.quality.is_oracle
+        self.engine = RoundEngine(
+            backend, FastRobot() if interaction == "fast" else robot, self.quality, clock=clock
+        )
+        #: Seconds by component of the last reset/step (kept out of ``info``: wall-clock time is not
+        #: part of the MDP's outcome, and Gymnasium's determinism checks compare ``info``).
+        self.last_timings = RoundTimings()
+        self.samples = _checked_samples(dataset, samples, self.subsequence_length)
         self._cache_size = int(transition_cache)
         self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self.cache_hits = 0
@@ -251,16 +266,17 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _is_oracle(quality: Any) -> bool:
+    def _quality_source(quality: Any) -> QualitySource:
+        """``"oracle"``, a :class:`~ivos_rl.rounds.QualitySource`, or an estimator (Wild)."""
+        if isinstance(quality, QualitySource):
+            return quality
         if isinstance(quality, str):
-            if quality != "oracle":
+            if quality not in ("oracle", "wild"):
                 raise ConfigError(f"quality must be 'oracle' or a quality estimator object, got {quality!r}")
-            return True
-        if isinstance(quality, OracleQuality):
-            return True
+            return QualitySource(quality)  # type: ignore[arg-type]
         if not callable(getattr(quality, "predict", None)):
             raise ConfigError(f"quality object {quality!r} has no predict(frames, probs) method")
-        return False
+        return QualitySource("wild", quality)
 
     def _set_spaces(self, n: int) -> None:
         high = np.empty((n, 2), dtype=np.float32)
@@ -282,91 +298,53 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
             self._videos.popitem(last=False)
         return item
 
-    def _initial(self, seq: str, idx: int) -> tuple[dict[str, Any], int]:
-        scribble = self.dataset.load_scribbles(seq, idx)
-        frames = annotated_frames(scribble)
-        if not frames:
-            raise ScribbleError(f"initial scribble {idx} of {seq!r} has no stroke on any frame")
-        return scribble, int(frames[0])
+    def _sample(self, seq: str, idx: int) -> SampleContext:
+        """The whole-video sample (initial scribble as stored; its first marked frame is the initial)."""
+        return load_sample(self.dataset, seq, idx, video=self._video(seq))
 
     def subsequence_starts(self, sequence: str, scribble_idx: int) -> list[int]:
         """Every start ``reset`` may pick for this sample (what a baseline must cover)."""
         if self.subsequence_length is None:
             return [0]
-        _, first = self._initial(sequence, scribble_idx)
+        first = self._sample(sequence, scribble_idx).initial_frame
         n = self.dataset.info(sequence).n_frames
         if self.subsequence_start == "centered":
             return [centered_start(first, n, self.subsequence_length)]
         lo, hi = valid_starts(first, n, self.subsequence_length)
         return list(range(lo, hi + 1))
 
-    def _metrics(
-        self, ep: dict[str, Any], out: BackendOutput
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """Per-frame true J and F of ``out.masks``, the quality q, and the time spent on q."""
-        j, f = batched_jaccard_and_f_measure(ep["gt"], out.masks, nb_objects=ep["n_objects"])
-        j = j.mean(axis=1)
-        f = f.mean(axis=1)
-        tic = time.perf_counter()
-        if self.oracle:
-            q = (j + f) / 2.0
-        else:
-            q, _ = self.quality.predict(ep["frames"], out.probs)
-            q = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
-        return j, f, q, time.perf_counter() - tic
+    def _sync(self, ep: dict[str, Any], timings: RoundTimings) -> None:
+        """Bring the engine to the whole history, replaying what cache hits skipped.
 
-    def _interact(self, ep: dict[str, Any], frame: int, timings: StepTimings) -> None:
-        """One user round on ``frame``: robot (or fast stand-in) then backend, updating the prediction."""
-        tic = time.perf_counter()
-        if self.interaction == "fast":
-            scribble = fast_scribble(ep["sequence"], ep["pred"], ep["gt"], frame, ep["n_objects"])
-        else:
-            assert self.robot is not None
-            scribble = self.robot.interact(
-                ep["sequence"], ep["pred"], ep["gt"], nb_objects=ep["n_objects"], frame=frame
-            )
-        timings.robot += time.perf_counter() - tic
-        if not any(len(s.get("path", [])) for s in scribble["scribbles"][frame]):
-            return  # nothing to correct on this frame: the user draws nothing, masks stay
-        payload = scribble
-        if self.backend.wants_all_scribbles:
-            ep["all_scribbles"] = fuse_scribbles(ep["all_scribbles"], scribble)
-            payload = ep["all_scribbles"]
-        tic = time.perf_counter()
-        out = self.backend.interact(frame, payload)
-        timings.backend += time.perf_counter() - tic
-        ep["out"] = out
-        ep["pred"] = out.masks
-
-    def _sync_backend(self, ep: dict[str, Any], upto: int, timings: StepTimings) -> None:
-        """Bring the backend to ``history[:upto]``, replaying what cache hits skipped.
-
-        ``synced`` counts the history entries the backend has seen; 0 means not even reset yet
+        ``synced`` counts the history entries the engine has applied; 0 means not even started
         (a cached reset defers the backend's precomputation until a step misses the cache).
         """
-        if ep["synced"] == 0:
-            tic = time.perf_counter()
-            self.backend.reset(ep["frames"], ep["n_objects"], sequence=ep["sequence"], gt_masks=ep["gt"])
-            out = self.backend.interact(ep["history"][0], ep["all_scribbles"])
-            timings.backend += time.perf_counter() - tic
-            ep["out"], ep["pred"] = out, out.masks
-            ep["synced"] = 1
-        while ep["synced"] < upto:
-            self._interact(ep, ep["history"][ep["synced"]], timings)
+        engine = self.engine
+        while ep["synced"] < len(ep["history"]):
+            if ep["synced"] == 0:
+                engine.start(ep["sample"])
+            else:
+                engine.annotate(ep["history"][ep["synced"]])
+                engine.propagate()
+            _add(timings, engine.state.timings)
             ep["synced"] += 1
 
-    def _evaluate(self, ep: dict[str, Any], timings: StepTimings) -> bool:
-        """Set (J, F, q) for the current history, from the cache or by running the backend."""
+    def _evaluate(self, ep: dict[str, Any], timings: RoundTimings) -> bool:
+        """Set (J, F, q) for the current history, from the cache or by running the rounds."""
         key = (ep["sequence"], ep["scribble_idx"], ep["start"], tuple(ep["history"]))
         if self._cache_size > 0 and key in self._cache:
             self._cache.move_to_end(key)
             ep["j"], ep["f"], ep["q"] = self._cache[key]
             self.cache_hits += 1
             return True
-        self._sync_backend(ep, len(ep["history"]), timings)
-        tic = time.perf_counter()
-        ep["j"], ep["f"], ep["q"], timings.quality = self._metrics(ep, ep["out"])
-        timings.metrics = time.perf_counter() - tic - timings.quality
+        self._sync(ep, timings)
+        before = RoundTimings(**self.engine.state.timings.as_dict())
+        scores = self.engine.score()
+        q = self.engine.observe()
+        after = self.engine.state.timings
+        timings.metrics += after.metrics - before.metrics
+        timings.quality += after.quality - before.quality
+        ep["j"], ep["f"], ep["q"] = scores.per_frame("J"), scores.per_frame("F"), q
         if self._cache_size > 0:
             self.cache_misses += 1
             self._cache[key] = (ep["j"], ep["f"], ep["q"])
@@ -377,7 +355,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
     def _observe(self, ep: dict[str, Any]) -> np.ndarray:
         return build_state(ep["q"], history_counts(ep["history"], ep["n"]), self.state_mode)
 
-    def _info(self, ep: dict[str, Any], timings: StepTimings, cached: bool) -> dict[str, Any]:
+    def _info(self, ep: dict[str, Any], cached: bool) -> dict[str, Any]:
         return {
             "sequence": ep["sequence"],
             "scribble_idx": ep["scribble_idx"],
@@ -391,9 +369,8 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
             "quality": ep["q"].astype(np.float32),
             "performance": {
                 m: performance(ep["j"], ep["f"], m)  # type: ignore[arg-type]
-                for m in _METRIC_KEYS
+                for m in METRIC_KEYS
             },
-            "timings": timings,
             "cached": cached,
         }
 
@@ -404,7 +381,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         """Start a session; ``options`` may fix ``sample`` = (sequence, scribble_idx) and ``start``."""
         super().reset(seed=seed)
         options = options or {}
-        timings = StepTimings()
+        timings = RoundTimings()
         if "sample" in options:
             seq, idx = options["sample"]
             seq, idx = str(seq), int(idx)
@@ -412,9 +389,8 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
                 raise InputValidationError(f"options['sample']={(seq, idx)} is not one of this env's samples")
         else:
             seq, idx = self.samples[int(self.np_random.integers(len(self.samples)))]
-        frames_all, gt_all, n_objects = self._video(seq)
-        scribble, first = self._initial(seq, idx)
-        n_total = frames_all.shape[0]
+        sample = self._sample(seq, idx)
+        first, n_total = sample.initial_frame, sample.n_frames
         if self.subsequence_length is None:
             start, n = 0, n_total
         else:
@@ -432,27 +408,22 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
                 start = int(self.np_random.integers(lo, hi + 1))
         if n != self.n_frames:
             self._set_spaces(n)
-        sl = slice(start, start + n)
-        local = first - start
+        window = sample if n == n_total else sample.window(start, n)
         ep: dict[str, Any] = {
             "sequence": seq,
             "scribble_idx": idx,
             "start": start,
             "n": n,
             "frame_indices": list(range(start, start + n)),
-            "frames": frames_all[sl],
-            "gt": gt_all[sl],
-            "n_objects": n_objects,
-            "history": [local],
+            "sample": window,
+            "history": [window.initial_frame],
             "synced": 0,
             "t": 0,
-            "all_scribbles": {"scribbles": scribble["scribbles"][sl], "sequence": seq},
         }
-        if hasattr(self.quality, "reset_cache"):
-            self.quality.reset_cache()
         cached = self._evaluate(ep, timings)
         self._episode = ep
-        return self._observe(ep), self._info(ep, timings, cached=cached)
+        self.last_timings = timings
+        return self._observe(ep), self._info(ep, cached=cached)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Annotate frame ``action``; reward r_aux before T and r_goal at T (module docstring)."""
@@ -466,13 +437,14 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         a = int(action)
         if not 0 <= a < ep["n"]:
             raise InputValidationError(f"action {a} outside [0, {ep['n']})")
-        timings = StepTimings()
+        timings = RoundTimings()
         counts = history_counts(ep["history"], ep["n"])
         r_aux = aux_reward(a, counts)
         ep["history"].append(a)
         ep["t"] += 1
         hit = self._evaluate(ep, timings)
-        info = self._info(ep, timings, cached=hit)
+        self.last_timings = timings
+        info = self._info(ep, cached=hit)
         cfg = self.reward_config
         r_int = r_aux if cfg.use_aux else 0.0
         r_goal = 0.0
@@ -492,3 +464,9 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._videos.clear()
         self._cache.clear()
         self._episode = None
+
+
+def _add(total: RoundTimings, part: RoundTimings) -> None:
+    """``total += part`` component by component."""
+    for name, value in part.as_dict().items():
+        setattr(total, name, getattr(total, name) + value)

@@ -21,10 +21,10 @@ from typing import Literal
 import numpy as np
 
 from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.metrics import METRIC_KEYS
 
 GoalForm = Literal["eq2", "eq3"]
 Metric = Literal["J", "F", "J_AND_F"]
-_METRICS: tuple[str, ...] = ("J", "F", "J_AND_F")
 _FORMS: tuple[str, ...] = ("eq2", "eq3")
 
 
@@ -42,8 +42,8 @@ class RewardConfig:
     use_aux: bool = True
 
     def __post_init__(self) -> None:
-        if self.metric not in _METRICS:
-            raise ConfigError(f"reward metric must be one of {_METRICS}, got {self.metric!r}")
+        if self.metric not in METRIC_KEYS:
+            raise ConfigError(f"reward metric must be one of {METRIC_KEYS}, got {self.metric!r}")
         if self.goal_form not in _FORMS:
             raise ConfigError(f"reward goal_form must be one of {_FORMS}, got {self.goal_form!r}")
 
@@ -86,4 +86,4 @@ def performance(j: np.ndarray, f: np.ndarray, metric: Metric = "J_AND_F") -> flo
         return float(f.mean())
     if metric == "J_AND_F":
         return float(((j + f) / 2.0).mean())
-    raise ConfigError(f"metric must be one of {_METRICS}, got {metric!r}")
+    raise ConfigError(f"metric must be one of {METRIC_KEYS}, got {metric!r}")

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from ivos_rl.errors import InputValidationError, ScribbleError
+from ivos_rl.interactions import copy_items, fuse_interactions
 from ivos_rl.metrics import batched_jaccard
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "clicks2points",
     "clicks_to_scribbles",
     "fuse_clicks",
+    "interaction_to_scribbles",
     "validate_clicks",
 ]
 
@@ -195,22 +197,17 @@ def clicked_frames(clicks: dict[str, Any]) -> list[int]:
 
 
 def fuse_clicks(clicks_a: dict[str, Any], clicks_b: dict[str, Any]) -> dict[str, Any]:
-    """Per-frame concatenation of two clicks dicts of the same sequence (inputs are not modified)."""
+    """Per-frame concatenation of two clicks dicts of the same sequence (inputs are not modified).
+
+    Validates both dicts, then :func:`ivos_rl.interactions.fuse_interactions` (the one fuse).
+    """
     validate_clicks(clicks_a)
     validate_clicks(clicks_b)
     if clicks_a["sequence"] != clicks_b["sequence"]:
         raise ScribbleError(
             f"cannot fuse clicks of {clicks_a['sequence']!r} with clicks of {clicks_b['sequence']!r}"
         )
-    if len(clicks_a["clicks"]) != len(clicks_b["clicks"]):
-        raise ScribbleError(
-            f"cannot fuse clicks over {len(clicks_a['clicks'])} and {len(clicks_b['clicks'])} frames"
-        )
-    fused = [
-        [dict(c) for c in a] + [dict(c) for c in b]
-        for a, b in zip(clicks_a["clicks"], clicks_b["clicks"], strict=True)
-    ]
-    return {"clicks": fused, "sequence": clicks_a["sequence"]}
+    return fuse_interactions(clicks_a, clicks_b)
 
 
 def _spiral_offsets(radius_px: float) -> np.ndarray:
@@ -267,6 +264,31 @@ def clicks_to_scribbles(
             )
         frames.append(strokes)
     return {"scribbles": frames, "sequence": clicks["sequence"]}
+
+
+def interaction_to_scribbles(
+    interaction: dict[str, Any], radius_px: float, output_resolution: Sequence[int]
+) -> dict[str, Any]:
+    """A pure DAVIS scribble dict for scribble-only backends, whatever the robot produced.
+
+    Clicks become small disk scribbles (:func:`clicks_to_scribbles`) appended to the scribbles of
+    the same frame; a scribble-only dict is returned as a copy.
+    """
+    if "clicks" not in interaction:
+        if "scribbles" not in interaction:
+            raise ScribbleError(
+                f"interaction has neither 'scribbles' nor 'clicks' (keys: {sorted(interaction)})"
+            )
+        scribbles = [copy_items(frame) for frame in interaction["scribbles"]]
+        return {"scribbles": scribbles, "sequence": interaction["sequence"]}
+    from_clicks = clicks_to_scribbles(
+        {"clicks": interaction["clicks"], "sequence": interaction["sequence"]}, radius_px, output_resolution
+    )
+    if "scribbles" not in interaction:
+        return from_clicks
+    return fuse_interactions(
+        {"scribbles": interaction["scribbles"], "sequence": interaction["sequence"]}, from_clicks
+    )
 
 
 class ClickRobot:

@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from ivos_rl.agents.checkpoint import load_policy
+from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.backends.base import validate_frames
 from ivos_rl.data.imageio import open_decoded, read_image
 from ivos_rl.data.layout import natural_key
@@ -48,7 +49,6 @@ from ivos_rl.errors import (
     MaskFormatError,
     MissingDataError,
 )
-from ivos_rl.strategies.agent import AgentStrategy
 from ivos_rl.strategies.base import Strategy, StrategyState, build_strategy
 from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import setup_logging
@@ -76,6 +76,9 @@ class Recommendation:
     ``q_values`` (N,) is the agent's Q value per frame (None when a strategy chose); ``quality``
     (N,) the estimated J&F per frame (None only for a strategy that needs no quality and no
     quality net was given); ``source`` says what chose: ``"agent"`` or ``"strategy:<name>"``.
+    ``uncertainty`` (N,) the estimate's standard deviation and ``expected_gain`` the expected mean-J&F
+    gain of one more annotation, when the quality estimator offers them (the feature model does);
+    ``stop`` is True when that gain is below the caller's ``stop_threshold`` (None: not asked).
     """
 
     frame: int
@@ -84,6 +87,9 @@ class Recommendation:
     source: str
     n_frames: int
     history: tuple[int, ...] = ()
+    uncertainty: np.ndarray | None = None
+    expected_gain: float | None = None
+    stop: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (lists of floats, ``null`` for absent arrays)."""
@@ -94,6 +100,9 @@ class Recommendation:
             "n_frames": int(self.n_frames),
             "quality": None if self.quality is None else [float(v) for v in self.quality],
             "q_values": None if self.q_values is None else [float(v) for v in self.q_values],
+            "uncertainty": None if self.uncertainty is None else [float(v) for v in self.uncertainty],
+            "expected_gain": self.expected_gain,
+            "stop": self.stop,
         }
 
 
@@ -192,7 +201,7 @@ class Recommender:
     ``quality`` is any object with ``predict(frames, probs) -> (q (T,), q_k (T, K))`` (usually a
     :class:`~ivos_rl.quality.QualityEstimator`); ``agent`` a Q-network (e.g.
     :class:`~ivos_rl.agents.QNetwork`) with the ``state_mode`` it was trained on, run through
-    :class:`~ivos_rl.strategies.AgentStrategy` exactly as in the evaluation; ``strategy`` any
+    :class:`~ivos_rl.agents.strategy.AgentStrategy` exactly as in the evaluation; ``strategy`` any
     other :class:`Strategy`. Exactly one of ``agent`` and ``strategy`` must be given.
     """
 
@@ -252,8 +261,12 @@ class Recommender:
         estimator = None
         if quality is not None:
             from ivos_rl.quality.estimator import QualityEstimator
+            from ivos_rl.quality.feature_estimator import FeatureQualityEstimator
 
-            estimator = QualityEstimator.from_checkpoint(quality, device=device, batch_size=batch_size)
+            if str(quality).endswith(".features.pt"):  # the feature-only model (issue 15)
+                estimator = FeatureQualityEstimator.from_checkpoint(quality)
+            else:
+                estimator = QualityEstimator.from_checkpoint(quality, device=device, batch_size=batch_size)
         if agent is not None:
             qnet, meta = load_policy(agent, device=device)
             return cls(estimator, agent=qnet, state_mode=str(meta["state_mode"]), device=device, seed=seed)
@@ -277,20 +290,23 @@ class Recommender:
         history: Sequence[int] | None = None,
         *,
         n_objects: int | None = None,
+        stop_threshold: float | None = None,
     ) -> Recommendation:
         """The frame to annotate next given the current masks and the frames annotated so far.
 
         ``frames`` (T, H, W, 3) uint8; ``probs_or_masks`` (T, H, W) label maps or (T, K, H, W)
         probabilities (see :func:`as_probabilities`); ``history`` annotated frames in order (may
-        be empty: then every frame has h = 0).
+        be empty: then every frame has h = 0). ``stop_threshold`` (mean J&F) asks whether to stop:
+        ``stop`` is True when the estimator's expected gain of one more annotation is below it.
         """
         frames = validate_frames(frames)
         probs = as_probabilities(probs_or_masks, frames.shape, n_objects)
         n = int(frames.shape[0])
         hist = _check_history(history, n)
         quality = None
+        extra: dict[str, Any] = {}
         if self.quality is not None:
-            q, _ = self.quality.predict(frames, probs)
+            q, extra = _estimate(self.quality, frames, probs, hist, stop_threshold)
             quality = np.asarray(q, dtype=np.float64)
             if quality.shape != (n,) or not np.all(np.isfinite(quality)):
                 raise InputValidationError(
@@ -309,9 +325,29 @@ class Recommender:
         )
         if isinstance(self.strategy, AgentStrategy):
             q_values = self.strategy.q_values(state)
-            return Recommendation(int(np.argmax(q_values)), q_values, quality, self.source, n, hist)
+            return Recommendation(int(np.argmax(q_values)), q_values, quality, self.source, n, hist, **extra)
         frame = int(self.strategy.select(state))
-        return Recommendation(frame, None, quality, self.source, n, hist)
+        return Recommendation(frame, None, quality, self.source, n, hist, **extra)
+
+
+def _estimate(
+    quality: Any, frames: np.ndarray, probs: np.ndarray, hist: tuple[int, ...], stop_threshold: float | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Per-frame estimate, plus uncertainty / expected gain / stop from estimators that offer them."""
+    if getattr(quality, "needs_history", False):
+        if not hist:
+            raise InputValidationError(f"{type(quality).__name__} needs the annotated frames: give a history")
+        q, _ = quality.predict(frames, probs, history=hist)
+    else:
+        q, _ = quality.predict(frames, probs)
+    extra: dict[str, Any] = {"uncertainty": getattr(quality, "last_uncertainty", None)}
+    if callable(getattr(quality, "expected_gain", None)):
+        extra["expected_gain"] = float(quality.expected_gain(q))
+        if stop_threshold is not None:
+            extra["stop"] = extra["expected_gain"] < float(stop_threshold)
+    elif stop_threshold is not None:
+        raise ConfigError(f"{type(quality).__name__} offers no expected gain: it cannot answer stop")
+    return q, extra
 
 
 def _as_uint8(probs: np.ndarray) -> np.ndarray:
@@ -560,6 +596,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quality", type=Path, default=None, help="quality-net checkpoint (default: shipped)"
     )
+    parser.add_argument(
+        "--stop-threshold", type=float, default=None,
+        help="answer stop when one more annotation is expected to gain less mean J&F (needs a *.features.pt)",
+    )
     choose = parser.add_mutually_exclusive_group()
     choose.add_argument("--agent", type=Path, default=None, help="agent policy checkpoint (default: shipped)")
     choose.add_argument("--strategy", default=None, help="strategy name instead of an agent, e.g. worst")
@@ -583,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         quality, agent, strategy, notes = _models(args)
         rec = Recommender.from_checkpoints(
             quality=quality, agent=agent, strategy=strategy, device=args.device, seed=args.seed
-        ).recommend(frames, masks, args.history, n_objects=args.n_objects)
+        ).recommend(frames, masks, args.history, n_objects=args.n_objects, stop_threshold=args.stop_threshold)
     except IvosError as exc:
         print(f"ivos-rl recommend: error: {exc}", file=sys.stderr)
         return 1
@@ -600,5 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"using {note}")
     print(f"next frame to annotate: {rec.frame} ({names[rec.frame]}), chosen by {rec.source}")
+    if rec.stop:
+        print(f"stop: one more annotation is expected to gain {rec.expected_gain:.4f} mean J&F")
     print(f"details: {args.out}")
     return 0

@@ -158,8 +158,14 @@ def collect_runs(runs_dir: str | Path) -> list[tuple[dict[str, object], Evaluati
             continue
         meta = json.loads(summary_path.read_text())
         samples = load_sample_results(folder)
-        _, summary = summarize_samples(samples, metric=str(meta.get("metric", "J_AND_F")))
-        summary.update({k: meta[k] for k in ("strategy", "setting", "backend", "dataset") if k in meta})
+        _, summary = summarize_samples(
+            samples,
+            metric=str(meta.get("metric", "J_AND_F")),
+            max_time=meta.get("max_time"),
+            time_threshold=float(meta.get("time_threshold", 60.0)),
+        )
+        keep = ("strategy", "setting", "backend", "dataset", "robot", "robot_seed", "time_mode")
+        summary.update({k: meta[k] for k in keep if k in meta})
         found.append((meta, EvaluationResult(report=pd.DataFrame(), summary=summary, samples=samples)))
     if not found:
         raise InputValidationError(f"no evaluation output (summary.json + samples/) under {runs_dir}")
@@ -199,6 +205,66 @@ def table1(runs: Sequence[tuple[dict[str, object], EvaluationResult]], n_boot: i
     table.index = [f"{s} / {r}" for s, r in table.index]
     table.index.name = "setting / strategy"
     return table.fillna("")
+
+
+def _user_groups(
+    runs: Sequence[tuple[dict[str, object], EvaluationResult]],
+) -> dict[tuple[str, str, str, str], list[EvaluationResult]]:
+    """:func:`group_runs`, split further by the kind of simulated user (robot / annotator class)."""
+    by_user: dict[str, list[tuple[dict[str, object], EvaluationResult]]] = {}
+    for meta, res in runs:
+        by_user.setdefault(str(meta.get("robot", "?")), []).append((meta, res))
+    return {
+        (*key, user): results
+        for user, subset in by_user.items()
+        for key, results in group_runs(subset).items()
+    }
+
+
+def variance_table(runs: Sequence[tuple[dict[str, object], EvaluationResult]]) -> pd.DataFrame:
+    """Table-1 companion: auc_time, jf_at_60s, auc_rounds as "mean ± std (n)" x100 over simulated users.
+
+    Runs of one (setting, strategy, backend/dataset) that differ by robot seed or by annotator of a
+    population (the ``robot`` kind is a column) are one row; the std is the spread due to the user
+    (:func:`ivos_rl.summary.spread`). The recommender's and the backend's measured seconds per
+    round are shown apart, as the time budget counts both.
+    """
+    from ivos_rl.summary import SPREAD_KEYS, spread
+
+    rows = []
+    for (setting, strategy, col, robot), results in sorted(_user_groups(runs).items()):
+        stats = spread([r.summary for r in results])
+        row: dict[str, object] = {
+            "setting": setting,
+            "strategy": strategy,
+            "backend/dataset": col,
+            "user": robot,
+        }
+        for key in SPREAD_KEYS:
+            st = stats[key]
+            row[key] = f"{st['mean'] * 100:.2f} ± {st['std'] * 100:.2f} ({st['n']})"
+        for part in ("recommender", "backend"):
+            values = [r.summary.get(f"{part}_seconds_per_round") for r in results]
+            known = [float(v) for v in values if v is not None]
+            row[f"{part} s/round"] = f"{np.mean(known):.3f}" if known else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mask_ap_table(results: Mapping[str, EvaluationResult]) -> pd.DataFrame | None:
+    """Per labelled result and round: Mask AP x100 beside J&F x100 (None when no run has Mask AP)."""
+    rows = {}
+    for label, r in results.items():
+        ap = r.summary.get("mask_ap")
+        if not ap:
+            continue
+        curve = r.curve_rounds[1:]
+        row: dict[str, float] = {}
+        for i, (jf, value) in enumerate(zip(curve, ap["AP"], strict=False), start=1):
+            row[f"J&F {i}"] = jf * 100
+            row[f"AP {i}"] = value * 100 if value >= 0 else float("nan")
+        rows[label] = row
+    return pd.DataFrame.from_dict(rows, orient="index") if rows else None
 
 
 def _mean_per_sample(results: Sequence[EvaluationResult]) -> pd.Series:
@@ -359,6 +425,18 @@ def run_report(cfg: object) -> dict[str, object]:
     atomic_write_text(out / "table1.csv", table.to_csv())
     print(f"Round-AUC x100 (mean ± std over runs; agent rows: paired bootstrap 95% CI)\n{md}")
     _report_rounds_and_reference(cfg, runs, out)
+    spread_md = to_markdown(variance_table(runs))
+    atomic_write_text(out / "variance.md", spread_md + "\n")
+    print(f"Spread over simulated users (robot seeds / annotators), x100\n{spread_md}")
+    labelled = {
+        f"{m.get('strategy')} ({m.get('setting')}, {m.get('robot')} {m.get('robot_seed')})": r
+        for m, r in runs
+    }
+    ap_table = mask_ap_table(labelled)
+    if ap_table is not None:
+        ap_md = to_markdown(ap_table, floatfmt=".1f")
+        atomic_write_text(out / "mask_ap.md", ap_md + "\n")
+        print(f"Mask AP x100 per round (quality estimate as confidence) beside J&F x100\n{ap_md}")
     by_column: dict[str, dict[str, EvaluationResult]] = {}
     for meta, res in runs:
         col = f"{meta.get('backend', '?')}_{meta.get('dataset', '?')}"

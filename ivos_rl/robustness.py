@@ -239,16 +239,7 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
     estimator = instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
     out_dir = Path(cfg.output_dir)
     labels = list(runs)
-    settings = {}
-    for label, run in runs.items():
-        setting = str(run.get("setting", "wild"))
-        strategy = instantiate(run.strategy)
-        if setting == "wild" and strategy.needs_quality and estimator is None:
-            raise ConfigError(
-                f"run {label!r}: strategy {strategy.name!r} in the wild setting needs cfg.estimator "
-                "(a quality net); set it or use setting: oracle"
-            )
-        settings[label] = setting
+    settings = _run_settings(runs, estimator)
 
     auc = np.zeros((len(annotators), len(labels)), dtype=np.float64)
     for i, robot in enumerate(annotators):
@@ -280,6 +271,38 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
     )
     md = robustness_markdown(stats, stability, header)
     print(f"\n{md}\n")
+    summary, files = _write_report(cfg, out_dir, md, stats, stability, auc, settings, annotators)
+    print(f"table: {files['markdown']}  plot: {files['plot']}")
+    return {**summary, "files": {k: str(v) for k, v in files.items()}}
+
+
+def _run_settings(runs: dict[str, Any], estimator: Any) -> dict[str, str]:
+    """Each run's setting (default ``wild``); a Wild run whose strategy reads quality needs the estimator."""
+    settings = {}
+    for label, run in runs.items():
+        setting = str(run.get("setting", "wild"))
+        strategy = instantiate(run.strategy)
+        if setting == "wild" and strategy.needs_quality and estimator is None:
+            raise ConfigError(
+                f"run {label!r}: strategy {strategy.name!r} in the wild setting needs cfg.estimator "
+                "(a quality net); set it or use setting: oracle"
+            )
+        settings[label] = setting
+    return settings
+
+
+def _write_report(
+    cfg: DictConfig,
+    out_dir: Path,
+    md: str,
+    stats: pd.DataFrame,
+    stability: dict[str, Any],
+    auc: np.ndarray,
+    settings: dict[str, str],
+    annotators: list[Any],
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Write the report files (each atomically); return the summary and the files' paths."""
+    labels = list(stats.index)
     files = {
         "csv": out_dir / "robustness.csv",
         "markdown": out_dir / "robustness.md",
@@ -302,8 +325,7 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
     }
     atomic_write_json(files["summary"], {**summary, "rank_stability": _json_safe(stability)})
     atomic_write_text(files["config"], OmegaConf.to_yaml(cfg))
-    print(f"table: {files['markdown']}  plot: {files['plot']}")
-    return {**summary, "files": {k: str(v) for k, v in files.items()}}
+    return summary, files
 
 
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ the function (inputs are never mutated; ``scribbles2points`` scales x by W and y
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ import numpy as np
 from scipy.special import comb
 
 from ivos_rl.errors import CorruptFileError, InputValidationError, MissingDataError, ScribbleError
+from ivos_rl.interactions import fuse_interactions
 from ivos_rl.utils.io import atomic_write_json
 
 __all__ = [
@@ -251,24 +251,13 @@ def scribbles2points(
 def fuse_scribbles(scribbles_a: Mapping[str, Any], scribbles_b: Mapping[str, Any]) -> dict[str, Any]:
     """A new scribble dict with, per frame, A's strokes followed by B's.
 
+    Validates both dicts, then :func:`ivos_rl.interactions.fuse_interactions` (the one fuse).
     Unlike davisinteractive (which appends into A's lists), neither input is modified. Raises
     :class:`ScribbleError` when the sequences (if both named) or frame counts differ.
     """
     validate_scribbles(scribbles_a, require_sequence=False, name="scribbles_a")
     validate_scribbles(scribbles_b, require_sequence=False, name="scribbles_b")
-    seq_a, seq_b = scribbles_a.get("sequence"), scribbles_b.get("sequence")
-    if seq_a is not None and seq_b is not None and seq_a != seq_b:
-        raise ScribbleError(f"cannot fuse scribbles of different sequences: {seq_a!r} and {seq_b!r}")
-    frames_a, frames_b = scribbles_a["scribbles"], scribbles_b["scribbles"]
-    if len(frames_a) != len(frames_b):
-        raise ScribbleError(f"cannot fuse scribbles with {len(frames_a)} and {len(frames_b)} frames")
-    fused = copy.deepcopy(dict(scribbles_a))
-    fused["scribbles"] = [
-        copy.deepcopy(a) + copy.deepcopy(b) for a, b in zip(frames_a, frames_b, strict=True)
-    ]
-    if seq_a is None and seq_b is not None:
-        fused["sequence"] = seq_b
-    return fused
+    return fuse_interactions(dict(scribbles_a), dict(scribbles_b))
 
 
 def is_empty(scribbles: Mapping[str, Any]) -> bool:

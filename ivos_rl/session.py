@@ -38,12 +38,11 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from ivos_rl.clicks import clicks_to_scribbles
 from ivos_rl.data.layout import read_image_set
 from ivos_rl.errors import (
     ConfigError,
@@ -51,122 +50,21 @@ from ivos_rl.errors import (
     InputValidationError,
     MaskFormatError,
     MissingDataError,
-    ScribbleError,
     SessionError,
 )
-from ivos_rl.metrics import batched_jaccard_and_f_measure
-from ivos_rl.summary import METRIC_COLUMNS, REPORT_COLUMNS, summarize_report
+from ivos_rl.interactions import Robot, check_interaction, first_annotated_frame, fuse_interactions
+from ivos_rl.rounds import check_ground_truth
+from ivos_rl.scoring import ReportStore, report_rows, score_masks
+from ivos_rl.summary import METRIC_COLUMNS, summarize_report
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
 
 __all__ = [
-    "InteractionRobot",
     "InteractiveSession",
-    "fuse_interactions",
-    "interaction_to_scribbles",
     "validate_pred_masks",
 ]
 
 _log = get_logger(__name__)
-_KINDS = ("scribbles", "clicks")
-
-
-class InteractionRobot(Protocol):
-    """What the session needs from a simulated user (scribble or click robot)."""
-
-    def interact(
-        self,
-        sequence: str,
-        pred_masks: np.ndarray,
-        gt_masks: np.ndarray,
-        nb_objects: int | None = None,
-        frame: int | None = None,
-    ) -> dict[str, Any]: ...
-
-
-def _check_interaction(inter: Any, n_frames: int, who: str) -> None:
-    """Minimal structural check of a scribble/clicks dict (one list per frame per kind)."""
-    if not isinstance(inter, dict) or "sequence" not in inter:
-        raise ScribbleError(f"{who} is not an interaction dict with a 'sequence' key: {type(inter).__name__}")
-    kinds = [k for k in _KINDS if k in inter]
-    if not kinds:
-        raise ScribbleError(f"{who} has neither 'scribbles' nor 'clicks' (keys: {sorted(inter)})")
-    for k in kinds:
-        if not isinstance(inter[k], list) or len(inter[k]) != n_frames:
-            got = len(inter[k]) if isinstance(inter[k], list) else type(inter[k]).__name__
-            raise ScribbleError(f"{who}['{k}'] must list {n_frames} frames, got {got}")
-
-
-def fuse_interactions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Per-frame union of two interaction dicts of one sequence; neither input is modified.
-
-    For two scribble dicts this equals davisinteractive's ``fuse_scribbles``; when the kinds
-    differ (scribbles first, clicks afterwards) the result holds both keys.
-    """
-    if a["sequence"] != b["sequence"]:
-        raise ScribbleError(f"cannot fuse interactions of {a['sequence']!r} and {b['sequence']!r}")
-    n_a = {len(a[k]) for k in _KINDS if k in a}
-    n_b = {len(b[k]) for k in _KINDS if k in b}
-    if len(n_a | n_b) != 1:
-        raise ScribbleError(f"cannot fuse interactions over different frame counts {sorted(n_a | n_b)}")
-    n = n_a.pop()
-    out: dict[str, Any] = {"sequence": a["sequence"]}
-    for k in _KINDS:
-        if k in a or k in b:
-            left = a.get(k, [[] for _ in range(n)])
-            right = b.get(k, [[] for _ in range(n)])
-            out[k] = [_copy_items(x) + _copy_items(y) for x, y in zip(left, right, strict=True)]
-    return out
-
-
-def _copy_items(items: list[Any]) -> list[Any]:
-    """Copies of one frame's strokes or clicks that share nothing mutable with the input.
-
-    Strokes are dicts of scalars and a list of [x, y] points; copying exactly that is much
-    cheaper than ``copy.deepcopy``, which dominated long sessions' fusing time. Anything else
-    (tuples stay tuples, deeper nesting) is deep-copied.
-    """
-    out = []
-    for item in items:
-        if not isinstance(item, dict):
-            out.append(copy.deepcopy(item))
-            continue
-        c = dict(item)
-        for key, value in c.items():
-            if isinstance(value, list) and all(
-                isinstance(p, list) and all(isinstance(v, (int, float)) for v in p) for p in value
-            ):
-                c[key] = [list(p) for p in value]
-            elif isinstance(value, (list, dict)):
-                c[key] = copy.deepcopy(value)
-        out.append(c)
-    return out
-
-
-def interaction_to_scribbles(
-    interaction: dict[str, Any], radius_px: float, output_resolution: Sequence[int]
-) -> dict[str, Any]:
-    """A pure DAVIS scribble dict for scribble-only backends, whatever the robot produced.
-
-    Clicks become small disk scribbles (:func:`ivos_rl.clicks.clicks_to_scribbles`) and are
-    appended to the scribbles of the same frame; a scribble-only dict is returned as a copy.
-    """
-    if "clicks" not in interaction:
-        if "scribbles" not in interaction:
-            raise ScribbleError(
-                f"interaction has neither 'scribbles' nor 'clicks' (keys: {sorted(interaction)})"
-            )
-        scribbles = [_copy_items(frame) for frame in interaction["scribbles"]]
-        return {"scribbles": scribbles, "sequence": interaction["sequence"]}
-    from_clicks = clicks_to_scribbles(
-        {"clicks": interaction["clicks"], "sequence": interaction["sequence"]}, radius_px, output_resolution
-    )
-    if "scribbles" not in interaction:
-        return from_clicks
-    fused = fuse_interactions(
-        {"scribbles": interaction["scribbles"], "sequence": interaction["sequence"]}, from_clicks
-    )
-    return fused
 
 
 def validate_pred_masks(pred_masks: Any, shape: tuple[int, ...], n_objects: int) -> np.ndarray:
@@ -210,6 +108,40 @@ def _as_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_session_args(
+    max_nb_interactions: Any,
+    max_time: Any,
+    metric_to_optimize: str,
+    initial_interaction: str,
+    subset: str | None,
+    sequences: Sequence[str] | None,
+    time_threshold: float,
+) -> int | None:
+    """Typed errors for :class:`InteractiveSession`'s arguments; ``max_nb_interactions`` as an int."""
+    if max_nb_interactions is not None:
+        max_nb_interactions = _as_int(max_nb_interactions, "max_nb_interactions", 1)
+    if max_time is not None and (
+        isinstance(max_time, bool)
+        or not isinstance(max_time, (int, float))
+        or not math.isfinite(max_time)
+        or max_time <= 0
+    ):
+        raise ConfigError(f"max_time must be a finite number of seconds > 0 or None, got {max_time!r}")
+    if max_nb_interactions is None and max_time is None:
+        raise ConfigError("max_nb_interactions and max_time cannot both be None (no end)")
+    if metric_to_optimize not in METRIC_COLUMNS:
+        raise ConfigError(
+            f"metric_to_optimize must be one of {sorted(METRIC_COLUMNS)}, got {metric_to_optimize!r}"
+        )
+    if initial_interaction not in ("dataset", "robot"):
+        raise ConfigError(f"initial_interaction must be 'dataset'/'robot', not {initial_interaction!r}")
+    if subset is not None and sequences is not None:
+        raise ConfigError("give either subset or sequences, not both")
+    if not math.isfinite(time_threshold) or time_threshold < 0:
+        raise ConfigError(f"time_threshold must be finite seconds >= 0, got {time_threshold!r}")
+    return max_nb_interactions
+
+
 class InteractiveSession:
     """Context manager running the DAVIS-Interactive protocol locally on a :class:`DavisDataset`.
 
@@ -219,7 +151,8 @@ class InteractiveSession:
     the session id. ``clock`` (seconds, monotonic) is injectable for tests. With
     ``initial_interaction="robot"`` the first interaction is the robot's answer to an empty
     prediction on the frame of the sample's initial scribble (for click robots), instead of the
-    stored human scribble.
+    stored human scribble. Every argument is validated (:func:`_check_session_args`) before any
+    state exists, so a bad argument never leaves a half-built session.
     """
 
     def __init__(
@@ -230,7 +163,7 @@ class InteractiveSession:
         max_nb_interactions: int | None = 8,
         max_time: float | None = None,
         metric_to_optimize: str = "J_AND_F",
-        robot: InteractionRobot | None = None,
+        robot: Robot | None = None,
         report_save_dir: str | Path | None = None,
         seed: int = 0,
         shuffle: bool = False,
@@ -241,27 +174,10 @@ class InteractiveSession:
         report_name: str | None = None,
         initial_interaction: Literal["dataset", "robot"] = "dataset",
     ) -> None:
-        if max_nb_interactions is not None:
-            max_nb_interactions = _as_int(max_nb_interactions, "max_nb_interactions", 1)
-        if max_time is not None and (
-            isinstance(max_time, bool)
-            or not isinstance(max_time, (int, float))
-            or not math.isfinite(max_time)
-            or max_time <= 0
-        ):
-            raise ConfigError(f"max_time must be a finite number of seconds > 0 or None, got {max_time!r}")
-        if max_nb_interactions is None and max_time is None:
-            raise ConfigError("max_nb_interactions and max_time cannot both be None (no end)")
-        if metric_to_optimize not in METRIC_COLUMNS:
-            raise ConfigError(
-                f"metric_to_optimize must be one of {sorted(METRIC_COLUMNS)}, got {metric_to_optimize!r}"
-            )
-        if initial_interaction not in ("dataset", "robot"):
-            raise ConfigError(f"initial_interaction must be 'dataset'/'robot', not {initial_interaction!r}")
-        if subset is not None and sequences is not None:
-            raise ConfigError("give either subset or sequences, not both")
-        if not math.isfinite(time_threshold) or time_threshold < 0:
-            raise ConfigError(f"time_threshold must be finite seconds >= 0, got {time_threshold!r}")
+        max_nb_interactions = _check_session_args(
+            max_nb_interactions, max_time, metric_to_optimize, initial_interaction, subset, sequences,
+            time_threshold,
+        )
         seed = _as_int(seed, "seed", 0)
 
         self.dataset = dataset
@@ -272,7 +188,7 @@ class InteractiveSession:
             from ivos_rl.robot import ScribbleRobot  # imported here: click sessions do not need it
 
             robot = ScribbleRobot()
-        self.robot: InteractionRobot = robot
+        self.robot: Robot = robot
         self.seed = seed
         self.shuffle = bool(shuffle)
         self.time_threshold = float(time_threshold)
@@ -302,8 +218,7 @@ class InteractiveSession:
         self._gt: np.ndarray | None = None
         self._used_frames: list[int] = []
         self._last_frame: int | None = None
-        self._chunks: list[pd.DataFrame] = []
-        self._report_cache: pd.DataFrame | None = None
+        self._report = ReportStore()
 
     # ------------------------------------------------------------------ setup
     def _resolve_sequences(self, subset: str | None, sequences: Sequence[str] | None) -> list[str]:
@@ -446,26 +361,13 @@ class InteractiveSession:
 
     def _load_initial(self, seq: str, idx: int, gt: np.ndarray) -> dict[str, Any]:
         scribbles = self.dataset.load_scribbles(seq, idx)
-        _check_interaction(scribbles, gt.shape[0], f"initial scribble {idx} of {seq!r}")
+        check_interaction(scribbles, gt.shape[0], f"initial scribble {idx} of {seq!r}")
         if self.initial_interaction == "dataset":
             return copy.deepcopy(scribbles)
-        frames = [f for f, strokes in enumerate(scribbles.get("scribbles", [])) if strokes]
-        if not frames:
-            raise ScribbleError(f"initial scribble {idx} of {seq!r} annotates no frame")
-        first = self.robot.interact(
-            seq, np.zeros_like(gt), gt, nb_objects=self._n_objects[seq], frame=frames[0]
-        )
-        _check_interaction(first, gt.shape[0], f"robot answer for {seq!r}")
+        frame = first_annotated_frame(scribbles, f"initial scribble {idx} of {seq!r}")
+        first = self.robot.interact(seq, np.zeros_like(gt), gt, nb_objects=self._n_objects[seq], frame=frame)
+        check_interaction(first, gt.shape[0], f"robot answer for {seq!r}")
         return first
-
-    def _load_gt(self, seq: str) -> np.ndarray:
-        gt = np.asarray(self.dataset.load_masks(seq))
-        if gt.ndim != 3:
-            raise MaskFormatError(f"ground truth of {seq!r} must be (T, H, W), got shape {gt.shape}")
-        fg = (gt > 0) & (gt != 255)
-        if not fg.any():
-            raise MaskFormatError(f"ground truth of {seq!r} is empty (no object pixel in any frame)")
-        return gt
 
     def get_interaction(self, only_last: bool = False) -> tuple[str, dict[str, Any], bool]:
         """(sequence, interactions, new_sequence) for the current round; starts the timer.
@@ -489,7 +391,7 @@ class InteractiveSession:
         seq, idx = sample
         new_sequence = False
         if self._interaction_nb == 0 and self._all is None:
-            gt = self._load_gt(seq)
+            gt = check_ground_truth(self.dataset.load_masks(seq), seq)
             first = self._load_initial(seq, idx, gt)
             self._gt, self._all, self._last = gt, first, first
             new_sequence = True
@@ -576,23 +478,16 @@ class InteractiveSession:
             return
 
         timing = time_end - self._interaction_start
-        jac, con = (np.asarray(v, dtype=np.float64) for v in batched_jaccard_and_f_measure(gt, pred, n_obj))
-        jf = 0.5 * jac + 0.5 * con
+        scores = score_masks(gt, pred, n_obj)
+        jac, con, jf = scores.j, scores.f, scores.jf
         n_frames = jac.shape[0]
-        chunk = pd.DataFrame(
-            {
-                "session_id": self.session_id,
-                "sequence": seq,
-                "scribble_idx": idx,
-                "interaction": interaction,
-                "object_id": np.tile(np.arange(1, n_obj + 1), n_frames),
-                "frame": np.repeat(np.arange(n_frames), n_obj),
-                "jaccard": jac.ravel(),
-                "contour": con.ravel(),
-                "j_and_f": jf.ravel(),
-                "timing": float(timing),
-            },
-            columns=list(REPORT_COLUMNS),
+        chunk = report_rows(
+            scores,
+            session_id=self.session_id,
+            sequence=seq,
+            scribble_idx=idx,
+            interaction=interaction,
+            timing=timing,
         )
 
         last_round = self.max_nb_interactions is not None and interaction >= self.max_nb_interactions
@@ -603,13 +498,12 @@ class InteractiveSession:
             metric = {"J": jac, "F": con, "J_AND_F": jf}[self.metric_to_optimize].mean(axis=1)
             next_frame = self._next_frame(metric, candidates)
             answer = self.robot.interact(seq, pred, gt, nb_objects=n_obj, frame=next_frame)
-            _check_interaction(answer, n_frames, f"robot answer for {seq!r}")
+            check_interaction(answer, n_frames, f"robot answer for {seq!r}")
             assert self._all is not None
             fused = fuse_interactions(self._all, answer)
 
         # Commit: nothing above changed the session.
-        self._chunks.append(chunk)
-        self._report_cache = None
+        self._report.add(chunk)
         self._interaction_nb = interaction
         self._running_model = False
         self._interaction_start = None
@@ -623,15 +517,7 @@ class InteractiveSession:
     # ------------------------------------------------------------ results
     def get_report(self) -> pd.DataFrame:
         """Every scored (sample, interaction, frame, object) row, davisinteractive's columns."""
-        if self._report_cache is None:
-            if self._chunks:
-                self._report_cache = pd.concat(self._chunks, ignore_index=True)
-            else:
-                text = ("session_id", "sequence")
-                self._report_cache = pd.DataFrame(
-                    {c: pd.Series(dtype=object if c in text else float) for c in REPORT_COLUMNS}
-                )
-        return self._report_cache.copy()
+        return self._report.frame()
 
     def get_global_summary(self, save_file: str | Path | None = None) -> dict[str, Any]:
         """:func:`ivos_rl.summary.summarize_report` of the report over all session samples.

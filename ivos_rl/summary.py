@@ -16,20 +16,23 @@ sample never evaluated counts as 0. Means are over (sample, object) rows, as in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ivos_rl.errors import InputValidationError
+from ivos_rl.metrics import METRIC_KEYS
 
 __all__ = [
     "METRIC_COLUMNS",
     "REPORT_COLUMNS",
+    "SPREAD_KEYS",
     "auc_rounds",
     "ivosw_summary",
     "round_curve",
+    "spread",
     "summarize_report",
 ]
 
@@ -47,7 +50,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the report DataFrame, in davisinteractive's order."""
 
-METRIC_COLUMNS: dict[str, str] = {"J": "jaccard", "F": "contour", "J_AND_F": "j_and_f"}
+METRIC_COLUMNS: dict[str, str] = dict(zip(METRIC_KEYS, ("jaccard", "contour", "j_and_f"), strict=True))
 """``metric_to_optimize`` name -> report column."""
 
 _VALUES = ("jaccard", "contour", "j_and_f", "timing")
@@ -281,3 +284,34 @@ def ivosw_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """
     metric = summary["metric"]
     return {"auc": summary["auc_rounds"], "curve": {metric: list(summary["curve_rounds"][metric])}}
+
+
+SPREAD_KEYS: tuple[str, ...] = ("auc_time", "jf_at_60s", "auc_rounds")
+"""Summary values reported with their spread over simulated users."""
+
+
+def spread(
+    summaries: Sequence[Mapping[str, Any]], keys: Sequence[str] = SPREAD_KEYS
+) -> dict[str, dict[str, float]]:
+    """Mean, std (ddof 1; 0 for one run) and count of ``keys`` over runs that differ only by the user.
+
+    The runs are the same evaluation under different robot seeds (our robot is deterministic,
+    so its tie-breaks are varied on purpose; the reference's vary run to run) or different
+    annotators of a population (``configs/annotator/``): the std is the part of a number that
+    is due to the simulated user, which a difference between methods must exceed.
+    """
+    if not summaries:
+        raise InputValidationError("spread needs at least one summary")
+    out: dict[str, dict[str, float]] = {}
+    for key in keys:
+        missing = [i for i, s in enumerate(summaries) if key not in s]
+        if missing:
+            raise InputValidationError(
+                f"summary {missing[0]} has no {key!r}; keys: {sorted(summaries[missing[0]])}"
+            )
+        values = np.asarray([float(s[key]) for s in summaries], dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise InputValidationError(f"{key!r} has non-finite values: {values.tolist()}")
+        std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        out[key] = {"mean": float(values.mean()), "std": std, "n": int(values.size)}
+    return out

@@ -6,17 +6,20 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from ivos_rl.agents.config import HydraJob, TrainConfig
+from ivos_rl.agents.train import quality_fingerprint
+from ivos_rl.envs.factory import build_components
 from ivos_rl.errors import ConfigError
+from ivos_rl.rounds import QualitySource
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _cfg(*overrides: str) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        overrides = ("+experiment=debug_tiny", "paths.output_dir=out/x", *overrides)
+        overrides = ("+debug=tiny", "paths.output_dir=out/x", *overrides)
         return compose("train_agent", overrides=list(overrides))
 
 
@@ -57,3 +60,42 @@ def test_multirun_job_folders() -> None:
     assert TrainConfig.from_hydra(_cfg(), own).output_dir == Path("out/x")  # Hydra's job folder already
     single = HydraJob(num=0, multirun=False, overrides=(), output_dir=Path("elsewhere"))
     assert TrainConfig.from_hydra(_cfg(), single).output_dir == Path("out/x")
+
+
+def _compose(config: str, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config, overrides=["+debug=tiny", "paths.output_dir=out/x", *overrides])
+
+
+def test_training_and_evaluation_read_quality_from_the_same_setting_group(synthetic_root: Path) -> None:
+    train_cfg = _compose("train_agent", f"dataset.root='{synthetic_root}'")
+    eval_cfg = _compose("evaluate", "setting=oracle")
+    assert train_cfg.setting == eval_cfg.setting == {"name": "oracle", "estimator": None}
+    comps = build_components(train_cfg)
+    assert isinstance(comps.quality, QualitySource) and comps.quality.is_oracle
+    # the manifest keeps the value the former `quality: oracle` key gave, so old runs still resume
+    assert quality_fingerprint(train_cfg) == "oracle"
+
+
+def test_wild_training_fingerprints_the_estimator_config() -> None:
+    cfg = _compose("train_agent", "setting=wild", "setting.estimator.path=nets/qa.pt")
+    assert cfg.setting.name == "wild"
+    assert quality_fingerprint(cfg) == {
+        "_target_": "ivos_rl.quality.QualityEstimator.from_checkpoint", "path": "nets/qa.pt"
+    }
+
+
+def test_the_former_quality_key_is_refused_with_the_replacement_named() -> None:
+    cfg = _compose("train_agent")
+    with open_dict(cfg):
+        cfg.quality = "oracle"  # an old config file's key (`quality` is also a group name on the CLI)
+    with pytest.raises(ConfigError, match=r"setting=oracle, or setting=wild"):
+        build_components(cfg)
+
+
+def test_one_smoke_config_serves_evaluation_and_training() -> None:
+    ev = _compose("evaluate")
+    tr = _compose("train_agent")
+    assert ev.dataset == tr.dataset and ev.backend == tr.backend
+    assert ev.backend._target_.endswith("SimulatedBackend") and ev.dataset.n_sequences == 3
+    assert (ev.max_rounds, ev.max_samples) == (2, 3) and tr.train.total_steps == 90

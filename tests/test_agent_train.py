@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.agents.checkpoint import load_policy, load_training_checkpoint
 from ivos_rl.agents.config import HydraJob
+from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.agents.train import train
 from ivos_rl.errors import CheckpointError, ConfigError, OutputError
 from ivos_rl.provenance import ProvenanceError, read_manifest
@@ -28,10 +29,10 @@ SHARED_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2
 
 
 def tiny_config(dataset_root: Path, out_dir: Path, baseline: Path, *extra: str) -> DictConfig:
-    """The shared smoke config (``+experiment=debug_tiny``) on the session's synthetic dataset."""
+    """The shared smoke config (``+debug=tiny``) on the session's synthetic dataset."""
     overrides = [
-        "+experiment=debug_tiny",
-        f"dataset.root='{dataset_root}'",  # conftest's SYNTHETIC_PARAMS equal debug_tiny's dataset
+        "+debug=tiny",
+        f"dataset.root='{dataset_root}'",  # conftest's SYNTHETIC_PARAMS equal debug/tiny's dataset
         f"paths.output_dir='{out_dir}'",
         f"baseline.path='{baseline}'",
         *extra,
@@ -199,6 +200,9 @@ def test_run_records_split_backend_and_manifest(reference_run: dict) -> None:
     _, meta = load_policy(result["policy"])
     assert meta["train_sequences"] == ["synthetic-000", "synthetic-002"]
     assert meta["held_out_sequences"] == ["synthetic-001"]
+    # the same 'split' record the quality net writes, read back by the agent's strategy
+    split = {"train": ["synthetic-000", "synthetic-002"], "held_out": ["synthetic-001"], "seed": None}
+    assert meta["split"] == split and AgentStrategy.from_checkpoint(result["policy"]).split == split
     assert "SimulatedBackend" in meta["backend_fingerprint"]
     ck_meta = load_training_checkpoint(Path(result["checkpoint"]))["meta"]  # checked again on resume
     assert ck_meta["held_out_sequences"] == ["synthetic-001"]
@@ -248,9 +252,12 @@ def test_unwritable_output_dir_fails_before_any_compute(synthetic_root: Path, tm
 def test_null_robot_needs_fast_interaction_and_validation_follows_it(
     synthetic_root: Path, tmp_path: Path
 ) -> None:
-    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json")
+    # debug/tiny keeps the robot (evaluate uses it) but trains with one-point strokes
+    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json", "robot=null")
     assert cfg.robot is None and cfg.eval_env.interaction == cfg.env.interaction == "fast"
-    cfg = tiny_config(synthetic_root, tmp_path / "run", tmp_path / "baseline.json", "env.interaction=robot")
+    cfg = tiny_config(
+        synthetic_root, tmp_path / "run", tmp_path / "baseline.json", "robot=null", "env.interaction=robot"
+    )
     with pytest.raises(ConfigError, match=r"robot is null but env\.interaction=robot, eval_env"):
         train(cfg)
     assert not (tmp_path / "baseline.json").exists()
@@ -300,11 +307,11 @@ def test_n_step_and_demonstrations_resume_exactly(
 
 @pytest.mark.slow  # ~30 s: a fresh process pays the torch/hydra import, twice (two jobs)
 def test_script_multirun_smoke(tmp_path: Path) -> None:
-    """`scripts/train_agent.py -m +experiment=debug_tiny` with a fixed output folder: one folder per job."""
+    """`scripts/train_agent.py -m +debug=tiny` with a fixed output folder: one folder per job."""
     script = CONFIGS.parent / "scripts" / "train_agent.py"
     fixed = tmp_path / "fixed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(script), "-m", "+experiment=debug_tiny", "seed=0,1",
+    cmd = [sys.executable, str(script), "-m", "+debug=tiny", "seed=0,1",
            f"train.output_dir={fixed}", f"paths.root_dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

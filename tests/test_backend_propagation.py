@@ -15,48 +15,10 @@ from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.errors import BackendError, InputValidationError, IvosError, ScribbleError
 from ivos_rl.metrics import batched_jaccard
 from ivos_rl.robot import ScribbleRobot
+from ivos_rl.testing import CLIP_SIZE, moving_clip, on_frame, stroke
 
-H, W = 48, 64
+H, W = CLIP_SIZE
 SHARED = Path("/work/shared/data/davis2016-train")
-
-
-def texture(rng: np.random.Generator, h: int, w: int, low: int, high: int) -> np.ndarray:
-    """Blocky random texture: optical flow needs structure to lock onto, as on real objects."""
-    coarse = rng.integers(low, high, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.float32)
-    fine = np.kron(coarse, np.ones((4, 4, 1), np.float32))[:h, :w] + rng.normal(0, 4, size=(h, w, 3))
-    return fine
-
-
-def moving_clip(t: int = 8, two_objects: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A textured 14x14 orange square moving 2 px right per frame on a darker, greenish texture
-    (+ a textured blue square moving 1 px down per frame)."""
-    rng = np.random.default_rng(seed)
-    base = texture(rng, H, W, 20, 90) * [0.5, 1.0, 0.8]
-    red = texture(rng, 14, 14, 150, 220) * [1.0, 0.45, 0.3]
-    blue = texture(rng, 12, 12, 150, 220) * [0.3, 0.45, 1.0]
-    frames = np.repeat(base[None], t, axis=0).copy()
-    gt = np.zeros((t, H, W), np.uint8)
-    for i in range(t):
-        x = 6 + 2 * i
-        gt[i, 8:22, x : x + 14] = 1
-        frames[i, 8:22, x : x + 14] = red
-        if two_objects:
-            y = 20 + i
-            gt[i, y : y + 12, 44:56] = 2
-            frames[i, y : y + 12, 44:56] = blue
-    return np.clip(frames, 0, 255).astype(np.uint8), gt
-
-
-def stroke(obj: int, pts: list[tuple[float, float]]) -> dict[str, Any]:
-    """A DAVIS stroke through pixel (x, y) points of an H x W frame."""
-    return {"path": [[x / (W - 1), y / (H - 1)] for x, y in pts], "object_id": obj,
-            "start_time": 0.0, "end_time": 1.0}
-
-
-def on_frame(t: int, frame: int, strokes: list[dict[str, Any]]) -> dict[str, Any]:
-    scribbles: list[list[dict[str, Any]]] = [[] for _ in range(t)]
-    scribbles[frame] = strokes
-    return {"scribbles": scribbles, "sequence": "clip"}
 
 
 def test_reproduces_a_translated_object() -> None:

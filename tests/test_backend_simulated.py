@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ivos_rl import testing
 from ivos_rl.backends import SimulatedBackend, check_backend
 from ivos_rl.errors import BackendError, ConfigError, InputValidationError, ScribbleError
 from ivos_rl.metrics import batched_jaccard
+from ivos_rl.testing import on_frame
 
 H, W = 32, 48
 
@@ -32,22 +34,15 @@ def make_clip(t: int = 8, two_objects: bool = True, seed: int = 0) -> tuple[np.n
 
 
 def stroke(obj: int, pts: list[tuple[int, int]]) -> dict[str, Any]:
-    """A DAVIS stroke through pixel (x, y) points."""
-    return {"path": [[x / (W - 1), y / (H - 1)] for x, y in pts], "object_id": obj,
-            "start_time": 0.0, "end_time": 1.0}
-
-
-def round_on(t: int, frame: int, strokes: list[dict[str, Any]]) -> dict[str, Any]:
-    scribbles: list[list[dict[str, Any]]] = [[] for _ in range(t)]
-    scribbles[frame] = strokes
-    return {"scribbles": scribbles, "sequence": "clip"}
+    """A DAVIS stroke through pixel (x, y) points of an H x W frame."""
+    return testing.stroke(obj, pts, size=(H, W))
 
 
 def first_round(t: int, frame: int) -> dict[str, Any]:
     """Strokes inside both squares of ``make_clip`` plus a background stroke."""
     x = 4 + frame
     y = 18 + frame // 2
-    return round_on(t, frame, [
+    return on_frame(t, frame, [
         stroke(1, [(x + 2, 10), (x + 7, 11)]),
         stroke(2, [(32, y + 3), (37, y + 4)]),
         stroke(0, [(1, 28), (20, 28)]),
@@ -61,7 +56,7 @@ def test_check_backend_passes_with_explicit_rounds() -> None:
         (0, first_round(t, 0)),
         (7, first_round(t, 7)),
         # re-annotation of frame 0: a background stroke through object 1's square
-        (0, round_on(t, 0, [stroke(0, [(4, 11), (15, 11)])])),
+        (0, on_frame(t, 0, [stroke(0, [(4, 11), (15, 11)])])),
     ]
     outs = check_backend(SimulatedBackend(seed=3), frames, gt, 2, interactions=rounds)
     assert len(outs) == 3
@@ -111,14 +106,14 @@ def test_quality_decays_with_temporal_distance_and_annotation_helps() -> None:
         gt[i, 4:24, 4 + i : 20 + i] = 1
     sim = SimulatedBackend(seed=0, loss_rate=0.0)
     sim.reset(frames, 1, sequence="decay", gt_masks=gt)
-    out = sim.interact(0, round_on(t, 0, [stroke(1, [(8, 10), (14, 16)])]))
+    out = sim.interact(0, on_frame(t, 0, [stroke(1, [(8, 10), (14, 16)])]))
     j = batched_jaccard(gt, out.masks)
     assert j[0] > 0.9
     assert j[:4].mean() > j[10:14].mean() > j[-4:].mean()
     e = sim.error_levels()[:, 0]
     assert np.all(np.diff(e) > 0)  # error level grows monotonically away from the annotation
     # annotating the far end makes it good and the middle better than the far end was
-    out2 = sim.interact(t - 1, round_on(t, t - 1, [stroke(1, [(30, 10), (36, 16)])]))
+    out2 = sim.interact(t - 1, on_frame(t, t - 1, [stroke(1, [(30, 10), (36, 16)])]))
     j2 = batched_jaccard(gt, out2.masks)
     assert j2[-1] > 0.9 > j[-1]
     assert j2[-4:].mean() > j[-4:].mean()
@@ -133,7 +128,7 @@ def test_appearance_change_raises_the_error_level() -> None:
     static[:] = static[0]
     changing = static.copy()
     changing[6:] = 255 - changing[6:]  # an abrupt global appearance change after frame 5
-    inter = round_on(t, 0, [stroke(1, [(12, 12), (20, 14)])])
+    inter = on_frame(t, 0, [stroke(1, [(12, 12), (20, 14)])])
     levels = []
     for video in (static, changing):
         sim = SimulatedBackend(seed=0)
@@ -147,7 +142,7 @@ def test_appearance_change_raises_the_error_level() -> None:
 def test_object_loss_is_controlled_by_loss_rate() -> None:
     t = 30
     frames, gt = make_clip(t=t, two_objects=False)
-    inter = round_on(t, 0, [stroke(1, [(6, 10), (10, 12)])])
+    inter = on_frame(t, 0, [stroke(1, [(6, 10), (10, 12)])])
     present = gt.reshape(t, -1).any(axis=1)
     lost_counts = []
     for rate in (0.0, 1.0):
@@ -191,7 +186,7 @@ def test_failed_interaction_leaves_no_trace() -> None:
     sim = SimulatedBackend(seed=4)
     sim.reset(frames, 2, sequence="clip", gt_masks=gt)
     with pytest.raises(ScribbleError):
-        sim.interact(3, round_on(8, 3, []))
+        sim.interact(3, on_frame(8, 3, []))
     after_error = sim.interact(0, first_round(8, 0))
     clean = run(SimulatedBackend(seed=4), frames, gt, [(0, first_round(8, 0))])[0]
     np.testing.assert_array_equal(after_error.probs, clean.probs)
@@ -202,6 +197,6 @@ def test_void_pixels_are_treated_as_background() -> None:
     gt[:, 0, :] = 255
     sim = SimulatedBackend(seed=0)
     sim.reset(frames, 1, sequence="void", gt_masks=gt)
-    out = sim.interact(0, round_on(8, 0, [stroke(1, [(6, 10), (10, 12)])]))
+    out = sim.interact(0, on_frame(8, 0, [stroke(1, [(6, 10), (10, 12)])]))
     assert out.masks.max() <= 1
     assert not out.masks[:, 0, :].any()

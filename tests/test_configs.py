@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from ivos_rl.strategies import Strategy
 
@@ -35,7 +35,24 @@ def test_every_experiment_is_known() -> None:
     )
 
 
-@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if not e.startswith("table1_")])
+EVALUATION_EXPERIMENTS = ("davis_interactive_480p", "davis_interactive_480p_declared")
+
+
+@pytest.mark.parametrize("experiment", EVALUATION_EXPERIMENTS)
+def test_standard_setting_composes(experiment: str) -> None:
+    cfg = _compose("evaluate", [f"+experiment={experiment}"])
+    assert list(cfg.dataset.working_size) == [480, 854] and cfg.max_time == 240.0 and cfg.max_rounds == 8
+    model = instantiate(cfg.time_model) if cfg.time_model is not None else None
+    assert (model is None) == (experiment == "davis_interactive_480p")
+    from ivos_rl.evaluation import EvaluationConfig
+
+    config = EvaluationConfig.from_cfg(cfg)
+    assert config.setting == "wild" and config.max_time == 240.0 and config.mask_ap
+
+
+@pytest.mark.parametrize(
+    "experiment", [e for e in EXPERIMENTS if not e.startswith("table1_") and e not in EVALUATION_EXPERIMENTS]
+)
 def test_agent_ablation_composes(experiment: str) -> None:
     cfg = _compose("train_agent", [f"+experiment={experiment}"])
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
@@ -52,7 +69,7 @@ def test_table1_sweep_composes_for_every_cell(experiment: str) -> None:
     for strategy in str(params.strategy).split(","):
         for setting in str(params.setting).split(","):
             c = _compose("evaluate", [f"strategy={strategy}", f"setting={setting}"])
-            assert c.setting == setting
+            assert c.setting.name == setting
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "strategy").glob("*.yaml")))
@@ -67,3 +84,56 @@ def test_backend_configs_instantiate(name: str) -> None:
 
     cfg = _compose("evaluate", [f"backend={name}"])
     assert isinstance(instantiate(cfg.backend), VOSBackend)
+
+
+def _header_sweeps(name: str) -> list[list[str]]:
+    """The ``-m`` example lines of a config's header comment, as lists of overrides."""
+    lines = (CONFIGS / f"{name}.yaml").read_text().splitlines()
+    header = [ln for ln in lines if ln.startswith("#")]
+    return [ln.split(" -m ", 1)[1].split("#")[0].split() for ln in header if " -m " in ln]
+
+
+def _expand(overrides: list[str]) -> list[list[str]]:
+    """Every combination of comma-separated sweep values (what ``-m`` launches)."""
+    combos: list[list[str]] = [[]]
+    for ov in overrides:
+        key, values = ov.split("=", 1)
+        combos = [[*c, f"{key}={v}"] for c in combos for v in values.split(",")]
+    return combos
+
+
+def test_evaluate_header_sweeps_compose() -> None:
+    sweeps = _header_sweeps("evaluate")
+    assert sweeps, "the evaluate.yaml header shows sweep examples"
+    for overrides in sweeps:
+        for combo in _expand(overrides):
+            _compose("evaluate", combo)
+
+
+def test_debug_tiny_shards_merge_through_the_script_entry(tmp_path: Path) -> None:
+    """The README workflow on the smoke config: two shards, merge, a normal run folder."""
+    from ivos_rl.evaluation import load_sample_results, run_evaluation
+
+    def run(*overrides: str) -> dict[str, object]:
+        cfg = _compose(
+            "evaluate",
+            [
+                "+debug=tiny",
+                "strategy=worst",
+                "setting=oracle",
+                f"paths.data_dir={tmp_path / 'data'}",
+                *overrides,
+            ],
+        )
+        with open_dict(cfg):
+            cfg.pop("hydra")
+        return run_evaluation(cfg)
+
+    whole = run(f"output_dir={tmp_path / 'whole'}")
+    assert len(whole["curve"]) == 3  # [0, round 1, round 2]
+    for i in range(2):
+        run(f"shard={i}/2", f"output_dir={tmp_path / f's{i}'}")
+    merged = run(f"merge=[{tmp_path / 's0'},{tmp_path / 's1'}]", f"output_dir={tmp_path / 'all'}")
+    assert merged["auc_rounds"] == pytest.approx(whole["auc_rounds"])
+    assert len(load_sample_results(tmp_path / "all")) == 3
+    assert (tmp_path / "all" / "manifest.json").is_file()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ivos_rl.envs.rewards import RewardConfig, aux_reward, goal_reward, performance
-from ivos_rl.envs.state import StateMode, build_state, history_counts
 from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.state import StateMode, build_state, history_counts
 
 
 def test_aux_reward_least_recommended_with_ties() -> None:

@@ -184,6 +184,35 @@ def test_matches_straightforward_implementation_on_random_blobs(bound_th: float)
             assert f[t, i] == pytest.approx(_slow_f(gt[t] == obj, pr[t] == obj, radius), abs=1e-12)
 
 
+def test_scattered_noise_far_from_the_object_matches_straightforward_implementation() -> None:
+    # radius 8 (bound_th=8): the three matching stages (inscribed square, bounding square, ring) all
+    # act; the prediction is the object shifted by 6 px (between the 5-px inscribed half-size and the
+    # 8-px radius) plus isolated pixels all over the frame, far outside the true object's box.
+    rng = np.random.default_rng(3)
+    gt = np.zeros((2, 90, 160), np.uint8)
+    gt[:, 30:60, 40:90] = 1
+    gt[1, 35:50, 100:130] = 2
+    pr = np.roll(gt, (6, -6), axis=(1, 2))
+    noise = rng.random(pr.shape) < 0.02
+    pr[noise] = rng.integers(0, 3, noise.sum())
+    f = batched_f_measure(gt, pr, average_over_objects=False, nb_objects=2, bound_th=8)
+    for t in range(2):
+        for i, obj in enumerate((1, 2)):
+            assert f[t, i] == pytest.approx(_slow_f(gt[t] == obj, pr[t] == obj, 8.0), abs=1e-12)
+
+
+def test_wide_integer_labels_are_compared_exactly() -> None:
+    # 257 would read as 1 and -255 as 1 if int64 labels were cut to their low byte.
+    gt = np.array([[[1, 1, 257, 257]]], np.int64)
+    pr = np.array([[[1, 257, 1, -255]]], np.int64)
+    # object 1: gt {0, 1}, pred {0, 2} -> J = 1 / 3
+    assert batched_jaccard(gt, pr, nb_objects=1) == pytest.approx([1 / 3])
+    # object 300 (> 255) is absent from both: empty union -> J = 1
+    assert batched_jaccard(gt, pr, average_over_objects=False, nb_objects=300)[0, -1] == 1.0
+    same = batched_jaccard_and_f_measure(np.where(gt == 1, 1, 0), np.where(pr == 1, 1, 0), nb_objects=1)
+    np.testing.assert_array_equal(batched_jaccard_and_f_measure(gt, pr, nb_objects=1), same)
+
+
 def test_combined_equals_separate_calls() -> None:
     rng = np.random.default_rng(1)
     gt = np.kron(rng.integers(0, 3, (3, 4, 4)), np.ones((4, 4), np.int64))

@@ -13,11 +13,13 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ivos_rl.metrics import batched_jaccard_and_f_measure
-from ivos_rl.robot import ScribbleRobot
+from ivos_rl.robot import ScribbleRobot, skeleton_paths
 from ivos_rl.scribbles import bezier_curve, bresenham, scribbles2mask
+from ivos_rl.summary import REPORT_COLUMNS
 
 _BRIDGE = Path(__file__).resolve().parents[1] / "benchmarks" / "_davisinteractive.py"
 
@@ -133,3 +135,61 @@ def test_robot_scribbles_match_reference() -> None:
     raster_r = scribbles2mask(ref, (h, w))[1]
     overlap = ((raster_m >= 0) & (raster_r >= 0)).sum() / max((raster_r >= 0).sum(), 1)
     assert overlap > 0.9
+
+
+# ------------------------------------------------- documented discrepancies (need davisinteractive)
+
+
+def test_max_time_is_capped_locally_and_discarded_remotely() -> None:
+    # davisinteractive's local session keeps min(max_time, 600) s per object; its remote connector
+    # deletes the client's max_t and uses the server's. Ours keeps the value given (no cap), so a
+    # standard config must stay <= 600 s (configs/experiment/davis_interactive_480p.yaml: 240 s) to
+    # match a local reference run, and states it, since a remote run would not honour it.
+    out = bridge.call_reference("session_max_time", {"max_time": 1000.0}, python=REFERENCE)
+    assert float(out["local_max_time"]) == 600.0
+    assert bool(out["remote_discards"])
+    from ivos_rl.summary import summarize_report
+
+    empty = pd.DataFrame(columns=list(REPORT_COLUMNS))
+    summary = summarize_report(empty, max_time=1000.0, samples=[("a", 1, 2), ("b", 1, 1)])
+    assert summary["global_timeout"] == 1.5 * 1000.0  # mean objects per sequence x max_time, uncapped
+
+
+def test_small_radius_opening_equals_reference() -> None:
+    # The off-centre disk (tests/test_robot.py) is the reference's behaviour, not ours alone.
+    square = np.zeros((1, 16, 16), bool)
+    square[0, 2:13, 2:13] = True
+    ref = bridge.call_reference(
+        "skeleton",
+        {"masks": square, "kernel_size": 0.2, "max_kernel_radius": 16, "min_nb_nodes": 4, "nb_points": 1000},
+        python=REFERENCE,
+    )
+    np.testing.assert_array_equal(
+        ScribbleRobot(seed=bridge.MEDIAL_AXIS_SEED).skeleton(square[0]), ref["skeletons"][0]
+    )
+
+
+def test_reference_graph_step_needs_the_networkx_alias() -> None:
+    # networkx >= 3 has no from_scipy_sparse_matrix: the reference robot only runs with the bridge's
+    # alias, and its tie-breaks follow that networkx's orders. On a plus-shaped skeleton (four equal
+    # arms: 12 equally long paths) today's networkx picks the same path as our raster-order rule.
+    skeleton = np.zeros((15, 15), bool)
+    skeleton[7, 2:13] = True
+    skeleton[2:13, 7] = True
+    out = bridge.call_reference(
+        "graph_paths",
+        {
+            "skeleton": skeleton,
+            "kernel_size": 0.2,
+            "max_kernel_radius": 16,
+            "min_nb_nodes": 4,
+            "nb_points": 1000,
+        },
+        python=REFERENCE,
+    )
+    major = int(str(out["networkx_version"]).split(".")[0])
+    assert bool(out["has_from_scipy_sparse_matrix"]) == (major < 3)
+    ref_paths = json.loads(str(out["paths_json"]))
+    mine = [p.tolist() for p in skeleton_paths(skeleton)]
+    assert [len(p) for p in mine] == [len(p) for p in ref_paths] == [11]
+    assert mine == ref_paths, f"networkx {out['networkx_version']} breaks the tie differently"

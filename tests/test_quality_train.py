@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from ivos_rl.data.splits import split_sequences
 from ivos_rl.errors import CheckpointError, ConfigError, CorruptFileError, MissingDataError
-from ivos_rl.quality.checkpoint import load_checkpoint
+from ivos_rl.quality.checkpoint import export_half, load_checkpoint
+from ivos_rl.quality.estimator import QualityEstimator
 from ivos_rl.quality.evaluate import evaluate, mse, pearson, quality_metrics
 from ivos_rl.quality.samples import SampleWriter, load_samples
-from ivos_rl.quality.train import Augment, lr_factor, split_by_sequence, train
+from ivos_rl.quality.train import Augment, lr_factor, split_samples, train
 
 SIZE = 32
 
@@ -87,13 +89,16 @@ def test_samples_round_trip_and_split(samples_dir: Path) -> None:
     s = load_samples(samples_dir)
     assert len(s) == 96 and s.crop_size == SIZE
     assert set(s.backend.tolist()) == {"toy"}
-    train_set, val_set, val = split_by_sequence(s, ["d"])
-    assert val == ["d"] and len(val_set) == 24 and len(train_set) == 72
+    train_set, val_set, split = split_samples(s, ["d"])
+    assert split == {"train": ["a", "b", "c"], "held_out": ["d"], "seed": None}
+    assert len(val_set) == 24 and len(train_set) == 72
     assert not set(train_set.sequence.tolist()) & set(val_set.sequence.tolist())
-    _, _, drawn = split_by_sequence(s, None, 0.5, seed=1)
-    assert len(drawn) == 2 and drawn == split_by_sequence(s, None, 0.5, seed=1)[2]
+    # a fraction holds out round(0.5 * 4) = 2 videos, chosen by the one split function of every trainer
+    _, drawn_set, drawn = split_samples(s, None, 0.5, seed=1)
+    assert (drawn["train"], drawn["held_out"]) == split_sequences(["a", "b", "c", "d"], 2, seed=1)
+    assert drawn["seed"] == 1 and sorted(set(drawn_set.sequence.tolist())) == drawn["held_out"]
     with pytest.raises(ConfigError, match="zz"):
-        split_by_sequence(s, ["zz"])
+        split_samples(s, ["zz"])
     rgb, prob, target = s.tensors(np.array([0, 1]), input_size=48)
     assert rgb.shape == (2, 3, 48, 48) and prob.shape == (2, 1, 48, 48) and target.shape == (2,)
 
@@ -169,6 +174,11 @@ def test_training_reduces_validation_mse(samples_dir: Path, tmp_path: Path) -> N
     assert payload["epoch"] == 6 and payload["step"] == result["steps"]
     assert payload["optimizer"] is not None and payload["rng"] is not None
     assert [h["epoch"] for h in payload["metrics"]["history"]] == [1, 2, 3, 4, 5, 6]
+    # the split travels with the weights (and survives the float16 export) for Wild leak checks
+    assert payload["split"] == {"train": ["a", "b", "c"], "held_out": ["d"], "seed": None}
+    export_half(tmp_path / "run" / "last.pt", tmp_path / "half.pt")
+    estimator = QualityEstimator.from_checkpoint(tmp_path / "half.pt")
+    assert estimator.split == payload["split"] and estimator.checkpoint_path == tmp_path / "half.pt"
     # evaluation entry point on the same folder, restricted to the held-out sequence
     ev = evaluate(
         {

@@ -16,7 +16,7 @@ import numpy as np
 from ivos_rl.backends import check_backend
 from ivos_rl.metrics import batched_jaccard
 from ivos_rl.robot import ScribbleRobot
-from tests.test_backend_propagation import moving_clip, on_frame, stroke
+from ivos_rl.testing import moving_clip, on_frame, stroke
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "_reference_backend.py"
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from ivos_rl.agents import QNetwork
+from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.backends import SimulatedBackend
 from ivos_rl.data import DavisDataset
 from ivos_rl.evaluation import evaluate
@@ -24,7 +25,7 @@ from ivos_rl.reporting import (
     table1,
     to_markdown,
 )
-from ivos_rl.strategies import AgentStrategy, LinspaceStrategy, RandomStrategy, WorstStrategy
+from ivos_rl.strategies import LinspaceStrategy, RandomStrategy, WorstStrategy
 
 
 def test_paired_bootstrap_on_a_constant_difference() -> None:

@@ -226,3 +226,43 @@ def test_real_davis_masks() -> None:
         # thin, curved error regions: the Bezier smoothing may cut corners by a few pixels
         near = ndimage.binary_dilation(error, iterations=3)
         assert near[px[:, 1], px[:, 0]].mean() > 0.95
+
+
+# ------------------------------------------------- documented discrepancies of the reference robot
+
+
+def test_small_radius_disk_is_off_centre_so_the_opening_shifts_the_region() -> None:
+    # davisinteractive opens the error region with skimage's disk(r); for 1 < r < sqrt(2) that is an
+    # even-sized grid whose kept cells miss its own anchor: disk(1.1) is an L of 3 pixels with
+    # offsets (-1, -1), (-1, 0), (0, -1) from the anchor (2, 2). We reproduce it (parity), so the
+    # "opening" of an 11x11 square (area 121 -> radius .2 x 11 / 2 = 1.1) is the square moved one
+    # pixel down-right minus its top-left corner: 120 pixels, 21 of them outside the error region.
+    np.testing.assert_array_equal(
+        disk_footprint(1.1), [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
+    )
+    square = np.zeros((16, 16), bool)
+    square[2:13, 2:13] = True
+    expected = np.zeros_like(square)
+    expected[3:14, 3:14] = True
+    expected[3, 3] = False
+    opened = open_error_mask(square, kernel_size=0.2, max_kernel_radius=16)
+    np.testing.assert_array_equal(opened, expected)
+    assert int((opened & ~square).sum()) == 21
+
+
+def test_graph_step_does_not_depend_on_networkx() -> None:
+    # The reference builds its skeleton graph with networkx (from_scipy_sparse_matrix, gone in
+    # networkx 3; find_cycle and dict orders decide its ties). Ours uses scipy.sparse.csgraph only,
+    # with raster-order tie-breaks, so its scribbles do not change with the networkx version.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from ivos_rl.robot import ScribbleRobot\n"
+        "gt = np.zeros((1, 40, 40), np.uint8); gt[0, 5:35, 5:35] = 1\n"
+        "ScribbleRobot().interact('s', np.zeros_like(gt), gt, frame=0)\n"
+        "print('networkx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

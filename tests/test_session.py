@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ivos_rl.clicks import ClickRobot, clicks_to_scribbles
+from ivos_rl.clicks import ClickRobot, clicks_to_scribbles, interaction_to_scribbles
 from ivos_rl.data.davis import DavisDataset
 from ivos_rl.data.imageio import write_jpeg, write_mask
 from ivos_rl.errors import ConfigError, InputValidationError, MaskFormatError, MissingDataError, SessionError
-from ivos_rl.session import InteractiveSession, fuse_interactions, interaction_to_scribbles
+from ivos_rl.interactions import fuse_interactions
+from ivos_rl.session import InteractiveSession
 from ivos_rl.summary import REPORT_COLUMNS, summarize_report
 
 H, W = 12, 16
@@ -366,7 +367,7 @@ def test_scribble_robot_answers_on_the_worst_frame(synthetic_root: Path) -> None
 
 
 def test_fused_strokes_share_nothing_mutable_with_the_inputs() -> None:
-    from ivos_rl.session import fuse_interactions
+    from ivos_rl.interactions import fuse_interactions
 
     a = {"sequence": "s", "scribbles": [[{"path": [[0.1, 0.2]], "object_id": 1, "meta": {"k": [1]}}], []]}
     b = {"sequence": "s", "scribbles": [[], [{"path": [(0.3, 0.4)], "object_id": 2}]]}

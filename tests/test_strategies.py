@@ -114,8 +114,8 @@ def test_agent_picks_argmax_q(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
     from ivos_rl.agents.checkpoint import save_policy
     from ivos_rl.agents.qnet import QNetwork
+    from ivos_rl.agents.strategy import AgentStrategy
     from ivos_rl.errors import CheckpointError
-    from ivos_rl.strategies import AgentStrategy
 
     torch.manual_seed(0)
     qnet = QNetwork(recurrence="bilstm", hidden=8, decoder_hidden=8)
@@ -133,14 +133,22 @@ def test_agent_picks_argmax_q(tmp_path) -> None:  # type: ignore[no-untyped-def]
         AgentStrategy.from_checkpoint(path, state_mode="q_only")
     with pytest.raises(CheckpointError, match="not found"):
         AgentStrategy.from_checkpoint(tmp_path / "missing.pt")
+    # the policy's split record (the field every trainer writes) is exposed for leak checks
+    assert agent.split is None  # this file records none
+    split = {"train": ["a", "b"], "held_out": ["c"], "seed": 0}
+    recorded = save_policy(tmp_path / "s.pt", qnet, {"state_mode": "both", "split": split})
+    assert AgentStrategy.from_checkpoint(recorded).split == split
+    bad = save_policy(tmp_path / "bad.pt", qnet, {"state_mode": "both", "split": {"train": "a"}})
+    with pytest.raises(CheckpointError, match="malformed 'split'"):
+        AgentStrategy.from_checkpoint(bad)
 
 
 def test_shipped_agent_policy_loads_and_scores_any_length() -> None:
     from pathlib import Path
 
     from ivos_rl.agents.checkpoint import load_policy
+    from ivos_rl.agents.strategy import AgentStrategy
     from ivos_rl.errors import CheckpointError
-    from ivos_rl.strategies import AgentStrategy
 
     path = Path(__file__).resolve().parents[1] / "checkpoints" / "agent" / "agent_policy.pt"
     qnet, meta = load_policy(path)

@@ -154,3 +154,49 @@ def test_bad_reports_are_refused(two_samples: pd.DataFrame) -> None:
         summarize_report(pd.DataFrame(columns=list(REPORT_COLUMNS)), samples=[("a", 1, 1)])
     with pytest.raises(InputValidationError, match="max_time"):
         summarize_report(two_samples, max_time=float("nan"))
+
+
+def test_spread_over_robot_seeds_by_hand() -> None:
+    from ivos_rl.summary import spread
+
+    runs = [
+        {"auc_time": 0.5, "jf_at_60s": 0.6, "auc_rounds": 0.4},
+        {"auc_time": 0.7, "jf_at_60s": 0.6, "auc_rounds": 0.5},
+        {"auc_time": 0.6, "jf_at_60s": 0.6, "auc_rounds": 0.6},
+    ]
+    out = spread(runs)
+    # auc_time: mean .6, deviations -.1, .1, 0 -> std (ddof 1) = sqrt(.02 / 2) = .1
+    assert out["auc_time"] == pytest.approx({"mean": 0.6, "std": 0.1, "n": 3})
+    assert out["jf_at_60s"] == pytest.approx({"mean": 0.6, "std": 0.0, "n": 3})
+    assert spread(runs[:1])["auc_rounds"] == {"mean": 0.4, "std": 0.0, "n": 1}
+    with pytest.raises(InputValidationError, match="auc_time"):
+        spread([{"jf_at_60s": 0.1, "auc_rounds": 0.1}])
+    with pytest.raises(InputValidationError, match="at least one"):
+        spread([])
+
+
+def test_variance_and_mask_ap_tables() -> None:
+    from ivos_rl.evaluation import EvaluationResult
+    from ivos_rl.reporting import mask_ap_table, variance_table
+
+    def run(seed: int, auc: float) -> tuple[dict[str, object], EvaluationResult]:
+        summary = {
+            "metric": "J_AND_F", "auc_time": auc, "jf_at_60s": auc, "auc_rounds": auc,
+            "curve_rounds": {"round": [0, 1, 2], "J_AND_F": [0.0, 0.5, auc]},
+            "recommender_seconds_per_round": 0.25, "backend_seconds_per_round": 1.0,
+            "mask_ap": {"AP": [0.3, -1.0], "AP50": [0.5, -1.0], "AP75": [0.2, -1.0]},
+        }  # fmt: skip
+        meta = {"strategy": "agent", "setting": "wild", "backend": "b", "dataset": "d",
+                "robot": "ScribbleRobot", "robot_seed": seed}  # fmt: skip
+        return meta, EvaluationResult(report=pd.DataFrame(), summary=summary, samples=[])
+
+    runs = [run(0, 0.5), run(1, 0.7), run(2, 0.6)]
+    table = variance_table(runs)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["auc_time"] == "60.00 ± 10.00 (3)" and row["auc_rounds"] == "60.00 ± 10.00 (3)"
+    assert row["recommender s/round"] == "0.250" and row["user"] == "ScribbleRobot"
+    ap = mask_ap_table({"seed 0": runs[0][1]})
+    assert ap is not None
+    assert ap.loc["seed 0", "AP 1"] == pytest.approx(30.0) and np.isnan(ap.loc["seed 0", "AP 2"])
+    assert ap.loc["seed 0", "J&F 2"] == pytest.approx(50.0)

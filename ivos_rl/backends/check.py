@@ -25,14 +25,15 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from ivos_rl.backends._prompts import stroke_label_map
 from ivos_rl.backends.base import BackendOutput, VOSBackend
 from ivos_rl.errors import BackendError, InputValidationError, IvosError
-from ivos_rl.scribbles import annotated_frames, fuse_scribbles
+from ivos_rl.interactions import Robot, count_marks, first_annotated_frame
+from ivos_rl.scribbles import fuse_scribbles
 
 __all__ = ["BackendCheckError", "check_backend"]
 
@@ -41,23 +42,12 @@ class BackendCheckError(BackendError):
     """A backend violated the :class:`VOSBackend` contract during :func:`check_backend`."""
 
 
-class _Robot(Protocol):
-    def interact(
-        self,
-        sequence: str,
-        pred_masks: np.ndarray,
-        gt_masks: np.ndarray,
-        nb_objects: int | None = None,
-        frame: int | None = None,
-    ) -> dict[str, Any]: ...
-
-
 def check_backend(
     backend: VOSBackend,
     frames: np.ndarray,
     gt_masks: np.ndarray,
     n_objects: int,
-    robot: _Robot | None = None,
+    robot: Robot | None = None,
     interactions: Sequence[tuple[int, dict[str, Any]]] | None = None,
     *,
     n_rounds: int = 3,
@@ -104,10 +94,9 @@ def check_backend(
         else:
             assert robot is not None
             inter = robot.interact(sequence, pred, gt_masks, nb_objects=n_objects)
-            annotated = annotated_frames(inter)
-            if not annotated:
+            if count_marks(inter) == 0:
                 break  # the robot found nothing to correct
-            frame_idx = annotated[0]
+            frame_idx = first_annotated_frame(inter)
         if rnd == 0:
             _check_bad_interactions(backend, frame_idx, inter, frames.shape[0], n_objects)
         plan.append((int(frame_idx), inter))

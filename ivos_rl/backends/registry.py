@@ -2,7 +2,8 @@
 
 Hydra configs build backends through ``_target_`` directly; the registry serves code and
 command-line flags that pick a backend by a short name (``--backend simulated``), and lets a
-third-party segmenter plug in with one decorator instead of an edit to a central list.
+third-party segmenter plug in with one decorator instead of an edit to a central list. The
+built-in backends register when their module is imported, which a lookup does on demand.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 from ivos_rl.backends.base import VOSBackend
 from ivos_rl.errors import ConfigError
+from ivos_rl.utils.lazy import import_submodules
 
 __all__ = ["available_backends", "build_backend", "get_backend_class", "register_backend"]
 
@@ -49,13 +51,22 @@ def register_backend(name: str) -> Callable[[B], B]:
     return decorator
 
 
+def _load_builtins() -> None:
+    """Import the backend modules of this package (they register on import); the package
+    ``__init__`` imports none of them eagerly, so code that only needs the interface stays light."""
+    import_submodules(__name__.rsplit(".", 1)[0], skip=("base", "check", "registry"))
+
+
 def available_backends() -> list[str]:
-    """Sorted names of every registered backend."""
+    """Sorted names of the built-in backends and of every other registered one."""
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def get_backend_class(name: str) -> type[VOSBackend]:
     """The class registered under ``name``; :class:`ConfigError` listing valid names otherwise."""
+    if name not in _REGISTRY:
+        _load_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -8,11 +8,25 @@ same seed hold out the same videos, and a subset of sequences keeps each video i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from ivos_rl.errors import ConfigError
+from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.utils.seed import name_seed
 
-__all__ = ["check_disjoint", "fold_split", "rank_by_name", "split_sequences", "video_folds"]
+__all__ = [
+    "SPLIT_KEY",
+    "check_disjoint",
+    "check_held_out_unseen",
+    "fold_split",
+    "rank_by_name",
+    "read_split_record",
+    "split_record",
+    "split_sequences",
+    "video_folds",
+]
+
+SPLIT_KEY = "split"
+"""Field under which every checkpoint (quality net, agent) records its :func:`split_record`."""
 
 
 def rank_by_name(sequences: Iterable[str], seed: int = 0) -> list[str]:
@@ -36,6 +50,8 @@ def split_sequences(
             raise ConfigError(f"n_val must be an int in [0, {len(names)}) or a list of names, got {n_val!r}")
         val = sorted(rank_by_name(names, seed)[:n_val])
     train = [s for s in names if s not in set(val)]
+    if not train:
+        raise ConfigError(f"every sequence is held out ({val}); nothing is left to train on")
     return train, val
 
 
@@ -63,3 +79,54 @@ def check_disjoint(train: Iterable[str], held_out: Iterable[str], what: str = "s
     leak = sorted(set(map(str, train)) & set(map(str, held_out)))
     if leak:
         raise ConfigError(f"{what}: held-out videos {leak} are also in the training videos")
+
+
+def split_record(train: Iterable[str], held_out: Iterable[str], seed: int | None) -> dict[str, Any]:
+    """The split a model was trained with, as stored in its checkpoint under :data:`SPLIT_KEY`.
+
+    Plain lists and an int (loadable with ``torch.load(weights_only=True)`` and JSON), so a later
+    run can prove that the videos it reports on were never trained on (:func:`check_held_out_unseen`).
+    ``seed`` is the split seed, or None when the held-out videos were named explicitly.
+    """
+    train_names = sorted(set(map(str, train)))
+    held_names = sorted(set(map(str, held_out)))
+    check_disjoint(train_names, held_names, "split record")
+    return {"train": train_names, "held_out": held_names, "seed": None if seed is None else int(seed)}
+
+
+def read_split_record(record: Any, source: str) -> dict[str, Any] | None:
+    """Validate a stored split record; None when ``source`` (a checkpoint) predates split records.
+
+    ``train`` and ``held_out`` are required; ``seed`` may be absent (None) and further keys a
+    trainer adds (e.g. its cross-validation folds) are kept as they are.
+    """
+    if record is None:
+        return None
+    ok = (
+        isinstance(record, dict)
+        and {"train", "held_out"} <= set(record)
+        and all(isinstance(record[k], (list, tuple)) for k in ("train", "held_out"))
+        and all(isinstance(s, str) for k in ("train", "held_out") for s in record[k])
+        and (record.get("seed") is None or isinstance(record["seed"], int))
+    )
+    if not ok:
+        raise CheckpointError(f"{source}: malformed {SPLIT_KEY!r} record {record!r}")
+    return {**record, **split_record(record["train"], record["held_out"], record.get("seed"))}
+
+
+def check_held_out_unseen(
+    held_out: Iterable[str], trained_on: dict[str, Any] | None, source: str, what: str = "held-out"
+) -> None:
+    """Refuse ``held_out`` videos that the model of ``source`` was trained on (its split record).
+
+    A Wild result on such a video leaks: the quality estimate there comes from a net that saw the
+    video's ground truth. A model without a record (``trained_on=None``) cannot be checked.
+    """
+    if trained_on is None:
+        return
+    leak = sorted(set(map(str, held_out)) & set(trained_on["train"]))
+    if leak:
+        raise ConfigError(
+            f"{what} videos {leak} were used to train {source}: results on them would leak; "
+            f"hold out other videos or use a model trained without them"
+        )

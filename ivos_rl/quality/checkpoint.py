@@ -1,7 +1,8 @@
 """Quality-net checkpoints: self-describing, atomic, validated on load.
 
 A checkpoint holds the model config (backbone, input size, stem, crop geometry), the weights, and
-for training checkpoints the optimizer/scheduler state, step, epoch, RNG states and metrics. Loading
+for training checkpoints the optimizer/scheduler state, step, epoch, RNG states and metrics, and the
+video split it was trained with (``split``; absent from older files). Loading
 never silently builds a random model: a missing, truncated or foreign file raises
 :class:`~ivos_rl.errors.CheckpointError`.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ivos_rl.data.splits import SPLIT_KEY
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.quality.model import QualityNet, QualityNetConfig
 from ivos_rl.utils.io import atomic_path
@@ -35,9 +37,14 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     rng_state: dict[str, Any] | None = None,
     train_config: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
     half: bool = False,
 ) -> Path:
-    """Write a checkpoint atomically; ``half=True`` stores floating weights as float16 (shipping)."""
+    """Write a checkpoint atomically; ``half=True`` stores floating weights as float16 (shipping).
+
+    ``split`` (:func:`ivos_rl.data.splits.split_record`) names the training and held-out videos, so
+    a Wild run can refuse reporting on videos the net was trained on.
+    """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -53,6 +60,7 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         "rng": rng_state,
         "train_config": train_config,
+        SPLIT_KEY: split,
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -129,6 +137,7 @@ def export_half(src: str | Path, dst: str | Path) -> Path:
         epoch=payload["epoch"],
         metrics=payload["metrics"],
         train_config=payload.get("train_config"),
+        split=payload.get(SPLIT_KEY),
         half=True,
     )
 

@@ -1,7 +1,8 @@
-"""Per-frame quality for the recommender: the learned estimator ("Wild") and the oracle.
+"""Per-frame quality for the recommender in the Wild setting: the learned estimator.
 
-Both share the call shape ``predict(frames, probs[, gt]) -> (q (T,), q_k (T, K))`` with q^n the mean
-over objects of q^{n,k} (IVOS-W Eq. 7), so strategies and the environment can swap them.
+``predict(frames, probs) -> (q (T,), q_k (T, K))`` with q^n the mean over objects of q^{n,k}
+(IVOS-W Eq. 7). The Oracle setting's quality (true J&F of the scored masks) is
+:func:`ivos_rl.scoring.oracle_quality`; :class:`ivos_rl.rounds.QualitySource` chooses between them.
 
 Between interaction rounds only some masks change; :class:`QualityEstimator` keeps the last
 inputs and scores and re-runs the network only for the (frame, object) pairs whose frame or
@@ -11,13 +12,13 @@ probability map differs, which is what makes per-round recommendation cheap on l
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ivos_rl.backends.base import labels_from_probs
+from ivos_rl.data.splits import SPLIT_KEY, read_split_record
 from ivos_rl.errors import InputValidationError
-from ivos_rl.metrics import batched_j_and_f
 from ivos_rl.quality.checkpoint import load_model
 from ivos_rl.quality.crop import crop_inputs, validate_inputs
 from ivos_rl.quality.model import QualityNet
@@ -40,6 +41,8 @@ class QualityEstimator:
         batch_size: int = 32,
         cache: bool = True,
         channels_last: bool = True,
+        split: dict[str, Any] | None = None,
+        checkpoint_path: Path | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputValidationError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -49,6 +52,10 @@ class QualityEstimator:
         self.batch_size = batch_size
         self.cache = cache
         self.n_scored = 0  # (frame, object) crops sent through the network since construction
+        # The videos the net was trained on (ivos_rl.data.splits.split_record), None if unrecorded:
+        # an agent's held-out videos are checked against it (ivos_rl.envs.factory.agent_split).
+        self.split = split
+        self.checkpoint_path = checkpoint_path
         self._prev_frames: np.ndarray | None = None
         self._prev_probs: np.ndarray | None = None
         self._prev_qk: np.ndarray | None = None
@@ -64,8 +71,16 @@ class QualityEstimator:
         channels_last: bool = True,
     ) -> QualityEstimator:
         """Estimator from a saved checkpoint; a missing/corrupt file raises ``CheckpointError``."""
-        model, _ = load_model(path, backbone=backbone, map_location="cpu")
-        return cls(model, device=device, batch_size=batch_size, cache=cache, channels_last=channels_last)
+        model, payload = load_model(path, backbone=backbone, map_location="cpu")
+        return cls(
+            model,
+            device=device,
+            batch_size=batch_size,
+            cache=cache,
+            channels_last=channels_last,
+            split=read_split_record(payload.get(SPLIT_KEY), str(path)),
+            checkpoint_path=Path(path),
+        )
 
     def reset_cache(self) -> None:
         """Forget the previous video (call between videos to free its copy)."""
@@ -132,32 +147,4 @@ class QualityEstimator:
             self._prev_frames = frames.copy()
             self._prev_probs = probs.copy()
             self._prev_qk = qk.copy()
-        return qk.mean(axis=1).astype(np.float32), qk
-
-
-class OracleQuality:
-    """True per-frame J&F of the thresholded probability maps (the "Oracle" setting).
-
-    Masks are the label map of :func:`~ivos_rl.backends.base.labels_from_probs` (argmax object
-    above ``threshold``), the same masks the protocol evaluates.
-    """
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold = threshold
-
-    def predict(
-        self, frames: np.ndarray, probs: np.ndarray, gt_masks: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``q (T,)`` and ``q_k (T, K)`` = J&F of each object's thresholded mask against ``gt_masks``."""
-        validate_inputs(frames, probs)
-        t, k, h, w = probs.shape
-        if not isinstance(gt_masks, np.ndarray) or gt_masks.shape != (t, h, w):
-            raise InputValidationError(
-                f"gt_masks must be ({t}, {h}, {w}) to match probs {probs.shape}, "
-                f"got {getattr(gt_masks, 'shape', type(gt_masks).__name__)}"
-            )
-        pred = labels_from_probs(probs, threshold=self.threshold)
-        qk = np.asarray(
-            batched_j_and_f(gt_masks, pred, nb_objects=k, average_over_objects=False), dtype=np.float32
-        ).reshape(t, k)
         return qk.mean(axis=1).astype(np.float32), qk

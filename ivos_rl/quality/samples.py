@@ -1,14 +1,16 @@
 """Training samples for the quality net: run the interactive loop, keep (crop, true J&F) pairs.
 
-For every sequence, initial scribble and frame-choice rule (``random`` or ``worst``), the loop
+For every sequence, initial scribble and frame-choice rule (``random`` or ``worst``), the rounds
+of :class:`~ivos_rl.rounds.RoundEngine` (the same as evaluation and the env)
 
-    scribbles -> backend.interact(f, scribbles) -> masks -> true J&F per (frame, object)
-    -> next frame f (random / worst true J&F) -> robot.interact(seq, masks, gt, K, frame=f) -> ...
+    start (initial scribble) -> score: true J&F per (frame, object)
+    -> next frame f (random / worst true J&F) -> annotate(f) -> propagate -> score -> ...
 
-runs for ``n_rounds`` rounds. Each round's output gives samples on ``frames_per_round`` random
-frames (all when None): one per (frame, object), holding the object-centred crop of the frame and
-of the probability map and the true J, F and J&F of that object's mask on that frame. Early rounds
-and Worst choices give low-quality masks, later rounds high-quality ones, so targets span [0, 1].
+run for ``n_rounds`` rounds (a trajectory stops early when the robot finds nothing to correct).
+Each round's output gives samples on ``frames_per_round`` random frames (all when None): one per
+(frame, object), holding the object-centred crop of the frame and of the probability map and the
+true J, F and J&F of that object's mask on that frame. Early rounds and Worst choices give
+low-quality masks, later rounds high-quality ones, so targets span [0, 1].
 
 Storage choice: samples keep the **crops** (RGB + probability, uint8, ``crop_size``², 4·S² bytes,
 64 KiB at S=128 before compression) rather than the full-size probability map plus a pointer to
@@ -38,10 +40,13 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ivos_rl.backends.base import VOSBackend
+from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.data.init_scribbles import choose_frames
 from ivos_rl.errors import ConfigError, CorruptFileError, DatasetError, InputValidationError, MissingDataError
-from ivos_rl.metrics import batched_jaccard_and_f_measure
+from ivos_rl.interactions import count_marks
 from ivos_rl.quality.crop import crop_inputs
+from ivos_rl.quality.feature_rows import FeatureRecorder
+from ivos_rl.rounds import RoundEngine, SampleContext
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
 
@@ -264,14 +269,14 @@ def _initial_interactions(
     max_initial: int | None,
     seed: int,
     initial_indices: Sequence[int] | None = None,
-) -> list[tuple[int, int, dict[str, Any]]]:
-    """(index, annotated frame, scribble dict) of the initial scribbles of ``seq``.
+) -> list[tuple[int, dict[str, Any]]]:
+    """(index, scribble dict) of the initial scribbles of ``seq`` (each marks at least one frame).
 
     Dataset scribble files are used when the sequence has them. Otherwise (e.g. DAVIS-2016 without
     scribbles) the robot draws them on an empty prediction, on the frames
     :func:`ivos_rl.data.choose_frames` picks (as ``ivos-rl`` does when writing scribble files).
     """
-    out: list[tuple[int, int, dict[str, Any]]] = []
+    out: list[tuple[int, dict[str, Any]]] = []
     indices = dataset.scribble_indices(seq)
     if indices:
         if initial_indices is not None:
@@ -281,10 +286,9 @@ def _initial_interactions(
             indices = sorted(set(initial_indices))
         for idx in indices[: max_initial or len(indices)]:
             scr = dataset.load_scribbles(seq, idx)
-            frames = [t for t, strokes in enumerate(scr["scribbles"]) if any(len(s["path"]) for s in strokes)]
-            if not frames:
+            if count_marks(scr) == 0:
                 raise DatasetError(f"initial scribble {idx} of {seq!r} has no stroke")
-            out.append((idx, frames[0], scr))
+            out.append((idx, scr))
         return out
     rng = np.random.default_rng([int(seed), zlib.crc32(seq.encode())])
     variants = (
@@ -297,29 +301,15 @@ def _initial_interactions(
     for i in variants:
         frame = chosen[i - 1]
         scr = robot.interact(seq, empty, gt, n_objects, frame=frame)
-        if not _has_strokes(scr, frame):
+        if count_marks(scr) == 0:
             # The robot draws nothing where every object is too small for its error opening
             # (e.g. a distant ball); the caller records the skipped start in the manifest.
             log.warning(
                 "robot drew no initial scribble for %s on frame %d; variant %d skipped", seq, frame, i
             )
             continue
-        out.append((i, frame, scr))
+        out.append((i, scr))
     return out
-
-
-def _has_strokes(scribbles: dict[str, Any], frame: int) -> bool:
-    return any(len(s["path"]) for s in scribbles["scribbles"][frame])
-
-
-def _merge(total: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """All interactions so far, for backends with ``wants_all_scribbles``."""
-    if total is None:
-        return {"scribbles": [list(s) for s in new["scribbles"]], "sequence": new.get("sequence")}
-    return {
-        "scribbles": [a + list(b) for a, b in zip(total["scribbles"], new["scribbles"], strict=True)],
-        "sequence": new.get("sequence"),
-    }
 
 
 def generate_samples(
@@ -342,6 +332,7 @@ def generate_samples(
     overwrite: bool = False,
     progress: bool = True,
     backend_name: str | None = None,
+    feature_rows: bool = True,
 ) -> dict[str, Any]:
     """Run the interactive loop and write sample shards + ``manifest.json`` to ``out_dir``.
 
@@ -350,8 +341,69 @@ def generate_samples(
     ``backend_name`` is recorded in the manifest (default: the backend's registry name).
     ``initial_indices`` (1-based) picks which initial scribbles to start from (scribble files, or
     the robot-drawn variants), e.g. ``[2, 3]`` to add trajectories to a ``max_initial=1`` run.
+    ``feature_rows`` also writes ``features.npz``: appearance-free features of every (round,
+    frame, object) with the backend fingerprint (:mod:`ivos_rl.quality.feature_rows`).
     Deterministic for a fixed seed, backend and dataset.
     """
+    _check_options(initial_indices, strategies, n_rounds, shard_size, crop_size, frames_per_round)
+    writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
+    fingerprint = backend_fingerprint(backend)
+    recorder = FeatureRecorder(fingerprint) if feature_rows else None
+    seqs = list(dataset.sequences if sequences is None else sequences)
+    stopped_early = 0
+    skipped: list[list[Any]] = []  # [sequence, variant] of robot-drawn starts with no stroke
+    engine = RoundEngine(backend, robot)
+    jobs = [(seq, strat) for seq in seqs for strat in strategies]
+    bar = tqdm(total=len(jobs), desc="quality samples", unit="traj", disable=not progress)
+    for seq in seqs:
+        info = dataset.info(seq)
+        frames = dataset.load_frames(seq)
+        gt = dataset.load_masks(seq)
+        k = info.n_objects
+        inits = _initial_interactions(dataset, seq, gt, k, robot, max_initial, seed, initial_indices)
+        wanted = initial_indices if initial_indices is not None else range(1, (max_initial or 1) + 1)
+        if not dataset.scribble_indices(seq):
+            skipped += [[seq, int(i)] for i in sorted(set(wanted) - {init[0] for init in inits})]
+        for strategy in strategies:
+            for init_idx, first_scr in inits:
+                sample = SampleContext(seq, init_idx, frames, gt, k, first_scr)
+                stopped_early += _trajectory(
+                    engine, sample, _rng(seed, seq, init_idx, strategy), strategy, n_rounds,
+                    frames_per_round, writer, (crop_size, enlarge, threshold), recorder,
+                )
+            bar.update(1)
+    bar.close()
+    features_file = recorder.write(out_dir) if recorder is not None else None
+    manifest = writer.finish(
+        backend=backend_name or getattr(backend, "name", type(backend).__name__),
+        enlarge=enlarge,
+        threshold=threshold,
+        backend_uses_ground_truth=bool(backend.uses_ground_truth),
+        dataset={"root": str(dataset.root), "resolution": dataset.resolution, "sequences": seqs},
+        strategies=list(strategies),
+        n_rounds=n_rounds,
+        max_initial=max_initial,
+        initial_indices=None if initial_indices is None else sorted(set(initial_indices)),
+        frames_per_round=frames_per_round,
+        seed=seed,
+        trajectories_stopped_early=stopped_early,
+        initial_skipped=skipped,
+        backend_fingerprint=fingerprint,
+        feature_rows=None if features_file is None else features_file.name,
+    )
+    log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
+    return manifest
+
+
+def _check_options(
+    initial_indices: Sequence[int] | None,
+    strategies: Sequence[str],
+    n_rounds: int,
+    shard_size: int,
+    crop_size: int,
+    frames_per_round: int | None,
+) -> None:
+    """:class:`ConfigError` naming the first bad option of :func:`generate_samples`."""
     if initial_indices is not None and (
         not initial_indices
         or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in initial_indices)
@@ -369,79 +421,41 @@ def generate_samples(
             raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
     if frames_per_round is not None and (not isinstance(frames_per_round, int) or frames_per_round < 1):
         raise ConfigError(f"frames_per_round must be None or an int >= 1, got {frames_per_round!r}")
-    writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
-    seqs = list(dataset.sequences if sequences is None else sequences)
-    stopped_early = 0
-    skipped: list[list[Any]] = []  # [sequence, variant] of robot-drawn starts with no stroke
-    jobs = [(seq, strat) for seq in seqs for strat in strategies]
-    bar = tqdm(total=len(jobs), desc="quality samples", unit="traj", disable=not progress)
-    for seq in seqs:
-        info = dataset.info(seq)
-        frames = dataset.load_frames(seq)
-        gt = dataset.load_masks(seq)
-        k = info.n_objects
-        t = info.n_frames
-        inits = _initial_interactions(dataset, seq, gt, k, robot, max_initial, seed, initial_indices)
-        wanted = initial_indices if initial_indices is not None else range(1, (max_initial or 1) + 1)
-        if not dataset.scribble_indices(seq):
-            skipped += [[seq, int(i)] for i in sorted(set(wanted) - {init[0] for init in inits})]
-        for strategy in strategies:
-            for init_idx, first_frame, first_scr in inits:
-                rng = _rng(seed, seq, init_idx, strategy)
-                backend.reset(frames, k, sequence=seq, gt_masks=gt if backend.uses_ground_truth else None)
-                total = _merge(None, first_scr)
-                out = backend.interact(first_frame, total if backend.wants_all_scribbles else first_scr)
-                for rnd in range(1, n_rounds + 1):
-                    jac, fme = batched_jaccard_and_f_measure(gt, out.masks, nb_objects=k)
-                    jf = 0.5 * (jac + fme)
-                    n_pick = t if frames_per_round is None else min(frames_per_round, t)
-                    picked = np.sort(rng.choice(t, size=n_pick, replace=False))
-                    writer.add(
-                        _rows(
-                            frames,
-                            out.probs,
-                            picked,
-                            jac,
-                            fme,
-                            jf,
-                            seq,
-                            rnd,
-                            strategy,
-                            init_idx,
-                            crop_size,
-                            enlarge,
-                            threshold,
-                        )
-                    )
-                    if rnd == n_rounds:
-                        break
-                    nxt = int(rng.integers(t)) if strategy == "random" else int(np.argmin(jf.mean(axis=1)))
-                    scr = robot.interact(seq, out.masks, gt, k, frame=nxt)
-                    if not _has_strokes(scr, nxt):
-                        # The robot found nothing to correct: further rounds would repeat this output.
-                        stopped_early += 1
-                        break
-                    total = _merge(total, scr)
-                    out = backend.interact(nxt, total if backend.wants_all_scribbles else scr)
-            bar.update(1)
-    bar.close()
-    manifest = writer.finish(
-        backend=backend_name or getattr(backend, "name", type(backend).__name__),
-        enlarge=enlarge,
-        threshold=threshold,
-        backend_uses_ground_truth=bool(backend.uses_ground_truth),
-        dataset={"root": str(dataset.root), "resolution": dataset.resolution, "sequences": seqs},
-        strategies=list(strategies),
-        n_rounds=n_rounds,
-        max_initial=max_initial,
-        initial_indices=None if initial_indices is None else sorted(set(initial_indices)),
-        frames_per_round=frames_per_round,
-        seed=seed,
-        trajectories_stopped_early=stopped_early,
-        initial_skipped=skipped,
-    )
-    log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
-    return manifest
+
+
+def _trajectory(
+    engine: RoundEngine,
+    sample: SampleContext,
+    rng: np.random.Generator,
+    strategy: str,
+    n_rounds: int,
+    frames_per_round: int | None,
+    writer: SampleWriter,
+    geometry: tuple[int, float, float],
+    recorder: FeatureRecorder | None = None,
+) -> int:
+    """One trajectory on the round engine, writing each round's rows; 1 if it stopped early."""
+    t = sample.n_frames
+    engine.start(sample)
+    for rnd in range(1, n_rounds + 1):
+        scores = engine.score()
+        out = engine.propagate()
+        if recorder is not None:  # feature rows of every frame (ivos_rl.quality.feature_rows)
+            key = (sample.sequence, strategy, sample.scribble_idx, rnd)
+            recorder.add(sample.frames, out, engine.state.history, scores.j, scores.f, key)
+        n_pick = t if frames_per_round is None else min(frames_per_round, t)
+        picked = np.sort(rng.choice(t, size=n_pick, replace=False))
+        writer.add(
+            _rows(sample.frames, out.probs, picked, scores.j, scores.f, scores.jf, sample.sequence, rnd,
+                  strategy, sample.scribble_idx, *geometry)
+        )
+        if rnd == n_rounds:
+            break
+        nxt = int(rng.integers(t)) if strategy == "random" else int(np.argmin(scores.per_frame("J_AND_F")))
+        if not engine.annotate(nxt):
+            return 1  # the robot found nothing to correct: further rounds would repeat this output
+        engine.propagate()
+    return 0
 
 
 def _rows(

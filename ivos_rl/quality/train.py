@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
+from ivos_rl.data.splits import split_record, split_sequences
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.quality.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ivos_rl.quality.evaluate import check_geometry, predict_samples, quality_metrics
@@ -41,32 +42,29 @@ log = get_logger(__name__)
 _STEP_SEED = 1_000_003  # mixes (seed, step) / (seed, epoch) into distinct generator seeds
 
 
-def split_by_sequence(
+def split_samples(
     samples: SampleSet, val_sequences: list[str] | None = None, val_fraction: float = 0.2, seed: int = 0
-) -> tuple[SampleSet, SampleSet, list[str]]:
+) -> tuple[SampleSet, SampleSet, dict[str, Any]]:
     """Train/validation sets with no sequence in both (frames of one video are near-duplicates).
 
-    ``val_sequences`` names them explicitly; otherwise ``round(val_fraction * n_sequences)`` (at
-    least 1) sequences are drawn with a generator seeded by ``seed``.
+    ``val_sequences`` names the held-out videos; otherwise ``round(val_fraction * n_sequences)``
+    (at least 1) are held out by :func:`ivos_rl.data.splits.split_sequences`, the split every
+    trainer uses (by name hash: the agent with the same seed holds out a subset or superset of
+    these videos). Returns the sets and the split record the checkpoint stores.
     """
     names = sorted(set(samples.sequence.tolist()))
     if val_sequences:
-        val = sorted(set(val_sequences))
-        unknown = [s for s in val if s not in names]
-        if unknown:
-            raise ConfigError(f"val_sequences {unknown} are not in the samples (have {names})")
+        held: int | list[str] = [str(s) for s in val_sequences]
     else:
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        n_val = max(1, round(val_fraction * len(names)))
-        if n_val >= len(names):
-            raise ConfigError(f"cannot hold out {n_val} of {len(names)} sequences and still train")
-        rng = np.random.default_rng(seed)
-        val = sorted(rng.choice(names, size=n_val, replace=False).tolist())
+        held = max(1, round(val_fraction * len(names)))
+        if held >= len(names):
+            raise ConfigError(f"cannot hold out {held} of {len(names)} sequences and still train")
+    train, val = split_sequences(names, held, seed)
     is_val = np.isin(samples.sequence, val)
-    if is_val.all():
-        raise ConfigError("every sequence is in the validation split; nothing left to train on")
-    return samples.subset(~is_val), samples.subset(is_val), val
+    record = split_record(train, val, None if val_sequences else seed)
+    return samples.subset(~is_val), samples.subset(is_val), record
 
 
 @dataclass(frozen=True)
@@ -199,6 +197,178 @@ def _build_model(cfg: DictConfig) -> QualityNet:
     return model
 
 
+def _optimisation(
+    cfg: DictConfig, model: QualityNet, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """``cfg.optimizer`` (a ``_target_`` partial) on the model and the step-indexed LR schedule."""
+    optimizer = instantiate(cfg.optimizer, _partial_=True)(params=model.parameters())
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"cfg.optimizer must build a torch optimizer, got {type(optimizer).__name__}")
+    sched_cfg = cfg.schedule
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: lr_factor(
+            s,
+            total_steps,
+            str(sched_cfg.name),
+            int(sched_cfg.get("warmup_steps", 0)),
+            float(sched_cfg.get("min_ratio", 0.0)),
+        ),
+    )
+    return optimizer, scheduler
+
+
+def _augment(cfg: DictConfig) -> Augment:
+    try:
+        return Augment(**OmegaConf.to_container(cfg.augment, resolve=True))  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ConfigError(f"invalid augment settings {cfg.augment}: {exc}") from exc
+
+
+@dataclass
+class _Progress:
+    """The counters a checkpoint carries besides weights, optimiser and scheduler."""
+
+    step: int = 0
+    best_mse: float = math.inf
+    history: list[dict[str, Any]] = field(default_factory=list)
+    running: list[float] = field(default_factory=list)
+    resumed: dict[str, Any] = field(default_factory=dict)  # the resumed checkpoint's metrics
+
+
+def _resume_from(
+    path: Path,
+    model: QualityNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    train_cfg: Any,
+) -> _Progress:
+    """Restore weights, optimiser, scheduler and RNG states of a checkpoint of the same run."""
+    payload = load_checkpoint(path)
+    load_weights(model, payload, path)
+    _check_same_run(payload.get("train_config"), train_cfg, path)
+    if payload["optimizer"] is None or payload["scheduler"] is None:
+        raise CheckpointError(f"{path} has no optimizer/scheduler state (an exported model?)")
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    metrics = payload["metrics"]
+    progress = _Progress(
+        step=int(payload["step"]),
+        best_mse=float(metrics.get("best_val_mse", math.inf)),
+        history=list(metrics.get("history", [])),
+        running=[float(x) for x in metrics.get("running_losses", [])],
+        resumed=metrics,
+    )
+    _set_rng_state(payload.get("rng"))
+    log.info("resumed from %s at step %d", path, progress.step)
+    return progress
+
+
+@dataclass
+class _Loop:
+    """One training run's objects; :meth:`run` trains epoch by epoch from ``progress.step``."""
+
+    cfg: DictConfig
+    model: QualityNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    aug: Augment
+    train_set: SampleSet
+    val_set: SampleSet
+    device: torch.device
+    fmt: torch.memory_format
+    steps_per_epoch: int
+    stop_step: int
+    train_cfg: Any
+    split: dict[str, Any]  # the train/held-out record every trainer writes (ivos_rl.data.splits)
+    progress: _Progress
+    metrics: dict[str, Any]
+    writer: SummaryWriter | None
+
+    def checkpoint(self, name: str, epoch: int) -> Path:
+        p = self.progress
+        return save_checkpoint(
+            Path(self.cfg.output_dir) / name,
+            self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            step=p.step,
+            epoch=epoch,
+            metrics={
+                **self.metrics, "best_val_mse": p.best_mse, "history": p.history, "running_losses": p.running
+            },
+            rng_state=_rng_state(),
+            train_config=self.train_cfg,  # type: ignore[arg-type]
+            split=self.split,
+        )
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        while self.progress.step < self.stop_step:
+            epoch, offset = divmod(self.progress.step, self.steps_per_epoch)
+            self._train_epoch(epoch, offset)
+            if self.progress.step % self.steps_per_epoch == 0:  # epoch finished: validate and checkpoint
+                self._end_epoch(self.progress.step // self.steps_per_epoch, t0)
+        if self.progress.step % self.steps_per_epoch != 0:  # stopped mid-epoch (max_steps): resumable
+            self.checkpoint("last.pt", self.progress.step // self.steps_per_epoch)
+
+    def _train_epoch(self, epoch: int, offset: int) -> None:
+        """Batches ``offset..`` of ``epoch`` (shuffle seeded by epoch, augmentation by step)."""
+        seed, batch_size, p = int(self.cfg.seed), int(self.cfg.batch_size), self.progress
+        size = self.model.config.input_size
+        log_every = int(self.cfg.get("log_every", 10))
+        perm = torch.randperm(
+            len(self.train_set), generator=torch.Generator().manual_seed(seed * _STEP_SEED + epoch)
+        )
+        self.model.train()
+        for b in range(offset, self.steps_per_epoch):
+            idx = perm[b * batch_size : (b + 1) * batch_size].numpy()
+            rgb, prob, target = self.train_set.tensors(idx, size)
+            gen = torch.Generator().manual_seed(seed * _STEP_SEED + 7 * p.step + 1)
+            rgb, prob = self.aug(rgb, prob, gen)
+            rgb = rgb.to(self.device, memory_format=self.fmt)
+            prob = prob.to(self.device, memory_format=self.fmt)
+            target = target.to(self.device)
+            loss = torch.mean((self.model(rgb, prob) - target) ** 2)
+            if not torch.isfinite(loss):
+                raise ConfigError(
+                    f"training diverged at step {p.step} (loss {loss.item()}); lower the learning rate"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            p.step += 1
+            p.running.append(loss.item())
+            if self.writer is not None and p.step % log_every == 0:
+                self.writer.add_scalar("train/loss", float(np.mean(p.running[-log_every:])), p.step)
+                self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], p.step)
+            if p.step >= self.stop_step:
+                break
+
+    def _end_epoch(self, done_epoch: int, t0: float) -> None:
+        """Validate, record, write ``last.pt`` (and ``best.pt`` when the validation MSE improved)."""
+        p = self.progress
+        val = quality_metrics(predict_samples(self.model, self.val_set, device=self.device), self.val_set.jf)
+        train_loss = float(np.mean(p.running)) if p.running else float("nan")
+        p.running = []
+        p.history.append({"epoch": done_epoch, "step": p.step, "train_loss": train_loss, **val})
+        self.metrics.update(train_loss=train_loss, val_mse=val["mse"], val_pcc=val["pcc"], epoch=done_epoch)
+        if self.writer is not None:
+            self.writer.add_scalar("val/mse", val["mse"], p.step)
+            self.writer.add_scalar("val/pcc", val["pcc"], p.step)
+        improved = val["mse"] < p.best_mse
+        p.best_mse = min(p.best_mse, val["mse"])
+        self.checkpoint("last.pt", done_epoch)
+        if improved:
+            self.metrics["best_epoch"] = done_epoch
+            self.checkpoint("best.pt", done_epoch)
+        log.info(
+            "epoch %d step %d train_loss %.4f val_mse %.4f val_pcc %.3f (%.0fs)",
+            done_epoch, p.step, train_loss, val["mse"], val["pcc"], time.perf_counter() - t0,
+        )
+
+
 def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """Train a quality net on sample folders; return final/best metrics and checkpoint paths.
 
@@ -216,7 +386,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     seed_everything(seed)
 
     samples = load_samples(list(cfg.data.dirs))
-    train_set, val_set, val_seqs = split_by_sequence(
+    train_set, val_set, split = split_samples(
         samples, cfg.data.get("val_sequences"), float(cfg.data.get("val_fraction", 0.2)), seed
     )
     device = torch.device(str(cfg.get("device", "cpu")))
@@ -225,143 +395,47 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     model = _build_model(cfg).to(device, memory_format=fmt)
     check_geometry(model, samples)
     del samples  # the splits hold copies; keep peak memory at one copy of the crops
-    size = model.config.input_size
     batch_size = int(cfg.batch_size)
     steps_per_epoch = len(train_set) // batch_size
     if steps_per_epoch < 1:
         raise ConfigError(f"batch_size={batch_size} exceeds the {len(train_set)} training samples")
-    epochs = int(cfg.epochs)
-    total_steps = epochs * steps_per_epoch
+    total_steps = int(cfg.epochs) * steps_per_epoch
     stop_step = total_steps if cfg.get("max_steps") is None else min(total_steps, int(cfg.max_steps))
-
-    optimizer = instantiate(cfg.optimizer, _partial_=True)(params=model.parameters())
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ConfigError(f"cfg.optimizer must build a torch optimizer, got {type(optimizer).__name__}")
-    sched_cfg = cfg.schedule
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: lr_factor(
-            s,
-            total_steps,
-            str(sched_cfg.name),
-            int(sched_cfg.get("warmup_steps", 0)),
-            float(sched_cfg.get("min_ratio", 0.0)),
-        ),
-    )
-    try:
-        aug = Augment(**OmegaConf.to_container(cfg.augment, resolve=True))  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ConfigError(f"invalid augment settings {cfg.augment}: {exc}") from exc
+    optimizer, scheduler = _optimisation(cfg, model, total_steps)
+    aug = _augment(cfg)
     train_cfg = OmegaConf.to_container(cfg, resolve=True)
 
-    step, best_mse, history, running = 0, math.inf, [], []
-    resumed: dict[str, Any] = {}
     resume_path = _resolve_resume(cfg.get("resume"), out_dir)
-    if resume_path is not None:
-        payload = load_checkpoint(resume_path)
-        load_weights(model, payload, resume_path)
-        _check_same_run(payload.get("train_config"), train_cfg, resume_path)
-        if payload["optimizer"] is None or payload["scheduler"] is None:
-            raise CheckpointError(f"{resume_path} has no optimizer/scheduler state (an exported model?)")
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        step = int(payload["step"])
-        best_mse = float(payload["metrics"].get("best_val_mse", math.inf))
-        history = list(payload["metrics"].get("history", []))
-        running = [float(x) for x in payload["metrics"].get("running_losses", [])]
-        resumed = payload["metrics"]
-        _set_rng_state(payload.get("rng"))
-        log.info("resumed from %s at step %d", resume_path, step)
-
-    writer = (
-        SummaryWriter(str(out_dir / "tensorboard"), purge_step=step) if cfg.get("tensorboard", True) else None
+    progress = (
+        _Progress() if resume_path is None
+        else _resume_from(resume_path, model, optimizer, scheduler, train_cfg)
     )
-    metrics: dict[str, Any] = {"n_train": len(train_set), "n_val": len(val_set), "val_sequences": val_seqs}
-    if step == 0:
+    writer = (
+        SummaryWriter(str(out_dir / "tensorboard"), purge_step=progress.step)
+        if cfg.get("tensorboard", True) else None
+    )
+    metrics: dict[str, Any] = {
+        "n_train": len(train_set),
+        "n_val": len(val_set),
+        "val_sequences": split["held_out"],
+    }
+    if progress.step == 0:
         initial = quality_metrics(predict_samples(model, val_set, device=device), val_set.jf)
         metrics["initial_val_mse"], metrics["initial_val_pcc"] = initial["mse"], initial["pcc"]
-    elif "initial_val_mse" in resumed:
-        metrics["initial_val_mse"] = resumed["initial_val_mse"]
-        metrics["initial_val_pcc"] = resumed.get("initial_val_pcc")
-
-    def checkpoint(name: str, epoch: int) -> Path:
-        return save_checkpoint(
-            out_dir / name,
-            model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            step=step,
-            epoch=epoch,
-            metrics={**metrics, "best_val_mse": best_mse, "history": history, "running_losses": running},
-            rng_state=_rng_state(),
-            train_config=train_cfg,  # type: ignore[arg-type]
-        )
+    elif "initial_val_mse" in progress.resumed:
+        metrics["initial_val_mse"] = progress.resumed["initial_val_mse"]
+        metrics["initial_val_pcc"] = progress.resumed.get("initial_val_pcc")
 
     t0 = time.perf_counter()
-    while step < stop_step:
-        epoch, offset = divmod(step, steps_per_epoch)
-        perm = torch.randperm(
-            len(train_set), generator=torch.Generator().manual_seed(seed * _STEP_SEED + epoch)
-        )
-        model.train()
-        for b in range(offset, steps_per_epoch):
-            idx = perm[b * batch_size : (b + 1) * batch_size].numpy()
-            rgb, prob, target = train_set.tensors(idx, size)
-            gen = torch.Generator().manual_seed(seed * _STEP_SEED + 7 * step + 1)
-            rgb, prob = aug(rgb, prob, gen)
-            rgb = rgb.to(device, memory_format=fmt)
-            prob = prob.to(device, memory_format=fmt)
-            target = target.to(device)
-            loss = torch.mean((model(rgb, prob) - target) ** 2)
-            if not torch.isfinite(loss):
-                raise ConfigError(
-                    f"training diverged at step {step} (loss {loss.item()}); lower the learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            running.append(loss.item())
-            if writer is not None and step % int(cfg.get("log_every", 10)) == 0:
-                writer.add_scalar(
-                    "train/loss", float(np.mean(running[-int(cfg.get("log_every", 10)) :])), step
-                )
-                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-            if step >= stop_step:
-                break
-        if step % steps_per_epoch == 0:  # epoch finished: validate and checkpoint
-            done_epoch = step // steps_per_epoch
-            val = quality_metrics(predict_samples(model, val_set, device=device), val_set.jf)
-            train_loss = float(np.mean(running)) if running else float("nan")
-            running = []
-            history.append({"epoch": done_epoch, "step": step, "train_loss": train_loss, **val})
-            metrics.update(train_loss=train_loss, val_mse=val["mse"], val_pcc=val["pcc"], epoch=done_epoch)
-            if writer is not None:
-                writer.add_scalar("val/mse", val["mse"], step)
-                writer.add_scalar("val/pcc", val["pcc"], step)
-            improved = val["mse"] < best_mse
-            best_mse = min(best_mse, val["mse"])
-            checkpoint("last.pt", done_epoch)
-            if improved:
-                metrics["best_epoch"] = done_epoch
-                checkpoint("best.pt", done_epoch)
-            log.info(
-                "epoch %d step %d train_loss %.4f val_mse %.4f val_pcc %.3f (%.0fs)",
-                done_epoch,
-                step,
-                train_loss,
-                val["mse"],
-                val["pcc"],
-                time.perf_counter() - t0,
-            )
-    if step % steps_per_epoch != 0:  # stopped mid-epoch (max_steps): keep a resumable state
-        checkpoint("last.pt", step // steps_per_epoch)
+    _Loop(
+        cfg, model, optimizer, scheduler, aug, train_set, val_set, device, fmt, steps_per_epoch, stop_step,
+        train_cfg, split, progress, metrics, writer,
+    ).run()
     if writer is not None:
         writer.close()
     metrics.update(
-        steps=step,
-        best_val_mse=best_mse,
+        steps=progress.step,
+        best_val_mse=progress.best_mse,
         checkpoint=str(out_dir / "last.pt"),
         best_checkpoint=str(out_dir / "best.pt") if (out_dir / "best.pt").is_file() else None,
         seconds=time.perf_counter() - t0,

@@ -1,22 +1,31 @@
-"""Frame-selection strategies: one file each, one interface (:class:`Strategy`)."""
+"""Frame-selection strategies: one file each, one interface (:class:`Strategy`).
 
-from ivos_rl.strategies import agent, farthest, linspace, random, uncertainty, worst
-from ivos_rl.strategies.agent import AgentStrategy
-from ivos_rl.strategies.base import (
-    Strategy,
-    StrategyState,
-    available_strategies,
-    build_strategy,
-    register_strategy,
-)
-from ivos_rl.strategies.farthest import FarthestStrategy
-from ivos_rl.strategies.linspace import LinspaceStrategy, linspace_frames
-from ivos_rl.strategies.random import RandomStrategy
-from ivos_rl.strategies.uncertainty import UncertaintyStrategy
-from ivos_rl.strategies.worst import WorstStrategy
+Importing a strategy costs NumPy and its base class only: the names below are resolved on first
+access (:mod:`ivos_rl.utils.lazy`), and :func:`build_strategy` imports the built-in strategy files
+when a name is looked up. The trained agent's strategy is
+:class:`ivos_rl.agents.strategy.AgentStrategy`: it depends on the agent package, which itself uses
+these strategies as validation references.
+"""
+
+from typing import TYPE_CHECKING
+
+from ivos_rl.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ivos_rl.strategies.base import (
+        Strategy,
+        StrategyState,
+        available_strategies,
+        build_strategy,
+        register_strategy,
+    )
+    from ivos_rl.strategies.farthest import FarthestStrategy
+    from ivos_rl.strategies.linspace import LinspaceStrategy, linspace_frames
+    from ivos_rl.strategies.random import RandomStrategy
+    from ivos_rl.strategies.uncertainty import UncertaintyStrategy
+    from ivos_rl.strategies.worst import WorstStrategy
 
 __all__ = [
-    "AgentStrategy",
     "FarthestStrategy",
     "LinspaceStrategy",
     "RandomStrategy",
@@ -24,14 +33,9 @@ __all__ = [
     "StrategyState",
     "UncertaintyStrategy",
     "WorstStrategy",
-    "agent",
     "available_strategies",
     "build_strategy",
-    "farthest",
-    "linspace",
     "linspace_frames",
-    "random",
     "register_strategy",
-    "uncertainty",
-    "worst",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

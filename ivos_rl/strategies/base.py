@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.utils.lazy import import_submodules
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,23 @@ def register_strategy(name: str):  # type: ignore[no-untyped-def]
     return deco
 
 
+def _load_builtins() -> None:
+    """Import the strategy files of this package (they register on import): one file per strategy,
+    found without a central list; the package ``__init__`` imports none of them eagerly."""
+    import_submodules(__name__.rsplit(".", 1)[0], skip=("base",))
+
+
 def available_strategies() -> list[str]:
+    """Names of the built-in strategies and of every other registered one (e.g. ``agent`` once
+    :mod:`ivos_rl.agents.strategy` is imported)."""
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def build_strategy(name: str, **kwargs: object) -> Strategy:
     """Instantiate a registered strategy; unknown names list the valid ones."""
+    if name not in _REGISTRY:
+        _load_builtins()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown strategy {name!r}; available: {', '.join(available_strategies())}")
     return _REGISTRY[name](**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,165 @@
+"""Cross-validation of the feature-only quality model over video folds, with nested recipe choice.
+
+For each outer fold (the shared folds of :func:`ivos_rl.data.splits.video_folds`) the recipe is
+chosen among ``candidates`` on the training folds only (train on three of them, validate on the
+next one), the model is refitted on all training folds with that recipe, and the test fold is
+scored: PCC / MAE / MSE per backend, reliability and ECE, interval coverage, and the stop signal
+(its rule fitted on the training trajectories). Nothing is selected on a test fold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ivos_rl.data.splits import check_disjoint
+from ivos_rl.errors import ConfigError
+from ivos_rl.quality.calibration import coverage, reliability
+from ivos_rl.quality.evaluate import quality_metrics
+from ivos_rl.quality.feature_model import (
+    FeatureModelConfig,
+    FeatureQualityModel,
+    fit_feature_model,
+    uncertainty_scale,
+)
+from ivos_rl.quality.feature_rows import FeatureRows
+from ivos_rl.quality.stop import evaluate_stop, fit_stop_rule, trajectories
+from ivos_rl.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def backend_label(fingerprint: str) -> str:
+    """Short backend name from a fingerprint: class name without ``Backend``, plus ``-v<version>``."""
+    try:
+        info = json.loads(fingerprint)
+    except json.JSONDecodeError:
+        return fingerprint[:16]
+    name = str(info.get("class", "")).rsplit(".", 1)[-1].removesuffix("Backend").lower() or fingerprint[:16]
+    return f"{name}-v{info['version']}" if info.get("version") is not None else name
+
+
+def _fit(rows: FeatureRows, sel: np.ndarray, cfg: FeatureModelConfig, seed: int) -> FeatureQualityModel:
+    return fit_feature_model(rows.x[sel], rows.jf[sel], rows.names, cfg, seed=seed)
+
+
+def choose_recipe(
+    rows: FeatureRows,
+    train_folds: Sequence[Sequence[str]],
+    candidates: Sequence[FeatureModelConfig],
+    seed: int = 0,
+    score_backend: str | None = None,
+    n_val: int | None = None,
+) -> tuple[int, list[float], float]:
+    """(index, scores, uncertainty scale) of the candidate with the best mean validation PCC when
+    each of the first ``n_val`` training folds (all when None) is held out in turn from the others
+    (inner cross-validation); ``score_backend`` restricts the scoring rows to one backend. The
+    scale (:func:`uncertainty_scale`) comes from the chosen candidate's validation residuals."""
+    scores, scales = [], []
+    for cfg in candidates:
+        pccs, val = [], []
+        for fold in train_folds[:n_val]:
+            val_sel = np.isin(rows.sequence, fold)
+            train_sel = ~val_sel & np.isin(rows.sequence, [s for f in train_folds for s in f])
+            model = _fit(rows, train_sel, cfg, seed)
+            score_sel = val_sel & backend_mask(rows, score_backend)
+            pred, sd = model.predict(rows.x[score_sel])
+            pccs.append(quality_metrics(pred, rows.jf[score_sel])["pcc"])
+            val.append((pred, sd, rows.jf[score_sel]))
+        scores.append(float(np.mean(pccs)))
+        scales.append(uncertainty_scale(*(np.concatenate(v) for v in zip(*val, strict=True))))
+    pick = int(np.nanargmax(scores))
+    return pick, scores, scales[pick]
+
+
+def backend_mask(rows: FeatureRows, backend: str | None) -> np.ndarray:
+    """Rows produced by the backend labelled ``backend`` (all rows for None; ConfigError if none)."""
+    if backend is None:
+        return np.ones(len(rows), bool)
+    labels = np.array([backend_label(b) for b in np.unique(rows.backend)])
+    keep = np.unique(rows.backend)[labels == backend]
+    if not keep.size:
+        raise ConfigError(f"no feature rows from backend {backend!r} (have {sorted(set(labels))})")
+    return np.isin(rows.backend, keep)
+
+
+def cross_validate(
+    rows: FeatureRows,
+    folds: Sequence[Sequence[str]],
+    candidates: Sequence[FeatureModelConfig],
+    *,
+    seed: int = 0,
+    score_backend: str | None = "propagation",
+    thresholds: Sequence[float] = (0.002, 0.005, 0.01, 0.02),
+    inner_folds: int | None = 2,
+) -> dict[str, Any]:
+    """Outer cross-validation; returns per-fold rows, pooled metrics and out-of-fold predictions.
+
+    ``inner_folds`` bounds how many training folds serve as validation in the recipe choice (CPU
+    budget; None: all of them).
+    """
+    if not candidates:
+        raise ConfigError("cross_validate needs at least one candidate recipe")
+    pred = np.full(len(rows), np.nan, np.float32)
+    sd = np.full(len(rows), np.nan, np.float32)
+    per_fold, stop_rows, chosen = [], [], []
+    for i, test in enumerate(folds):
+        train_folds = [f for j, f in enumerate(folds) if j != i]
+        check_disjoint([s for f in train_folds for s in f], test, f"quality CV fold {i}")
+        pick, scores, scale = choose_recipe(rows, train_folds, candidates, seed, score_backend, inner_folds)
+        chosen.append({"fold": i, "recipe": pick, "inner_pcc": scores, "sd_scale": scale})
+        train_sel = np.isin(rows.sequence, [s for f in train_folds for s in f])
+        test_sel = np.isin(rows.sequence, test)
+        model = _fit(rows, train_sel, candidates[pick], seed)
+        model.sd_scale.fill_(scale)
+        pred[test_sel], sd[test_sel] = model.predict(rows.x[test_sel])
+        # stop rule: fitted and evaluated on the scored backend's trajectories (gains are backend-specific)
+        on_backend = backend_mask(rows, score_backend)
+        fit_pred, _ = model.predict(rows.x[train_sel & on_backend])
+        rule = fit_stop_rule(_worst(trajectories(rows.subset(train_sel & on_backend), fit_pred)))
+        test_trajs = _worst(trajectories(rows.subset(test_sel & on_backend), pred[test_sel & on_backend]))
+        stop_rows.append(
+            {"fold": i, "rule": rule.to_dict(), "table": evaluate_stop(rule, test_trajs, thresholds)}
+        )
+        for b in np.unique(rows.backend[test_sel]):
+            sel = test_sel & (rows.backend == b)
+            per_fold.append(
+                {"fold": i, "backend": backend_label(str(b)), **quality_metrics(pred[sel], rows.jf[sel])}
+            )
+        log.info("fold %d: recipe %d, %s", i, pick, per_fold[-1])
+    return {
+        "per_fold": per_fold,
+        "pooled": _pooled(rows, pred, sd),
+        "recipes": chosen,
+        "stop": stop_rows,
+        "oof_pred": pred,
+        "oof_sd": sd,
+    }
+
+
+def _worst(trajs: list[Any]) -> list[Any]:
+    """Trajectories that follow the Worst rule (the stop signal is for a recommender's next choice)."""
+    return [t for t in trajs if t.strategy == "worst"] or trajs
+
+
+def _pooled(rows: FeatureRows, pred: np.ndarray, sd: np.ndarray) -> dict[str, Any]:
+    """Out-of-fold metrics per backend pooled over folds, with calibration and per-video PCC."""
+    out: dict[str, Any] = {}
+    for b in np.unique(rows.backend):
+        sel = (rows.backend == b) & np.isfinite(pred)
+        per_video = {
+            str(s): quality_metrics(pred[sel & (rows.sequence == s)], rows.jf[sel & (rows.sequence == s)])[
+                "pcc"
+            ]
+            for s in np.unique(rows.sequence[sel])
+        }
+        out[backend_label(str(b))] = {
+            **quality_metrics(pred[sel], rows.jf[sel]),
+            "reliability": reliability(pred[sel], rows.jf[sel]),
+            "coverage80": coverage(pred[sel], sd[sel], rows.jf[sel], 0.8),
+            "per_video_pcc": per_video,
+        }
+    return out

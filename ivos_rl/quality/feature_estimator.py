@@ -1,0 +1,174 @@
+"""Quality estimates from appearance-free features, with uncertainty and the stop signal.
+
+:class:`FeatureQualityEstimator` has the estimators' call shape ``predict(frames, probs) -> (q, q_k)``
+plus the keyword ``history`` (the annotated frames so far), which its features need: call sites must
+pass it (a missing history is an error, never guessed). After each call ``last_uncertainty`` (T,)
+and ``last_uncertainty_k`` (T, K) hold the per-frame standard deviations. Per-object estimates
+combine into the frame score as their mean (IVOS-W Eq. 7); the frame's uncertainty is the mean of
+the objects' (exact when their errors are fully correlated, an upper bound otherwise).
+
+Checkpoints (``*.features.pt``) record the backend fingerprints the model was trained on and the
+sequence split; :meth:`FeatureQualityEstimator.check_backend` warns once per (checkpoint, backend)
+when the backend in use is not one of them, naming both.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ivos_rl.backends.base import VOSBackend
+from ivos_rl.backends.cached import backend_fingerprint
+from ivos_rl.errors import CheckpointError, InputValidationError
+from ivos_rl.quality.feature_model import FeatureQualityModel, model_from_state, model_state
+from ivos_rl.quality.features import quality_features
+from ivos_rl.quality.stop import StopRule
+from ivos_rl.utils.io import atomic_path
+from ivos_rl.utils.torch_io import safe_torch_load
+
+FORMAT = "ivos_rl.quality.features"
+VERSION = 1
+_WARNED: set[tuple[str, str]] = set()
+
+
+def save_feature_checkpoint(
+    path: str | Path,
+    model: FeatureQualityModel,
+    *,
+    stop_rule: StopRule,
+    backends: Sequence[str],
+    split: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the model, stop rule, training backends and split atomically (weights_only loadable)."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model_state(model),
+        "stop_rule": stop_rule.to_dict(),
+        "backends": sorted(set(map(str, backends))),
+        "split": dict(split),
+        "metrics": dict(metrics or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_feature_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and validate a feature-model checkpoint (:class:`CheckpointError` naming what is wrong)."""
+    path = Path(path)
+    payload = safe_torch_load(path, "feature quality")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        fmt = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path} is not a feature quality checkpoint (format {fmt!r})")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: unsupported feature checkpoint version {payload.get('version')!r}")
+    for key in ("model", "stop_rule", "backends", "split"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: feature checkpoint lacks {key!r}")
+    return payload
+
+
+def _identity(fingerprint: str) -> str:
+    """A backend fingerprint without cache-location settings (they do not change the outputs)."""
+    try:
+        info = json.loads(fingerprint)
+    except json.JSONDecodeError:
+        return fingerprint
+    if isinstance(info, dict) and isinstance(info.get("config"), dict):
+        info["config"] = {k: v for k, v in info["config"].items() if "cache" not in k}
+    return json.dumps(info, sort_keys=True)
+
+
+class FeatureQualityEstimator:
+    """Per-(frame, object) J&F estimates and uncertainties from :func:`quality_features`."""
+
+    needs_history = True
+
+    def __init__(
+        self,
+        model: FeatureQualityModel,
+        stop_rule: StopRule | None = None,
+        backends: Sequence[str] = (),
+        name: str = "feature-model",
+    ) -> None:
+        self.model = model.eval()
+        self.stop_rule = stop_rule or StopRule()
+        self.backends = tuple(backends)
+        self.name = name
+        self.last_uncertainty: np.ndarray | None = None
+        self.last_uncertainty_k: np.ndarray | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, backend: VOSBackend | str | None = None
+    ) -> FeatureQualityEstimator:
+        """Estimator from a checkpoint; with ``backend`` (object or fingerprint) it is checked at once."""
+        payload = load_feature_checkpoint(path)
+        try:
+            model = model_from_state(payload["model"])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: feature model weights do not load: {exc}") from exc
+        est = cls(model, StopRule(**payload["stop_rule"]), payload["backends"], name=str(path))
+        if backend is not None:
+            est.check_backend(backend)
+        return est
+
+    def check_backend(self, backend: VOSBackend | str) -> bool:
+        """True when ``backend`` is one the model was trained on; otherwise warn (once) naming both.
+
+        Settings that only decide where results are cached (``*cache*`` fields) are ignored.
+        """
+        fp = backend if isinstance(backend, str) else backend_fingerprint(backend)
+        if _identity(fp) in {_identity(b) for b in self.backends}:
+            return True
+        key = (self.name, fp)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(
+                f"quality model {self.name} was trained on backend(s) {list(self.backends)} "
+                f"but is used with backend {fp}: its estimates may be off",
+                UserWarning,
+                stacklevel=2,
+            )
+        return False
+
+    def predict(
+        self,
+        frames: np.ndarray,
+        probs: np.ndarray,
+        *,
+        history: Sequence[int] | None = None,
+        diagnostics: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``q (T,)`` and ``q_k (T, K)`` in [0, 1]; ``history`` (annotated frames so far) is required."""
+        if history is None:
+            raise InputValidationError(
+                "FeatureQualityEstimator.predict needs history= (the annotated frames so far)"
+            )
+        x = quality_features(frames, probs, history, diagnostics)
+        t, k, n_feat = x.shape
+        if n_feat != len(self.model.names):
+            raise InputValidationError(
+                f"the model expects {len(self.model.names)} features ({self.model.names[-1]!r} last), "
+                f"got {n_feat}: pass the same backend diagnostics it was trained with"
+            )
+        mu, sd = self.model.predict(x.reshape(t * k, n_feat))
+        qk = np.clip(mu.reshape(t, k), 0.0, 1.0).astype(np.float32)
+        sdk = sd.reshape(t, k).astype(np.float32)
+        self.last_uncertainty_k = sdk
+        self.last_uncertainty = sdk.mean(axis=1)
+        return qk.mean(axis=1).astype(np.float32), qk
+
+    def expected_gain(self, q: np.ndarray) -> float:
+        """Expected mean-J&F gain of one more annotation (see :mod:`ivos_rl.quality.stop`)."""
+        return self.stop_rule.expected_gain(q)

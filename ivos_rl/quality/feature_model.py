@@ -1,0 +1,188 @@
+"""A tiny feature-only quality model: a deep ensemble of MLPs with a mean and a variance head.
+
+Inputs are the appearance-free signals of :mod:`ivos_rl.quality.features`, standardised with the
+training rows' mean and standard deviation. Each member predicts J&F (sigmoid) and a log-variance;
+the mean head is trained with MSE (it is what PCC/MAE measure), the variance head with the Gaussian
+negative log-likelihood of the detached mean, so uncertainty never pulls the estimate. The
+ensemble's estimate is the members' mean; its uncertainty (a standard deviation in J&F units) is
+``sqrt(mean variance + variance of the means)`` (aleatoric + epistemic, Lakshminarayanan et al.
+2017), times ``sd_scale``: a factor set from out-of-sample residuals (:func:`uncertainty_scale`),
+because variance heads fitted on training rows are overconfident on new videos. Training is
+seeded through a private ``torch.Generator`` (no global RNG state is touched).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.utils.seed import name_seed
+
+
+@dataclass(frozen=True)
+class FeatureModelConfig:
+    """Architecture and training recipe (chosen by cross-validation on training folds)."""
+
+    hidden: int = 64
+    layers: int = 2
+    members: int = 5
+    epochs: int = 20
+    batch_size: int = 512
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "members", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"feature model {name} must be an int >= 1, got {value!r}")
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
+            raise ConfigError(f"feature model lr/weight_decay/dropout out of range: {self}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Member(nn.Module):
+    """MLP: features -> (J&F logit, log-variance)."""
+
+    def __init__(self, n_in: int, cfg: FeatureModelConfig) -> None:
+        super().__init__()
+        dims = [n_in] + [cfg.hidden] * cfg.layers
+        body: list[nn.Module] = []
+        for a, b in pairwise(dims):
+            body += [nn.Linear(a, b), nn.SiLU()] + ([nn.Dropout(cfg.dropout)] if cfg.dropout else [])
+        self.body = nn.Sequential(*body)
+        self.head = nn.Linear(dims[-1], 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.head(self.body(x))
+        return torch.sigmoid(out[:, 0]), out[:, 1].clamp(-12.0, 2.0)
+
+
+class FeatureQualityModel(nn.Module):
+    """Ensemble of :class:`_Member` with the input standardisation stored as buffers."""
+
+    def __init__(self, names: tuple[str, ...], cfg: FeatureModelConfig) -> None:
+        super().__init__()
+        self.names = tuple(names)
+        self.config = cfg
+        self.members = nn.ModuleList(_Member(len(names), cfg) for _ in range(cfg.members))
+        self.register_buffer("mean", torch.zeros(len(names)))
+        self.register_buffer("std", torch.ones(len(names)))
+        self.register_buffer("sd_scale", torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(estimate (N,), uncertainty std (N,)) for raw feature rows ``x`` (N, F)."""
+        z = (x - self.mean) / self.std
+        mus, variances = zip(*(m(z) for m in self.members), strict=True)
+        mu = torch.stack(mus)  # (M, N)
+        var = torch.stack(variances).exp()
+        total = var.mean(0) + mu.var(0, unbiased=False)
+        return mu.mean(0), total.sqrt() * self.sd_scale
+
+    @torch.inference_mode()
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy convenience: (estimate, uncertainty), float32 (N,)."""
+        if x.ndim != 2 or x.shape[1] != len(self.names):
+            raise InputValidationError(f"feature rows must be (N, {len(self.names)}), got {x.shape}")
+        self.eval()
+        mu, sd = self(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        return mu.numpy(), sd.numpy()
+
+
+def uncertainty_scale(pred: np.ndarray, sd: np.ndarray, target: np.ndarray) -> float:
+    """Factor making held-out standardised residuals unit-variance: ``sqrt(mean(((y - mu) / sd)^2))``."""
+    pred, sd, target = (np.asarray(a, np.float64).reshape(-1) for a in (pred, sd, target))
+    if pred.size == 0 or not (pred.shape == sd.shape == target.shape) or (sd <= 0).any():
+        raise InputValidationError("uncertainty_scale needs equally long, non-empty rows with sd > 0")
+    return float(np.sqrt(np.mean(((target - pred) / sd) ** 2)))
+
+
+def _init_member(member: nn.Module, gen: torch.Generator) -> None:
+    """Default-style (uniform fan-in) initialisation drawn from ``gen`` instead of the global RNG."""
+    for module in member.modules():
+        if isinstance(module, nn.Linear):
+            bound = 1.0 / float(np.sqrt(module.in_features))
+            nn.init.uniform_(module.weight, -bound, bound, generator=gen)
+            nn.init.uniform_(module.bias, -bound, bound, generator=gen)
+
+
+def fit_feature_model(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: tuple[str, ...],
+    cfg: FeatureModelConfig | None = None,
+    seed: int = 0,
+) -> FeatureQualityModel:
+    """Train the ensemble on rows ``x`` (N, F) with J&F targets ``y`` (N,); deterministic per seed."""
+    cfg = cfg or FeatureModelConfig()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32)
+    if x.ndim != 2 or x.shape != (len(y), len(names)) or len(y) < 2:
+        raise InputValidationError(
+            f"need >= 2 rows of {len(names)} features and targets, got {x.shape}, {y.shape}"
+        )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InputValidationError("feature rows or targets hold NaN/inf")
+    model = FeatureQualityModel(names, cfg)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    model.mean.copy_(xt.mean(0))
+    model.std.copy_(xt.std(0).clamp_min(1e-6))
+    z = (xt - model.mean) / model.std
+    for i, member in enumerate(model.members):
+        gen = torch.Generator().manual_seed(name_seed(seed, "feature-model", i))
+        _init_member(member, gen)
+        _train_member(member, z, yt, cfg, gen)
+    return model.eval()
+
+
+def _train_member(
+    member: nn.Module, z: torch.Tensor, y: torch.Tensor, cfg: FeatureModelConfig, gen: torch.Generator
+) -> None:
+    """AdamW with cosine decay; MSE on the mean head + Gaussian NLL on the variance head."""
+    member.train()
+    opt = torch.optim.AdamW(member.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(y)
+    steps_per_epoch = max(1, (n + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            mu, log_var = member(z[idx])
+            err = y[idx] - mu
+            nll = 0.5 * (log_var + err.detach() ** 2 / log_var.exp())
+            loss = (err**2).mean() + 0.1 * nll.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    member.eval()
+
+
+def model_state(model: FeatureQualityModel) -> dict[str, Any]:
+    """Plain (weights_only-loadable) description of a model: names, config, tensors."""
+    return {
+        "names": list(model.names),
+        "config": model.config.to_dict(),
+        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+
+
+def model_from_state(state: dict[str, Any]) -> FeatureQualityModel:
+    """Inverse of :func:`model_state` (``ConfigError`` for an unknown config field)."""
+    try:
+        cfg = FeatureModelConfig(**state["config"])
+    except TypeError as exc:
+        raise ConfigError(f"feature model config {state['config']!r} is not valid: {exc}") from exc
+    model = FeatureQualityModel(tuple(state["names"]), cfg)
+    model.load_state_dict(state["state"])
+    return model.eval()

@@ -1,0 +1,161 @@
+"""Feature rows from the interactive loop: one row per (round, frame, object) with its true J&F.
+
+Sample generation (:func:`ivos_rl.quality.samples.generate_samples`) calls
+:meth:`FeatureRecorder.add` once per round with the backend output and the annotation history; the
+recorder keeps every frame (rows are ~100 bytes, so a whole video per round is cheap), which also
+lets evaluation replay each trajectory for the stop signal. Each row records the fingerprint of the
+backend that produced it (:func:`ivos_rl.backends.cached.backend_fingerprint`), so one file can mix
+backend versions and a model can tell which it was trained on.
+
+File: ``features.npz`` (arrays, written atomically) next to the crop shards; the feature names are
+stored in it, and loading refuses a file whose names differ from the extractor's.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ivos_rl.backends.base import BackendOutput
+from ivos_rl.errors import CorruptFileError, DatasetError, MissingDataError
+from ivos_rl.quality.features import feature_names, quality_features
+from ivos_rl.utils.io import atomic_path
+
+FILE = "features.npz"
+_COLUMNS = ("x", "jf", "j", "f", "sequence", "frame", "object_id", "round", "strategy", "init", "backend")
+
+
+@dataclass
+class FeatureRows:
+    """Feature rows in memory: ``x`` (N, F) float32 with column ``names``, targets and provenance."""
+
+    x: np.ndarray
+    jf: np.ndarray
+    j: np.ndarray
+    f: np.ndarray
+    sequence: np.ndarray
+    frame: np.ndarray
+    object_id: np.ndarray
+    round: np.ndarray
+    strategy: np.ndarray
+    init: np.ndarray
+    backend: np.ndarray  # backend fingerprint per row
+    names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.jf.shape[0])
+
+    def subset(self, index: np.ndarray) -> FeatureRows:
+        """Rows ``index`` (bool mask or integer indices)."""
+        return FeatureRows(**{c: getattr(self, c)[index] for c in _COLUMNS}, names=self.names)
+
+    def trajectory_keys(self) -> np.ndarray:
+        """(N,) str identifying the trajectory of each row (sequence, init, strategy, backend)."""
+        parts = [self.sequence, self.init.astype(str), self.strategy, self.backend]
+        return np.array(["|".join(p) for p in zip(*parts, strict=True)])
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``features.npz`` in ``out_dir`` atomically."""
+        path = Path(out_dir) / FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, names=np.array(self.names), **{c: getattr(self, c) for c in _COLUMNS})
+        return path
+
+    @classmethod
+    def concatenate(cls, sets: Sequence[FeatureRows]) -> FeatureRows:
+        if not sets:
+            raise DatasetError("no feature rows to concatenate")
+        names = {s.names for s in sets}
+        if len(names) != 1:
+            raise DatasetError(f"feature-row sets have different columns: {sorted(names)}")
+        return cls(
+            **{c: np.concatenate([getattr(s, c) for s in sets]) for c in _COLUMNS}, names=sets[0].names
+        )
+
+
+class FeatureRecorder:
+    """Accumulates the feature rows of one backend round by round; :meth:`write` saves them atomically."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend  # fingerprint recorded on every row
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def add(
+        self,
+        frames: np.ndarray,
+        out: BackendOutput,
+        history: Sequence[int],
+        j: np.ndarray,
+        f: np.ndarray,
+        key: tuple[str, str, int, int],
+    ) -> None:
+        """Rows of every (frame, object) of one round.
+
+        ``j``/``f`` are the true (T, K) J and F of ``out.masks``; ``key`` is (sequence, strategy,
+        initial-scribble index, round). Backend diagnostics are read from ``out.diagnostics`` when
+        the backend offers them.
+        """
+        diagnostics = getattr(out, "diagnostics", None)
+        x = quality_features(frames, out.probs, history, diagnostics)
+        t, k = x.shape[:2]
+        n = t * k
+        sequence, strategy, init, rnd = key
+        self.parts.append(
+            {
+                "x": x.reshape(n, -1),
+                "jf": (0.5 * (j + f)).reshape(n).astype(np.float32),
+                "j": np.asarray(j, np.float32).reshape(n),
+                "f": np.asarray(f, np.float32).reshape(n),
+                "sequence": np.full(n, sequence),
+                "frame": np.repeat(np.arange(t), k).astype(np.int32),
+                "object_id": np.tile(np.arange(1, k + 1), t).astype(np.int16),
+                "round": np.full(n, rnd, np.int16),
+                "strategy": np.full(n, strategy),
+                "init": np.full(n, init, np.int16),
+                "backend": np.full(n, self.backend),
+                "names": np.array(feature_names(diagnostics or {})),
+            }
+        )
+
+    def write(self, out_dir: str | Path) -> Path | None:
+        """Save ``features.npz`` in ``out_dir`` (None when no row was recorded)."""
+        if not self.parts:
+            return None
+        names = {tuple(p["names"]) for p in self.parts}
+        if len(names) != 1:
+            raise DatasetError(f"rounds recorded different feature columns: {sorted(names)}")
+        arrays = {c: np.concatenate([p[c] for p in self.parts]) for c in _COLUMNS}
+        return FeatureRows(**arrays, names=names.pop()).save(out_dir)
+
+
+def load_feature_rows(folders: str | Path | Sequence[str | Path]) -> FeatureRows:
+    """Rows of ``features.npz`` in each folder (typed errors for a missing or foreign file)."""
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    sets = []
+    for folder in folders:
+        path = Path(folder) / FILE
+        if not path.is_file():
+            raise MissingDataError("no feature rows (generate samples with feature_rows=true)", path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {c: data[c] for c in _COLUMNS}
+                names = tuple(str(n) for n in data["names"])
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+            raise CorruptFileError(f"cannot read feature rows ({exc})", path) from exc
+        base = feature_names()
+        if names[: len(base)] != base:
+            raise CorruptFileError(
+                f"feature rows were written by another feature extractor (columns {list(names)})", path
+            )
+        if arrays["x"].shape != (len(arrays["jf"]), len(names)):
+            raise CorruptFileError(
+                f"feature matrix {arrays['x'].shape} does not match {len(names)} names", path
+            )
+        sets.append(FeatureRows(**arrays, names=names))
+    return FeatureRows.concatenate(sets)

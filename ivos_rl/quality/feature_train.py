@@ -1,0 +1,161 @@
+"""Entry point of ``scripts/train_quality_features.py``: cross-validate, then ship a feature model.
+
+Steps: load the feature rows of ``cfg.data.dirs``; cross-validate over the shared video folds
+(:func:`ivos_rl.data.splits.video_folds`, nested recipe choice, see :mod:`ivos_rl.quality.crossval`);
+refit on every video with the recipe the outer folds chose most often (ties: the earlier candidate);
+fit the stop rule on all Worst trajectories; write the checkpoint (backend fingerprints and split
+inside), a JSON report and a reliability-diagram PNG next to it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ivos_rl.data.splits import video_folds
+from ivos_rl.errors import ConfigError
+from ivos_rl.quality.calibration import format_reliability
+from ivos_rl.quality.crossval import backend_label, backend_mask, cross_validate
+from ivos_rl.quality.feature_estimator import save_feature_checkpoint
+from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, uncertainty_scale
+from ivos_rl.quality.feature_rows import load_feature_rows
+from ivos_rl.quality.stop import fit_stop_rule, trajectories
+from ivos_rl.utils.io import atomic_path, atomic_write_json
+from ivos_rl.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def _candidates(cfg: DictConfig) -> list[FeatureModelConfig]:
+    raw = OmegaConf.to_container(cfg.candidates, resolve=True)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"candidates must be a non-empty list of feature-model recipes, got {raw!r}")
+    try:
+        return [FeatureModelConfig(**c) for c in raw]  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ConfigError(f"a candidate recipe has an unknown field: {exc}") from exc
+
+
+def format_folds(per_fold: list[dict[str, Any]]) -> str:
+    """Plain-text per-fold table (fold, backend, PCC, MAE, MSE, n)."""
+    lines = ["fold backend       PCC    MAE    MSE      n"]
+    for r in per_fold:
+        lines.append(
+            f"{r['fold']:4d} {r['backend']:<12} {r['pcc']:.3f}  {r['mae']:.3f}  {r['mse']:.4f} {r['n']:6d}"
+        )
+    return "\n".join(lines)
+
+
+def _plot_reliability(pooled: dict[str, Any], path: Path) -> None:
+    """Reliability diagram (one line per backend) as a PNG, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    for name, m in pooled.items():
+        bins = m["reliability"]["bins"]
+        ax.plot(
+            [b["pred"] for b in bins],
+            [b["true"] for b in bins],
+            "o-",
+            label=f"{name} (ECE {m['reliability']['ece']:.3f})",
+        )
+    ax.set(
+        xlabel="estimated J&F", ylabel="true J&F", xlim=(0, 1), ylim=(0, 1), title="out-of-fold reliability"
+    )
+    ax.legend(fontsize=7)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _folds(cfg: DictConfig, seqs: list[str]) -> list[list[str]]:
+    """The shared folds of ``cfg.folds.sequences`` (all the dataset's videos; null: those with rows),
+    restricted to the videos that have rows (a partial generation keeps every video in its fold)."""
+    names = list(cfg.folds.get("sequences") or seqs)
+    unknown = sorted(set(seqs) - set(names))
+    if unknown:
+        raise ConfigError(f"feature rows of videos {unknown} are not in folds.sequences")
+    folds = [
+        [s for s in f if s in set(seqs)]
+        for f in video_folds(names, int(cfg.folds.n), seed=int(cfg.folds.seed))
+    ]
+    if any(not f for f in folds):
+        raise ConfigError(f"a cross-validation fold has no video with feature rows: {folds}")
+    return folds
+
+
+def train_features(cfg: DictConfig) -> dict[str, Any]:
+    """Cross-validate (``cfg.cv``) and ship (``cfg.ship``) the feature model; returns the report."""
+    torch.set_num_threads(int(cfg.get("num_threads") or 1))
+    rows = load_feature_rows(list(cfg.data.dirs))
+    seqs = sorted(set(rows.sequence.tolist()))
+    folds = _folds(cfg, seqs)
+    candidates = _candidates(cfg)
+    report: dict[str, Any] = {
+        "n_rows": len(rows),
+        "n_videos": len(seqs),
+        "folds": folds,
+        "backends": {backend_label(b): int((rows.backend == b).sum()) for b in np.unique(rows.backend)},
+        "candidates": [c.to_dict() for c in candidates],
+    }
+    pick, sd_scale = 0, 1.0
+    out = Path(cfg.output)
+    if cfg.cv:
+        cv = cross_validate(
+            rows,
+            folds,
+            candidates,
+            seed=int(cfg.seed),
+            score_backend=cfg.score_backend,
+            thresholds=list(cfg.stop_thresholds),
+            inner_folds=cfg.inner_folds,
+        )
+        oof_pred, oof_sd = cv.pop("oof_pred"), cv.pop("oof_sd")
+        report["cv"] = cv
+        done = np.isfinite(oof_pred)
+        # out-of-fold residuals of every video set the shipped model's uncertainty scale
+        sd_scale = uncertainty_scale(oof_pred[done], oof_sd[done], rows.jf[done])
+        pick = Counter(r["recipe"] for r in cv["recipes"]).most_common(1)[0][0]
+        print(format_folds(cv["per_fold"]))
+        for name, m in cv["pooled"].items():
+            print(
+                f"{name}: pooled PCC {m['pcc']:.3f} MAE {m['mae']:.3f}, "
+                f"80% interval coverage {m['coverage80']:.3f}"
+            )
+            print(format_reliability(m["reliability"]))
+        _plot_reliability(cv["pooled"], out.with_suffix(".reliability.png"))
+    report["recipe"] = pick
+    if cfg.ship:
+        model = fit_feature_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
+        model.sd_scale.fill_(sd_scale)
+        on_backend = backend_mask(rows, cfg.score_backend)
+        fitted, _ = model.predict(rows.x[on_backend])
+        trajs = [t for t in trajectories(rows.subset(on_backend), fitted) if t.strategy == "worst"]
+        rule = fit_stop_rule(trajs)
+        split = {"train": seqs, "held_out": [], "cv_folds": folds, "folds_seed": int(cfg.folds.seed)}
+        save_feature_checkpoint(
+            out,
+            model,
+            stop_rule=rule,
+            backends=np.unique(rows.backend).tolist(),
+            split=split,
+            metrics={
+                "recipe": candidates[pick].to_dict(),
+                "cv_per_fold": report.get("cv", {}).get("per_fold"),
+            },
+        )
+        report["stop_rule"] = rule.to_dict()
+        report["sd_scale"] = sd_scale
+        report["checkpoint"] = str(out)
+    atomic_write_json(out.with_suffix(".report.json"), report)
+    log.info("feature quality model: recipe %d, report %s", pick, out.with_suffix(".report.json"))
+    return report

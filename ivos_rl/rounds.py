@@ -1,0 +1,447 @@
+"""The interactive round, written once: evaluation, the Gymnasium env and quality samples run on it.
+
+One sample is a (sequence, initial interaction). Its rounds, in DAVIS counting (round 1 is the
+initial interaction and ``max_rounds`` counts it; the env's ``horizon`` counts recommendations
+only, see :mod:`ivos_rl.envs.frame_recommendation`)::
+
+    start(sample)      backend.reset(frames, K); backend.interact(initial frame, initial interaction)
+    score()            J, F per (frame, object) of the masks the backend returned
+    observe()          quality q (T,): Oracle = J&F of those same masks; Wild = the estimator's guess
+    -- the caller (strategy, agent, env action) picks a frame --
+    annotate(frame)    the robot marks ``frame`` against the current masks; the frame joins the
+                       history even when the robot draws nothing (then nothing else changes)
+    propagate()        backend.interact(frame, all interactions so far or the latest one)
+    score(), observe() ... until max_rounds
+
+:class:`RoundEngine` holds the small per-sample state (:class:`RoundState`) and times every
+component with an injectable ``clock``. :meth:`RoundEngine.lookahead` answers "what would the
+mean J&F be after annotating frame f" on a fork of the backend, without committing it (for Oracle
+lookahead strategies, through ``StrategyState.extras["lookahead"]``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from ivos_rl.backends.base import BackendOutput, VOSBackend
+from ivos_rl.errors import BackendError, ConfigError, InputValidationError, MaskFormatError, SessionError
+from ivos_rl.interactions import (
+    Robot,
+    check_interaction,
+    count_marks,
+    first_annotated_frame,
+    fuse_interactions,
+)
+from ivos_rl.scoring import Scores, oracle_quality, score_masks
+
+__all__ = [
+    "SETTINGS",
+    "QualityPredictor",
+    "QualitySource",
+    "RoundEngine",
+    "RoundState",
+    "RoundTimings",
+    "SampleContext",
+    "Setting",
+    "fork_backend",
+    "load_sample",
+    "quality_source_from_cfg",
+]
+
+Setting = Literal["oracle", "wild"]
+SETTINGS: tuple[str, ...] = ("oracle", "wild")
+InitialInteraction = Literal["dataset", "robot"]
+
+
+class QualityPredictor(Protocol):
+    """What the Wild setting needs: per-frame quality from frames and probabilities only."""
+
+    def predict(self, frames: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class QualitySource:
+    """Where the per-frame quality a recommender sees comes from (IVOS-W's Oracle / Wild settings).
+
+    ``oracle``: the true J&F of the masks that are scored (:func:`ivos_rl.scoring.oracle_quality`).
+    ``wild``: ``estimator.predict(frames, probs)`` (the quality net), clipped to [0, 1].
+    """
+
+    setting: Setting = "oracle"
+    estimator: QualityPredictor | None = None
+
+    def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise ConfigError(f"setting must be one of {SETTINGS}, got {self.setting!r}")
+        if self.setting == "wild" and not callable(getattr(self.estimator, "predict", None)):
+            raise ConfigError(
+                "the wild setting needs a quality estimator with predict(frames, probs), "
+                f"got {self.estimator!r}"
+            )
+
+    @property
+    def is_oracle(self) -> bool:
+        return self.setting == "oracle"
+
+    def reset(self) -> None:
+        """Forget per-video caches of the estimator (a new sample starts)."""
+        reset = getattr(self.estimator, "reset_cache", None)
+        if callable(reset):
+            reset()
+
+    def quality(self, frames: np.ndarray, output: BackendOutput, scores: Scores | None) -> np.ndarray:
+        """(T,) float64 quality in [0, 1] of the round whose output is ``output``."""
+        if self.is_oracle:
+            if scores is None:
+                raise SessionError("the Oracle quality needs the round's scores; call score() first")
+            return oracle_quality(scores)
+        assert self.estimator is not None
+        q, _ = self.estimator.predict(frames, output.probs)
+        return np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SampleContext:
+    """Everything a round loop needs about one sample: video, ground truth, initial interaction."""
+
+    sequence: str
+    scribble_idx: int
+    frames: np.ndarray
+    gt: np.ndarray
+    n_objects: int
+    initial: dict[str, Any]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.gt.shape[0])
+
+    @property
+    def initial_frame(self) -> int:
+        """The initially annotated frame (the first frame holding a mark)."""
+        return first_annotated_frame(self.initial, f"initial interaction of {self.sequence!r}")
+
+    def window(self, start: int, length: int) -> SampleContext:
+        """The sample restricted to frames ``[start, start + length)`` (training subsequences)."""
+        sl = slice(start, start + length)
+        initial = {k: (v[sl] if isinstance(v, list) else v) for k, v in self.initial.items()}
+        return SampleContext(
+            self.sequence, self.scribble_idx, self.frames[sl], self.gt[sl], self.n_objects, initial
+        )
+
+
+def check_ground_truth(gt: np.ndarray, sequence: str) -> np.ndarray:
+    """(T, H, W) ground truth with at least one object pixel, or :class:`MaskFormatError`."""
+    gt = np.asarray(gt)
+    if gt.ndim != 3:
+        raise MaskFormatError(f"ground truth of {sequence!r} must be (T, H, W), got shape {gt.shape}")
+    if not ((gt > 0) & (gt != 255)).any():
+        raise MaskFormatError(f"ground truth of {sequence!r} is empty (no object pixel in any frame)")
+    return gt
+
+
+def load_sample(
+    dataset: Any,
+    sequence: str,
+    scribble_idx: int,
+    *,
+    initial_interaction: InitialInteraction = "dataset",
+    robot: Robot | None = None,
+    video: tuple[np.ndarray, np.ndarray, int] | None = None,
+) -> SampleContext:
+    """Load one sample; ``video`` = (frames, gt, K) already loaded for this sequence, if any.
+
+    ``initial_interaction="robot"`` replaces the stored scribble by the robot's answer to an empty
+    prediction on the stored scribble's first annotated frame (how click robots start).
+    """
+    if initial_interaction not in ("dataset", "robot"):
+        raise ConfigError(f"initial_interaction must be 'dataset'/'robot', not {initial_interaction!r}")
+    if video is None:
+        n_objects = int(dataset.info(sequence).n_objects)
+        video = (dataset.load_frames(sequence), dataset.load_masks(sequence), n_objects)
+    frames, gt, n_objects = video
+    if n_objects < 1:
+        raise MaskFormatError(f"sequence {sequence!r} has an empty ground truth (no object)")
+    gt = check_ground_truth(gt, sequence)
+    stored = dataset.load_scribbles(sequence, scribble_idx)
+    check_interaction(stored, gt.shape[0], f"initial scribble {scribble_idx} of {sequence!r}")
+    initial = stored
+    if initial_interaction == "robot":
+        if robot is None:
+            raise ConfigError("initial_interaction='robot' needs a robot")
+        frame = first_annotated_frame(stored, f"initial scribble {scribble_idx} of {sequence!r}")
+        initial = robot.interact(sequence, np.zeros_like(gt), gt, nb_objects=n_objects, frame=frame)
+        check_interaction(initial, gt.shape[0], f"robot answer for {sequence!r}")
+    return SampleContext(str(sequence), int(scribble_idx), frames, gt, int(n_objects), initial)
+
+
+@dataclass
+class RoundTimings:
+    """Seconds spent in one round, by component (a plain value: equal when the numbers are equal).
+
+    ``quality`` (the estimate) and ``select`` (the strategy or agent) together are the
+    recommender's latency (:attr:`recommender`), which a time budget counts beside the backend.
+    """
+
+    robot: float = 0.0
+    backend: float = 0.0
+    metrics: float = 0.0
+    quality: float = 0.0
+    select: float = 0.0
+
+    @property
+    def recommender(self) -> float:
+        return self.quality + self.select
+
+    @property
+    def total(self) -> float:
+        return self.robot + self.backend + self.metrics + self.quality + self.select
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass
+class RoundState:
+    """The committed state of one sample's rounds."""
+
+    sample: SampleContext
+    history: list[int]
+    interactions: dict[str, Any]
+    latest: dict[str, Any]
+    output: BackendOutput | None = None
+    scores: Scores | None = None
+    quality: np.ndarray | None = None
+    sent: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    pending: tuple[int, dict[str, Any]] | None = None
+    timings: RoundTimings = field(default_factory=RoundTimings)
+
+    @property
+    def round(self) -> int:
+        """Interactions made so far, the initial one included (DAVIS counting)."""
+        return len(self.history)
+
+
+class RoundEngine:
+    """Run one sample's rounds on ``backend`` with ``robot`` (see the module docstring).
+
+    ``quality`` gives :meth:`observe` its source (None: no quality needed). Clicks reach
+    scribble-only backends as disks of ``click_radius`` pixels. ``clock`` (seconds, monotonic)
+    times the components; inject a deterministic one for reproducible time budgets.
+    """
+
+    def __init__(
+        self,
+        backend: VOSBackend,
+        robot: Robot | None,
+        quality: QualitySource | None = None,
+        *,
+        click_radius: float = 3.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.backend = backend
+        self.robot = robot
+        self.quality_source = quality
+        self.click_radius = float(click_radius)
+        self.clock = clock
+        self._state: RoundState | None = None
+        self._memo: tuple[tuple[int, int], dict[int, float]] = ((-1, -1), {})
+
+    @property
+    def state(self) -> RoundState:
+        if self._state is None:
+            raise SessionError("no sample started: call RoundEngine.start(sample) first")
+        return self._state
+
+    # ------------------------------------------------------------------ operations
+    def start(self, sample: SampleContext) -> RoundState:
+        """Round 1: reset the backend and apply the initial interaction on the initial frame."""
+        self._state = RoundState(
+            sample=sample,
+            history=[sample.initial_frame],
+            interactions=copy.deepcopy(sample.initial),
+            latest=sample.initial,
+        )
+        if self.quality_source is not None:
+            self.quality_source.reset()
+        tic = self.clock()
+        self._reset_backend()
+        self._state.timings.backend += self.clock() - tic
+        self._state.pending = (sample.initial_frame, self._payload(sample.initial, sample.initial))
+        self.propagate()
+        return self._state
+
+    def annotate(self, frame: int) -> bool:
+        """The robot marks ``frame`` against the current masks; False when it drew nothing."""
+        s = self.state
+        if s.output is None or s.pending is not None:
+            raise SessionError("annotate() needs the previous round propagated first")
+        if self.robot is None:
+            raise ConfigError("annotating a frame needs a robot (simulated user)")
+        s.timings = RoundTimings()
+        answer = self._robot_answer(s, int(frame))
+        s.history.append(int(frame))
+        if count_marks(answer) == 0:
+            return False  # nothing to correct there: the user draws nothing, the masks stay
+        s.interactions = fuse_interactions(s.interactions, answer)
+        s.latest = answer
+        s.pending = (int(frame), self._payload(s.interactions, answer))
+        return True
+
+    def propagate(self) -> BackendOutput:
+        """Run the backend on the pending interaction (a no-op after an empty annotation)."""
+        s = self.state
+        if s.pending is not None:
+            frame, payload = s.pending
+            tic = self.clock()
+            s.output = self.backend.interact(frame, payload)
+            s.timings.backend += self.clock() - tic
+            s.sent.append(s.pending)
+            s.pending = None
+            s.scores = s.quality = None
+        assert s.output is not None
+        return s.output
+
+    def score(self) -> Scores:
+        """J and F per (frame, object) of the current masks (computed once per output)."""
+        s = self.state
+        if s.scores is None:
+            out = self.propagate()
+            tic = self.clock()
+            s.scores = score_masks(s.sample.gt, out.masks, s.sample.n_objects)
+            s.timings.metrics += self.clock() - tic
+        return s.scores
+
+    def observe(self) -> np.ndarray:
+        """(T,) quality of the current masks from the engine's :class:`QualitySource`."""
+        s = self.state
+        if self.quality_source is None:
+            raise ConfigError("observe() needs a quality source (oracle or a quality estimator)")
+        if s.quality is None:
+            scores = self.score() if self.quality_source.is_oracle else None
+            tic = self.clock()
+            s.quality = self.quality_source.quality(s.sample.frames, self.propagate(), scores)
+            s.timings.quality += self.clock() - tic
+        return s.quality
+
+    def select(self, choose: Callable[[], int]) -> int:
+        """Call ``choose`` (a strategy or agent), counting its time as the recommender's."""
+        tic = self.clock()
+        frame = int(choose())
+        self.state.timings.select += self.clock() - tic
+        return frame
+
+    def lookahead(self, frame: int) -> float:
+        """Mean J&F after annotating ``frame`` and running that round, without committing it.
+
+        Exactly what committing would do, on copies: a copy of the robot (a seeded annotator's
+        state does not advance) answers on the current masks, and a fork of the backend
+        (:func:`fork_backend`) runs the round; an answer without marks leaves the masks as they
+        are. Values are memoised until the state changes, so asking twice costs nothing.
+        """
+        s = self.state
+        if s.output is None or s.pending is not None:
+            raise SessionError("lookahead() needs the current round propagated first")
+        if (
+            isinstance(frame, bool)
+            or not isinstance(frame, (int, np.integer))
+            or not 0 <= frame < s.sample.n_frames
+        ):
+            raise InputValidationError(
+                f"lookahead frame must be an int in [0, {s.sample.n_frames}), got {frame!r}"
+            )
+        version = (len(s.history), len(s.sent))
+        if self._memo[0] != version:
+            self._memo = (version, {})
+        memo = self._memo[1]
+        if int(frame) not in memo:
+            memo[int(frame)] = self._try(s, int(frame))
+        return memo[int(frame)]
+
+    def _try(self, s: RoundState, frame: int) -> float:
+        assert s.output is not None
+        if self.robot is None:
+            raise ConfigError("lookahead needs a robot (simulated user)")
+        sample = s.sample
+        answer = copy.deepcopy(self.robot).interact(
+            sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame
+        )
+        check_interaction(answer, sample.n_frames, f"robot answer for {sample.sequence!r}")
+        if count_marks(answer) == 0:
+            return self.score().mean_jf
+        payload = self._payload(fuse_interactions(s.interactions, answer), answer)
+        out = fork_backend(self.backend).interact(frame, payload)
+        return score_masks(sample.gt, out.masks, sample.n_objects).mean_jf
+
+    # ------------------------------------------------------------------ helpers
+    def _robot_answer(self, s: RoundState, frame: int, timed: bool = True) -> dict[str, Any]:
+        assert self.robot is not None and s.output is not None
+        sample = s.sample
+        tic = self.clock()
+        answer = self.robot.interact(
+            sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame
+        )
+        if timed:
+            s.timings.robot += self.clock() - tic
+        check_interaction(answer, sample.n_frames, f"robot answer for {sample.sequence!r}")
+        return answer
+
+    def _payload(self, fused: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any]:
+        """What the backend receives: all interactions or the latest, clicks as disks if needed."""
+        chosen = fused if self.backend.wants_all_scribbles else latest
+        if "clicks" in chosen and not self.backend.accepts_clicks:
+            from ivos_rl.clicks import interaction_to_scribbles
+
+            return interaction_to_scribbles(chosen, self.click_radius, self.state.sample.gt.shape[1:3])
+        return chosen
+
+    def _reset_backend(self) -> None:
+        sample = self.state.sample
+        self.backend.reset(
+            sample.frames,
+            sample.n_objects,
+            sequence=sample.sequence,
+            gt_masks=sample.gt if self.backend.uses_ground_truth else None,
+        )
+
+
+def fork_backend(backend: VOSBackend) -> VOSBackend:
+    """An independent copy of ``backend`` in its current state, for rounds that must not count.
+
+    A backend may define ``fork() -> VOSBackend`` (cheaper than a deep copy); otherwise
+    :func:`copy.deepcopy`, correct for any backend whose state is Python objects and arrays.
+    """
+    fork = getattr(backend, "fork", None)
+    clone = fork() if callable(fork) else copy.deepcopy(backend)
+    if clone is backend or not isinstance(clone, VOSBackend):
+        raise BackendError(f"{type(backend).__name__}.fork() must return a new VOSBackend, got {clone!r}")
+    return clone
+
+
+def quality_source_from_cfg(node: Any) -> QualitySource:
+    """The ``setting`` config group (``configs/setting/{oracle,wild}.yaml``) as a :class:`QualitySource`.
+
+    ``node`` is ``{"name": "oracle"|"wild", "estimator": <_target_ config or null>}`` or the bare
+    setting name. The estimator (the quality net) is only instantiated for ``wild``. Evaluation and
+    training both build their quality source with this function.
+    """
+    if isinstance(node, str):
+        name, estimator_cfg = node, None
+    else:
+        name, estimator_cfg = node.get("name"), node.get("estimator")
+    if name not in SETTINGS:
+        raise ConfigError(f"setting.name must be one of {SETTINGS}, got {name!r}")
+    if name == "oracle":
+        return QualitySource("oracle")
+    if estimator_cfg is None:
+        raise ConfigError(
+            "setting=wild needs setting.estimator (e.g. setting.estimator.path=<quality net .pt>)"
+        )
+    from hydra.utils import instantiate
+
+    return QualitySource("wild", instantiate(estimator_cfg))

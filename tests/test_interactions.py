@@ -1,0 +1,48 @@
+"""The interaction rules every round loop shares: marks, the initial frame, the one fuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ivos_rl.errors import ScribbleError
+from ivos_rl.interactions import count_marks, first_annotated_frame, fuse_interactions, marked_frames
+
+
+def _stroke(n_points: int, obj: int = 1) -> dict[str, Any]:
+    return {"path": [[0.5, 0.5]] * n_points, "object_id": obj, "start_time": 0.0, "end_time": 0.0}
+
+
+def test_marks_are_clicks_and_strokes_with_points() -> None:
+    inter = {
+        "scribbles": [[_stroke(0)], [], [_stroke(3), _stroke(1)], []],
+        "clicks": [[], [], [], [{"point": [0.1, 0.1], "object_id": 1, "positive": True}]],
+        "sequence": "s",
+    }
+    assert count_marks(inter) == 3  # the empty stroke on frame 0 is no mark
+    assert [count_marks(inter, f) for f in range(4)] == [0, 0, 2, 1]
+    assert marked_frames(inter) == [2, 3]
+    assert first_annotated_frame(inter) == 2  # not frame 0, whose only stroke is empty
+
+
+def test_an_interaction_without_marks_has_no_initial_frame() -> None:
+    with pytest.raises(ScribbleError, match="annotates no frame"):
+        first_annotated_frame({"scribbles": [[_stroke(0)], []], "sequence": "s"})
+
+
+def test_fuse_keeps_order_kinds_and_inputs() -> None:
+    a = {"scribbles": [[_stroke(2, 1)], []], "sequence": "s", "annotated_frame": 0}
+    b = {"clicks": [[], [{"point": [0.2, 0.3], "object_id": 2, "positive": False}]], "sequence": "s"}
+    c = {"scribbles": [[_stroke(1, 0)], [_stroke(1, 2)]], "sequence": "s"}
+    fused = fuse_interactions(fuse_interactions(a, b), c)
+    assert [st["object_id"] for st in fused["scribbles"][0]] == [1, 0]
+    assert [st["object_id"] for st in fused["scribbles"][1]] == [2]
+    assert fused["clicks"] == [[], [{"point": [0.2, 0.3], "object_id": 2, "positive": False}]]
+    assert fused["annotated_frame"] == 0 and fused["sequence"] == "s"
+    fused["scribbles"][0][0]["path"][0][0] = 9.0
+    assert a["scribbles"][0][0]["path"][0][0] == 0.5  # nothing shared with the inputs
+    with pytest.raises(ScribbleError, match="different sequences"):
+        fuse_interactions(a, {**c, "sequence": "t"})
+    with pytest.raises(ScribbleError, match="2 and 3 frames"):
+        fuse_interactions(a, {"scribbles": [[], [], []], "sequence": "s"})
