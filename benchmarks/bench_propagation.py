@@ -214,9 +214,19 @@ def summarise(rows: list[dict[str, Any]], all_seqs: list[str]) -> None:
                 print(f"   {name:8s} {_strategy_line(sel)}")
 
 
-def cross_validate(configs: dict[str, list[dict[str, Any]]], all_seqs: list[str]) -> None:
-    """Nested selection: for each test fold, the configuration with the best mean round-AUC of
-    :data:`SELECT_ON` on the other four folds; prints the held-out figures of the chosen ones."""
+def _drop_fraction(rows: list[dict[str, Any]]) -> float:
+    """Fraction of round transitions that drop (rows carry their ``drops`` count)."""
+    rounds = sum(1 for k in rows[0] if k[0] == "r" and k[1:].isdigit())
+    return sum(float(r["drops"]) for r in rows) / (len(rows) * (rounds - 1))
+
+
+def cross_validate(
+    configs: dict[str, list[dict[str, Any]]], all_seqs: list[str], max_drops: float = 0.05
+) -> None:
+    """Nested selection: for each test fold, among the configurations whose rounds drop in at most
+    ``max_drops`` of the transitions on the other four folds (every :data:`SELECT_ON` strategy;
+    all of them when none qualifies), the one with the best mean round-AUC of :data:`SELECT_ON`
+    there; prints the held-out figures of the chosen ones."""
     folds = video_folds(all_seqs, 5, seed=0)
     common = set.intersection(*({r["sequence"] for r in rows} for rows in configs.values()))
     held_out: list[dict[str, Any]] = []
@@ -225,14 +235,16 @@ def cross_validate(configs: dict[str, list[dict[str, Any]]], all_seqs: list[str]
         train = [s for j, f in enumerate(folds) if j != i for s in f if s in common]
         if not test or not train:
             continue
-        scores = {
-            name: float(np.mean([r["auc"] for r in rows
-                                 if r["sequence"] in train and r["strategy"] in SELECT_ON]))
-            for name, rows in configs.items()
-        }
-        best = max(scores, key=lambda n: (scores[n], n))
-        print(f"fold{i}: chosen {best!r} (training folds: "
-              + ", ".join(f"{n} {v:.4f}" for n, v in sorted(scores.items())) + ")")
+        fit = {n: [r for r in rows if r["sequence"] in train and r["strategy"] in SELECT_ON]
+               for n, rows in configs.items()}
+        scores = {n: float(np.mean([r["auc"] for r in rows])) for n, rows in fit.items()}
+        drops = {n: max(_drop_fraction([r for r in rows if r["strategy"] == st])
+                        for st in SELECT_ON if any(r["strategy"] == st for r in rows))
+                 for n, rows in fit.items()}
+        allowed = [n for n in configs if drops[n] <= max_drops] or list(configs)
+        best = max(allowed, key=lambda n: (scores[n], n))
+        print(f"fold{i}: chosen {best!r} (training folds: AUC / highest drop fraction "
+              + ", ".join(f"{n} {scores[n]:.4f} / {drops[n]:.3f}" for n in sorted(configs)) + ")")
         held_out += [r for r in configs[best] if r["sequence"] in test]
     print("held-out folds, each with the configuration chosen on its training folds:")
     summarise(held_out, all_seqs)

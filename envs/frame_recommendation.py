@@ -71,6 +71,7 @@ from ivos_rl.interactions import Robot
 from ivos_rl.metrics import METRIC_KEYS
 from ivos_rl.rounds import QualitySource, RoundEngine, RoundTimings, SampleContext, load_sample
 from ivos_rl.state import StateMode, build_state, history_counts
+from ivos_rl.state_features import StateFeatures
 
 SubsequenceStart = Literal["centered", "random"]
 InteractionMode = Literal["robot", "fast"]
@@ -224,6 +225,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         transition_cache: int = 0,
         max_cached_sequences: int = 4,
         clock: Callable[[], float] = time.perf_counter,
+        state_features: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         _check_knobs(
@@ -253,9 +255,11 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         #: Seconds by component of the last reset/step (kept out of ``info``: wall-clock time is not
         #: part of the MDP's outcome, and Gymnasium's determinism checks compare ``info``).
         self.last_timings = RoundTimings()
+        self.state_features = StateFeatures.parse(state_features)  # () = the paper's (q, h)
+        self.state_features.check_quality(self.quality.estimator, self.oracle)
         self.samples = _checked_samples(dataset, samples, self.subsequence_length)
         self._cache_size = int(transition_cache)
-        self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, ...]] = OrderedDict()
         self.cache_hits = 0
         self.cache_misses = 0
         self._max_cached_sequences = int(max_cached_sequences)
@@ -279,10 +283,9 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         return QualitySource("wild", quality)
 
     def _set_spaces(self, n: int) -> None:
-        high = np.empty((n, 2), dtype=np.float32)
-        high[:, 0] = 1.0
+        high = np.ones((n, 2 + self.state_features.width), dtype=np.float32)  # extra features: [0, 1]
         high[:, 1] = float(self.horizon + 1)  # the initial frame plus T recommendations
-        self.observation_space = spaces.Box(low=np.zeros((n, 2), np.float32), high=high, dtype=np.float32)
+        self.observation_space = spaces.Box(low=np.zeros_like(high), high=high, dtype=np.float32)
         self.action_space = spaces.Discrete(n)
         self.n_frames = n
 
@@ -329,12 +332,12 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
             _add(timings, engine.state.timings)
             ep["synced"] += 1
 
-    def _evaluate(self, ep: dict[str, Any], timings: RoundTimings) -> bool:
+    def _outcome(self, ep: dict[str, Any], timings: RoundTimings) -> bool:
         """Set (J, F, q) for the current history, from the cache or by running the rounds."""
         key = (ep["sequence"], ep["scribble_idx"], ep["start"], tuple(ep["history"]))
         if self._cache_size > 0 and key in self._cache:
             self._cache.move_to_end(key)
-            ep["j"], ep["f"], ep["q"] = self._cache[key]
+            ep["j"], ep["f"], ep["q"], ep["extra"] = self._cache[key]
             self.cache_hits += 1
             return True
         self._sync(ep, timings)
@@ -345,15 +348,21 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         timings.metrics += after.metrics - before.metrics
         timings.quality += after.quality - before.quality
         ep["j"], ep["f"], ep["q"] = scores.per_frame("J"), scores.per_frame("F"), q
+        out = self.engine.state.output
+        assert out is not None
+        ep["extra"] = self.state_features.from_output(  # (N, 0) for the paper's state
+            out.probs, out.masks, quality=self.quality.estimator, frames=self.engine.state.sample.frames
+        )
         if self._cache_size > 0:
             self.cache_misses += 1
-            self._cache[key] = (ep["j"], ep["f"], ep["q"])
+            self._cache[key] = (ep["j"], ep["f"], ep["q"], ep["extra"])
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return False
 
     def _observe(self, ep: dict[str, Any]) -> np.ndarray:
-        return build_state(ep["q"], history_counts(ep["history"], ep["n"]), self.state_mode)
+        state = build_state(ep["q"], history_counts(ep["history"], ep["n"]), self.state_mode)
+        return self.state_features.extend(state, ep["history"], self.horizon, ep["extra"])
 
     def _info(self, ep: dict[str, Any], cached: bool) -> dict[str, Any]:
         return {
@@ -420,7 +429,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
             "synced": 0,
             "t": 0,
         }
-        cached = self._evaluate(ep, timings)
+        cached = self._outcome(ep, timings)
         self._episode = ep
         self.last_timings = timings
         return self._observe(ep), self._info(ep, cached=cached)
@@ -442,7 +451,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         r_aux = aux_reward(a, counts)
         ep["history"].append(a)
         ep["t"] += 1
-        hit = self._evaluate(ep, timings)
+        hit = self._outcome(ep, timings)
         self.last_timings = timings
         info = self._info(ep, cached=hit)
         cfg = self.reward_config

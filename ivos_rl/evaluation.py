@@ -556,6 +556,9 @@ def evaluate(
     )
     summary.update(labels)
     summary.update(
+        trained_on_evaluated=_trained_on_evaluated(
+            samples, agent=strategy, quality=quality if config.setting == "wild" else None
+        ),
         output_dir=None if out is None else str(out.resolve()),
         shard=f"{i_shard}/{n_shard}",
         fingerprint=fp,
@@ -569,6 +572,29 @@ def evaluate(
         if runner.archive is not None:
             runner.archive.save(out / "predictions.json")
     return result
+
+
+def _trained_on_evaluated(
+    samples: Sequence[SampleResult], **models: Any
+) -> dict[str, list[str] | None]:
+    """Per model (agent, quality net): the evaluated videos it was trained on (None: unrecorded).
+
+    Results on those videos are not held-out results; the summary says so, and a warning is logged,
+    instead of refusing (Table 1 on the training videos and the demo are legitimate runs).
+    """
+    evaluated = {s.sequence for s in samples}
+    seen: dict[str, list[str] | None] = {}
+    for role, model in models.items():
+        split = getattr(model, "split", None)
+        if model is None or split is None:
+            continue
+        seen[role] = sorted(evaluated & set(split["train"]))
+        if seen[role]:
+            _log.warning(
+                "%d evaluated video(s) were used to train the %s (%s): not held-out results",
+                len(seen[role]), role, ", ".join(seen[role][:5]) + (" ..." if len(seen[role]) > 5 else ""),
+            )
+    return seen
 
 
 def _plan(

@@ -56,6 +56,79 @@ def paired_bootstrap(
     return float(values.mean()), float(lo), float(hi)
 
 
+def _by_sequence(auc: pd.Series) -> pd.Series:
+    """Per-sample AUC ("sequence/idx" keys) averaged per sequence (the bootstrap's unit)."""
+    return auc.groupby(auc.index.str.rsplit("/", n=1).str[0]).mean()
+
+
+def gap_markdown(table: pd.DataFrame) -> str:
+    """Markdown of a :func:`gap_closed` table (two decimals, the video count as an integer)."""
+    return to_markdown(table.astype({"videos": int}).astype({"videos": str}), ".2f")
+
+
+def _interval(draws: np.ndarray) -> tuple[float, float]:
+    """95% percentile interval of bootstrap draws, ignoring undefined ones (NaN when all are)."""
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def gap_closed(
+    per_sample: Mapping[str, pd.Series],
+    floor: str,
+    ceiling: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How much of the Random-to-Lookahead room each strategy closes, with paired intervals.
+
+    ``per_sample`` maps a label to its per-sample round-AUC (:func:`per_sample_auc`, averaged over
+    seeds); ``floor`` (Random) and ``ceiling`` (Oracle-Lookahead) name two of them. Per label:
+    gap closed = (AUC - floor) / (ceiling - floor), a ratio of means over the videos every label
+    shares, and its 95% interval from a paired bootstrap that resamples videos (the same draw for
+    the three terms). Rows: AUC x100, gap closed, interval, videos, and the AUC difference to the
+    ceiling x100 with its interval.
+    """
+    for name in (floor, ceiling):
+        if name not in per_sample:
+            raise InputValidationError(f"gap closed needs a {name!r} result; have {sorted(per_sample)}")
+    table = pd.concat({k: _by_sequence(v) for k, v in per_sample.items()}, axis=1).dropna()
+    if table.empty:
+        raise InputValidationError("gap closed: the results share no video")
+    values = table.to_numpy(dtype=np.float64)  # (videos, labels)
+    idx = np.random.default_rng(seed).integers(0, values.shape[0], size=(n_boot, values.shape[0]))
+    boots = values[idx].mean(axis=1)  # (n_boot, labels)
+    mean = values.mean(axis=0)
+    lo_col, hi_col = table.columns.get_loc(floor), table.columns.get_loc(ceiling)
+
+    def ratio(m: np.ndarray) -> np.ndarray:
+        room = m[..., hi_col] - m[..., lo_col]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (m - m[..., lo_col, None]) / room[..., None]
+
+    point, boot_ratio = ratio(mean), ratio(boots)
+    to_ceiling = boots - boots[:, hi_col, None]
+    rows = {}
+    for j, label in enumerate(table.columns):
+        r_lo, r_hi = _interval(boot_ratio[:, j])
+        c_lo, c_hi = _interval(to_ceiling[:, j])
+        rows[label] = {
+            "AUC x100": 100 * mean[j],
+            "gap closed": point[j],
+            "gap 95% lo": r_lo,
+            "gap 95% hi": r_hi,
+            "minus ceiling x100": 100 * (mean[j] - mean[hi_col]),
+            "minus ceiling lo": 100 * c_lo,
+            "minus ceiling hi": 100 * c_hi,
+            "videos": int(values.shape[0]),
+        }
+    out = pd.DataFrame.from_dict(rows, orient="index").sort_values("AUC x100")
+    out.index.name = "strategy"
+    return out
+
+
 def auc_table(results: Mapping[tuple[str, str], Sequence[EvaluationResult]]) -> pd.DataFrame:
     """Rows (setting, strategy): round-AUC mean, std over runs/seeds, runs, and the final J&F.
 
@@ -172,6 +245,26 @@ def collect_runs(runs_dir: str | Path) -> list[tuple[dict[str, object], Evaluati
     return found
 
 
+def gap_closed_tables(
+    runs: Sequence[tuple[dict[str, object], EvaluationResult]],
+    floor: str = "random",
+    ceiling: str = "oracle_lookahead",
+    n_boot: int = 2000,
+) -> dict[str, pd.DataFrame]:
+    """:func:`gap_closed` per "backend/dataset" column holding both a ``floor`` and a ``ceiling`` run."""
+    by_col: dict[str, dict[str, pd.Series]] = {}
+    names: dict[str, dict[str, str]] = {}
+    for (setting, strategy, col), results in sorted(group_runs(runs).items()):
+        label = f"{setting} / {strategy}"
+        by_col.setdefault(col, {})[label] = _mean_per_sample(results)
+        names.setdefault(col, {}).setdefault(strategy, label)
+    return {
+        col: gap_closed(per, names[col][floor], names[col][ceiling], n_boot=n_boot)
+        for col, per in by_col.items()
+        if floor in names[col] and ceiling in names[col]
+    }
+
+
 def table1(runs: Sequence[tuple[dict[str, object], EvaluationResult]], n_boot: int = 2000) -> pd.DataFrame:
     """Table-1 layout: rows (setting, strategy), columns "backend/dataset", cells "AUC ± std (runs)".
 
@@ -181,11 +274,7 @@ def table1(runs: Sequence[tuple[dict[str, object], EvaluationResult]], n_boot: i
     Random, Linspace) behave the same in both settings: their rows read "any" and they are
     compared with the agent of each setting.
     """
-    groups: dict[tuple[str, str, str], list[EvaluationResult]] = {}
-    for meta, res in runs:
-        col = f"{meta.get('backend', '?')}/{meta.get('dataset', '?')}"
-        setting = "any" if meta.get("needs_quality") is False else str(meta.get("setting"))
-        groups.setdefault((setting, str(meta.get("strategy")), col), []).append(res)
+    groups = group_runs(runs)
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for (setting, strategy, col), results in sorted(groups.items()):
         aucs = np.array([r.auc_rounds for r in results])
@@ -437,6 +526,7 @@ def run_report(cfg: object) -> dict[str, object]:
         ap_md = to_markdown(ap_table, floatfmt=".1f")
         atomic_write_text(out / "mask_ap.md", ap_md + "\n")
         print(f"Mask AP x100 per round (quality estimate as confidence) beside J&F x100\n{ap_md}")
+    gaps = _report_gap_closed(runs, out, int(cfg.n_boot))
     by_column: dict[str, dict[str, EvaluationResult]] = {}
     for meta, res in runs:
         col = f"{meta.get('backend', '?')}_{meta.get('dataset', '?')}"
@@ -466,7 +556,22 @@ def run_report(cfg: object) -> dict[str, object]:
                 name = f"{s.sequence}_{s.scribble_idx}_{meta.get('strategy')}_{meta.get('setting')}.gif"
                 gifs.append(str(overlay_gif(dataset.load_frames(s.sequence), archive.get(key, last),
                                             s.annotated_frames, out / "overlays" / name)))
-    return {"table": table.to_dict(), "plots": plots, "overlays": gifs}
+    return {"table": table.to_dict(), "plots": plots, "overlays": gifs,
+            "gap_closed": {col: t.to_dict() for col, t in gaps.items()}}
+
+
+def _report_gap_closed(
+    runs: Sequence[tuple[dict[str, object], EvaluationResult]], out: Path, n_boot: int
+) -> dict[str, pd.DataFrame]:
+    """Gap-closed tables (when Random and Oracle-Lookahead runs exist); printed and saved."""
+    from ivos_rl.utils.io import atomic_write_text
+
+    gaps = gap_closed_tables(runs, n_boot=n_boot)
+    if gaps:
+        md = "\n\n".join(f"### {col}\n\n{gap_markdown(t)}" for col, t in gaps.items())
+        atomic_write_text(out / "gap_closed.md", md + "\n")
+        print(f"\nGap closed = (AUC - Random) / (Oracle-Lookahead - Random), paired 95% CI over videos\n{md}")
+    return gaps
 
 
 def _report_rounds_and_reference(

@@ -33,7 +33,7 @@ from scipy.stats import rankdata
 from ivos_rl.annotators import build_annotators
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.evaluation import evaluate
-from ivos_rl.reporting import to_markdown
+from ivos_rl.reporting import gap_closed, gap_markdown, per_sample_auc, to_markdown
 from ivos_rl.utils import seed_everything
 from ivos_rl.utils.io import atomic_path, atomic_write_json, atomic_write_text
 from ivos_rl.utils.logging import get_logger
@@ -239,9 +239,10 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
     estimator = instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
     out_dir = Path(cfg.output_dir)
     labels = list(runs)
-    settings = _run_settings(runs, estimator)
+    settings, names = _run_settings(runs, estimator)
 
     auc = np.zeros((len(annotators), len(labels)), dtype=np.float64)
+    per_sample: dict[str, list[pd.Series]] = {label: [] for label in labels}
     for i, robot in enumerate(annotators):
         for j, label in enumerate(labels):
             result = evaluate(
@@ -261,6 +262,7 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
                 progress=bool(cfg.get("progress", False)),
             )
             auc[i, j] = result.auc_rounds
+            per_sample[label].append(per_sample_auc(result.samples))
             _log.info("annotator %d/%d %s: round-AUC %.4f", i + 1, len(annotators), label, auc[i, j])
 
     stats = auc_statistics(auc, labels)
@@ -270,25 +272,31 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
         f"({OmegaConf.select(cfg, 'annotator._target_')}, {cfg.max_rounds} rounds)"
     )
     md = robustness_markdown(stats, stability, header)
+    gaps = _gap_closed(per_sample, names)
+    if gaps is not None:
+        md += ("\n\nGap closed = (AUC - Random) / (Oracle-Lookahead - Random), per-sample AUC averaged over "
+               f"annotators, paired bootstrap 95% over videos:\n\n{gap_markdown(gaps)}")
     print(f"\n{md}\n")
-    summary, files = _write_report(cfg, out_dir, md, stats, stability, auc, settings, annotators)
+    summary, files = _write_report(cfg, out_dir, md, stats, stability, auc, settings, annotators, gaps)
     print(f"table: {files['markdown']}  plot: {files['plot']}")
     return {**summary, "files": {k: str(v) for k, v in files.items()}}
 
 
-def _run_settings(runs: dict[str, Any], estimator: Any) -> dict[str, str]:
-    """Each run's setting (default ``wild``); a Wild run whose strategy reads quality needs the estimator."""
-    settings = {}
+def _run_settings(runs: dict[str, Any], estimator: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Each run's setting (default ``wild``) and strategy name; a Wild run whose strategy reads
+    quality needs the estimator."""
+    settings, names = {}, {}
     for label, run in runs.items():
         setting = str(run.get("setting", "wild"))
         strategy = instantiate(run.strategy)
+        names[label] = strategy.name
         if setting == "wild" and strategy.needs_quality and estimator is None:
             raise ConfigError(
                 f"run {label!r}: strategy {strategy.name!r} in the wild setting needs cfg.estimator "
                 "(a quality net); set it or use setting: oracle"
             )
         settings[label] = setting
-    return settings
+    return settings, names
 
 
 def _write_report(
@@ -300,6 +308,7 @@ def _write_report(
     auc: np.ndarray,
     settings: dict[str, str],
     annotators: list[Any],
+    gaps: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Write the report files (each atomically); return the summary and the files' paths."""
     labels = list(stats.index)
@@ -322,10 +331,21 @@ def _write_report(
         "rank_stability": stability,
         "auc": auc.tolist(),
         "annotators": [repr(a) for a in annotators],
+        "gap_closed": None if gaps is None else gaps.to_dict(orient="index"),
     }
     atomic_write_json(files["summary"], {**summary, "rank_stability": _json_safe(stability)})
     atomic_write_text(files["config"], OmegaConf.to_yaml(cfg))
     return summary, files
+
+
+def _gap_closed(per_sample: dict[str, list[pd.Series]], names: dict[str, str]) -> pd.DataFrame | None:
+    """:func:`ivos_rl.reporting.gap_closed` over the runs, when a Random and a lookahead run exist."""
+    floor = next((label for label, name in names.items() if name == "random"), None)
+    ceiling = next((label for label, name in names.items() if name == "oracle_lookahead"), None)
+    if floor is None or ceiling is None:
+        return None
+    mean = {label: pd.concat(series, axis=1).mean(axis=1) for label, series in per_sample.items()}
+    return gap_closed(mean, floor, ceiling)
 
 
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:

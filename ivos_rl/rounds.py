@@ -381,6 +381,11 @@ class RoundEngine:
         version = (len(s.history), len(s.sent))
         if self._memo[0] != version:
             self._memo = (version, {})
+            sync = getattr(self.backend, "sync", None)
+            if callable(sync):
+                # A CachedBackend whose last round was a hit (e.g. the lookahead's own pick) has its
+                # wrapped backend a round behind: catch up once here, not once in every fork.
+                sync()
         memo = self._memo[1]
         if int(frame) not in memo:
             memo[int(frame)] = self._try(s, int(frame))

@@ -50,16 +50,28 @@ def test_standard_setting_composes(experiment: str) -> None:
     assert config.setting == "wild" and config.max_time == 240.0 and config.mask_ap
 
 
-@pytest.mark.parametrize(
-    "experiment", [e for e in EXPERIMENTS if not e.startswith("table1_") and e not in EVALUATION_EXPERIMENTS]
-)
+# Evaluation (not training) sweeps; each has its own composition test.
+EVAL_EXPERIMENTS = {e for e in EXPERIMENTS if e.startswith("table1_")} | {"headroom", *EVALUATION_EXPERIMENTS}
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in EVAL_EXPERIMENTS])
 def test_agent_ablation_composes(experiment: str) -> None:
     cfg = _compose("train_agent", [f"+experiment={experiment}"])
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     for key, values in params.items():
-        assert OmegaConf.select(cfg, key) is not None, f"{experiment} sweeps unknown key {key}"
+        known = OmegaConf.select(cfg, key) is not None or key in cfg.hydra.runtime.choices  # value or group
+        assert known, f"{experiment} sweeps unknown key {key}"
         for value in str(values).split(","):
             _compose("train_agent", [f"+experiment={experiment}", f"{key}={value}"])
+
+
+def test_state_feature_configs_match_the_network_width() -> None:
+    from ivos_rl.state_features import StateFeatures
+
+    for path in sorted((CONFIGS / "state_features").glob("*.yaml")):
+        cfg = _compose("train_agent", ["+experiment=table6_features", f"state_features={path.stem}"])
+        assert cfg.agent.qnet.in_features == 2 + StateFeatures.parse(list(cfg.env.state_features)).width
+        assert list(cfg.eval_env.state_features) == list(cfg.env.state_features)
 
 
 @pytest.mark.parametrize("experiment", ["table1_strategies", "table1_baselines"])
@@ -70,6 +82,15 @@ def test_table1_sweep_composes_for_every_cell(experiment: str) -> None:
         for setting in str(params.setting).split(","):
             c = _compose("evaluate", [f"strategy={strategy}", f"setting={setting}"])
             assert c.setting.name == setting
+
+
+def test_headroom_sweep_composes_with_one_folder_per_strategy() -> None:
+    cfg = _compose("evaluate", ["+experiment=headroom"])
+    assert cfg.setting == "oracle" and cfg.backend._target_.endswith("CachedBackend")
+    assert "sequences" in cfg.hydra.job.config.override_dirname.exclude_keys
+    for strategy in str(cfg.hydra.sweeper.params.strategy).split(","):
+        c = _compose("evaluate", ["+experiment=headroom", f"strategy={strategy}"])
+        assert isinstance(instantiate(c.strategy), Strategy)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "strategy").glob("*.yaml")))

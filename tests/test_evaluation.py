@@ -314,6 +314,23 @@ class _Fixed(LinspaceStrategy):
         return 3
 
 
+def test_summary_names_evaluated_videos_a_model_was_trained_on(dataset: DavisDataset) -> None:
+    first, second = dataset.sequences[:2]
+
+    trained = WorstStrategy()
+    trained.split = {"train": [first, "elsewhere"], "held_out": [second]}  # type: ignore[attr-defined]
+    res = evaluate(  # a strategy with a split record, as a policy file gives AgentStrategy
+        dataset, SimulatedBackend(seed=0), trained, setting="oracle", max_rounds=2,
+        sequences=[first, second], scribbles=[1], progress=False,
+    )
+    assert res.summary["trained_on_evaluated"] == {"agent": [first]}
+    plain = evaluate(
+        dataset, SimulatedBackend(seed=0), WorstStrategy(), setting="oracle", max_rounds=2,
+        sequences=[second], scribbles=[1], progress=False,
+    )
+    assert plain.summary["trained_on_evaluated"] == {}  # nothing recorded, nothing claimed
+
+
 def test_bad_configuration() -> None:
     with pytest.raises(ConfigError, match="i/n"):
         parse_shard("2-of-3")

@@ -11,7 +11,7 @@ import pytest
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data import DavisDataset
 from ivos_rl.errors import CheckpointError, InputValidationError
-from ivos_rl.quality.evaluate import pearson
+from ivos_rl.quality.assessment import pearson
 from ivos_rl.quality.feature_estimator import (
     FeatureQualityEstimator,
     load_feature_checkpoint,

@@ -11,9 +11,9 @@ import torch
 
 from ivos_rl.data.splits import split_sequences
 from ivos_rl.errors import CheckpointError, ConfigError, CorruptFileError, MissingDataError
+from ivos_rl.quality.assessment import assess_quality, mse, pearson, quality_metrics
 from ivos_rl.quality.checkpoint import export_half, load_checkpoint
 from ivos_rl.quality.estimator import QualityEstimator
-from ivos_rl.quality.evaluate import evaluate, mse, pearson, quality_metrics
 from ivos_rl.quality.samples import SampleWriter, load_samples
 from ivos_rl.quality.train import Augment, lr_factor, split_samples, train
 
@@ -180,7 +180,7 @@ def test_training_reduces_validation_mse(samples_dir: Path, tmp_path: Path) -> N
     estimator = QualityEstimator.from_checkpoint(tmp_path / "half.pt")
     assert estimator.split == payload["split"] and estimator.checkpoint_path == tmp_path / "half.pt"
     # evaluation entry point on the same folder, restricted to the held-out sequence
-    ev = evaluate(
+    ev = assess_quality(
         {
             "checkpoint": str(tmp_path / "run" / "last.pt"),
             "samples": [str(samples_dir)],

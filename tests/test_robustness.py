@@ -76,7 +76,8 @@ def _cfg(synthetic_root: Path, out: Path, *overrides: str) -> DictConfig:
             config_name="robustness",
             overrides=[
                 "n_annotators=2", "max_samples=2", "max_rounds=3",
-                "runs.linspace=null", "runs.farthest=null", f"output_dir={out}", *overrides,
+                "runs.linspace=null", "runs.farthest=null", "runs.lookahead=null", f"output_dir={out}",
+                *overrides,
             ],
         )
     with open_dict(cfg):
@@ -117,6 +118,26 @@ def test_robustness_writes_table_and_plot(synthetic_root: Path, tmp_path: Path) 
         setting="wild", robot=robot, max_rounds=3, max_samples=2, progress=False,
     )
     assert direct.auc_rounds == pytest.approx(auc[1, 0])
+
+
+def test_robustness_reports_gap_closed_with_the_lookahead(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rob"
+    cfg = _cfg(synthetic_root, out)
+    with open_dict(cfg):
+        cfg.runs.lookahead = {
+            "setting": "oracle",
+            "strategy": {"_target_": "ivos_rl.strategies.OracleLookaheadStrategy", "n_grid": 4},
+        }
+    res = run_robustness(cfg)
+    gaps = res["gap_closed"]
+    assert gaps["random"]["gap closed"] == pytest.approx(0.0)
+    assert gaps["lookahead"]["gap closed"] == pytest.approx(1.0)
+    assert "worst_oracle" in gaps and gaps["worst_oracle"]["videos"] >= 1
+    # the lookahead is an upper bound for one-step choices: on average at least Random's AUC
+    auc = np.asarray(res["auc"])
+    assert auc[:, 2].mean() >= auc[:, 0].mean()
+    assert "Gap closed" in (out / "robustness.md").read_text()
+    assert json.loads((out / "summary.json").read_text())["gap_closed"]["lookahead"]["gap closed"] == 1.0
 
 
 def test_robustness_config_errors(synthetic_root: Path, tmp_path: Path) -> None:

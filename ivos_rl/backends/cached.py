@@ -271,11 +271,15 @@ class CachedBackend(VOSBackend):
         self.backend.close()
 
     # ------------------------------------------------------------------ miss path
-    def _compute(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
-        """Bring the wrapped backend in sync with the history, then run this interaction."""
+    def sync(self) -> None:
+        """Bring the wrapped backend in line with the history, replaying the rounds hits skipped.
+
+        Called on every miss; call it before copying this backend (``RoundEngine.lookahead`` forks
+        it once per candidate) so that the copies do not each replay the same rounds.
+        """
         s = self._sample
-        assert s is not None
-        self.stats["misses"] += 1
+        if s is None:
+            raise BackendError("CachedBackend.sync called before reset")
         history = s["history"]
         if self._inner_synced is None or self._inner_synced > len(history):
             self.backend.reset(
@@ -287,6 +291,18 @@ class CachedBackend(VOSBackend):
                 self.backend.interact(past_idx, past)
                 self._inner_synced += 1
                 self.stats["replayed"] += 1
+        except BaseException:
+            self._inner_synced = None  # unknown inner state: reset and replay next time
+            raise
+
+    def _compute(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
+        """Bring the wrapped backend in sync with the history, then run this interaction."""
+        s = self._sample
+        assert s is not None
+        self.stats["misses"] += 1
+        history = s["history"]
+        self.sync()
+        try:
             output = self.backend.interact(frame_idx, interaction)
         except BaseException:
             self._inner_synced = None  # unknown inner state: reset and replay next time

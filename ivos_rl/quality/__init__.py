@@ -6,7 +6,7 @@
 * :mod:`~ivos_rl.quality.estimator` — :class:`QualityEstimator` (batched, cached; the Oracle's
   true J&F is :func:`ivos_rl.scoring.oracle_quality`);
 * :mod:`~ivos_rl.quality.samples` — training-sample generation with a backend, shards;
-* :mod:`~ivos_rl.quality.train` / :mod:`~ivos_rl.quality.evaluate` — training and PCC/MSE.
+* :mod:`~ivos_rl.quality.train` / :mod:`~ivos_rl.quality.assessment` — training and PCC/MSE.
 
 The names below are resolved on first access (:mod:`ivos_rl.utils.lazy`), so importing the
 package does not import torch.

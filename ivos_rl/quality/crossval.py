@@ -17,8 +17,8 @@ import numpy as np
 
 from ivos_rl.data.splits import check_disjoint
 from ivos_rl.errors import ConfigError
+from ivos_rl.quality.assessment import quality_metrics
 from ivos_rl.quality.calibration import coverage, reliability
-from ivos_rl.quality.evaluate import quality_metrics
 from ivos_rl.quality.feature_model import (
     FeatureModelConfig,
     FeatureQualityModel,

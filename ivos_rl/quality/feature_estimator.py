@@ -25,6 +25,7 @@ import torch
 
 from ivos_rl.backends.base import VOSBackend
 from ivos_rl.backends.cached import backend_fingerprint
+from ivos_rl.data.splits import read_split_record
 from ivos_rl.errors import CheckpointError, InputValidationError
 from ivos_rl.quality.feature_model import FeatureQualityModel, model_from_state, model_state
 from ivos_rl.quality.features import quality_features
@@ -100,8 +101,11 @@ class FeatureQualityEstimator:
         stop_rule: StopRule | None = None,
         backends: Sequence[str] = (),
         name: str = "feature-model",
+        split: dict[str, Any] | None = None,
     ) -> None:
         self.model = model.eval()
+        # the videos the model was trained on (ivos_rl.data.splits.split_record), as QualityEstimator
+        self.split = split
         self.stop_rule = stop_rule or StopRule()
         self.backends = tuple(backends)
         self.name = name
@@ -118,7 +122,8 @@ class FeatureQualityEstimator:
             model = model_from_state(payload["model"])
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: feature model weights do not load: {exc}") from exc
-        est = cls(model, StopRule(**payload["stop_rule"]), payload["backends"], name=str(path))
+        split = read_split_record(payload["split"], str(path))
+        est = cls(model, StopRule(**payload["stop_rule"]), payload["backends"], name=str(path), split=split)
         if backend is not None:
             est.check_backend(backend)
         return est

@@ -30,8 +30,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ivos_rl.data.splits import split_record, split_sequences
 from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.quality.assessment import check_geometry, predict_samples, quality_metrics
 from ivos_rl.quality.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from ivos_rl.quality.evaluate import check_geometry, predict_samples, quality_metrics
 from ivos_rl.quality.model import QualityNet
 from ivos_rl.quality.samples import SampleSet, load_samples
 from ivos_rl.utils.logging import get_logger

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
     from ivos_rl.strategies.farthest import FarthestStrategy
     from ivos_rl.strategies.linspace import LinspaceStrategy, linspace_frames
+    from ivos_rl.strategies.oracle_lookahead import OracleLookaheadStrategy
     from ivos_rl.strategies.random import RandomStrategy
     from ivos_rl.strategies.uncertainty import UncertaintyStrategy
     from ivos_rl.strategies.worst import WorstStrategy
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FarthestStrategy",
     "LinspaceStrategy",
+    "OracleLookaheadStrategy",
     "RandomStrategy",
     "Strategy",
     "StrategyState",

@@ -72,6 +72,8 @@ class Strategy(abc.ABC):
     #: runs the quality net when some strategy needs it.
     needs_quality: ClassVar[bool] = False
     needs_probs: ClassVar[bool] = False
+    #: Oracles that try frames through the backend (``extras["lookahead"]``, see RoundEngine.lookahead).
+    needs_lookahead: ClassVar[bool] = False
 
     def reset(self, seed: int | None = None) -> None:  # noqa: B027 - optional hook
         """Called at the start of every sample (sequence, initial scribble)."""

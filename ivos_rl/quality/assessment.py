@@ -102,7 +102,7 @@ def evaluate_samples(
     return result
 
 
-def evaluate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+def assess_quality(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """Entry point of ``scripts/eval_quality.py``.
 
     ``cfg.checkpoint``: quality checkpoint; ``cfg.samples``: sample folders (one per backend, any

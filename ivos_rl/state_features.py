@@ -1,0 +1,188 @@
+"""Per-frame features an agent may see beyond the paper's state (q, h) of Eq. 1.
+
+The one-step lookahead oracle shows that the best frame to annotate is the one whose correction
+propagates best, which (q, h) cannot reveal. These groups give the agent cues about that, each
+selectable on its own for a Table-6-style ablation; every value lies in [0, 1]:
+
+* ``distance`` (2 columns): temporal distance to the nearest annotated frame at or before the
+  frame, and at or after it, divided by the number of frames N; 1 when no annotated frame lies on
+  that side (as far as anything can be).
+* ``uncertainty`` (1): the quality estimator's per-frame uncertainty (its
+  ``predict_uncertainty(frames, probs) -> (N,)`` in [0, 1]); 0 in the Oracle setting, where J&F is
+  known exactly. An estimator without that method cannot be used with this group (typed error).
+* ``entropy`` (1): mean over pixels of the entropy of the backend's label distribution
+  (objects' probabilities, background = 1 - their sum), in units of log(K + 1).
+* ``area_change`` (1): mean over the existing neighbours t-1, t+1 of
+  |A_t - A_n| / max(A_t, A_n), A the foreground pixel count of the masks (0 when both are empty).
+* ``round`` (1): fraction of the recommendation budget used, (len(history) - 1) / horizon,
+  the same for every frame.
+
+The empty selection is the paper's state: :meth:`StateFeatures.extend` then returns its input
+unchanged (same array, bit-identical observations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ivos_rl.errors import ConfigError, InputValidationError
+
+__all__ = [
+    "FEATURE_GROUPS",
+    "StateFeatures",
+    "area_change",
+    "label_entropy",
+    "side_distances",
+]
+
+#: Group name -> number of columns it adds.
+FEATURE_GROUPS: dict[str, int] = {"distance": 2, "uncertainty": 1, "entropy": 1, "area_change": 1, "round": 1}
+
+
+def side_distances(history: Sequence[int], n_frames: int) -> np.ndarray:
+    """(N, 2): distance to the nearest annotated frame at or before / at or after each frame, / N."""
+    if n_frames < 1:
+        raise InputValidationError(f"n_frames must be >= 1, got {n_frames}")
+    ann = np.unique(np.asarray(list(history), dtype=np.int64))
+    if ann.size and (ann[0] < 0 or ann[-1] >= n_frames):
+        raise InputValidationError(f"history {list(history)} outside [0, {n_frames})")
+    t = np.arange(n_frames)
+    out = np.ones((n_frames, 2), dtype=np.float32)
+    if ann.size:
+        i = np.searchsorted(ann, t, side="right")  # ann[i - 1] <= t < ann[i]
+        has_before = i > 0
+        out[has_before, 0] = (t[has_before] - ann[i[has_before] - 1]) / n_frames
+        j = np.searchsorted(ann, t, side="left")  # ann[j] >= t
+        has_after = j < ann.size
+        out[has_after, 1] = (ann[j[has_after]] - t[has_after]) / n_frames
+    return out
+
+
+def label_entropy(probs: np.ndarray) -> np.ndarray:
+    """(T,): mean pixel entropy of (background, objects) from (T, K, H, W) probabilities, / log(K+1).
+
+    uint8 probabilities are value / 255 (``BackendOutput``); the background takes what the objects
+    leave (clipped at 0), and the distribution is renormalised per pixel.
+    """
+    p = np.asarray(probs)
+    if p.ndim != 4:
+        raise InputValidationError(f"probs must be (T, K, H, W), got shape {p.shape}")
+    p = p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p.astype(np.float32)
+    k = p.shape[1]
+    full = np.concatenate([np.clip(1.0 - p.sum(axis=1, keepdims=True), 0.0, None), p], axis=1)
+    full /= np.maximum(full.sum(axis=1, keepdims=True), 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(full > 0, -full * np.log(full), 0.0)
+    return (terms.sum(axis=1).mean(axis=(1, 2)) / np.log(k + 1)).astype(np.float32)
+
+
+def area_change(masks: np.ndarray) -> np.ndarray:
+    """(T,): mean relative foreground-area change against the existing neighbours t-1 and t+1."""
+    m = np.asarray(masks)
+    if m.ndim != 3:
+        raise InputValidationError(f"masks must be (T, H, W) labels, got shape {m.shape}")
+    area = ((m > 0) & (m != 255)).sum(axis=(1, 2)).astype(np.float64)
+    if area.size == 1:
+        return np.zeros(1, dtype=np.float32)
+    big = np.maximum(area[1:], area[:-1])
+    rel = np.where(big > 0, np.abs(area[1:] - area[:-1]) / np.maximum(big, 1.0), 0.0)  # between t, t+1
+    total = np.zeros_like(area)
+    count = np.zeros_like(area)
+    total[:-1] += rel
+    total[1:] += rel
+    count[:-1] += 1
+    count[1:] += 1
+    return (total / count).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class StateFeatures:
+    """A selection of feature groups (in :data:`FEATURE_GROUPS` order); empty = the paper's (q, h)."""
+
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, groups: StateFeatures | Sequence[str] | str | None) -> StateFeatures:
+        """From a list of group names (``"all"`` selects every group); unknown names are refused."""
+        if isinstance(groups, StateFeatures):
+            return groups
+        names = [] if groups is None else [groups] if isinstance(groups, str) else [str(g) for g in groups]
+        if names == ["all"]:
+            names = list(FEATURE_GROUPS)
+        bad = [g for g in names if g not in FEATURE_GROUPS]
+        if bad or len(set(names)) != len(names):
+            raise ConfigError(
+                f"state_features must be distinct names among {list(FEATURE_GROUPS)} (or 'all'), got {names}"
+            )
+        return cls(tuple(g for g in FEATURE_GROUPS if g in names))
+
+    @property
+    def width(self) -> int:
+        """Columns added to the (N, 2) state."""
+        return sum(FEATURE_GROUPS[g] for g in self.groups)
+
+    def check_quality(self, quality: Any, oracle: bool) -> None:
+        """Refuse the ``uncertainty`` group with an estimator that cannot report it."""
+        if "uncertainty" in self.groups and not oracle and not callable(
+            getattr(quality, "predict_uncertainty", None)
+        ):
+            raise ConfigError(
+                f"state feature 'uncertainty' needs a quality estimator with predict_uncertainty(frames, "
+                f"probs); {type(quality).__name__} has none"
+            )
+
+    def from_output(
+        self, probs: np.ndarray, masks: np.ndarray, *, quality: Any = None, frames: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(N, w) columns of the output groups for one backend output (``quality=None``: Oracle).
+
+        Nothing is computed for groups that are not selected ((N, 0) for the paper's state).
+        """
+        cols = []
+        for g in self.groups:
+            if g == "uncertainty":
+                n = masks.shape[0]
+                u = np.zeros(n) if quality is None else np.asarray(quality.predict_uncertainty(frames, probs))
+                if u.shape != (n,) or not np.all(np.isfinite(u)):
+                    raise InputValidationError(f"predict_uncertainty gave {u.shape} or NaN; need ({n},)")
+                cols.append(np.clip(u, 0.0, 1.0))
+            elif g == "entropy":
+                cols.append(label_entropy(probs))
+            elif g == "area_change":
+                cols.append(area_change(masks))
+        if not cols:
+            return np.zeros((masks.shape[0], 0), np.float32)
+        return np.stack(cols, axis=1).astype(np.float32)
+
+    def extend(
+        self,
+        state: np.ndarray,
+        history: Sequence[int],
+        horizon: int,
+        output_columns: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The (N, 2 + width) observation: ``state`` (q, h) followed by the selected groups.
+
+        ``output_columns`` is :meth:`from_output` of the current round (needed when any output
+        group is selected). With no group, ``state`` itself is returned.
+        """
+        if not self.groups:
+            return state
+        n = state.shape[0]
+        out_cols = iter(np.asarray(output_columns).T if output_columns is not None else [])
+        cols: list[np.ndarray] = [state]
+        for g in self.groups:
+            if g == "distance":
+                cols.append(side_distances(history, n))
+            elif g == "round":
+                cols.append(np.full((n, 1), (len(history) - 1) / max(int(horizon), 1), np.float32))
+            else:
+                col = next(out_cols, None)
+                if col is None or col.shape != (n,):
+                    raise InputValidationError(f"state feature {g!r} needs from_output columns ({n} frames)")
+                cols.append(col[:, None])
+        return np.concatenate(cols, axis=1).astype(np.float32)

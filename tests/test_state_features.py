@@ -1,0 +1,140 @@
+"""Agent state features beyond (q, h): hand-checked values, and the env's observation with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ivos_rl.backends.simulated import SimulatedBackend
+from ivos_rl.data.davis import DavisDataset
+from ivos_rl.envs import FrameRecommendationEnv
+from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.state import build_state, history_counts
+from ivos_rl.state_features import FEATURE_GROUPS, StateFeatures, area_change, label_entropy, side_distances
+
+
+def test_side_distances_by_hand() -> None:
+    d = side_distances([7, 3], 10)
+    # frame 0: nothing before (1.0), frame 3 after (0.3); frame 5: 3 before (.2), 7 after (.2)
+    assert d[0].tolist() == pytest.approx([1.0, 0.3])
+    assert d[3].tolist() == pytest.approx([0.0, 0.0])
+    assert d[5].tolist() == pytest.approx([0.2, 0.2])
+    assert d[9].tolist() == pytest.approx([0.2, 1.0])
+    assert side_distances([], 4).tolist() == [[1.0, 1.0]] * 4
+    with pytest.raises(InputValidationError, match="outside"):
+        side_distances([4], 4)
+
+
+def test_label_entropy_by_hand() -> None:
+    probs = np.zeros((3, 1, 2, 2), np.uint8)
+    probs[1] = 255  # certain foreground: entropy 0
+    probs[2, 0, 0, :] = 128  # ~0.5 on half the pixels: ~1 bit there, 0 elsewhere -> ~0.5
+    e = label_entropy(probs)
+    assert e[0] == pytest.approx(0.0) and e[1] == pytest.approx(0.0)
+    assert e[2] == pytest.approx(0.5, abs=1e-4)
+    two = np.full((1, 2, 1, 1), 1 / 3, np.float32)  # three equally likely labels: maximal = 1
+    assert label_entropy(two)[0] == pytest.approx(1.0)
+
+
+def test_area_change_by_hand() -> None:
+    masks = np.zeros((4, 2, 10), np.uint8)
+    masks[0, 0, :10] = 1  # area 10
+    masks[1, :, :10] = 1  # 20
+    masks[2, :, :10] = 2  # 20 (object id does not matter)
+    # masks[3] empty: 0
+    # pairs: (10, 20) -> .5, (20, 20) -> 0, (20, 0) -> 1
+    assert area_change(masks).tolist() == pytest.approx([0.5, 0.25, 0.5, 1.0])
+    assert area_change(np.zeros((2, 3, 3), np.uint8)).tolist() == [0.0, 0.0]
+
+
+def test_parse_width_and_extend() -> None:
+    assert StateFeatures.parse(None).groups == () and StateFeatures.parse([]).width == 0
+    every = StateFeatures.parse("all")
+    assert every.groups == tuple(FEATURE_GROUPS) and every.width == 6
+    assert StateFeatures.parse(["round", "distance"]).groups == ("distance", "round")  # canonical order
+    for bad in (["colour"], ["round", "round"]):
+        with pytest.raises(ConfigError, match="state_features"):
+            StateFeatures.parse(bad)
+    state = build_state(np.full(10, 0.5), history_counts([3, 7], 10))
+    assert StateFeatures().extend(state, [3, 7], horizon=4) is state  # the paper's state, untouched
+    obs = StateFeatures.parse(["distance", "round"]).extend(state, [3, 7], horizon=4)
+    assert obs.shape == (10, 5) and obs.dtype == np.float32
+    np.testing.assert_array_equal(obs[:, :2], state)
+    assert obs[5, 2:4].tolist() == pytest.approx([0.2, 0.2]) and np.all(obs[:, 4] == 0.25)  # 1 of 4 used
+    with pytest.raises(InputValidationError, match="entropy"):
+        StateFeatures.parse(["entropy"]).extend(state, [3, 7], horizon=4)
+
+
+def test_uncertainty_needs_an_estimator_that_reports_it() -> None:
+    feats = StateFeatures.parse(["uncertainty"])
+    feats.check_quality("oracle", oracle=True)  # the Oracle knows J&F exactly: uncertainty 0
+    with pytest.raises(ConfigError, match="predict_uncertainty"):
+        feats.check_quality(object(), oracle=False)
+    probs, masks = np.zeros((3, 1, 2, 2), np.uint8), np.zeros((3, 2, 2), np.uint8)
+    assert feats.from_output(probs, masks).tolist() == [[0.0]] * 3
+
+    class Unsure:
+        def predict_uncertainty(self, frames: Any, probs: Any) -> np.ndarray:
+            return np.array([0.1, 2.0, 0.3])
+
+    unsure = feats.from_output(probs, masks, quality=Unsure())
+    assert unsure.ravel().tolist() == pytest.approx([0.1, 1.0, 0.3])  # clipped to [0, 1]
+
+
+# ----------------------------------------------------------------------------- in the environment
+
+
+@pytest.fixture(scope="module")
+def dataset(synthetic_root: Path) -> DavisDataset:
+    return DavisDataset(synthetic_root, resolution="480p", image_set="2017/train")
+
+
+def _env(dataset: DavisDataset, **kw: Any) -> FrameRecommendationEnv:
+    return FrameRecommendationEnv(dataset, backend=SimulatedBackend(seed=0), interaction="fast",
+                                  reward={"use_goal": False}, horizon=3, subsequence_length=8, **kw)
+
+
+def test_default_observation_is_the_papers_state(dataset: DavisDataset) -> None:
+    env = _env(dataset)
+    assert env.observation_space.shape == (8, 2)
+    assert env.observation_space.high[:, 1].tolist() == [4.0] * 8
+    env.reset(seed=0)
+    obs, *_ = env.step(2)
+    ep = env._episode
+    assert ep is not None
+    np.testing.assert_array_equal(obs, build_state(ep["q"], history_counts(ep["history"], 8)))
+
+
+def test_env_appends_selected_groups_and_caches_them(dataset: DavisDataset) -> None:
+    groups = ["distance", "entropy", "area_change", "round"]
+    plain = _env(dataset, state_features=groups)
+    cached = _env(dataset, state_features=groups, transition_cache=50)
+    assert plain.observation_space.shape == (8, 7)
+    for _ in range(2):  # second pass: every step of `cached` is a transition-cache hit
+        oa, _ = plain.reset(seed=1)
+        ob, _ = cached.reset(seed=1)
+        for a in (2, 6):
+            oa, *_ = plain.step(a)
+            ob, *_ = cached.step(a)
+            np.testing.assert_array_equal(oa, ob)
+    ep = plain._episode
+    assert ep is not None and plain.observation_space.contains(oa)
+    np.testing.assert_array_equal(oa[:, 2:4], side_distances(ep["history"], 8))
+    out = plain.engine.state.output
+    assert out is not None
+    np.testing.assert_allclose(oa[:, 4], label_entropy(out.probs))
+    np.testing.assert_allclose(oa[:, 5], area_change(out.masks))
+    assert np.all(oa[:, 6] == pytest.approx(2 / 3))  # two of three recommendations made
+    assert cached.cache_hits > 0
+
+
+def test_env_refuses_uncertainty_without_an_estimator_that_has_it(dataset: DavisDataset) -> None:
+    class Plain:
+        def predict(self, frames: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+            return np.full(len(frames), 0.5), np.full((len(frames), 1), 0.5)
+
+    with pytest.raises(ConfigError, match="uncertainty"):
+        _env(dataset, quality=Plain(), state_features=["uncertainty"])
