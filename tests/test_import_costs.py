@@ -35,7 +35,6 @@ LIGHT = {
     "ivos_rl.backends": HEAVY,
     "ivos_rl.quality": HEAVY,
     "ivos_rl.agents": HEAVY,
-    "ivos_rl.envs.state": ENV_HEAVY + ENV_INTERNALS,
     "ivos_rl.envs.rewards": ENV_HEAVY + ENV_INTERNALS,
 }
 LAZY_PACKAGES = [
