@@ -17,7 +17,7 @@ from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.quality.checkpoint import load_model
 from ivos_rl.quality.model import QualityNet
 from ivos_rl.quality.samples import SampleSet, load_samples
-from ivos_rl.utils.io import atomic_write_json
+from ivos_rl.utils.io import atomic_path, atomic_write_json
 
 
 def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,21 +73,73 @@ def check_geometry(model: QualityNet, samples: SampleSet) -> None:
 
 
 @torch.inference_mode()
+def predict_with_uncertainty(
+    model: QualityNet, samples: SampleSet, batch_size: int = 128, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predicted quality (N,) for every stored crop (with its signal rows for a fusion net) and the
+    standard deviation (N,) of a fusion net's estimate (None for a crop-only net), in eval mode."""
+    check_geometry(model, samples)
+    was_training = model.training
+    model.eval().to(device)
+    mus, sds = [], []
+    size = model.config.input_size
+    for start in range(0, len(samples), batch_size):
+        index = slice(start, start + batch_size)
+        rgb, prob, _ = samples.tensors(index, size)
+        x = samples.signals(index, model.config.features).to(device) if model.fused else None
+        fmt = torch.channels_last  # matches models trained/served in NHWC; values do not depend on it
+        emb = model.embed(rgb.to(device, memory_format=fmt), prob.to(device, memory_format=fmt))
+        mu, log_var = model.head_out(emb, x)
+        mus.append(mu.float().cpu())
+        if log_var is not None:
+            sds.append(model.uncertainty(log_var).float().cpu())
+    model.train(was_training)
+    if not mus:
+        return np.zeros(0, np.float32), (np.zeros(0, np.float32) if model.fused else None)
+    return torch.cat(mus).numpy(), torch.cat(sds).numpy() if sds else None
+
+
 def predict_samples(
     model: QualityNet, samples: SampleSet, batch_size: int = 128, device: str | torch.device = "cpu"
 ) -> np.ndarray:
     """Predicted quality (N,) for every stored crop, in eval mode."""
-    check_geometry(model, samples)
-    was_training = model.training
-    model.eval().to(device)
-    out = []
-    size = model.config.input_size
-    for start in range(0, len(samples), batch_size):
-        rgb, prob, _ = samples.tensors(slice(start, start + batch_size), size)
-        fmt = torch.channels_last  # matches models trained/served in NHWC; values do not depend on it
-        out.append(model(rgb.to(device, memory_format=fmt), prob.to(device, memory_format=fmt)).float().cpu())
-    model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+    return predict_with_uncertainty(model, samples, batch_size, device)[0]
+
+
+def save_predictions(
+    path: str | Path, model: QualityNet, samples: SampleSet, device: str | torch.device = "cpu"
+) -> Path:
+    """Write the estimates (and standard deviations of a fusion net, else NaN) of every sample
+    with its keys and target to ``path`` (.npz, atomic): the out-of-fold rows of a CV fold."""
+    pred, sd = predict_with_uncertainty(model, samples, device=device)
+    fingerprint = np.full(len(samples), "unknown") if samples.fingerprint is None else samples.fingerprint
+    return write_predictions(path, samples, fingerprint, pred, sd)
+
+
+def write_predictions(
+    path: str | Path,
+    rows: Any,
+    fingerprint: np.ndarray,
+    pred: np.ndarray,
+    sd: np.ndarray | None,
+    fold: np.ndarray | None = None,
+) -> Path:
+    """Out-of-fold rows for :mod:`ivos_rl.quality.cv_report`: the keys (``rows.sequence``,
+    ``strategy``, ``init``, ``round``, ``frame``, ``object_id``) and ``rows.jf`` of a sample set or
+    feature rows, the backend ``fingerprint`` per row, estimate, sd (NaN when None), optional fold."""
+    names = ("sequence", "strategy", "init", "round", "frame", "object_id", "jf")
+    arrays = {k: getattr(rows, k) for k in names}
+    arrays.update(
+        pred=np.asarray(pred, np.float32),
+        sd=np.full(len(pred), np.nan, np.float32) if sd is None else np.asarray(sd, np.float32),
+        fingerprint=np.asarray(fingerprint),
+    )
+    if fold is not None:
+        arrays["fold"] = np.asarray(fold, np.int64)
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
 
 
 def evaluate_samples(

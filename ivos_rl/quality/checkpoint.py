@@ -10,12 +10,17 @@ never silently builds a random model: a missing, truncated or foreign file raise
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ivos_rl.backends.base import VOSBackend
+from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.data.splits import SPLIT_KEY
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.quality.model import QualityNet, QualityNetConfig
@@ -24,6 +29,41 @@ from ivos_rl.utils.torch_io import safe_torch_load
 
 FORMAT = "ivos_rl.quality"
 VERSION = 1
+BACKENDS_KEY = "backends"  # fingerprints of the backends whose samples trained the net (absent: older files)
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _identity(fingerprint: str) -> str:
+    """A backend fingerprint without cache-location settings (they do not change the outputs)."""
+    try:
+        info = json.loads(fingerprint)
+    except json.JSONDecodeError:
+        return fingerprint
+    if isinstance(info, dict) and isinstance(info.get("config"), dict):
+        info["config"] = {k: v for k, v in info["config"].items() if "cache" not in k}
+    return json.dumps(info, sort_keys=True)
+
+
+def warn_other_backend(name: str, trained: Sequence[str], backend: VOSBackend | str) -> bool:
+    """True when ``backend`` (object or fingerprint) is one of the ``trained`` fingerprints of the
+    quality model ``name``; otherwise warn once per (model, backend), naming both, and return False.
+
+    A quality model learns one backend's masks: used with another it may be off (issue 15). Settings
+    that only decide where results are cached (``*cache*`` fields) are ignored.
+    """
+    fp = backend if isinstance(backend, str) else backend_fingerprint(backend)
+    if _identity(fp) in {_identity(b) for b in trained}:
+        return True
+    key = (name, fp)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(
+            f"quality model {name} was trained on backend(s) {list(trained)} "
+            f"but is used with backend {fp}: its estimates may be off",
+            UserWarning,
+            stacklevel=3,
+        )
+    return False
 
 
 def save_checkpoint(
@@ -39,11 +79,13 @@ def save_checkpoint(
     train_config: dict[str, Any] | None = None,
     split: dict[str, Any] | None = None,
     half: bool = False,
+    backends: Sequence[str] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; ``half=True`` stores floating weights as float16 (shipping).
 
     ``split`` (:func:`ivos_rl.data.splits.split_record`) names the training and held-out videos, so
-    a Wild run can refuse reporting on videos the net was trained on.
+    a Wild run can refuse reporting on videos the net was trained on; ``backends`` the fingerprints
+    of the backends whose samples trained it (:func:`warn_other_backend`).
     """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if half:
@@ -61,6 +103,7 @@ def save_checkpoint(
         "rng": rng_state,
         "train_config": train_config,
         SPLIT_KEY: split,
+        BACKENDS_KEY: None if backends is None else sorted(set(map(str, backends))),
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -139,6 +182,7 @@ def export_half(src: str | Path, dst: str | Path) -> Path:
         train_config=payload.get("train_config"),
         split=payload.get(SPLIT_KEY),
         half=True,
+        backends=payload.get(BACKENDS_KEY),
     )
 
 

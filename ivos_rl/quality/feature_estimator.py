@@ -14,8 +14,6 @@ when the backend in use is not one of them, naming both.
 
 from __future__ import annotations
 
-import json
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,9 @@ import numpy as np
 import torch
 
 from ivos_rl.backends.base import VOSBackend
-from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.data.splits import read_split_record
 from ivos_rl.errors import CheckpointError, InputValidationError
+from ivos_rl.quality.checkpoint import warn_other_backend
 from ivos_rl.quality.feature_model import FeatureQualityModel, model_from_state, model_state
 from ivos_rl.quality.features import quality_features
 from ivos_rl.quality.stop import StopRule
@@ -35,7 +33,6 @@ from ivos_rl.utils.torch_io import safe_torch_load
 
 FORMAT = "ivos_rl.quality.features"
 VERSION = 1
-_WARNED: set[tuple[str, str]] = set()
 
 
 def save_feature_checkpoint(
@@ -77,17 +74,6 @@ def load_feature_checkpoint(path: str | Path) -> dict[str, Any]:
         if key not in payload:
             raise CheckpointError(f"{path}: feature checkpoint lacks {key!r}")
     return payload
-
-
-def _identity(fingerprint: str) -> str:
-    """A backend fingerprint without cache-location settings (they do not change the outputs)."""
-    try:
-        info = json.loads(fingerprint)
-    except json.JSONDecodeError:
-        return fingerprint
-    if isinstance(info, dict) and isinstance(info.get("config"), dict):
-        info["config"] = {k: v for k, v in info["config"].items() if "cache" not in k}
-    return json.dumps(info, sort_keys=True)
 
 
 class FeatureQualityEstimator:
@@ -133,19 +119,7 @@ class FeatureQualityEstimator:
 
         Settings that only decide where results are cached (``*cache*`` fields) are ignored.
         """
-        fp = backend if isinstance(backend, str) else backend_fingerprint(backend)
-        if _identity(fp) in {_identity(b) for b in self.backends}:
-            return True
-        key = (self.name, fp)
-        if key not in _WARNED:
-            _WARNED.add(key)
-            warnings.warn(
-                f"quality model {self.name} was trained on backend(s) {list(self.backends)} "
-                f"but is used with backend {fp}: its estimates may be off",
-                UserWarning,
-                stacklevel=2,
-            )
-        return False
+        return warn_other_backend(self.name, self.backends, backend)
 
     def predict(
         self,

@@ -144,6 +144,14 @@ def fit_feature_model(
     return model.eval()
 
 
+def mean_variance_loss(mu: torch.Tensor, log_var: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """MSE of the estimate + 0.1 x Gaussian NLL of the variance head around the *detached* estimate
+    (the uncertainty head never pulls the estimate; shared by the feature and the fusion models)."""
+    err = y - mu
+    nll = 0.5 * (log_var + err.detach() ** 2 / log_var.exp())
+    return (err**2).mean() + 0.1 * nll.mean()
+
+
 def _train_member(
     member: nn.Module, z: torch.Tensor, y: torch.Tensor, cfg: FeatureModelConfig, gen: torch.Generator
 ) -> None:
@@ -158,9 +166,7 @@ def _train_member(
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             mu, log_var = member(z[idx])
-            err = y[idx] - mu
-            nll = 0.5 * (log_var + err.detach() ** 2 / log_var.exp())
-            loss = (err**2).mean() + 0.1 * nll.mean()
+            loss = mean_variance_loss(mu, log_var, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -133,6 +133,42 @@ class FeatureRecorder:
         return FeatureRows(**arrays, names=names.pop()).save(out_dir)
 
 
+def row_index(
+    rows: FeatureRows,
+    sequence: np.ndarray,
+    strategy: np.ndarray,
+    init: np.ndarray,
+    rnd: np.ndarray,
+    frame: np.ndarray,
+    object_id: np.ndarray,
+    source: str | Path = "<feature rows>",
+) -> np.ndarray:
+    """Indices into ``rows`` of the (sequence, strategy, init, round, frame, object) keys given
+    (e.g. the crop samples of the same generation pass); :class:`DatasetError` naming the first key
+    without a row (rows of another pass or an interrupted one must not be paired silently)."""
+
+    def keys(seq: np.ndarray, strat: np.ndarray, *ints: np.ndarray) -> list[tuple[object, ...]]:
+        ints_ = (np.asarray(a).astype(np.int64).tolist() for a in ints)
+        return list(zip(seq.tolist(), strat.tolist(), *ints_, strict=True))
+
+    lookup = {
+        key: i
+        for i, key in enumerate(
+            keys(rows.sequence, rows.strategy, rows.init, rows.round, rows.frame, rows.object_id)
+        )
+    }
+    wanted = keys(sequence, strategy, init, rnd, frame, object_id)
+    out = np.empty(len(wanted), np.int64)
+    for i, key in enumerate(wanted):
+        j = lookup.get(key)
+        if j is None:
+            raise DatasetError(
+                f"no feature row for sample (sequence, strategy, init, round, frame, object) {key}", source
+            )
+        out[i] = j
+    return out
+
+
 def load_feature_rows(folders: str | Path | Sequence[str | Path]) -> FeatureRows:
     """Rows of ``features.npz`` in each folder (typed errors for a missing or foreign file)."""
     if isinstance(folders, (str, Path)):

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.data.splits import video_folds
 from ivos_rl.errors import ConfigError
+from ivos_rl.quality.assessment import write_predictions
 from ivos_rl.quality.calibration import format_reliability
 from ivos_rl.quality.crossval import backend_label, backend_mask, cross_validate
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
@@ -138,6 +139,14 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         oof_pred, oof_sd = cv.pop("oof_pred"), cv.pop("oof_sd")
         report["cv"] = cv
         done = np.isfinite(oof_pred)
+        fold = np.full(len(rows), -1)
+        for i, f in enumerate(folds):
+            fold[np.isin(rows.sequence, f)] = i
+        # out-of-fold rows for the side-by-side report (ivos_rl.quality.cv_report)
+        write_predictions(
+            out.with_suffix(".oof.npz"), rows.subset(done), rows.backend[done], oof_pred[done], oof_sd[done],
+            fold[done],
+        )
         # out-of-fold residuals of every video set the shipped model's uncertainty scale
         sd_scale = uncertainty_scale(oof_pred[done], oof_sd[done], rows.jf[done])
         pick = Counter(r["recipe"] for r in cv["recipes"]).most_common(1)[0][0]

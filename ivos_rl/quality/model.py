@@ -1,12 +1,18 @@
-"""Quality-assessment network: (RGB crop, probability crop) -> estimated J&F in [0, 1].
+"""Quality-assessment network: (RGB crop, probability crop[, signals]) -> estimated J&F in [0, 1].
 
 IVOS-W §3.2 uses a ResNet-50 whose first layer sees RGB and the probability map, global average
 pooling and a 2048 -> 1 linear layer (Eq. 7-8). The reference adds a separate convolution for the
 probability map to the output of the RGB stem (``stem="separate"``); ``stem="concat"`` is the plain
 4-channel first convolution. ResNet-18 and MobileNetV3-Small are light options for CPU use.
 
-Inputs are normalised inside the model (ImageNet mean/std for RGB), so a checkpoint is all that is
-needed to reproduce predictions.
+Late fusion (issue 15): with ``features`` (names of :mod:`ivos_rl.quality.features` signals) the
+pooled CNN features are concatenated with the standardised signal vector of the same (frame,
+object) and a small MLP head predicts the J&F and a log-variance (the per-frame uncertainty, as the
+feature-only model). Appearance alone overfits the few training videos; the signals carry what
+transfers, the crops what the signals miss. Without ``features`` the net is the paper's.
+
+Inputs are normalised inside the model (ImageNet mean/std for RGB; the signals' training mean/std
+are buffers), so a checkpoint is all that is needed to reproduce predictions.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import torch
 import torchvision
 from torch import nn
 
-from ivos_rl.errors import CheckpointError, ConfigError
+from ivos_rl.errors import CheckpointError, ConfigError, InputValidationError
+from ivos_rl.quality.features import feature_names
 
 BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "mobilenet_v3_small")
 STEMS: tuple[str, ...] = ("separate", "concat")
@@ -33,7 +40,10 @@ class QualityNetConfig:
     """Everything needed to rebuild a :class:`QualityNet` and its input pipeline.
 
     ``enlarge`` and ``threshold`` belong to the crop op but are stored with the model: a net
-    trained on 1.5x boxes is only meaningful on 1.5x boxes.
+    trained on 1.5x boxes is only meaningful on 1.5x boxes. ``features``: the signal columns of a
+    late-fusion net, in order (``"all"``: every :func:`~ivos_rl.quality.features.feature_names`
+    column without backend diagnostics; empty: the crop-only net); ``fusion_hidden``: width of its
+    head.
     """
 
     backbone: str = "mobilenet_v3_small"
@@ -41,8 +51,19 @@ class QualityNetConfig:
     stem: str = "separate"
     enlarge: float = 1.5
     threshold: float = 0.5
+    features: tuple[str, ...] = ()
+    fusion_hidden: int = 64
 
     def __post_init__(self) -> None:
+        names = feature_names() if self.features == "all" else self.features
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"quality features must be 'all' or a list of signal names, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"quality features name a signal twice: {list(names)}")
+        object.__setattr__(self, "features", tuple(names))
+        hidden = self.fusion_hidden
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise ConfigError(f"quality fusion_hidden must be an int >= 1, got {self.fusion_hidden!r}")
         if self.backbone not in BACKBONES:
             raise ConfigError(f"quality backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.stem not in STEMS:
@@ -55,7 +76,7 @@ class QualityNetConfig:
             raise ConfigError(f"quality threshold must be in [0, 1), got {self.threshold!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "features": list(self.features)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QualityNetConfig:
@@ -69,7 +90,9 @@ class QualityNetConfig:
 class QualityNet(nn.Module):
     """Backbone over RGB + probability crops, global average pool, linear -> sigmoid quality.
 
-    ``forward(rgb (N, 3, S, S) in [0, 1], prob (N, 1, S, S) in [0, 1]) -> (N,)`` in [0, 1].
+    ``forward(rgb (N, 3, S, S) in [0, 1], prob (N, 1, S, S) in [0, 1][, x (N, F)]) -> (N,)`` in [0, 1];
+    ``x`` (raw signal rows in ``config.features`` order) is required by a late-fusion net and
+    refused by a crop-only one.
     """
 
     def __init__(
@@ -80,6 +103,8 @@ class QualityNet(nn.Module):
         enlarge: float = 1.5,
         threshold: float = 0.5,
         imagenet_weights_path: str | Path | None = None,
+        features: str | tuple[str, ...] | list[str] = (),
+        fusion_hidden: int = 64,
     ) -> None:
         super().__init__()
         self.config = QualityNetConfig(
@@ -88,6 +113,8 @@ class QualityNet(nn.Module):
             stem=stem,
             enlarge=float(enlarge),
             threshold=float(threshold),
+            features=features if isinstance(features, str) else tuple(features),
+            fusion_hidden=int(fusion_hidden),
         )
         net = getattr(torchvision.models, backbone)(weights=None)
         if backbone.startswith("resnet"):
@@ -126,9 +153,40 @@ class QualityNet(nn.Module):
                     conv4.weight[:, :3] = first.weight
                     conv4.weight[:, 3:] = 0.0
             self._set_first_conv(conv4)
-        self.head = nn.Linear(_FEATURES[backbone], 1)
+        n_sig = len(self.config.features)
+        if n_sig:
+            hidden = self.config.fusion_hidden
+            self.head: nn.Module = nn.Sequential(
+                nn.Linear(_FEATURES[backbone] + n_sig, hidden), nn.SiLU(), nn.Linear(hidden, 2)
+            )
+            # the signals' standardisation (training rows) and the uncertainty scale: set by training
+            self.register_buffer("feat_mean", torch.zeros(n_sig))
+            self.register_buffer("feat_std", torch.ones(n_sig))
+            self.register_buffer("sd_scale", torch.ones(()))
+        else:
+            self.head = nn.Linear(_FEATURES[backbone], 1)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the pooled CNN features (:meth:`embed`)."""
+        return _FEATURES[self.config.backbone]
+
+    @property
+    def fused(self) -> bool:
+        """True for a late-fusion net (it needs the signal rows)."""
+        return bool(self.config.features)
+
+    def set_feature_stats(self, x: torch.Tensor) -> None:
+        """Standardise the signals with the mean/std of the training rows ``x`` (N, F)."""
+        if not self.fused or x.ndim != 2 or x.shape[1] != len(self.config.features) or x.shape[0] < 2:
+            raise InputValidationError(
+                f"feature statistics need (N >= 2, {len(self.config.features)}) rows of a fusion net, "
+                f"got {tuple(x.shape)}"
+            )
+        self.feat_mean.copy_(x.mean(0))
+        self.feat_std.copy_(x.std(0).clamp_min(1e-6))
 
     @classmethod
     def from_config(cls, config: QualityNetConfig | dict[str, Any]) -> QualityNet:
@@ -162,8 +220,30 @@ class QualityNet(nn.Module):
             x = b.features[1:](x)
         return torch.flatten(b.avgpool(x), 1)
 
-    def forward(self, rgb: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self.embed(rgb, prob))).squeeze(1)
+    def head_out(
+        self, emb: torch.Tensor, x: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(estimate (N,), log-variance (N,) or None for the crop-only net) from pooled features."""
+        if not self.fused:
+            if x is not None:
+                raise InputValidationError("this quality net is crop-only: it takes no signal rows")
+            return torch.sigmoid(self.head(emb)).squeeze(1), None
+        n_sig = len(self.config.features)
+        if x is None or x.ndim != 2 or x.shape != (emb.shape[0], n_sig):
+            got = None if x is None else tuple(x.shape)
+            raise InputValidationError(
+                f"the fusion quality net needs signal rows ({emb.shape[0]}, {n_sig}), got {got}"
+            )
+        z = (x.to(emb.dtype) - self.feat_mean) / self.feat_std
+        out = self.head(torch.cat([emb, z], dim=1))
+        return torch.sigmoid(out[:, 0]), out[:, 1].clamp(-12.0, 2.0)
+
+    def uncertainty(self, log_var: torch.Tensor) -> torch.Tensor:
+        """Standard deviation (J&F units) of the estimate: the variance head times ``sd_scale``."""
+        return (0.5 * log_var).exp() * self.sd_scale
+
+    def forward(self, rgb: torch.Tensor, prob: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head_out(self.embed(rgb, prob), x)[0]
 
 
 def load_imagenet_weights(backbone: nn.Module, path: str | Path) -> None:

@@ -45,7 +45,8 @@ from ivos_rl.data.init_scribbles import choose_frames
 from ivos_rl.errors import ConfigError, CorruptFileError, DatasetError, InputValidationError, MissingDataError
 from ivos_rl.interactions import count_marks
 from ivos_rl.quality.crop import crop_inputs
-from ivos_rl.quality.feature_rows import FeatureRecorder
+from ivos_rl.quality.feature_rows import FILE as FEATURE_FILE
+from ivos_rl.quality.feature_rows import FeatureRecorder, load_feature_rows, row_index
 from ivos_rl.rounds import RoundEngine, SampleContext
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
@@ -70,6 +71,7 @@ _ARRAYS = (
     "init",
     "box",
 )
+_OPTIONAL = ("fingerprint", "x")  # per-row arrays a SampleSet may lack (older folders)
 
 
 @dataclass
@@ -79,7 +81,10 @@ class SampleSet:
     ``rgb`` (N, 3, S, S) uint8, ``prob`` (N, S, S) uint8, targets ``jf``/``j``/``f`` (N,) float32,
     provenance ``sequence``/``backend``/``strategy`` (N,) str, ``frame`` (0-based), ``object_id``
     (1-based), ``round`` (1-based), ``init`` (initial-scribble index), ``box`` (N, 4) crop box in
-    pixels of the frame.
+    pixels of the frame. ``fingerprint`` (N,) the backend fingerprint of each row
+    (:func:`ivos_rl.backends.cached.backend_fingerprint`); ``x`` (N, F) the appearance-free
+    signals of the same (round, frame, object) with column names ``feature_names`` (from the
+    folder's ``features.npz``, written in the same generation pass; None when a folder has none).
     """
 
     rgb: np.ndarray
@@ -96,6 +101,9 @@ class SampleSet:
     box: np.ndarray
     backend: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    fingerprint: np.ndarray | None = None
+    x: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.jf.shape[0])
@@ -107,7 +115,25 @@ class SampleSet:
     def subset(self, index: np.ndarray) -> SampleSet:
         """Rows ``index`` (bool mask or integer indices) as a new set."""
         kw = {name: getattr(self, name)[index] for name in (*_ARRAYS, "backend")}
-        return SampleSet(**kw, meta=dict(self.meta))
+        opt = {n: None if getattr(self, n) is None else getattr(self, n)[index] for n in _OPTIONAL}
+        return SampleSet(**kw, **opt, meta=dict(self.meta), feature_names=self.feature_names)
+
+    def signals(self, index: np.ndarray | slice, names: tuple[str, ...]) -> torch.Tensor:
+        """Signal rows ``(n, len(names))`` float32 of rows ``index``, columns in ``names`` order.
+
+        :class:`ConfigError` when the set has no signals or lacks a named column (a fusion net
+        needs the signals it was built for)."""
+        if self.x is None:
+            raise ConfigError(
+                "these quality samples have no feature rows (features.npz): a fusion net needs them"
+            )
+        missing = [n for n in names if n not in self.feature_names]
+        if missing:
+            raise ConfigError(
+                f"quality samples lack signal columns {missing} (have {list(self.feature_names)})"
+            )
+        cols = [self.feature_names.index(n) for n in names]
+        return torch.from_numpy(np.ascontiguousarray(self.x[index][:, cols], dtype=np.float32))
 
     def tensors(
         self, index: np.ndarray | slice, input_size: int | None = None
@@ -136,7 +162,15 @@ class SampleSet:
                 f"quality sample sets use different crop geometries (size, enlarge, threshold): {geo}"
             )
         kw = {name: np.concatenate([getattr(s, name) for s in sets]) for name in (*_ARRAYS, "backend")}
-        return cls(**kw, meta=dict(sets[0].meta))
+        opt: dict[str, Any] = {}
+        for name in _OPTIONAL:
+            parts = [getattr(s, name) for s in sets]
+            opt[name] = None if any(p is None for p in parts) else np.concatenate(parts)
+        names = {s.feature_names for s in sets}
+        if opt["x"] is not None and len(names) != 1:
+            raise DatasetError(f"quality sample sets carry different signal columns: {sorted(names)}")
+        columns = names.pop() if opt["x"] is not None else ()
+        return cls(**kw, **opt, meta=dict(sets[0].meta), feature_names=columns)
 
 
 # ---------------------------------------------------------------------------------- histogram
@@ -552,8 +586,30 @@ def load_samples(folders: str | Path | Sequence[str | Path]) -> SampleSet:
             "threshold": manifest["threshold"],
         }
         backend = np.full(len(kw["jf"]), manifest["backend"])
-        sets.append(SampleSet(**kw, backend=backend, meta=meta))
+        # one folder = one generation pass with one backend: every row carries its fingerprint
+        fingerprint = np.full(len(kw["jf"]), str(manifest.get("backend_fingerprint", "unknown")))
+        x, names = _signals(folder, kw)
+        sets.append(
+            SampleSet(**kw, backend=backend, meta=meta, fingerprint=fingerprint, x=x, feature_names=names)
+        )
     return SampleSet.concatenate(sets)
+
+
+def _signals(folder: Path, kw: dict[str, np.ndarray]) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """The feature rows of ``folder`` paired with its crop rows by (sequence, strategy, init, round,
+    frame, object); (None, ()) when the folder has no ``features.npz``."""
+    if not (folder / FEATURE_FILE).is_file():
+        return None, ()
+    rows = load_feature_rows(folder)
+    idx = row_index(
+        rows, kw["sequence"], kw["strategy"], kw["init"], kw["round"], kw["frame"], kw["object_id"],
+        folder / FEATURE_FILE,
+    )
+    if not np.allclose(rows.jf[idx], kw["jf"], atol=1e-5):
+        raise CorruptFileError(
+            "feature rows and crop shards disagree on the J&F targets", folder / FEATURE_FILE
+        )
+    return rows.x[idx], rows.names
 
 
 def generate(cfg: Any) -> dict[str, Any]:

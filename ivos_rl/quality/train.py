@@ -7,6 +7,13 @@ uninterrupted run would (bit-identical weights on CPU). Checkpoints (``last.pt``
 and when a run stops early, ``best.pt`` by validation MSE) hold model config, weights, optimizer
 and scheduler state, step, epoch, RNG states and metrics; they are written atomically.
 
+A late-fusion net (``quality.features``, :mod:`ivos_rl.quality.model`) trains on the crops and the
+signal rows of the same (round, frame, object) (``features.npz`` of the sample folders), with the
+mean + variance loss of the feature model (:func:`~ivos_rl.quality.feature_model.mean_variance_loss`);
+its signal standardisation is fitted on the training rows. Every checkpoint records the backend
+fingerprints of its training samples. After training, ``held_out_predictions.npz`` holds the
+final model's estimates on the held-out videos (a cross-validation fold's out-of-fold rows).
+
 Reference hyper-parameters (SGD, lr 5e-6, momentum 0.9, weight decay 5e-4, batch 32, 50 epochs)
 assume an ImageNet-initialised ResNet-50; from scratch that LR barely moves the net, so the
 shipped config uses AdamW with warmup + cosine decay (see ``configs/train_quality.yaml``).
@@ -30,8 +37,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ivos_rl.data.splits import split_record, split_sequences
 from ivos_rl.errors import CheckpointError, ConfigError
-from ivos_rl.quality.assessment import check_geometry, predict_samples, quality_metrics
+from ivos_rl.quality.assessment import check_geometry, predict_samples, quality_metrics, save_predictions
 from ivos_rl.quality.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from ivos_rl.quality.feature_model import mean_variance_loss
 from ivos_rl.quality.model import QualityNet
 from ivos_rl.quality.samples import SampleSet, load_samples
 from ivos_rl.utils.logging import get_logger
@@ -284,6 +292,7 @@ class _Loop:
     progress: _Progress
     metrics: dict[str, Any]
     writer: SummaryWriter | None
+    backends: list[str] | None = None  # fingerprints of the training samples' backends
 
     def checkpoint(self, name: str, epoch: int) -> Path:
         p = self.progress
@@ -300,6 +309,7 @@ class _Loop:
             rng_state=_rng_state(),
             train_config=self.train_cfg,  # type: ignore[arg-type]
             split=self.split,
+            backends=self.backends,
         )
 
     def run(self) -> None:
@@ -324,12 +334,20 @@ class _Loop:
         for b in range(offset, self.steps_per_epoch):
             idx = perm[b * batch_size : (b + 1) * batch_size].numpy()
             rgb, prob, target = self.train_set.tensors(idx, size)
+            # signals are per (frame, object): the label-preserving crop augmentation keeps them
+            x = self.train_set.signals(idx, self.model.config.features) if self.model.fused else None
             gen = torch.Generator().manual_seed(seed * _STEP_SEED + 7 * p.step + 1)
             rgb, prob = self.aug(rgb, prob, gen)
             rgb = rgb.to(self.device, memory_format=self.fmt)
             prob = prob.to(self.device, memory_format=self.fmt)
             target = target.to(self.device)
-            loss = torch.mean((self.model(rgb, prob) - target) ** 2)
+            mu, log_var = self.model.head_out(
+                self.model.embed(rgb, prob), None if x is None else x.to(self.device)
+            )
+            if log_var is None:
+                loss = torch.mean((mu - target) ** 2)
+            else:
+                loss = mean_variance_loss(mu, log_var, target)
             if not torch.isfinite(loss):
                 raise ConfigError(
                     f"training diverged at step {p.step} (loss {loss.item()}); lower the learning rate"
@@ -394,6 +412,9 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     fmt = torch.channels_last if cfg.get("channels_last", True) else torch.contiguous_format
     model = _build_model(cfg).to(device, memory_format=fmt)
     check_geometry(model, samples)
+    if model.fused:  # standardise the signals with the training rows (a resume restores the same)
+        model.set_feature_stats(train_set.signals(slice(None), model.config.features).to(device))
+    backends = None if samples.fingerprint is None else sorted(set(samples.fingerprint.tolist()))
     del samples  # the splits hold copies; keep peak memory at one copy of the crops
     batch_size = int(cfg.batch_size)
     steps_per_epoch = len(train_set) // batch_size
@@ -429,8 +450,10 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     _Loop(
         cfg, model, optimizer, scheduler, aug, train_set, val_set, device, fmt, steps_per_epoch, stop_step,
-        train_cfg, split, progress, metrics, writer,
+        train_cfg, split, progress, metrics, writer, backends,
     ).run()
+    if len(val_set):
+        save_predictions(out_dir / "held_out_predictions.npz", model, val_set, device=device)
     if writer is not None:
         writer.close()
     metrics.update(
