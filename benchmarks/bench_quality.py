@@ -1,7 +1,8 @@
 """Latency of QualityEstimator.predict on an 80-frame 480p video with 1 object (issue 5 target:
 <= 0.7 s with the light backbone on 2 CPU cores), for each backbone, plus the cached re-call; and
 of the feature-only estimator (``features``: appearance-free features + MLP ensemble, issue 15,
-same target), split into the feature extraction and the model.
+same target), split into the feature extraction and the model; and of the late-fusion nets
+(``+signals``: crops + the same features, issue 15), whose ``predict`` includes the feature extraction.
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_quality.py [--threads 2] [--repeats 3]``.
 The models are untrained (latency does not depend on the weights). Besides wall-clock time the
@@ -26,11 +27,14 @@ from ivos_rl.quality.feature_model import FeatureModelConfig, FeatureQualityMode
 from ivos_rl.quality.features import FEATURE_NAMES, quality_features
 from ivos_rl.quality.model import QualityNet
 
-CONFIGS = {
-    "mobilenet_v3_small@128": ("mobilenet_v3_small", 128),
-    "mobilenet_v3_small@160": ("mobilenet_v3_small", 160),
-    "resnet18@128": ("resnet18", 128),
-    "resnet50@256": ("resnet50", 256),
+CONFIGS = {  # name: (backbone, input size, late fusion with the signals)
+    "mobilenet_v3_small@128": ("mobilenet_v3_small", 128, False),
+    "mobilenet_v3_small@160": ("mobilenet_v3_small", 160, False),
+    "resnet18@128": ("resnet18", 128, False),
+    "resnet50@256": ("resnet50", 256, False),
+    "mobilenet_v3_small@128+signals": ("mobilenet_v3_small", 128, True),
+    "resnet50@64+signals": ("resnet50", 64, True),
+    "resnet50@96+signals": ("resnet50", 96, True),
 }
 FEATURES = "features"
 
@@ -89,25 +93,26 @@ def main(argv: list[str] | None = None) -> int:
         if name == FEATURES:
             bench_features(frames, probs, args.repeats)
             continue
-        backbone, size = CONFIGS[name]
+        backbone, size, fused = CONFIGS[name]
         torch.manual_seed(0)
-        model = QualityNet(backbone=backbone, input_size=size).eval()
+        model = QualityNet(backbone=backbone, input_size=size, features="all" if fused else ()).eval()
         est = QualityEstimator(model, device=args.device, batch_size=args.batch_size, cache=True)
+        kw = {"history": [0, len(frames) // 2]} if fused else {}
 
-        def cold(e: QualityEstimator = est) -> None:
+        def cold(e: QualityEstimator = est, kw: dict = kw) -> None:
             e.reset_cache()
-            e.predict(frames, probs)
+            e.predict(frames, probs, **kw)
 
         cold()  # warm-up (allocator, kernels)
         cold_times = timed(cold, args.repeats)
         cpu_times = timed(cold, args.repeats, time.process_time)
-        est.predict(frames, probs)
-        hit_times = timed(lambda e=est: e.predict(frames, probs), args.repeats)
+        est.predict(frames, probs, **kw)
+        hit_times = timed(lambda e=est, kw=kw: e.predict(frames, probs, **kw), args.repeats)
         changed = probs.copy()
 
-        def one_changed(e: QualityEstimator = est, p: np.ndarray = changed) -> None:
+        def one_changed(e: QualityEstimator = est, p: np.ndarray = changed, kw: dict = kw) -> None:
             p[7, 0, 0, 0] ^= 1  # a different frame-7 map on every call
-            e.predict(frames, p)
+            e.predict(frames, p, **kw)
 
         one_times = timed(one_changed, args.repeats)
         print(
