@@ -43,7 +43,7 @@ from ivos_rl.quality.feature_model import mean_variance_loss
 from ivos_rl.quality.model import QualityNet
 from ivos_rl.quality.samples import SampleSet, load_samples
 from ivos_rl.utils.logging import get_logger
-from ivos_rl.utils.seed import seed_everything
+from ivos_rl.utils.seed import name_rng, seed_everything
 
 log = get_logger(__name__)
 
@@ -73,6 +73,17 @@ def split_samples(
     is_val = np.isin(samples.sequence, val)
     record = split_record(train, val, None if val_sequences else seed)
     return samples.subset(~is_val), samples.subset(is_val), record
+
+
+def _keep_fraction(train_set: SampleSet, fraction: float, seed: int) -> SampleSet:
+    """A name-seeded random ``fraction`` of the training rows (the same rows for every model with
+    the same seed and folders; CPU budget). Held-out rows are never dropped."""
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"data.train_fraction must be in (0, 1], got {fraction!r}")
+    if fraction == 1.0:
+        return train_set
+    keep = name_rng(seed, "quality-train-fraction").random(len(train_set)) < fraction
+    return train_set.subset(keep)
 
 
 @dataclass(frozen=True)
@@ -365,8 +376,16 @@ class _Loop:
                 break
 
     def _end_epoch(self, done_epoch: int, t0: float) -> None:
-        """Validate, record, write ``last.pt`` (and ``best.pt`` when the validation MSE improved)."""
+        """Validate, record, write ``last.pt`` (and ``best.pt`` when the validation MSE improved).
+
+        With ``val_every`` > 1 only every ``val_every``-th and the last epoch are validated (CPU
+        budget: cross-validation folds report the final model only)."""
         p = self.progress
+        val_every = int(self.cfg.get("val_every") or 1)
+        if done_epoch % val_every and p.step < self.stop_step:
+            self.checkpoint("last.pt", done_epoch)
+            log.info("epoch %d step %d (%.0fs)", done_epoch, p.step, time.perf_counter() - t0)
+            return
         val = quality_metrics(predict_samples(self.model, self.val_set, device=self.device), self.val_set.jf)
         train_loss = float(np.mean(p.running)) if p.running else float("nan")
         p.running = []
@@ -407,6 +426,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     train_set, val_set, split = split_samples(
         samples, cfg.data.get("val_sequences"), float(cfg.data.get("val_fraction", 0.2)), seed
     )
+    train_set = _keep_fraction(train_set, float(cfg.data.get("train_fraction") or 1.0), seed)
     device = torch.device(str(cfg.get("device", "cpu")))
     # NHWC is ~1.5x faster for these backbones on CPU (forward and backward).
     fmt = torch.channels_last if cfg.get("channels_last", True) else torch.contiguous_format
@@ -440,7 +460,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         "n_val": len(val_set),
         "val_sequences": split["held_out"],
     }
-    if progress.step == 0:
+    if progress.step == 0 and int(cfg.get("val_every") or 1) == 1:
         initial = quality_metrics(predict_samples(model, val_set, device=device), val_set.jf)
         metrics["initial_val_mse"], metrics["initial_val_pcc"] = initial["mse"], initial["pcc"]
     elif "initial_val_mse" in progress.resumed:
