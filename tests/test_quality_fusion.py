@@ -23,6 +23,7 @@ from ivos_rl.quality.model import QualityNet, QualityNetConfig
 from ivos_rl.quality.samples import generate_samples, load_samples
 from ivos_rl.quality.train import train
 from ivos_rl.robot import ScribbleRobot
+from ivos_rl.utils.seed import name_rng
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,8 @@ def test_fused_training_records_backends_and_held_out_predictions(generated: Pat
     held = sorted(set(s.sequence.tolist()))[:1]
     cfg = {
         "seed": 0, "device": "cpu", "channels_last": True, "num_threads": 1,
-        "data": {"dirs": [str(generated)], "val_sequences": held, "val_fraction": 0.2},
+        "data": {"dirs": [str(generated)], "val_sequences": held, "train_fraction": 0.5},
+        "val_every": 3,  # > epochs: only the last epoch is validated, no initial validation
         "quality": {"backbone": "mobilenet_v3_small", "input_size": 32, "features": "all"},
         "batch_size": 8, "epochs": 1, "max_steps": None,
         "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "weight_decay": 0.0},
@@ -113,12 +115,18 @@ def test_fused_training_records_backends_and_held_out_predictions(generated: Pat
         "augment": {"hflip": 0.5}, "tensorboard": False, "resume": None, "output_dir": str(tmp_path / "run"),
     }
     metrics = train(cfg)
+    n_train = int((~np.isin(s.sequence, held)).sum())
+    kept = name_rng(0, "quality-train-fraction").random(n_train) < 0.5
+    assert metrics["n_train"] == int(kept.sum())
+    assert 0 < metrics["n_train"] < n_train and "initial_val_mse" not in metrics
     payload = load_checkpoint(metrics["checkpoint"])
+    history = payload["metrics"]["history"]
+    assert [h["epoch"] for h in history] == [1] and "pcc" in history[0]
     assert payload["backends"] == sorted(set(s.fingerprint.tolist()))
     assert payload["model_config"]["features"] == list(FEATURE_NAMES)
     assert payload["split"]["held_out"] == held
     model, _ = load_model(metrics["checkpoint"])
-    train_x = s.x[~np.isin(s.sequence, held)][:, : len(FEATURE_NAMES)]
+    train_x = s.x[~np.isin(s.sequence, held)][kept][:, : len(FEATURE_NAMES)]  # the kept training rows
     np.testing.assert_allclose(model.feat_mean.numpy(), train_x.mean(0), rtol=1e-4, atol=1e-5)
     preds = load_predictions([tmp_path / "run" / "held_out_predictions.npz"])
     assert set(preds.arrays["sequence"].tolist()) == set(held)
