@@ -206,3 +206,14 @@ def test_cv_report_by_hand(tmp_path: Path) -> None:
     both = common_rows({"m": p, "n": other})
     assert len(both["m"]) == len(both["n"]) == 2
     np.testing.assert_array_equal(both["m"].arrays["frame"], both["n"].arrays["frame"])
+
+
+def test_val_fraction_zero_trains_on_every_video(generated: Path) -> None:
+    from ivos_rl.quality.train import split_samples
+
+    s = load_samples(generated)
+    train_set, val_set, record = split_samples(s, None, 0.0)
+    assert len(train_set) == len(s) and len(val_set) == 0
+    assert record["held_out"] == [] and record["train"] == sorted(set(s.sequence.tolist()))
+    with pytest.raises(ConfigError, match="val_fraction"):
+        split_samples(s, None, 1.0)

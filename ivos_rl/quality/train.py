@@ -58,14 +58,18 @@ def split_samples(
     ``val_sequences`` names the held-out videos; otherwise ``round(val_fraction * n_sequences)``
     (at least 1) are held out by :func:`ivos_rl.data.splits.split_sequences`, the split every
     trainer uses (by name hash: the agent with the same seed holds out a subset or superset of
-    these videos). Returns the sets and the split record the checkpoint stores.
+    these videos). ``val_fraction=0`` holds out nothing (the shipped fit on every video, its recipe
+    chosen by cross-validation): no validation, no ``best.pt``. Returns the sets and the split
+    record the checkpoint stores.
     """
     names = sorted(set(samples.sequence.tolist()))
     if val_sequences:
         held: int | list[str] = [str(s) for s in val_sequences]
+    elif val_fraction == 0:
+        return samples, samples.subset(np.zeros(len(samples), bool)), split_record(names, [], None)
     else:
         if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+            raise ConfigError(f"val_fraction must be 0 or in (0, 1), got {val_fraction!r}")
         held = max(1, round(val_fraction * len(names)))
         if held >= len(names):
             raise ConfigError(f"cannot hold out {held} of {len(names)} sequences and still train")
@@ -382,7 +386,7 @@ class _Loop:
         budget: cross-validation folds report the final model only)."""
         p = self.progress
         val_every = int(self.cfg.get("val_every") or 1)
-        if done_epoch % val_every and p.step < self.stop_step:
+        if not len(self.val_set) or (done_epoch % val_every and p.step < self.stop_step):
             self.checkpoint("last.pt", done_epoch)
             log.info("epoch %d step %d (%.0fs)", done_epoch, p.step, time.perf_counter() - t0)
             return
@@ -460,7 +464,7 @@ def train(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         "n_val": len(val_set),
         "val_sequences": split["held_out"],
     }
-    if progress.step == 0 and int(cfg.get("val_every") or 1) == 1:
+    if progress.step == 0 and int(cfg.get("val_every") or 1) == 1 and len(val_set):
         initial = quality_metrics(predict_samples(model, val_set, device=device), val_set.jf)
         metrics["initial_val_mse"], metrics["initial_val_pcc"] = initial["mse"], initial["pcc"]
     elif "initial_val_mse" in progress.resumed:
