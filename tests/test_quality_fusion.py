@@ -12,9 +12,9 @@ import torch
 
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data import DavisDataset
-from ivos_rl.errors import ConfigError, DatasetError, InputValidationError
+from ivos_rl.errors import CheckpointError, ConfigError, DatasetError, InputValidationError
 from ivos_rl.quality.assessment import write_predictions
-from ivos_rl.quality.checkpoint import load_checkpoint, load_model, save_checkpoint
+from ivos_rl.quality.checkpoint import export_half, load_checkpoint, load_model, save_checkpoint
 from ivos_rl.quality.cv_report import common_rows, load_predictions, model_report
 from ivos_rl.quality.estimator import QualityEstimator
 from ivos_rl.quality.feature_rows import FILE, FeatureRows, load_feature_rows
@@ -175,6 +175,12 @@ def test_fused_estimator_history_uncertainty_cache_and_backend_warning(tmp_path:
         assert not loaded.check_backend('{"class": "B"}')
     msgs = [str(w.message) for w in caught]
     assert len(msgs) == 1 and '{"class": "A"}' in msgs[0] and '{"class": "B"}' in msgs[0]
+    # shipping copy: float16, the out-of-fold uncertainty scale, backends kept
+    shipped = export_half(path, tmp_path / "ship.pt", sd_scale=1.5)
+    model, payload = load_model(shipped)
+    assert float(model.sd_scale) == 1.5 and payload["backends"] == ['{"class": "A"}']
+    with pytest.raises(CheckpointError, match="sd_scale"):
+        export_half(save_checkpoint(tmp_path / "crop.pt", _net(features=())), tmp_path / "x.pt", sd_scale=1.5)
 
 
 def _pred_file(path: Path, seqs: list[str], pred: list[float], jf: list[float]) -> Path:

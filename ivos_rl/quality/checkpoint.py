@@ -170,9 +170,15 @@ def load_model(
     return model, payload
 
 
-def export_half(src: str | Path, dst: str | Path) -> Path:
-    """Write a shipping copy of ``src``: float16 weights, config and metrics; no optimizer state."""
+def export_half(src: str | Path, dst: str | Path, sd_scale: float | None = None) -> Path:
+    """Write a shipping copy of ``src``: float16 weights, config, metrics, split and backends; no
+    optimizer state. ``sd_scale`` sets a fusion net's uncertainty scale (from its recipe's
+    out-of-fold residuals, :mod:`ivos_rl.quality.cv_report`)."""
     model, payload = load_model(src)
+    if sd_scale is not None:
+        if not model.fused or not sd_scale > 0:
+            raise CheckpointError(f"{src}: sd_scale {sd_scale!r} needs a fusion net and a value > 0")
+        model.sd_scale.fill_(float(sd_scale))
     return save_checkpoint(
         dst,
         model,
@@ -194,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("src", type=Path, help="training checkpoint (e.g. outputs/.../last.pt)")
     parser.add_argument("dst", type=Path, help="output file (e.g. checkpoints/quality/<name>.pt)")
+    parser.add_argument("--sd-scale", type=float, default=None, help="a fusion net's uncertainty scale")
     args = parser.parse_args(argv)
     try:
-        out = export_half(args.src, args.dst)
+        out = export_half(args.src, args.dst, args.sd_scale)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
