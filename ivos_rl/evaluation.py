@@ -918,7 +918,7 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from ivos_rl.provenance import file_sha256
-    from ivos_rl.rounds import quality_source_from_cfg
+    from ivos_rl.rounds import quality_source_from_cfg, wild_setting_with_quality
     from ivos_rl.utils import seed_everything
 
     out_dir = Path(cfg.output_dir)
@@ -932,10 +932,14 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
     strategy = instantiate(cfg.strategy)
     provenance: dict[str, Any] = {}
     quality = None
+    # `quality=<name>` (configs/quality/) replaces the Wild setting's estimator
+    setting = cfg.setting
+    if cfg.get("quality") is not None:
+        setting = OmegaConf.create(wild_setting_with_quality(cfg.setting, cfg.quality))
     if config.setting == "wild" and strategy.needs_quality:
-        source = quality_source_from_cfg(cfg.setting)
+        source = quality_source_from_cfg(setting)
         quality = source.estimator
-        provenance["quality_checkpoint"] = file_sha256(OmegaConf.select(cfg, "setting.estimator.path"))
+        provenance["quality_checkpoint"] = file_sha256(OmegaConf.select(setting, "estimator.path"))
     agent_path = OmegaConf.select(cfg, "strategy.path")
     if agent_path is not None:
         provenance["agent_checkpoint"] = file_sha256(agent_path)

@@ -451,6 +451,30 @@ def fork_backend(backend: VOSBackend) -> VOSBackend:
     return clone
 
 
+def wild_setting_with_quality(setting: Any, quality: Any) -> dict[str, Any]:
+    """The ``setting`` node whose Wild estimator is the ``quality`` config group's entry
+    (``evaluate.py setting=wild quality=resnet50``): a net config with a shipped ``checkpoint``
+    becomes ``QualityEstimator.from_checkpoint(checkpoint)``; an estimator config (``_target_`` +
+    ``path``, e.g. ``quality=features``) is used as is. :class:`ConfigError` for the Oracle
+    setting (it uses no estimator) and for a net without a shipped checkpoint."""
+    name = setting if isinstance(setting, str) else setting.get("name")
+    if name != "wild":
+        raise ConfigError(
+            f"quality=<name> chooses the Wild setting's estimator; it needs setting=wild, got {name!r}"
+        )
+    if quality.get("checkpoint"):
+        path = str(quality.get("checkpoint"))
+        estimator: Any = {"_target_": "ivos_rl.quality.QualityEstimator.from_checkpoint", "path": path}
+    elif quality.get("_target_") and quality.get("path"):
+        estimator = quality
+    else:
+        raise ConfigError(
+            f"the quality config {quality.get('backbone', quality.get('_target_'))!r} has no shipped "
+            "checkpoint (set quality.checkpoint=<.pt>)"
+        )
+    return {"name": "wild", "estimator": estimator}
+
+
 def quality_source_from_cfg(node: Any) -> QualitySource:
     """The ``setting`` config group (``configs/setting/{oracle,wild}.yaml``) as a :class:`QualitySource`.
 

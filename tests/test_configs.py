@@ -158,3 +158,26 @@ def test_debug_tiny_shards_merge_through_the_script_entry(tmp_path: Path) -> Non
     assert merged["auc_rounds"] == pytest.approx(whole["auc_rounds"])
     assert len(load_sample_results(tmp_path / "all")) == 3
     assert (tmp_path / "all" / "manifest.json").is_file()
+
+
+def test_quality_group_picks_the_wild_estimator() -> None:
+    from ivos_rl.errors import ConfigError
+    from ivos_rl.rounds import wild_setting_with_quality
+
+    cfg = _compose("evaluate", ["quality=resnet50", f"paths.root_dir={CONFIGS.parent}"])
+    node = wild_setting_with_quality(cfg.setting, cfg.quality)
+    assert node["estimator"]["path"].endswith("quality/resnet50-64-fused-davis2016-propagation-v2.pt")
+    assert node["estimator"]["_target_"].endswith("QualityEstimator.from_checkpoint")
+    assert _compose("evaluate").get("quality") is None  # default: the setting's own estimator
+    feats = _compose("evaluate", ["quality=features"])
+    assert wild_setting_with_quality(feats.setting, feats.quality)["estimator"] is feats.quality
+    with pytest.raises(ConfigError, match="setting=wild"):
+        wild_setting_with_quality(_compose("evaluate", ["setting=oracle"]).setting, cfg.quality)
+    with pytest.raises(ConfigError, match="no shipped checkpoint"):
+        wild_setting_with_quality(cfg.setting, _compose("evaluate", ["quality=resnet18"]).quality)
+    # the training side ignores `checkpoint` (it names shipped weights, not a model argument)
+    from ivos_rl.quality.train import _build_model
+
+    train_cfg = _compose("train_quality", ["quality=resnet50", "data.dirs=[x]"])
+    net = _build_model(train_cfg)
+    assert net.fused and net.config.input_size == 64 and len(net.config.features) == 25

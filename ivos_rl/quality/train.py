@@ -214,7 +214,9 @@ def _check_same_run(saved: Any, current: Any, path: Path) -> None:
 
 
 def _build_model(cfg: DictConfig) -> QualityNet:
-    model = instantiate(cfg.quality) if "_target_" in cfg.quality else QualityNet(**cfg.quality)
+    # `checkpoint` names the net's shipped weights (for evaluate.py quality=<name>), not an argument
+    node = {k: v for k, v in cfg.quality.items() if k != "checkpoint"}
+    model = instantiate(node) if "_target_" in node else QualityNet(**node)
     if not isinstance(model, QualityNet):
         raise ConfigError(f"cfg.quality must build a QualityNet, got {type(model).__name__}")
     return model
