@@ -943,9 +943,12 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
     agent_path = OmegaConf.select(cfg, "strategy.path")
     if agent_path is not None:
         provenance["agent_checkpoint"] = file_sha256(agent_path)
+    backend = instantiate(cfg.backend)
+    if callable(getattr(quality, "check_backend", None)):
+        quality.check_backend(backend)  # type: ignore[union-attr]  # warns once if trained on another backend
     result = evaluate(
         instantiate(cfg.dataset),
-        instantiate(cfg.backend),
+        backend,
         strategy,
         config,
         quality=quality,
