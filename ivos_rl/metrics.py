@@ -14,14 +14,19 @@ metrics every IVOS paper reports), so the semantics are copied rule for rule:
   precision/recall edge cases: no predicted boundary -> P=1, R=0; no true boundary -> P=0, R=1;
   neither -> F=1.
 
-Speed: per frame and object, one comparison pass gives a uint8 mask (in the input's own dtype,
-so int64 maps are never converted); everything after it is cv2 on uint8 crops: boundaries on each
-mask's bounding box (a 2x2 morphological gradient is exactly the seg2bmap rule), and matching only
-within the true box grown by the tolerance, in three exact stages (the square inscribed in the
-disk settles most pixels, the bounding square rules out most others, the ring offsets decide the
-rest), so a noisy prediction's scattered boundary costs one count. Results are identical to the
+Speed: each frame is read once. With one object that read is the comparison itself (in the
+input's own dtype); with several, a wide (e.g. int64) frame whose labels all fit in 0..255 is
+first turned into uint8 (a frame with another label is compared in its own dtype: exact, like the
+reference). Per object, one comparison pass gives a uint8 mask; everything after it is cv2 on
+uint8 crops: boundaries on each mask's bounding box (a 2x2 morphological gradient is exactly the
+seg2bmap rule), and matching only within the true box grown by the tolerance, in three exact
+stages (the square inscribed in the disk settles most pixels, the bounding square rules out most
+others, the ring offsets decide the rest), so a noisy prediction's scattered boundary costs one
+count. ``threads`` > 1 spreads frames over a thread pool (OpenCV and numpy release the GIL); each
+frame fills its own cells, so the figures do not depend on it. Results are identical to the
 reference's full-frame processing (0 difference in tests/test_parity_davisinteractive.py and in
-benchmarks/bench_metrics.py on real 480p masks: x14-16 on uint8, x5 on int64 label maps).
+benchmarks/bench_metrics.py on real 480p masks; speed-ups and their conditions in
+benchmarks/RESULTS.md: over x20 on uint8, x4-8 on int64 label maps in CPU time, one thread).
 
 OpenCV is imported by the functions that compute, not at module load: code that only needs the
 metric definitions (reports, summaries) does not pay for it.
@@ -356,7 +361,8 @@ def _compact(frame: np.ndarray) -> np.ndarray:
     """
     if frame.dtype.itemsize == 1:
         return frame
-    unsigned = frame.view(np.dtype(f"u{frame.dtype.itemsize}"))  # negative labels read as huge values
+    code = frame.dtype.str  # e.g. "<i8": keep the byte order, read negative labels as huge values
+    unsigned = frame.view(np.dtype(f"{code[0]}u{code[2:]}"))
     return frame if unsigned.max() > 255 else unsigned.astype(np.uint8)
 
 

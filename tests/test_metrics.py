@@ -221,6 +221,11 @@ def test_several_objects_in_wide_labels_are_compared_exactly() -> None:
     # both frames: object 1 gt {0, 1} pred {0} -> J = 1/2; object 2 gt {2, 3} pred {2} -> J = 1/2
     # (cutting frame 1 to its low bytes would give 1 for both objects)
     np.testing.assert_array_equal(batched_jaccard(gt, pr, False, nb_objects=2), [[0.5, 0.5], [0.5, 0.5]])
+    swapped = batched_jaccard(gt.astype(">i8"), pr.astype(">i8"), False, nb_objects=2)  # big-endian
+    np.testing.assert_array_equal(swapped, [[0.5, 0.5], [0.5, 0.5]])
+    # big-endian 2**56 and 2**57 have the bytes of little-endian 1 and 2: no object here, J = 0
+    far = np.array([[[2**56, 2**56, 2**57, 0]]], ">i8")
+    np.testing.assert_array_equal(batched_jaccard(gt[:1].astype(">i8"), far, False, nb_objects=2), [[0, 0]])
     np.testing.assert_array_equal(
         batched_f_measure(gt, pr, False, nb_objects=2)[1],
         batched_f_measure(gt[:1], pr[:1], False, nb_objects=2)[0],
