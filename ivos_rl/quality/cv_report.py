@@ -32,8 +32,8 @@ from ivos_rl.quality.crossval import backend_label
 from ivos_rl.quality.feature_model import uncertainty_scale
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 
-KEYS = ("sequence", "strategy", "init", "round", "frame", "object_id")
-COLUMNS = (*KEYS, "pred", "sd", "jf", "fingerprint")
+KEYS = ("fingerprint", "sequence", "strategy", "init", "round", "frame", "object_id")
+COLUMNS = (*KEYS, "pred", "sd", "jf")
 
 
 @dataclass
@@ -53,11 +53,15 @@ class Predictions:
         return list(zip(*cols, strict=True))
 
 
-def load_predictions(paths: Sequence[str | Path]) -> Predictions:
-    """Rows of prediction files; file ``i`` is fold ``i`` unless the file holds a ``fold`` column.
+def load_predictions(paths: Sequence[str | Path], folds: Sequence[int] | None = None) -> Predictions:
+    """Rows of prediction files; file ``i`` is fold ``folds[i]`` (default ``i``) unless the file
+    holds a ``fold`` column.
 
-    A row scored twice (the same key in two files) is an error: folds are disjoint by video.
+    A row scored twice (the same key, backend included, in two files) is an error: folds are
+    disjoint by video.
     """
+    if folds is not None and len(folds) != len(paths):
+        raise ConfigError(f"{len(paths)} prediction files but {len(folds)} fold numbers")
     parts = []
     for i, path in enumerate(Path(p) for p in paths):
         if not path.is_file():
@@ -65,7 +69,8 @@ def load_predictions(paths: Sequence[str | Path]) -> Predictions:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {c: data[c] for c in COLUMNS}
-                fold = data["fold"] if "fold" in data.files else np.full(len(arrays["jf"]), i)
+                default = i if folds is None else int(folds[i])
+                fold = data["fold"] if "fold" in data.files else np.full(len(arrays["jf"]), default)
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
             raise CorruptFileError(f"cannot read out-of-fold predictions ({exc})", path) from exc
         parts.append({**arrays, "fold": np.asarray(fold, np.int64)})
@@ -161,7 +166,9 @@ def plot_reliability(reports: Mapping[str, dict[str, Any]], backend: str, path: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ivos_rl.quality.cv_report", description=__doc__)
-    parser.add_argument("models", nargs="+", help="NAME=FILE[,FILE...] (fold files in fold order)")
+    parser.add_argument(
+        "models", nargs="+", help="NAME=FILE[,FILE...] (fold files in fold order; FOLD:FILE names the fold)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="JSON report")
     parser.add_argument("--plot", type=Path, default=None, help="reliability PNG (backend --plot-backend)")
     parser.add_argument("--plot-backend", default="propagation-v2")
@@ -173,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             name, _, files = spec.partition("=")
             if not name or not files:
                 raise ConfigError(f"model argument must be NAME=FILE[,FILE...], got {spec!r}")
-            models[name] = load_predictions(files.split(","))
+            specs = [
+                f.partition(":") if f[:1].isdigit() and ":" in f else ("", "", f) for f in files.split(",")
+            ]
+            numbers = [int(n) for n, _, _ in specs] if all(n for n, _, _ in specs) else None
+            models[name] = load_predictions([p for _, _, p in specs], numbers)
         if args.common:
             models = common_rows(models)
         reports = {name: model_report(p) for name, p in models.items()}
