@@ -17,6 +17,9 @@ previous stage's outputs, computed once beforehand):
   ``dy² + dx² <= r²`` on the neighbour found). It is checked to give the same counts; it is not used
   by the package because it is slower (benchmarks/RESULTS.md, issue #18).
 
+Each stage runs over all frames before the next starts, so the masks and crops leave the cache in
+between: the sum of the stages exceeds the one-pass J+F time, which processes one frame at a time.
+
 These helpers reach into ``ivos_rl.metrics``' private functions on purpose: they time the package's
 own stages, not a copy of them.
 """
