@@ -1,8 +1,8 @@
 """Where ivos-rl's one-object J+F spends its time, stage by stage, and one alternative for matching.
 
 Used by ``bench_metrics.py --stages``. The stages are those of ``ivos_rl.metrics._compute`` for one
-object, timed separately over all frames (best CPU time of the repeats, each stage fed with the
-previous stage's outputs, computed once beforehand):
+object, timed separately over all frames by the caller's timer (bench_metrics.py: best CPU time of
+the repeats), each stage fed with the previous stage's outputs, computed once beforehand:
 
 * ``read``: the two object masks of every frame (one comparison pass over each input frame in its
   own dtype; for int64 inputs this is the memory-bound read of 2 x 8 bytes per pixel);
@@ -26,7 +26,6 @@ own stages, not a copy of them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,15 +33,6 @@ import cv2
 import numpy as np
 
 from ivos_rl import metrics as m
-
-
-def _best(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - start)
-    return out, best
 
 
 def _points(boundary: np.ndarray) -> np.ndarray:
@@ -68,8 +58,12 @@ def point_set_count(src: np.ndarray, dst: np.ndarray, radius: int) -> int:
     return int(np.count_nonzero((diff * diff).sum(axis=1) <= radius * radius))
 
 
-def stage_times(gt: np.ndarray, pred: np.ndarray, repeats: int, bound_th: float = 0.008) -> dict[str, float]:
-    """CPU seconds of each stage of one-object J+F over the (T, H, W) stacks (object id 1)."""
+Timer = Callable[[Callable[[], Any]], tuple[Any, float]]
+"""Runs a function and returns its result and the time taken (the caller's best-of rule)."""
+
+
+def stage_times(gt: np.ndarray, pred: np.ndarray, timer: Timer, bound_th: float = 0.008) -> dict[str, float]:
+    """Seconds of each stage of one-object J+F over the (T, H, W) stacks (object id 1), per ``timer``."""
     frames = range(gt.shape[0])
     radius = m.boundary_radius(gt.shape[1:], bound_th)
     if radius != int(radius):
@@ -77,13 +71,13 @@ def stage_times(gt: np.ndarray, pred: np.ndarray, repeats: int, bound_th: float 
     matcher = m._Matcher(m.disk_footprint(radius))
     reach = max(matcher.pad)
     times: dict[str, float] = {}
-    masks, times["read"] = _best(
-        lambda: [(m._object_mask(gt[t], 1), m._object_mask(pred[t], 1)) for t in frames], repeats
+    masks, times["read"] = timer(
+        lambda: [(m._object_mask(gt[t], 1), m._object_mask(pred[t], 1)) for t in frames]
     )
-    boxes, times["boxes"] = _best(lambda: [(m._box(g), m._box(p)) for g, p in masks], repeats)
+    boxes, times["boxes"] = timer(lambda: [(m._box(g), m._box(p)) for g, p in masks])
     both = zip(masks, boxes, strict=True)
     pairs = [(g, p, a, b) for (g, p), (a, b) in both if a is not None and b is not None]  # frames to match
-    _, times["J"] = _best(lambda: [m._jaccard(g, p, a, b) for g, p, a, b in pairs], repeats)
+    _, times["J"] = timer(lambda: [m._jaccard(g, p, a, b) for g, p, a, b in pairs])
 
     def boundaries() -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
@@ -94,9 +88,9 @@ def stage_times(gt: np.ndarray, pred: np.ndarray, repeats: int, bound_th: float 
             out.append((m._paste(gb, gcb, region), m._paste(pb, pcb, region)))
         return out
 
-    crops, times["boundaries"] = _best(boundaries, repeats)
-    counts, times["matching"] = _best(
-        lambda: [(matcher.count(gb, pb), matcher.count(pb, gb)) for gb, pb in crops], repeats
+    crops, times["boundaries"] = timer(boundaries)
+    counts, times["matching"] = timer(
+        lambda: [(matcher.count(gb, pb), matcher.count(pb, gb)) for gb, pb in crops]
     )
 
     def by_points() -> list[tuple[int, int]]:
@@ -106,7 +100,7 @@ def stage_times(gt: np.ndarray, pred: np.ndarray, repeats: int, bound_th: float 
             out.append((point_set_count(gp, pp, int(radius)), point_set_count(pp, gp, int(radius))))
         return out
 
-    point_counts, times["matching, point sets"] = _best(by_points, repeats)
+    point_counts, times["matching, point sets"] = timer(by_points)
     if point_counts != counts:
         raise AssertionError("point-set matching disagrees with the package's matcher")
     return times

@@ -122,7 +122,7 @@ def run_case(
         cpu_goal, wall_goal = _verdict(r_cpu, out["cpu"], "CPU"), _verdict(r_wall, out["wall"], "wall")
         print(f"{'':<12} x10 target: {cpu_goal}; {wall_goal}")
     if stages:
-        parts = stage_times(gt, pred, repeats)
+        parts = stage_times(gt, pred, lambda fn: best_time(fn, repeats))
         main_stages = [k for k in parts if "point sets" not in k]
         print(
             f"{'':<12} stages, ms CPU (1 thread): "

@@ -6,24 +6,11 @@ the benchmark checks its counts against the package's on real data, these cases 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "_metric_stages.py"
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ivos_rl_metric_stages", _PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -36,15 +23,19 @@ def _module() -> ModuleType:
         ((-5, 0), True),
     ],
 )
-def test_point_set_count_uses_the_exact_integer_disk(offset: tuple[int, int], inside: bool) -> None:
-    count = _module().point_set_count
+def test_point_set_count_uses_the_exact_integer_disk(
+    offset: tuple[int, int], inside: bool, benchmark_module: Callable[[str], ModuleType]
+) -> None:
+    count = benchmark_module("_metric_stages.py").point_set_count
     src = np.array([[10, 10]], np.int64)  # (x, y)
     dst = np.array([[10 + offset[1], 10 + offset[0]], [40, 40]], np.int64)  # the second point is far
     assert count(src, dst, 5) == int(inside)
 
 
-def test_point_set_count_uses_the_nearest_point_and_handles_empty_sets() -> None:
-    count = _module().point_set_count
+def test_point_set_count_uses_the_nearest_point_and_handles_empty_sets(
+    benchmark_module: Callable[[str], ModuleType],
+) -> None:
+    count = benchmark_module("_metric_stages.py").point_set_count
     src = np.array([[0, 0], [20, 0]], np.int64)
     dst = np.array([[14, 0], [6, 0], [10, 0]], np.int64)  # 6 from the second, 6 from the first, 10 from both
     assert count(src, dst, 6) == 2
