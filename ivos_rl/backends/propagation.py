@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -133,7 +134,7 @@ class _Round:
     ``soft`` maps every recomputed frame (the annotated one and its span) to its new soft labels
     (L, h, w) uint8 at working resolution; ``runs`` the new runs (``(source, direction)`` ->
     one crop per step) of the annotated frame and the neighbours' runs, cut where they now stop;
-    ``probs``/``masks`` are the complete new output.
+    ``probs``/``masks`` are the complete new output; ``timings`` the CPU seconds of its parts.
     """
 
     frame: int
@@ -144,6 +145,7 @@ class _Round:
     runs: dict[tuple[int, int], list[_Crop]]
     probs: np.ndarray
     masks: np.ndarray
+    timings: dict[str, float]
 
 
 @dataclass
@@ -204,6 +206,9 @@ class PropagationBackend(VOSBackend):
         self.prop_params: PropParams = _override(PropParams(), prop, "prop")
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
         self._ready = False
+        #: CPU seconds of the last round's parts: ``cut`` (the annotated frame's graph-cut
+        #: segmentation) and ``propagate`` (its span: warps, colour correction, fusion, output).
+        self.last_timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ reset
 
@@ -317,6 +322,7 @@ class PropagationBackend(VOSBackend):
 
     def _compute_round(self, k: int, new: list[Stroke]) -> _Round:
         """Everything this round changes, computed without touching the backend's state."""
+        cpu0 = time.process_time()
         strokes = self._strokes.get(k, []) + new
         prior = self._soft[k].astype(np.float32) / 255.0 if self._segs else None
         labels = self._segmenter.segment(
@@ -328,6 +334,7 @@ class PropagationBackend(VOSBackend):
             self._global_model(exclude=k) if self._segs else None,
             self._motion(k),
         )
+        cpu1 = time.process_time()
         colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
         tables = self._global_model(exclude=k, extra=colour).log_tables()
         probs, masks = self._previous_output()
@@ -354,7 +361,8 @@ class PropagationBackend(VOSBackend):
                 soft[t] = probs_to_uint8(p)
                 self._render(p, probs, masks, t)
             runs[(k, direction)] = states
-        return _Round(k, strokes, labels, colour, soft, runs, probs, masks)
+        timings = {"cut": cpu1 - cpu0, "propagate": time.process_time() - cpu1}
+        return _Round(k, strokes, labels, colour, soft, runs, probs, masks, timings)
 
     def _commit(self, update: _Round) -> BackendOutput:
         """Store the round's results (cannot fail) and return fresh output arrays."""
@@ -367,6 +375,7 @@ class PropagationBackend(VOSBackend):
             self._soft[t] = soft
         self._runs.update(update.runs)
         self._last_output = (update.probs, update.masks)
+        self.last_timings = update.timings
         changed = tuple(sorted(update.soft))
         return BackendOutput(probs=update.probs.copy(), masks=update.masks.copy(), changed_frames=changed)
 
@@ -422,7 +431,8 @@ class PropagationBackend(VOSBackend):
         else:
             to_src, from_src = self._fwd[t_dst], self._bwd[t_dst]
         motion = from_src[sbox].astype(np.float32)
-        reach = prm.roi_margin + float(np.sqrt((motion**2).sum(axis=-1).max()))
+        motion *= motion
+        reach = prm.roi_margin + float(np.sqrt((motion[..., 0] + motion[..., 1]).max()))
         dbox = _grow(sbox, reach, shape)
         flow = to_src[dbox].astype(np.float32)
         mx = self._warper.xs[dbox] + flow[..., 0]
@@ -446,7 +456,7 @@ class PropagationBackend(VOSBackend):
         warped = conf * warped + (1.0 - conf) * alt
         if prm.local_mix > 0:
             tables = self._mix_local(tables, src, sbox, t_src)
-        loglik = tables[:, self._bins[t_dst][dbox]]
+        loglik = np.take(tables, self._bins[t_dst][dbox], axis=1)
         if prm.colour_band > 0:
             loglik = loglik * _near_boundary(warped, prm.colour_band)
         score = prm.prior_weight * np.log(np.maximum(warped, prm.prior_floor)) + prm.colour_weight * loglik
@@ -653,7 +663,9 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
         small = np.nonzero(areas < min_fragment * areas.max())[0] + 1
         if small.size == 0:
             continue
-        drop = np.isin(comp, small)
+        lut = np.zeros(n, dtype=bool)
+        lut[small] = True
+        drop = lut[comp]
         q[0][drop] += q[k][drop]
         q[k][drop] = 0.0
     return q
