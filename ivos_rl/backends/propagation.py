@@ -106,10 +106,6 @@ class _Crop:
     box: tuple[slice, slice] | None
     probs: np.ndarray | None
 
-    def full(self, shape: tuple[int, int], n_labels: int) -> np.ndarray:
-        """(L, H, W) float32 probabilities of the whole frame."""
-        return self.region((slice(0, shape[0]), slice(0, shape[1])), n_labels)
-
     def region(self, box: tuple[slice, slice], n_labels: int) -> np.ndarray:
         """(L, h, w) float32 probabilities inside ``box`` (frame coordinates)."""
         out = np.zeros((n_labels, box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=np.float32)
@@ -121,9 +117,8 @@ class _Crop:
         if y0 < y1 and x0 < x1:
             src = self.probs[:, y0 - self.box[0].start : y1 - self.box[0].start,
                              x0 - self.box[1].start : x1 - self.box[1].start]
-            out[:, y0 - box[0].start : y1 - box[0].start, x0 - box[1].start : x1 - box[1].start] = (
-                src.astype(np.float32) / 255.0
-            )
+            dst = out[:, y0 - box[0].start : y1 - box[0].start, x0 - box[1].start : x1 - box[1].start]
+            np.divide(src, np.float32(255.0), out=dst, dtype=np.float32)  # = astype / 255, no temporary
         return out
 
 
@@ -357,9 +352,8 @@ class PropagationBackend(VOSBackend):
                 state = self._step(state, t - direction, t, tables)
                 states.append(state)
                 nb_state = None if nb is None else runs[(nb, -direction)][abs(nb - t) - 1]
-                p = self._blend(t, k, state, nb, nb_state, others)
-                soft[t] = probs_to_uint8(p)
-                self._render(p, probs, masks, t)
+                region, p = self._blend(t, k, state, nb, nb_state, others)
+                soft[t] = self._output_frame(t, region, p, probs, masks)
             runs[(k, direction)] = states
         timings = {"cut": cpu1 - cpu0, "propagate": time.process_time() - cpu1}
         return _Round(k, strokes, labels, colour, soft, runs, probs, masks, timings)
@@ -497,8 +491,11 @@ class PropagationBackend(VOSBackend):
 
     def _blend(
         self, t: int, k: int, run: _Crop, nb: int | None, nb_run: _Crop | None, others: list[int]
-    ) -> np.ndarray:
-        """Soft labels (L, h, w) float32 of span frame ``t``: the new run from ``k`` fused with the rest.
+    ) -> tuple[tuple[slice, slice] | None, np.ndarray | None]:
+        """Soft labels of span frame ``t``: the new run from ``k`` fused with the rest.
+
+        Returns a box and the labels (L, h, w) float32 inside it; outside it (everywhere when
+        the box is None) the frame is background.
 
         The rest is ``keep_previous`` x the frame's previous labels + (1 - ``keep_previous``) x
         the run from the annotated neighbour ``nb`` on t's side (``nb_run``; at an open end, the
@@ -511,7 +508,9 @@ class PropagationBackend(VOSBackend):
         """
         n_labels = self.n_labels
         if not others:
-            return run.full(self._shape, n_labels)
+            if run.box is None or run.probs is None:
+                return None, None
+            return run.box, run.region(run.box, n_labels)
         prm = self.prop_params
         keep = prm.keep_previous
         d = float(abs(t - k))
@@ -523,10 +522,8 @@ class PropagationBackend(VOSBackend):
         if keep > 0:
             boxes.append(bbox(old[0] < 255, 0, self._shape))
         boxes = [b for b in boxes if b is not None]
-        out = np.zeros((n_labels, *self._shape), dtype=np.float32)
-        out[0] = 1.0
         if not boxes:
-            return out
+            return None, None
         region = (
             slice(min(b[0].start for b in boxes), max(b[0].stop for b in boxes)),
             slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes)),
@@ -541,8 +538,34 @@ class PropagationBackend(VOSBackend):
             fused = (a * p_new + b * p_rest) / (a + b)
         else:
             fused = w * p_new + (1.0 - w) * p_rest
-        out[(slice(None), *region)] = fused
-        return out
+        return region, fused
+
+    def _output_frame(
+        self, t: int, region: tuple[slice, slice] | None, p: np.ndarray | None, probs: np.ndarray,
+        masks: np.ndarray,
+    ) -> np.ndarray:
+        """Write span frame ``t`` (labels ``p`` inside ``region``, background elsewhere) into the
+        output and return its soft labels (L, H, W) uint8 at working resolution.
+
+        At the input resolution only the region is converted (the rest is background: 255 / 0,
+        label 0); otherwise the whole frame goes through :meth:`_render`.
+        """
+        soft = np.zeros((self.n_labels, *self._shape), dtype=np.uint8)
+        soft[0] = 255
+        if region is not None and p is not None:
+            soft[(slice(None), *region)] = probs_to_uint8(p)
+        if self._out_shape != self._shape:
+            full = np.zeros((self.n_labels, *self._shape), dtype=np.float32)
+            full[0] = 1.0
+            if region is not None and p is not None:
+                full[(slice(None), *region)] = p
+            self._render(full, probs, masks, t)
+            return soft
+        probs[t] = soft[1:]
+        masks[t] = 0
+        if region is not None and p is not None:
+            masks[t][region] = _argmax0(p)
+        return soft
 
     def _previous_output(self) -> tuple[np.ndarray, np.ndarray]:
         """Fresh copies of the previous output (callers may keep it), or empty arrays in round 1."""
@@ -642,7 +665,8 @@ def _softmax0(score: np.ndarray) -> np.ndarray:
     """Softmax over the first axis of (L, H, W) float32."""
     top = score.max(axis=0) if score.shape[0] > 2 else np.maximum(score[0], score[1])
     e = np.exp(score - top)
-    return e / e.sum(axis=0)
+    e /= e.sum(axis=0)
+    return e
 
 
 def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
