@@ -494,7 +494,8 @@ class FrameSegmenter:
                 labels = _coarse_to_fine(unary, edges, coarse_edges, labels)
             else:
                 labels = potts_graph_cut(unary, edges, init=labels)
-            membership = np.eye(n_labels, dtype=np.float32)[labels].transpose(2, 0, 1)
+            # One-hot (L, h, w), contiguous (np.eye(L)[labels] is (h, w, L) and copied per use).
+            membership = np.stack([labels == k for k in range(n_labels)]).astype(np.float32)
         labels[seeded] = seeds[seeded]
         out[box] = labels
         if prior is not None and prm.change_radius > 0:

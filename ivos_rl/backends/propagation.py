@@ -29,6 +29,7 @@ Everything runs at a configurable working height and is resized back to the inpu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -108,18 +109,27 @@ class _Crop:
 
     def region(self, box: tuple[slice, slice], n_labels: int) -> np.ndarray:
         """(L, h, w) float32 probabilities inside ``box`` (frame coordinates)."""
-        out = np.zeros((n_labels, box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=np.float32)
-        out[0] = 1.0
+        return _to_float(self.region_uint8(box, n_labels))
+
+    def region_uint8(self, box: tuple[slice, slice], n_labels: int) -> np.ndarray:
+        """(L, h, w) uint8 probabilities (x 255) inside ``box`` (frame coordinates)."""
+        out = np.zeros((n_labels, box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=np.uint8)
+        out[0] = 255
         if self.box is None or self.probs is None:
             return out
         y0, y1 = max(box[0].start, self.box[0].start), min(box[0].stop, self.box[0].stop)
         x0, x1 = max(box[1].start, self.box[1].start), min(box[1].stop, self.box[1].stop)
         if y0 < y1 and x0 < x1:
-            src = self.probs[:, y0 - self.box[0].start : y1 - self.box[0].start,
-                             x0 - self.box[1].start : x1 - self.box[1].start]
-            dst = out[:, y0 - box[0].start : y1 - box[0].start, x0 - box[1].start : x1 - box[1].start]
-            np.divide(src, np.float32(255.0), out=dst, dtype=np.float32)  # = astype / 255, no temporary
+            out[:, y0 - box[0].start : y1 - box[0].start, x0 - box[1].start : x1 - box[1].start] = (
+                self.probs[:, y0 - self.box[0].start : y1 - self.box[0].start,
+                           x0 - self.box[1].start : x1 - self.box[1].start]
+            )
         return out
+
+
+def _to_float(p: np.ndarray) -> np.ndarray:
+    """uint8 probabilities as float32 in [0, 1] (``p.astype(np.float32) / 255``, one pass)."""
+    return np.divide(p, np.float32(255.0), dtype=np.float32)
 
 
 @dataclass
@@ -251,6 +261,19 @@ class PropagationBackend(VOSBackend):
         self._round = 0
         self._segmenter = FrameSegmenter(self.n_labels, self.colour_bins, self.seg_params)
         self._ready = True
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        """The ``seg``/``prop`` parameters that differ from the defaults, for
+        :func:`~ivos_rl.backends.cached.backend_fingerprint` (empty by default, so default
+        fingerprints stay as they were): runs and caches with other parameters never mix."""
+        out: dict[str, Any] = {}
+        pairs = (("seg", self.seg_params, SegParams()), ("prop", self.prop_params, PropParams()))
+        for key, params, default in pairs:
+            changed = {f.name: getattr(params, f.name) for f in fields(params)
+                       if getattr(params, f.name) != getattr(default, f.name)}
+            if changed:
+                out[key] = changed
+        return out
 
     def _flows_for(self, small: np.ndarray) -> _FlowCache:
         """Flows for these frames, from the LRU cache when the same video comes back (RL episodes)."""
@@ -528,13 +551,21 @@ class PropagationBackend(VOSBackend):
             slice(min(b[0].start for b in boxes), max(b[0].stop for b in boxes)),
             slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes)),
         )
-        p_new = run.region(region, n_labels)
-        p_rest = (nb_run if nb_run is not None else run).region(region, n_labels) if keep < 1 else 0.0
+        u_new = run.region_uint8(region, n_labels)
+        p_new = _to_float(u_new)
+        u_rest = (nb_run if nb_run is not None else run).region_uint8(region, n_labels) if keep < 1 else None
+        p_rest = _to_float(u_rest) if u_rest is not None else 0.0
         if keep > 0:
             p_rest = (1.0 - keep) * p_rest + keep * (old[(slice(None), *region)].astype(np.float32) / 255.0)
+            u_rest = None
         if prm.fusion_certainty > 0:
-            a = w * _certainty(p_new) ** prm.fusion_certainty
-            b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
+            # certainty ** power of uint8-valued labels: a look-up of the top value (same bits).
+            lut = _certainty_power_table(n_labels, prm.fusion_certainty)
+            a = w * lut[u_new.max(axis=0)]
+            if u_rest is not None:
+                b = (1.0 - w) * lut[u_rest.max(axis=0)]
+            else:
+                b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
             fused = (a * p_new + b * p_rest) / (a + b)
         else:
             fused = w * p_new + (1.0 - w) * p_rest
@@ -602,6 +633,21 @@ def _certainty(p: np.ndarray) -> np.ndarray:
     [0, 1], plus a floor so that two unsure sides still share the weight."""
     n = p.shape[0]
     return 1e-3 + np.maximum(p.max(axis=0) - 1.0 / n, 0.0) * (n / (n - 1))
+
+
+@functools.lru_cache(maxsize=8)
+def _certainty_power_table(n_labels: int, power: float) -> np.ndarray:
+    """``_certainty(p) ** power`` (float32) for every top probability v / 255, v = 0..255.
+
+    Computed by the same float32 operations as on a frame (a label plane holding v / 255 and
+    the others 0), so indexing it by a frame's top uint8 value gives exactly the same numbers
+    while one power per distinct value replaces one per pixel.
+    """
+    p = np.zeros((n_labels, 256), dtype=np.float32)
+    p[0] = _to_float(np.arange(256, dtype=np.uint8))
+    table = _certainty(p) ** power
+    table.flags.writeable = False
+    return table
 
 
 def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
