@@ -427,12 +427,14 @@ class FrameSegmenter:
         prior: np.ndarray | None,
         global_model: ColourModel | None,
         motion: np.ndarray | None = None,
+        motion_bins: np.ndarray | None = None,
     ) -> np.ndarray:
         """Hard labels (H, W) uint8 for the frame; every stroke pixel keeps its stroke's label.
 
         ``strokes`` are all strokes on the frame so far (hard constraints), ``new_strokes`` this
         round's (they shape the prior). ``prior`` is the frame's current soft prediction
-        (L, H, W) or None before the first round; ``motion`` its optical flow (H, W, 2).
+        (L, H, W) or None before the first round; ``motion`` its optical flow (H, W, 2), or
+        ``motion_bins`` that flow already binned by :func:`quantise_motion` (a caller's cache).
         """
         prm = self.params
         shape = bins.shape
@@ -448,8 +450,10 @@ class FrameSegmenter:
             out[seeds >= 0] = seeds[seeds >= 0]
             return out
         mbins = None
-        if motion is not None and prm.motion_weight > 0:
-            mbins = quantise_motion(motion, prm.motion_bins)[box]
+        if prm.motion_weight > 0:
+            if motion_bins is None and motion is not None:
+                motion_bins = quantise_motion(motion, prm.motion_bins)
+            mbins = None if motion_bins is None else motion_bins[box]
         cbox = (slice(None), *box)
         seeds, log_pi, membership, bins = seeds[box], log_pi[cbox], membership[cbox], bins[box]
         h, w = bins.shape

@@ -34,7 +34,7 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,7 +43,14 @@ import numpy as np
 
 from ivos_rl.backends._colour_model import ColourModel, quantise_colours
 from ivos_rl.backends._flow import DIS_PRESETS, Warper, compute_flows, load_flows, save_flows
-from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, bbox, rasterise
+from ivos_rl.backends._interactive_seg import (
+    FrameSegmenter,
+    SegParams,
+    Stroke,
+    bbox,
+    quantise_motion,
+    rasterise,
+)
 from ivos_rl.backends.base import (
     BackendOutput,
     VOSBackend,
@@ -155,8 +162,12 @@ class _Round:
 
 @dataclass
 class _FlowCache:
+    """A video's flows, and each annotated frame's binned motion ((frame, bins) -> (H, W) uint16)
+    once computed: an RL episode annotates the frames of the same video again and again."""
+
     fwd: np.ndarray
     bwd: np.ndarray
+    motion_bins: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
 
 @register_backend("propagation")
@@ -248,8 +259,8 @@ class PropagationBackend(VOSBackend):
         self._frames = small
         self._bins = quantise_colours(small, self.colour_bins)
         self._warper = Warper(*self._shape)
-        flows = self._flows_for(small)
-        self._fwd, self._bwd = flows.fwd, flows.bwd
+        self._flows = self._flows_for(small)
+        self._fwd, self._bwd = self._flows.fwd, self._flows.bwd
         self._strokes: dict[int, list[Stroke]] = {}
         self._segs: dict[int, np.ndarray] = {}
         self._colour: dict[int, ColourModel] = {}
@@ -350,7 +361,7 @@ class PropagationBackend(VOSBackend):
             new,
             prior,
             self._global_model(exclude=k) if self._segs else None,
-            self._motion(k),
+            motion_bins=self._motion_bins(k),
         )
         cpu1 = time.process_time()
         colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
@@ -396,11 +407,18 @@ class PropagationBackend(VOSBackend):
         changed = tuple(sorted(update.soft))
         return BackendOutput(probs=update.probs.copy(), masks=update.masks.copy(), changed_frames=changed)
 
-    def _motion(self, t: int) -> np.ndarray | None:
-        """Flow from frame ``t`` to a neighbour (None for a one-frame video)."""
-        if self._n_frames < 2:
+    def _motion_bins(self, t: int) -> np.ndarray | None:
+        """Frame ``t``'s flow to a neighbour binned by :func:`quantise_motion` (None for a
+        one-frame video or without the motion term), kept with the video's flows."""
+        bins = self.seg_params.motion_bins
+        if self._n_frames < 2 or self.seg_params.motion_weight <= 0:
             return None
-        return self._fwd[t] if t + 1 < self._n_frames else self._bwd[t - 1]
+        cache = self._flows.motion_bins
+        if (t, bins) not in cache:
+            motion = self._fwd[t] if t + 1 < self._n_frames else self._bwd[t - 1]
+            q = quantise_motion(motion, bins)
+            cache[(t, bins)] = q.astype(np.uint16) if bins * bins <= 65536 else q
+        return cache[(t, bins)]
 
     def _frame_colour(self, f: int, labels: np.ndarray, seeds: np.ndarray) -> ColourModel:
         """Colour samples of annotated frame ``f``: its segmentation plus its (weighted) strokes."""
