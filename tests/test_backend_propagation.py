@@ -172,9 +172,12 @@ def test_deterministic_and_flow_cache() -> None:
     be.reset(frames, 1, sequence="clip")
     flows = be._fwd
     a = be.interact(2, inter)
+    assert set(be.last_timings) == {"cut", "propagate"} and min(be.last_timings.values()) >= 0.0
+    binned = be._flows.motion_bins[(2, 16)]
     be.reset(frames, 1, sequence="clip")
     assert be._fwd is flows  # same video again: flows come from the cache
     b = be.interact(2, inter)
+    assert be._flows.motion_bins[(2, 16)] is binned  # and so does the annotated frame's binned motion
     c = PropagationBackend(flow_cache_size=0)
     c.reset(frames, 1, sequence="clip")
     cc = c.interact(2, inter)
