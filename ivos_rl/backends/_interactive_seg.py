@@ -155,9 +155,12 @@ def potts_graph_cut(
     n_labels, h, w = unary.shape
     n = h * w
     u = unary.reshape(n_labels, n)
-    p = np.concatenate([e[0] for e in edges]) if edges else np.zeros(0, np.int64)
-    q = np.concatenate([e[1] for e in edges]) if edges else np.zeros(0, np.int64)
-    wt = np.concatenate([e[2] for e in edges]) if edges else np.zeros(0)
+    if len(edges) == 1:  # already one list (see FrameSegmenter.segment): no copy per cut
+        p, q, wt = edges[0]
+    else:
+        p = np.concatenate([e[0] for e in edges]) if edges else np.zeros(0, np.int64)
+        q = np.concatenate([e[1] for e in edges]) if edges else np.zeros(0, np.int64)
+        wt = np.concatenate([e[2] for e in edges]) if edges else np.zeros(0)
     start = None if init is None else init.reshape(n).astype(np.int64)
     if free is None:
         return _solve(u, p, q, wt, start, sweeps).reshape(h, w)
@@ -458,11 +461,12 @@ class FrameSegmenter:
         seeds, log_pi, membership, bins = seeds[box], log_pi[cbox], membership[cbox], bins[box]
         h, w = bins.shape
         lab = cv2.cvtColor(np.ascontiguousarray(rgb[box]), cv2.COLOR_RGB2LAB).astype(np.float32)
-        edges = contrast_weights(lab, prm.smoothness)
+        # Each weight list joined once here, not in every cut of every iteration.
+        edges = [_joined(contrast_weights(lab, prm.smoothness))]
         coarse_edges = None
         if prm.coarse_pixels > 0 and h * w > prm.coarse_pixels:
             small = cv2.resize(lab, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-            coarse_edges = contrast_weights(small, prm.smoothness)
+            coarse_edges = [_joined(contrast_weights(small, prm.smoothness))]
         seeded = seeds >= 0
         ys, xs = np.nonzero(seeded)
         hard = np.zeros((n_labels, h, w), dtype=np.float32)
@@ -507,6 +511,13 @@ class FrameSegmenter:
         full_seeds = rasterise(strokes, shape)
         out[full_seeds >= 0] = full_seeds[full_seeds >= 0]
         return out
+
+
+def _joined(
+    edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-direction edge lists of :func:`contrast_weights` as one (p, q, w), in order."""
+    return tuple(np.concatenate([e[i] for e in edges]) for i in range(3))  # type: ignore[return-value]
 
 
 def _local_changes(
