@@ -90,10 +90,13 @@ def train_split(
     inner_folds: int,
     out: Path,
     meta: dict[str, Any],
+    selection_seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Choose knobs on ``train``, train one policy per seed on ``train``, score on ``test`` (offline)."""
+    """Choose knobs on ``train`` (with ``selection_seeds``, default ``seeds``), train one policy per
+    seed on ``train``, score it on ``test`` (offline, for the report only)."""
     tic = time.process_time()
-    cfg, selection = choose_knobs(data, train, base, grid, seeds, inner_folds)
+    chooser_seeds = seeds if selection_seeds is None else selection_seeds
+    cfg, selection = choose_knobs(data, train, base, grid, chooser_seeds, inner_folds)
     train_rows = _rows(data, train, cfg)
     test_rows = _rows(data, test, cfg, flip=False) if test else []
     policies, scores = [], []
@@ -131,13 +134,28 @@ def run(cfg: Any) -> dict[str, Any]:
     """Entry point of ``scripts/distill_agent.py`` (``configs/distill_agent.yaml``)."""
     from omegaconf import OmegaConf
 
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(plain, dict)
+    keys = (
+        "distill",
+        "grid",
+        "seeds",
+        "selection_seeds",
+        "final",
+        "folds",
+        "n_folds",
+        "fold_seed",
+        "inner_folds",
+    )
+    plain = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in keys
+    }
     base = DistillConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in plain["distill"].items()})
     grid = list(plain.get("grid") or [])
     seeds = [int(s) for s in plain["seeds"]]
-    if not seeds:
-        raise ConfigError("seeds must list at least one seed")
+    chooser = plain.get("selection_seeds")
+    chooser = seeds if chooser is None else [int(s) for s in chooser]
+    if not seeds or not chooser:
+        raise ConfigError("seeds and selection_seeds must list at least one seed")
     data = load_rows(cfg.data_dir)
     manifest = read_manifest(cfg.data_dir)
     assert manifest is not None
@@ -153,7 +171,7 @@ def run(cfg: Any) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if plain.get("final"):
         results["all"] = train_split(
-            data, videos, [], base, grid, seeds, int(plain["inner_folds"]), out / "all", meta
+            data, videos, [], base, grid, seeds, int(plain["inner_folds"]), out / "all", meta, chooser
         )
     else:
         folds = plain.get("folds")
@@ -161,8 +179,18 @@ def run(cfg: Any) -> dict[str, Any]:
             train, test = fold_split(planned, int(plain["n_folds"]), k, seed=int(plain["fold_seed"]))
             train, test = [v for v in train if v in videos], [v for v in test if v in videos]
             results[f"fold{k}"] = train_split(
-                data, train, test, base, grid, seeds, int(plain["inner_folds"]), out / f"fold{k}", meta
+                data,
+                train,
+                test,
+                base,
+                grid,
+                seeds,
+                int(plain["inner_folds"]),
+                out / f"fold{k}",
+                meta,
+                chooser,
             )
             _log.info("fold %d: %s", k, results[f"fold{k}"]["test_offline"])
-    atomic_write_json(out / "results.json", results)
+    # one file per call: folds may run in separate processes (folds=[k]) into the same out_dir
+    atomic_write_json(out / f"results-{'-'.join(results)}.json", results)
     return results

@@ -50,7 +50,16 @@ from ivos_rl.strategies.oracle_lookahead import lookahead_candidates
 from ivos_rl.utils.io import atomic_write_bytes, ensure_writable_dir
 from ivos_rl.utils.seed import name_rng
 
-__all__ = ["ROW_KEYS", "LookaheadDataConfig", "load_rows", "record_sample", "rows_path", "start_folder"]
+__all__ = [
+    "ROW_KEYS",
+    "LookaheadDataConfig",
+    "choose_frame",
+    "load_rows",
+    "record_sample",
+    "rows_path",
+    "save_rows",
+    "start_folder",
+]
 
 ROW_KEYS = ("quality", "oracle", "entropy", "area_change", "history", "values", "current", "chosen", "final")
 _OUTPUT_FEATURES = StateFeatures(("entropy", "area_change"))
@@ -80,7 +89,7 @@ class LookaheadDataConfig:
             raise ConfigError(f"explore must be in [0, 1], got {self.explore!r}")
 
 
-def _choose(
+def choose_frame(
     values: dict[int, float], history: list[int], n: int, explore: float, rng: np.random.Generator
 ) -> int:
     """The oracle's pick (ties to the earliest frame), or with probability ``explore`` Farthest/random."""
@@ -129,7 +138,7 @@ def record_sample(
         candidates = lookahead_candidates(view, cfg.n_grid, cfg.n_worst, True, cfg.include_annotated)
         values = {f: float(engine.lookahead(f)) for f in candidates}
         out["values"][r, candidates] = [values[f] for f in candidates]
-        choice = _choose(values, history, n, float(cfg.explore), rng)
+        choice = choose_frame(values, history, n, float(cfg.explore), rng)
         out["chosen"][r] = choice
         engine.annotate(choice)
         engine.propagate()
@@ -268,7 +277,9 @@ def generate(cfg: Any) -> dict[str, Any]:
     start_folder(cfg.out_dir, fields, plain)  # type: ignore[arg-type]
     engine = RoundEngine(backend, robot, quality)
     seconds: dict[str, float] = {}
-    for seq, idx in _shard(samples, cfg.get("shard")):
+    todo = _shard(samples, cfg.get("shard"))
+    # a second process may work the same shard from its end: each skips what the other has written
+    for seq, idx in todo[::-1] if cfg.get("reverse", False) else todo:
         target = rows_path(cfg.out_dir, seq, idx)
         if target.is_file():
             continue

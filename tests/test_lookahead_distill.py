@@ -24,6 +24,7 @@ from ivos_rl.data import DavisDataset
 from ivos_rl.errors import ConfigError, InputValidationError, MissingDataError
 from ivos_rl.lookahead_data import (
     LookaheadDataConfig,
+    choose_frame,
     load_rows,
     record_sample,
     rows_path,
@@ -69,33 +70,48 @@ def test_record_sample_values_are_what_committing_gives(dataset: DavisDataset) -
     engine = RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle"))
     seq, idx = dataset.samples()[0]
     sample = load_sample(dataset, seq, idx)
-    cfg = LookaheadDataConfig(max_rounds=4, n_grid=3, n_worst=1, explore=0.0)
+    cfg = LookaheadDataConfig(max_rounds=3, n_grid=3, n_worst=1, explore=0.0)
     rows = record_sample(engine, sample, cfg)
     n = sample.n_frames
-    assert rows["quality"].shape == rows["values"].shape == (3, n)
+    assert rows["quality"].shape == rows["values"].shape == (2, n)
     np.testing.assert_array_equal(rows["quality"], rows["oracle"])  # Oracle source: q is the truth
-    for r in range(3):
+    for r in range(2):
         tried = np.flatnonzero(np.isfinite(rows["values"][r]))
         assert 2 <= tried.size <= 3 + 1 + 1  # grid of 3, 1 worst, Farthest's (overlaps allowed)
         assert rows["chosen"][r] == tried[np.argmax(rows["values"][r, tried])]  # explore=0: the oracle
         history = rows["history"][r]
         assert list(history[: r + 1]) == [sample.initial_frame, *rows["chosen"][:r]]
         assert (history[r + 1 :] == -1).all()
-        after = rows["current"][r + 1] if r < 2 else rows["final"]
+        after = rows["current"][r + 1] if r < 1 else rows["final"]
         assert after == pytest.approx(rows["values"][r, rows["chosen"][r]], abs=1e-6)
     # the same sample gives the same rows (choices seeded by name)
-    again = record_sample(RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle")),
-                          sample, cfg)
+    again = record_sample(
+        RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle")), sample, cfg
+    )
     for key in rows:
         np.testing.assert_array_equal(rows[key], again[key])
 
 
-def test_explore_commits_farthest_or_random(dataset: DavisDataset) -> None:
-    engine = RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle"))
-    seq, idx = dataset.samples()[0]
-    rows = record_sample(engine, load_sample(dataset, seq, idx), LookaheadDataConfig(max_rounds=4, explore=1.0))
-    best = [int(np.nanargmax(rows["values"][r])) for r in range(3)]
-    assert rows["chosen"].tolist() != best or len(set(best)) == 1
+class _FixedRng:
+    """random() returns ``u``; integers() returns 3."""
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+    def integers(self, n: int) -> int:
+        return 3
+
+
+def test_choose_follows_the_oracle_or_explores() -> None:
+    values = {0: 0.5, 5: 0.9, 7: 0.9}
+    # the oracle: best value, ties to the earliest frame
+    assert choose_frame(values, [0], 10, explore=0.3, rng=_FixedRng(0.3)) == 5  # type: ignore[arg-type]
+    # u < explore / 2: Farthest's pick (frame 9 is farthest from {0}); else a random frame
+    assert choose_frame(values, [0], 10, explore=0.3, rng=_FixedRng(0.1)) == 9  # type: ignore[arg-type]
+    assert choose_frame(values, [0], 10, explore=0.3, rng=_FixedRng(0.2)) == 3  # type: ignore[arg-type]
 
 
 def test_rows_folder_round_trip_and_refusals(tmp_path: Path) -> None:
@@ -104,7 +120,7 @@ def test_rows_folder_round_trip_and_refusals(tmp_path: Path) -> None:
     fields = {"backend": "b1", "samples": [["clip", 1]]}
     start_folder(tmp_path, fields)
     save_rows(rows_path(tmp_path, "clip", 1), _hand_rows())
-    (seq, rows), = load_rows(tmp_path)
+    ((seq, rows),) = load_rows(tmp_path)
     assert seq == "clip"
     np.testing.assert_array_equal(rows["values"], _hand_rows()["values"])
     with pytest.raises(MissingDataError, match="other"):
@@ -153,13 +169,22 @@ def _toy_data(n_videos: int = 6, n: int = 12) -> list[tuple[str, dict[str, np.nd
             cand = sorted(set(tried) | {worst})
             values[r, cand] = 0.5 + 0.02 * rng.random(len(cand))
             values[r, worst] = 0.6
-        data.append((f"v{v}", {
-            "quality": q, "oracle": q, "entropy": np.zeros((rounds, n), np.float32),
-            "area_change": np.zeros((rounds, n), np.float32),
-            "history": np.array([[0, -1, -1, -1], [0, 5, -1, -1], [0, 5, 8, -1]]),
-            "values": values, "current": np.full(rounds, 0.5, np.float32),
-            "chosen": np.zeros(rounds, np.int64), "final": np.asarray(0.6, np.float32),
-        }))
+        data.append(
+            (
+                f"v{v}",
+                {
+                    "quality": q,
+                    "oracle": q,
+                    "entropy": np.zeros((rounds, n), np.float32),
+                    "area_change": np.zeros((rounds, n), np.float32),
+                    "history": np.array([[0, -1, -1, -1], [0, 5, -1, -1], [0, 5, 8, -1]]),
+                    "values": values,
+                    "current": np.full(rounds, 0.5, np.float32),
+                    "chosen": np.zeros(rounds, np.int64),
+                    "final": np.asarray(0.6, np.float32),
+                },
+            )
+        )
     return data
 
 
@@ -181,8 +206,17 @@ def test_train_split_writes_loadable_policies(tmp_path: Path) -> None:
     cfg = DistillConfig(state_features=FEATURES, epochs=3, hidden=8, decoder_hidden=8)
     data = _toy_data()
     videos = [s for s, _ in data]
-    res = train_split(data, videos[:5], videos[5:], cfg, [{"demo_weight": 0.0}, {"demo_weight": 1.0}], [0, 1],
-                      inner_folds=2, out=tmp_path, meta={"backend_fingerprint": "x"})
+    res = train_split(
+        data,
+        videos[:5],
+        videos[5:],
+        cfg,
+        [{"demo_weight": 0.0}, {"demo_weight": 1.0}],
+        [0, 1],
+        inner_folds=2,
+        out=tmp_path,
+        meta={"backend_fingerprint": "x"},
+    )
     assert len(res["policies"]) == 2 and len(res["test_offline"]) == 2
     assert set(res["selection"]["inner_val"]) <= set(videos[:5])  # never the test video
     agent = AgentStrategy.from_checkpoint(res["policies"][0])
@@ -208,8 +242,12 @@ def test_agent_strategy_rebuilds_the_training_observation(tmp_path: Path) -> Non
     q = rng.uniform(0, 1, 6)
     state = StrategyState(round=2, n_frames=6, history=(1, 4), quality=q, probs=probs)
     features = StateFeatures.parse(list(FEATURES))
-    expected = features.extend(build_state(q, history_counts([1, 4], 6)), [1, 4], 3,
-                               features.from_output(probs, labels_from_probs(probs)))
+    expected = features.extend(
+        build_state(q, history_counts([1, 4], 6)),
+        [1, 4],
+        3,
+        features.from_output(probs, labels_from_probs(probs)),
+    )
     np.testing.assert_array_equal(agent.observation(state), expected)
     with torch.inference_mode():
         want = qnet(torch.from_numpy(expected).unsqueeze(0))[0].numpy()
@@ -244,3 +282,38 @@ def test_agent_strategy_refusals(tmp_path: Path) -> None:
     assert not plain.needs_probs and plain.features.groups == ()
     distance_only = AgentStrategy.from_checkpoint(path)
     assert not distance_only.needs_probs  # no output group: no probabilities needed
+
+
+def test_distill_script_config_runs_one_fold(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ivos_rl.agents.distill_cv import run
+
+    data = _toy_data(n_videos=6)
+    start_folder(tmp_path / "data", {"backend": "b", "quality": "q", "samples": [[s, 1] for s, _ in data]})
+    for seq, rows in data:
+        save_rows(rows_path(tmp_path / "data", seq, 1), rows)
+    GlobalHydra.instance().clear()
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose(
+            config_name="distill_agent",
+            overrides=[
+                f"data_dir={tmp_path / 'data'}",
+                f"out_dir={tmp_path / 'out'}",
+                "n_folds=3",
+                "folds=[1]",
+                "inner_folds=2",
+                "seeds=[0]",
+                "distill.epochs=2",
+                "distill.hidden=8",
+                "distill.decoder_hidden=8",
+            ],
+        )
+    results = run(cfg)
+    fold = results["fold1"]
+    assert len(fold["test"]) == 2 and not set(fold["test"]) & set(fold["train"])
+    agent = AgentStrategy.from_checkpoint(fold["policies"][0])
+    assert agent.split is not None and agent.split["held_out"] == fold["test"]
+    assert (tmp_path / "out" / "results-fold1.json").is_file()
