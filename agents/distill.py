@@ -206,7 +206,7 @@ def offline_gain(qnet: QNetwork, rows: Sequence[Row]) -> dict[str, float]:
         for row in rows:
             a = int(qnet(torch.from_numpy(row.obs.astype(np.float32)))[0].argmax())
             agent.append(_nearest_candidate(row.gains, a))
-            far.append(float(row.gains[row.farthest]))
+            far.append(_nearest_candidate(row.gains, row.farthest))  # a candidate in lookahead data
             best.append(float(np.nanmax(row.gains)))
             exact.append(float(np.isfinite(row.gains[a])))
     m_agent, m_far, m_best = float(np.mean(agent)), float(np.mean(far)), float(np.mean(best))

@@ -117,7 +117,8 @@ def train_split(
         }
         policies.append(str(save_policy(folder / POLICY_NAME, qnet, policy_meta)))
         if test_rows:
-            scores.append(offline_gain(qnet, test_rows))
+            per_video = {v: offline_gain(qnet, [r for r in test_rows if r.sequence == v]) for v in test}
+            scores.append({**offline_gain(qnet, test_rows), "per_video": per_video})
     summary = {
         "train": sorted(train),
         "test": sorted(test),
@@ -194,3 +195,30 @@ def run(cfg: Any) -> dict[str, Any]:
     # one file per call: folds may run in separate processes (folds=[k]) into the same out_dir
     atomic_write_json(out / f"results-{'-'.join(results)}.json", results)
     return results
+
+
+def offline_table(results: dict[str, Any]) -> Any:
+    """One-step gains on the test folds' rows (mean over seeds per video), as a "gap closed" table.
+
+    Rows Farthest, agent, oracle: gain x100 (mean J&F after the round minus before), gap closed =
+    (agent - Farthest) / (oracle - Farthest) with paired bootstrap intervals over videos
+    (:func:`ivos_rl.reporting.gap_closed`, floor Farthest, ceiling the lookahead oracle).
+    """
+    import pandas as pd
+
+    from ivos_rl.reporting import gap_closed
+
+    per: dict[str, dict[str, list[float]]] = {"farthest": {}, "agent": {}, "oracle": {}}
+    for fold in results.values():
+        for seed_scores in fold["test_offline"]:
+            for video, s in seed_scores["per_video"].items():
+                for label, key in (
+                    ("farthest", "gain_farthest"),
+                    ("agent", "gain_agent"),
+                    ("oracle", "gain_oracle"),
+                ):
+                    per[label].setdefault(f"{video}/1", []).append(float(s[key]))
+    if not per["agent"]:
+        raise ConfigError("no test-fold scores in these results (final=true runs have none)")
+    series = {k: pd.Series({v: float(np.mean(x)) for v, x in d.items()}) for k, d in per.items()}
+    return gap_closed(series, "farthest", "oracle")

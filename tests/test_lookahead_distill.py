@@ -288,7 +288,7 @@ def test_distill_script_config_runs_one_fold(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ivos_rl.agents.distill_cv import run
+    from ivos_rl.agents.distill_cv import offline_table, run
 
     data = _toy_data(n_videos=6)
     start_folder(tmp_path / "data", {"backend": "b", "quality": "q", "samples": [[s, 1] for s, _ in data]})
@@ -317,3 +317,7 @@ def test_distill_script_config_runs_one_fold(tmp_path: Path) -> None:
     agent = AgentStrategy.from_checkpoint(fold["policies"][0])
     assert agent.split is not None and agent.split["held_out"] == fold["test"]
     assert (tmp_path / "out" / "results-fold1.json").is_file()
+    table = offline_table(results)  # one-step gains on the 2 test videos, Farthest to oracle
+    assert table.loc["oracle", "gap closed"] == pytest.approx(1.0)
+    assert table.loc["farthest", "gap closed"] == pytest.approx(0.0)
+    assert int(table.loc["agent", "videos"]) == 2
