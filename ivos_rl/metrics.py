@@ -14,14 +14,19 @@ metrics every IVOS paper reports), so the semantics are copied rule for rule:
   precision/recall edge cases: no predicted boundary -> P=1, R=0; no true boundary -> P=0, R=1;
   neither -> F=1.
 
-Speed: per frame and object, one comparison pass gives a uint8 mask (in the input's own dtype,
-so int64 maps are never converted); everything after it is cv2 on uint8 crops: boundaries on each
-mask's bounding box (a 2x2 morphological gradient is exactly the seg2bmap rule), and matching only
-within the true box grown by the tolerance, in three exact stages (the square inscribed in the
-disk settles most pixels, the bounding square rules out most others, the ring offsets decide the
-rest), so a noisy prediction's scattered boundary costs one count. Results are identical to the
+Speed: each frame is read once. With one object that read is the comparison itself (in the
+input's own dtype); with several, a wide (e.g. int64) frame whose labels all fit in 0..255 is
+first turned into uint8 (a frame with another label is compared in its own dtype: exact, like the
+reference). Per object, one comparison pass gives a uint8 mask; everything after it is cv2 on
+uint8 crops: boundaries on each mask's bounding box (a 2x2 morphological gradient is exactly the
+seg2bmap rule), and matching only within the true box grown by the tolerance, in three exact
+stages (the square inscribed in the disk settles most pixels, the bounding square rules out most
+others, the ring offsets decide the rest), so a noisy prediction's scattered boundary costs one
+count. ``threads`` > 1 spreads frames over a thread pool (OpenCV and numpy release the GIL); each
+frame fills its own cells, so the figures do not depend on it. Results are identical to the
 reference's full-frame processing (0 difference in tests/test_parity_davisinteractive.py and in
-benchmarks/bench_metrics.py on real 480p masks: x14-16 on uint8, x5 on int64 label maps).
+benchmarks/bench_metrics.py on real 480p masks; speed-ups and their conditions in
+benchmarks/RESULTS.md: over x20 on uint8, x4-8 on int64 label maps in CPU time, one thread).
 
 OpenCV is imported by the functions that compute, not at module load: code that only needs the
 metric definitions (reports, summaries) does not pay for it.
@@ -30,6 +35,7 @@ metric definitions (reports, summaries) does not pay for it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -345,35 +351,80 @@ def _jaccard(
     return 1.0 if union == 0 else inter / union
 
 
+def _compact(frame: np.ndarray) -> np.ndarray:
+    """A (H, W) label frame as uint8 when all its labels are in 0..255, else unchanged.
+
+    One read of a wide (e.g. int64) frame replaces one read per object: the per-object
+    comparisons then run on 1 byte per pixel while the frame is still in cache. A frame holding
+    a label outside 0..255 is kept and compared in its own dtype, which stays exact (the
+    reference accepts such labels: 257 is not object 1, -1 is not void).
+    """
+    if frame.dtype.itemsize == 1:
+        return frame
+    code = frame.dtype.str  # e.g. "<i8": keep the byte order, read negative labels as huge values
+    unsigned = frame.view(np.dtype(f"{code[0]}u{code[2:]}"))
+    return frame if unsigned.max() > 255 else unsigned.astype(np.uint8)
+
+
+def _check_threads(threads: object) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise InputValidationError(f"threads must be an integer >= 1, got {threads!r}")
+    return int(threads)
+
+
+def _run_spans(work: Callable[[range], None], n: int, threads: int) -> None:
+    """Run ``work`` over short contiguous spans of ``range(n)``, on ``threads`` threads.
+
+    numpy and OpenCV release the GIL in their loops, so frames overlap on several cores. Each
+    frame's result depends on that frame only and has its own output cell, so the figures do not
+    depend on ``threads`` or on scheduling.
+    """
+    if threads <= 1 or n <= 1:
+        work(range(n))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = max(1, -(-n // (4 * threads)))  # a few spans per thread: uneven frames still balance
+    with ThreadPoolExecutor(max_workers=min(threads, n)) as pool:
+        futures = [pool.submit(work, range(a, min(a + step, n))) for a in range(0, n, step)]
+        for future in futures:
+            future.result()
+
+
 def _compute(
     y_true: np.ndarray,
     y_pred: np.ndarray,
     nb_objects: int | None,
     bound_th: float,
-    want_j: bool,
-    want_f: bool,
+    want: tuple[bool, bool],
+    threads: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame, per-object J and F, shape (T, K) each (a zero array for the one not wanted)."""
+    want_j, want_f = want
+    threads = _check_threads(threads)
     ids = object_ids(y_true, nb_objects).tolist()
     n_frames = y_true.shape[0]
     jac = np.full((n_frames, len(ids)), 1.0 if want_j else 0.0)
     fme = np.full((n_frames, len(ids)), 1.0 if want_f else 0.0)
-    matcher, reach = None, 0
-    if want_f and n_frames:
-        kernel = disk_footprint(boundary_radius(y_true.shape[1:], bound_th))
-        matcher = _Matcher(kernel)
-        reach = max(matcher.pad)
-    for t in range(n_frames):
-        for i, obj in enumerate(ids):
-            gt, pr = _object_mask(y_true[t], obj), _object_mask(y_pred[t], obj)
-            gt_box, pr_box = _box(gt), _box(pr)
-            if gt_box is None and pr_box is None:  # empty union: J = 1, both boundaries empty: F = 1
-                continue
-            if want_j:
-                jac[t, i] = _jaccard(gt, pr, gt_box, pr_box)
-            if want_f:
-                assert matcher is not None
-                fme[t, i] = _f_measure(gt, pr, gt_box, pr_box, matcher, reach)
+    matcher = _Matcher(disk_footprint(boundary_radius(y_true.shape[1:], bound_th))) if want_f else None
+    reach = 0 if matcher is None else max(matcher.pad)
+
+    def frames(span: range) -> None:
+        for t in span:
+            true_t, pred_t = y_true[t], y_pred[t]
+            if len(ids) > 1:  # one object: its comparison is already the single read
+                true_t, pred_t = _compact(true_t), _compact(pred_t)
+            for i, obj in enumerate(ids):
+                gt, pr = _object_mask(true_t, obj), _object_mask(pred_t, obj)
+                gt_box, pr_box = _box(gt), _box(pr)
+                if gt_box is None and pr_box is None:  # empty union: J = 1, no boundaries: F = 1
+                    continue
+                if want_j:
+                    jac[t, i] = _jaccard(gt, pr, gt_box, pr_box)
+                if matcher is not None:
+                    fme[t, i] = _f_measure(gt, pr, gt_box, pr_box, matcher, reach)
+
+    _run_spans(frames, n_frames, threads)
     return jac, fme
 
 
@@ -382,14 +433,16 @@ def batched_jaccard(
     y_pred: np.ndarray,
     average_over_objects: bool = True,
     nb_objects: int | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
     """Jaccard index per frame (T,) averaged over objects, or per object (T, K).
 
     ``y_true``/``y_pred`` are (T, H, W) integer label maps; see the module docstring for the id
-    rules. Raises :class:`InputValidationError` on bad shapes/dtypes or when there is no object.
+    rules. ``threads`` > 1 spreads frames over a thread pool (same figures for any value).
+    Raises :class:`InputValidationError` on bad shapes/dtypes or when there is no object.
     """
     t, p = _validate_pair(y_true, y_pred)
-    jac, _ = _compute(t, p, nb_objects, 0.008, want_j=True, want_f=False)
+    jac, _ = _compute(t, p, nb_objects, 0.008, (True, False), threads)
     return jac.mean(axis=1) if average_over_objects else jac
 
 
@@ -399,10 +452,11 @@ def batched_f_measure(
     average_over_objects: bool = True,
     nb_objects: int | None = None,
     bound_th: float = 0.008,
+    threads: int = 1,
 ) -> np.ndarray:
     """Boundary F-measure per frame (T,) averaged over objects, or per object (T, K)."""
     t, p = _validate_pair(y_true, y_pred)
-    _, fme = _compute(t, p, nb_objects, bound_th, want_j=False, want_f=True)
+    _, fme = _compute(t, p, nb_objects, bound_th, (False, True), threads)
     return fme.mean(axis=1) if average_over_objects else fme
 
 
@@ -411,10 +465,11 @@ def batched_jaccard_and_f_measure(
     y_pred: np.ndarray,
     nb_objects: int | None = None,
     bound_th: float = 0.008,
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-object J and F, each (T, K), in one pass (the session needs both every round)."""
     t, p = _validate_pair(y_true, y_pred)
-    return _compute(t, p, nb_objects, bound_th, want_j=True, want_f=True)
+    return _compute(t, p, nb_objects, bound_th, (True, True), threads)
 
 
 def batched_j_and_f(
@@ -423,8 +478,11 @@ def batched_j_and_f(
     nb_objects: int | None = None,
     average_over_objects: bool = True,
     bound_th: float = 0.008,
+    threads: int = 1,
 ) -> np.ndarray:
     """J&F = 0.5 J + 0.5 F per object, then averaged over objects as the reference service does."""
-    jac, fme = batched_jaccard_and_f_measure(y_true, y_pred, nb_objects=nb_objects, bound_th=bound_th)
+    jac, fme = batched_jaccard_and_f_measure(
+        y_true, y_pred, nb_objects=nb_objects, bound_th=bound_th, threads=threads
+    )
     jf = 0.5 * jac + 0.5 * fme
     return jf.mean(axis=1) if average_over_objects else jf

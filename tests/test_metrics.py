@@ -213,6 +213,59 @@ def test_wide_integer_labels_are_compared_exactly() -> None:
     np.testing.assert_array_equal(batched_jaccard_and_f_measure(gt, pr, nb_objects=1), same)
 
 
+def test_several_objects_in_wide_labels_are_compared_exactly() -> None:
+    # Two objects: each int64 frame is read once as uint8 when all its labels fit in 0..255, and
+    # compared in int64 otherwise. Frame 0 fits; frame 1 holds 257 (low byte 1) and -254 (low byte 2).
+    gt = np.array([[[1, 1, 2, 2]], [[1, 1, 2, 2]]], np.int64)
+    pr = np.array([[[1, 0, 2, 0]], [[1, 257, 2, -254]]], np.int64)
+    # both frames: object 1 gt {0, 1} pred {0} -> J = 1/2; object 2 gt {2, 3} pred {2} -> J = 1/2
+    # (cutting frame 1 to its low bytes would give 1 for both objects)
+    np.testing.assert_array_equal(batched_jaccard(gt, pr, False, nb_objects=2), [[0.5, 0.5], [0.5, 0.5]])
+    swapped = batched_jaccard(gt.astype(">i8"), pr.astype(">i8"), False, nb_objects=2)  # big-endian
+    np.testing.assert_array_equal(swapped, [[0.5, 0.5], [0.5, 0.5]])
+    # big-endian 2**56 and 2**57 have the bytes of little-endian 1 and 2: no object here, J = 0
+    far = np.array([[[2**56, 2**56, 2**57, 0]]], ">i8")
+    np.testing.assert_array_equal(batched_jaccard(gt[:1].astype(">i8"), far, False, nb_objects=2), [[0, 0]])
+    np.testing.assert_array_equal(
+        batched_f_measure(gt, pr, False, nb_objects=2)[1],
+        batched_f_measure(gt[:1], pr[:1], False, nb_objects=2)[0],
+    )
+
+
+def test_wide_labels_that_fit_give_the_uint8_figures() -> None:
+    rng = np.random.default_rng(2)
+    gt = np.kron(rng.integers(0, 4, (3, 5, 6)), np.ones((6, 6), np.int64))  # objects 1..3, (3, 30, 36)
+    pr = np.roll(gt, (2, -3), axis=(1, 2))
+    pr[rng.random(pr.shape) < 0.05] = 2
+    wide = batched_jaccard_and_f_measure(gt, pr, nb_objects=3)
+    narrow = batched_jaccard_and_f_measure(gt.astype(np.uint8), pr.astype(np.uint8), nb_objects=3)
+    np.testing.assert_array_equal(wide[0], narrow[0])
+    np.testing.assert_array_equal(wide[1], narrow[1])
+
+
+def test_results_do_not_depend_on_the_thread_count() -> None:
+    # 13 frames: spans of uneven length over 2 and 3 threads; each frame's figures are its own.
+    rng = np.random.default_rng(4)
+    gt = np.kron(rng.integers(0, 3, (13, 6, 8)), np.ones((5, 5), np.uint8))  # (13, 30, 40)
+    pr = np.roll(gt, 2, axis=2)
+    pr[rng.random(pr.shape) < 0.03] = 1
+    one = batched_jaccard_and_f_measure(gt, pr, nb_objects=2, threads=1)
+    for threads in (2, 3, 64):
+        many = batched_jaccard_and_f_measure(gt, pr, nb_objects=2, threads=threads)
+        np.testing.assert_array_equal(many[0], one[0])
+        np.testing.assert_array_equal(many[1], one[1])
+    # frame by frame, as separate calls: the same figures again
+    np.testing.assert_array_equal(
+        np.concatenate(
+            [batched_jaccard(gt[t : t + 1], pr[t : t + 1], False, nb_objects=2) for t in range(13)]
+        ),
+        one[0],
+    )
+    assert batched_j_and_f(gt, pr, nb_objects=2, threads=2) == pytest.approx(
+        batched_j_and_f(gt, pr, nb_objects=2)
+    )
+
+
 def test_combined_equals_separate_calls() -> None:
     rng = np.random.default_rng(1)
     gt = np.kron(rng.integers(0, 3, (3, 4, 4)), np.ones((4, 4), np.int64))
@@ -252,6 +305,13 @@ def test_bad_nb_objects(nb: object) -> None:
     gt = np.ones((1, 2, 2), np.uint8)
     with pytest.raises(InputValidationError, match="nb_objects"):
         batched_jaccard(gt, gt, nb_objects=nb)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True, "2"])
+def test_bad_threads(threads: object) -> None:
+    gt = np.ones((1, 2, 2), np.uint8)
+    with pytest.raises(InputValidationError, match="threads"):
+        batched_jaccard_and_f_measure(gt, gt, threads=threads)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bound_th", [-0.1, float("nan"), "x"])
