@@ -14,7 +14,8 @@ def main(cfg: DictConfig) -> None:
     setup_logging()
     results = run(cfg)
     for name, res in results.items():
-        print(name, "chosen", res["selection"]["chosen"]["knobs"], "epochs", res["selection"]["chosen"]["epochs"])
+        chosen = res["selection"]["chosen"]
+        print(name, "chosen", chosen["knobs"], "epochs", chosen["epochs"])
 
 
 if __name__ == "__main__":
