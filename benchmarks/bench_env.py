@@ -38,9 +38,11 @@ from ivos_rl.robot import ScribbleRobot
 def run(
     env: FrameRecommendationEnv, episodes: int, seed: int = 0, repeat_seeds: bool = False
 ) -> dict[str, Any]:
-    """Random-action episodes; returns steps/s (steps only, resets excluded) and component means."""
+    """Random-action episodes; returns steps/s (steps only, resets excluded) and component means
+    (wall ms; a backend with ``last_timings``, the propagation backend, adds its parts in CPU ms)."""
     rng = np.random.default_rng(seed)
     comp = {"robot": 0.0, "backend": 0.0, "metrics": 0.0, "quality": 0.0}
+    parts: dict[str, float] = {}
     steps, step_time, step_cpu, reset_time = 0, 0.0, 0.0, 0.0
     for e in range(episodes):
         tic = time.perf_counter()
@@ -55,6 +57,8 @@ def run(
             steps += 1
             for k, v in env.last_timings.as_dict().items():
                 comp[k] = comp.get(k, 0.0) + v
+            for k, v in getattr(env.backend, "last_timings", {}).items():
+                parts[k] = parts.get(k, 0.0) + v
             if terminated:
                 break
     return {
@@ -62,13 +66,20 @@ def run(
         "steps_per_cpu_s": steps / step_cpu,
         "resets_per_s": episodes / reset_time,
         "ms_per_step": {k: 1000 * v / steps for k, v in comp.items()},
+        "backend_cpu_ms_per_step": {k: 1000 * v / steps for k, v in parts.items()},
+        "cpu_ms_per_step": 1000 * step_cpu / steps,
     }
 
 
 def report(name: str, r: dict[str, Any]) -> None:
     parts = " ".join(f"{k}={v:.2f}ms" for k, v in r["ms_per_step"].items())
     print(f"{name:<46} {r['steps_per_s']:9.1f} steps/s ({r['steps_per_cpu_s']:.1f} per CPU s)  "
-          f"{r['resets_per_s']:7.1f} resets/s  | {parts}")
+          f"{r['resets_per_s']:7.1f} resets/s  | wall {parts}")
+    if r["backend_cpu_ms_per_step"]:
+        split = " ".join(f"{k}={v:.1f}ms" for k, v in r["backend_cpu_ms_per_step"].items())
+        rest = r["cpu_ms_per_step"] - sum(r["backend_cpu_ms_per_step"].values())
+        print(f"{'':<46} CPU per step {r['cpu_ms_per_step']:.1f}ms: backend {split}, "
+              f"rest (robot, metrics, fusing, env) {rest:.1f}ms")
 
 
 def main() -> None:
@@ -77,6 +88,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None,
                         help="DAVIS folder with 240p frames (e.g. ../shared/data/davis2016-train)")
     parser.add_argument("--real-sequences", type=int, default=3)
+    parser.add_argument("--sequences", default=None,
+                        help="comma-separated videos (default: the first --real-sequences of the set)")
     parser.add_argument("--real-episodes", type=int, default=None, help="default: episodes // 4, >= 4")
     parser.add_argument("--flow-cache-dir", default=None, help="flows on disk, e.g. cache/flows")
     parser.add_argument("--skip-synthetic", action="store_true")
@@ -111,7 +124,8 @@ def synthetic_cases(tmp: Path, episodes: int) -> None:
 def real_case(args: argparse.Namespace, tmp: Path) -> None:
     """Live steps of the propagation backend at 240p, flows cached by a first pass."""
     root: Path = args.root
-    seqs = (root / "ImageSets" / "2016" / "train.txt").read_text().split()[: args.real_sequences]
+    seqs = (args.sequences.split(",") if args.sequences
+            else (root / "ImageSets" / "2016" / "train.txt").read_text().split()[: args.real_sequences])
     scribbles = tmp / "scribbles"
     write_initial_scribbles(root, resolution="240p", n_variants=1, sequences=seqs, out_dir=scribbles)
     real = DavisDataset(root, resolution="240p", sequences=seqs, scribbles_root=scribbles)

@@ -13,6 +13,13 @@ each as uint8 and as int64 label maps. Both process CPU time and wall time are r
 the repeats, both sides interleaved so that they see the same load): CPU time is the comparable
 figure on a loaded machine, wall time is what a user waits for and what a frame pool shortens.
 The speed-ups compare one-thread CPU times, and wall times with the largest ``--threads``.
+
+How to read the output, per case: a line of ivos-rl figures (J alone, F alone, then J+F in one
+pass for each frame-pool size: CPU / wall ms), a line of the reference's figures, then the
+speed-ups and the largest differences (must be 0), and the issue-#18 target: x10 means ivos-rl's
+J+F at most a tenth of the reference's, in CPU time (one thread) and in wall time (largest pool).
+``--stages`` adds where ivos-rl's one-thread J+F spends its CPU time (``_metric_stages.py``: the
+masks' read, boxes, J, boundaries, matching) and the same matching by point sets, for comparison.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 from _davisinteractive import call_reference, reference_python
+from _metric_stages import stage_times
 from _realistic import VIDEOS, realistic_masks
 
 from ivos_rl.metrics import batched_f_measure, batched_jaccard, batched_jaccard_and_f_measure
@@ -53,7 +61,13 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 def run_case(
-    name: str, gt: np.ndarray, pred: np.ndarray, repeats: int, threads: list[int], python: str | None
+    name: str,
+    gt: np.ndarray,
+    pred: np.ndarray,
+    repeats: int,
+    threads: list[int],
+    python: str | None,
+    stages: bool = False,
 ) -> dict[str, float]:
     """Time one input case on both sides and print its lines; return the J+F figures."""
     nb = 1  # DAVIS-2016: one object per video
@@ -105,7 +119,27 @@ def run_case(
             f" wall x{out['wall_ratio']:.1f} ({many} thread(s))   max|dJ| {d_j:.3g}  max|dF| {d_f:.3g}",
             flush=True,
         )
+        cpu_goal, wall_goal = _verdict(r_cpu, out["cpu"], "CPU"), _verdict(r_wall, out["wall"], "wall")
+        print(f"{'':<12} x10 target: {cpu_goal}; {wall_goal}")
+    if stages:
+        parts = stage_times(gt, pred, lambda fn: best_time(fn, repeats))
+        main_stages = [k for k in parts if "point sets" not in k]
+        print(
+            f"{'':<12} stages, ms CPU (1 thread): "
+            + ", ".join(f"{k} {parts[k] * 1e3:.1f}" for k in main_stages)
+            + f" (sum {sum(parts[k] for k in main_stages) * 1e3:.1f});"
+            f" matching by point sets (cKDTree, same counts) {parts['matching, point sets'] * 1e3:.1f}",
+            flush=True,
+        )
     return out
+
+
+def _verdict(reference: float, ours: float, kind: str) -> str:
+    """'met' or how far ivos-rl's time is above a tenth of the reference's."""
+    need = reference / 10
+    if ours <= need:
+        return f"{kind} met ({ours * 1e3:.1f} <= {need * 1e3:.1f} ms)"
+    return f"{kind} NOT met ({ours * 1e3:.1f} ms, needs <= {need * 1e3:.1f} ms)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.02, help="share of relabelled pixels (noisy case)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", default="1,2", help="comma-separated frame-pool sizes to time")
+    parser.add_argument("--stages", action="store_true", help="also time ivos-rl's J+F stage by stage")
     args = parser.parse_args(argv)
     threads = sorted({int(n) for n in args.threads.split(",")})
     cv2.setNumThreads(1)
@@ -129,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in (np.uint8, np.int64):
             name = f"{case} {np.dtype(dtype).name}"
             figures.append(
-                run_case(name, gt.astype(dtype), pred.astype(dtype), args.repeats, threads, python)
+                run_case(
+                    name, gt.astype(dtype), pred.astype(dtype), args.repeats, threads, python, args.stages
+                )
             )
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     if python is None:
@@ -137,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"J+F speed-up over the four cases: CPU min x{min(f['cpu_ratio'] for f in figures):.1f},"
-            f" wall min x{min(f['wall_ratio'] for f in figures):.1f}"
+            f" wall min x{min(f['wall_ratio'] for f in figures):.1f}; the x10 target is met in"
+            f" {sum(f['cpu_ratio'] >= 10 for f in figures)}/{len(figures)} cases in CPU time (1 thread),"
+            f" {sum(f['wall_ratio'] >= 10 for f in figures)}/{len(figures)} in wall time"
         )
     return 0
 

@@ -38,7 +38,7 @@ from ivos_rl.interactions import (
     first_annotated_frame,
     fuse_interactions,
 )
-from ivos_rl.scoring import Scores, oracle_quality, score_masks
+from ivos_rl.scoring import Scores, oracle_quality, score_masks, update_scores
 
 __all__ = [
     "SETTINGS",
@@ -240,6 +240,9 @@ class RoundState:
     output: BackendOutput | None = None
     scores: Scores | None = None
     quality: np.ndarray | None = None
+    #: scores of the output before ``output`` when that one says which frames changed (so
+    #: :meth:`RoundEngine.score` scores only those again); None otherwise
+    previous_scores: Scores | None = None
     sent: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     pending: tuple[int, dict[str, Any]] | None = None
     timings: RoundTimings = field(default_factory=RoundTimings)
@@ -326,6 +329,7 @@ class RoundEngine:
             s.timings.backend += self.clock() - tic
             s.sent.append(s.pending)
             s.pending = None
+            s.previous_scores = s.scores if s.output.changed_frames is not None else None
             s.scores = s.quality = None
         assert s.output is not None
         return s.output
@@ -336,7 +340,8 @@ class RoundEngine:
         if s.scores is None:
             out = self.propagate()
             tic = self.clock()
-            s.scores = score_masks(s.sample.gt, out.masks, s.sample.n_objects)
+            s.scores = _score_output(s.sample, out, s.previous_scores)
+            s.previous_scores = None
             s.timings.metrics += self.clock() - tic
         return s.scores
 
@@ -404,7 +409,7 @@ class RoundEngine:
             return self.score().mean_jf
         payload = self._payload(fuse_interactions(s.interactions, answer), answer)
         out = fork_backend(self.backend).interact(frame, payload)
-        return score_masks(sample.gt, out.masks, sample.n_objects).mean_jf
+        return _score_output(sample, out, self.score()).mean_jf
 
     # ------------------------------------------------------------------ helpers
     def _robot_answer(self, s: RoundState, frame: int, timed: bool = True) -> dict[str, Any]:
@@ -436,6 +441,14 @@ class RoundEngine:
             sequence=sample.sequence,
             gt_masks=sample.gt if self.backend.uses_ground_truth else None,
         )
+
+
+def _score_output(sample: SampleContext, out: BackendOutput, previous: Scores | None) -> Scores:
+    """Scores of ``out``'s masks; with the scores of the output before it and ``out.changed_frames``
+    only the changed frames are scored again (the others are byte-identical)."""
+    if previous is None or out.changed_frames is None:
+        return score_masks(sample.gt, out.masks, sample.n_objects)
+    return update_scores(previous, sample.gt, out.masks, sample.n_objects, out.changed_frames)
 
 
 def fork_backend(backend: VOSBackend) -> VOSBackend:

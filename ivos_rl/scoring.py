@@ -8,7 +8,7 @@ Oracle agent sees at test time is the quality it was trained on and the number t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "oracle_quality",
     "report_rows",
     "score_masks",
+    "update_scores",
 ]
 
 ROUND_TIMING_COLUMNS: tuple[str, ...] = ("robot_seconds", "backend_seconds", "recommender_seconds")
@@ -59,6 +60,20 @@ def score_masks(gt: np.ndarray, masks: np.ndarray, n_objects: int) -> Scores:
     """J and F of label masks ``masks`` (T, H, W) against ``gt`` for objects 1..``n_objects``."""
     j, f = batched_jaccard_and_f_measure(gt, masks, nb_objects=n_objects)
     return Scores(np.asarray(j, dtype=np.float64), np.asarray(f, dtype=np.float64))
+
+
+def update_scores(
+    previous: Scores, gt: np.ndarray, masks: np.ndarray, n_objects: int, changed: Iterable[int]
+) -> Scores:
+    """:func:`score_masks` of ``masks`` that differ from the masks ``previous`` scored only on the
+    ``changed`` frames (a backend's ``BackendOutput.changed_frames``): J and F are per frame, so
+    only those frames are scored again and the others' values are copied."""
+    j, f = previous.j.copy(), previous.f.copy()
+    idx = np.asarray(sorted({int(t) for t in changed}), dtype=np.int64)
+    if idx.size:
+        sub = score_masks(gt[idx], masks[idx], n_objects)
+        j[idx], f[idx] = sub.j, sub.f
+    return Scores(j, f)
 
 
 def oracle_quality(scores: Scores) -> np.ndarray:

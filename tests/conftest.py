@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -12,6 +15,7 @@ from ivos_rl.data.synthetic import generate_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAVIS_EXCERPT = FIXTURES / "davis_excerpt"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # Parameters of the session-wide synthetic dataset (3 sequences x 12 frames x 64x96, <= 2 objects,
 # 3 robot scribbles per sequence, resolution folder "480p"); tests may rely on these numbers.
@@ -82,3 +86,19 @@ def _detach_cli_log_handlers() -> Iterator[None]:
     for handler in list(logger.handlers):
         if getattr(handler, "_ivos_rl", False):
             logger.removeHandler(handler)
+
+
+@pytest.fixture(scope="session")
+def benchmark_module() -> Callable[[str], ModuleType]:
+    """Loader of a self-contained helper module of benchmarks/ by file name (benchmarks/ is no package)."""
+
+    def load(filename: str) -> ModuleType:
+        path = BENCHMARKS / filename
+        spec = importlib.util.spec_from_file_location(f"ivos_rl_benchmarks_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -148,6 +148,22 @@ def test_backend_output_changed_frames_is_validated_and_the_version_is_fingerpri
     assert '"version": "2"' in backend_fingerprint(PropagationBackend())
 
 
+def test_non_default_seg_and_prop_parameters_enter_the_fingerprint() -> None:
+    from ivos_rl.backends.cached import backend_fingerprint
+
+    default = backend_fingerprint(PropagationBackend())
+    # The default fingerprint is what it was before parameters entered it (runs, caches and
+    # checkpoints recorded with it stay valid).
+    assert default == (
+        '{"class": "ivos_rl.backends.propagation.PropagationBackend", "config": {"colour_bins": 16, '
+        '"flow_cache_dir": null, "flow_cache_size": 2, "flow_preset": "fine", "working_height": 240}, '
+        '"version": "2"}'
+    )
+    assert backend_fingerprint(PropagationBackend(seg={"change_radius": 1.0})) == default  # = the default
+    other = backend_fingerprint(PropagationBackend(seg={"change_radius": 0.0}, prop={"keep_previous": 0.5}))
+    assert '"seg": {"change_radius": 0.0}' in other and '"prop": {"keep_previous": 0.5}' in other
+
+
 def test_deterministic_and_flow_cache() -> None:
     frames, _ = moving_clip(t=5)
     t = len(frames)
@@ -156,9 +172,12 @@ def test_deterministic_and_flow_cache() -> None:
     be.reset(frames, 1, sequence="clip")
     flows = be._fwd
     a = be.interact(2, inter)
+    assert set(be.last_timings) == {"cut", "propagate"} and min(be.last_timings.values()) >= 0.0
+    binned = be._flows.motion_bins[(2, 16)]
     be.reset(frames, 1, sequence="clip")
     assert be._fwd is flows  # same video again: flows come from the cache
     b = be.interact(2, inter)
+    assert be._flows.motion_bins[(2, 16)] is binned  # and so does the annotated frame's binned motion
     c = PropagationBackend(flow_cache_size=0)
     c.reset(frames, 1, sequence="clip")
     cc = c.interact(2, inter)

@@ -151,6 +151,32 @@ def test_f_measure_partial_match_by_hand() -> None:
     assert batched_f_measure(gt, pr, bound_th=1) == pytest.approx([8 / 9])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        # A lone pixel's boundary is the 2x2 block {(-1,-1), (-1,0), (0,-1), (0,0)} around it.
+        ((0, 5), 1.0),  # the blocks' nearest columns are 4 apart, their far ones 5 (= r): all match
+        ((0, 6), 0.5),  # near columns exactly r = 5 apart (match), far ones r + 1 = 6 (no): P = R = 1/2
+        ((0, 7), 0.0),  # every pair is at least r + 1 = 6 apart
+        # diagonal, in the ring outside the inscribed square (half-size 3 for r = 5): the corners
+        # (3, 4) apart are exactly r = 5 apart (9 + 16 = 25 <= 25); every other pair has
+        # dy^2 + dx^2 >= 32 > 25. One of 4 pixels matched each way: P = R = 1/4.
+        ((4, 5), 0.25),
+    ],
+)
+def test_f_measure_at_distance_exactly_r_and_r_plus_1(
+    shift: tuple[int, int], expected: float, dtype: type
+) -> None:
+    gt = np.zeros((1, 30, 30), dtype)
+    pr = np.zeros((1, 30, 30), dtype)
+    gt[0, 10, 10] = 1
+    pr[0, 10 + shift[0], 10 + shift[1]] = 1
+    # bound_th >= 1 is the radius itself: r = 5
+    assert batched_f_measure(gt, pr, bound_th=5) == pytest.approx([expected])
+    assert _slow_f(gt[0] == 1, pr[0] == 1, 5) == pytest.approx(expected)
+
+
 def _slow_f(gt: np.ndarray, pr: np.ndarray, radius: float) -> float:
     """Straightforward full-frame F used to check the cropped / two-stage implementation."""
     gb, pb = seg2bmap(gt), seg2bmap(pr)

@@ -6,9 +6,7 @@ backend, not a strawman: it passes ``check_backend`` and tracks a translated squ
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -18,29 +16,18 @@ from ivos_rl.metrics import batched_jaccard
 from ivos_rl.robot import ScribbleRobot
 from ivos_rl.testing import moving_clip, on_frame, stroke
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "_reference_backend.py"
 
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ivos_rl_reference_backend", _PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_reference_passes_the_backend_contract() -> None:
+def test_reference_passes_the_backend_contract(benchmark_module: Callable[[str], ModuleType]) -> None:
     frames, gt = moving_clip(two_objects=True)
-    backend = _module().ReferenceBackend()
+    backend = benchmark_module("_reference_backend.py").ReferenceBackend()
     outputs = check_backend(backend, frames, gt, 2, robot=ScribbleRobot(), n_rounds=3, mask_rule="argmax")
     assert 1 <= len(outputs) <= 3  # the robot stops early once the masks are perfect
 
 
-def test_reference_tracks_a_translated_square() -> None:
+def test_reference_tracks_a_translated_square(benchmark_module: Callable[[str], ModuleType]) -> None:
     frames, gt = moving_clip()
     t = len(frames)
-    backend = _module().ReferenceBackend()
+    backend = benchmark_module("_reference_backend.py").ReferenceBackend()
     backend.reset(frames, 1, sequence="clip")
     strokes = [stroke(1, [(9, 15), (16, 15)]), stroke(0, [(2, 40), (60, 40)])]
     out = backend.interact(0, on_frame(t, 0, strokes))

@@ -219,3 +219,38 @@ def test_oracle_quality_on_hand_made_masks() -> None:
     j = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
     f = np.array([[1.0, 1.0], [0.0, 0.5], [1.0, 1.0]])
     np.testing.assert_allclose(oracle_quality(Scores(j, f)), [1.0, 0.375, 1.0])
+
+
+class ReportsChangedFrames(PerfectWhereAnnotated):
+    """As PerfectWhereAnnotated, and says which frames each round changed (``claim`` overrides)."""
+
+    def __init__(self, claim: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.claim = claim
+
+    def interact(self, frame_idx: int, interaction: dict[str, Any]) -> BackendOutput:
+        before = set(self.done)
+        out = super().interact(frame_idx, interaction)
+        changed = tuple(sorted(self.done - before)) if self.claim is None else self.claim
+        return BackendOutput(probs=out.probs, masks=out.masks, changed_frames=changed)
+
+
+def test_only_the_frames_a_round_changed_are_scored_again() -> None:
+    engine = RoundEngine(ReportsChangedFrames(), FakeRobot(), QualitySource("oracle"))
+    engine.start(_sample([1]))
+    np.testing.assert_array_equal(engine.score().per_frame(), np.eye(T)[1])
+    for frame in (4, 6):
+        engine.annotate(frame)
+        engine.propagate()
+    np.testing.assert_array_equal(engine.score().per_frame(), np.eye(T)[1] + np.eye(T)[4] + np.eye(T)[6])
+    assert engine.lookahead(2) == pytest.approx(4 / T)
+    # A backend that claims no frame changed keeps every earlier score: frame 3's new perfect
+    # mask is not scored again (J&F stays 0 there), which proves the other frames were copied.
+    liar = ReportsChangedFrames(claim=())
+    engine = RoundEngine(liar, FakeRobot(), QualitySource("oracle"))
+    engine.start(_sample([1]))
+    engine.score()
+    engine.annotate(3)
+    engine.propagate()
+    np.testing.assert_array_equal(engine.score().per_frame(), np.eye(T)[1])
+    assert engine.lookahead(5) == pytest.approx(1 / T)

@@ -72,10 +72,12 @@ class ColourModel:
         """(n_labels, bins**dims) float32 log densities (smoothed, floored, normalised)."""
         if self._log_tables is None:
             tables = np.empty_like(self.counts, dtype=np.float32)
+            hists = self.counts.reshape((self.n_labels,) + (self.bins,) * self.dims)
+            if self.smoothing > 0:
+                # One call for all labels (no smoothing across labels): the same 1-D passes per label.
+                hists = ndi.gaussian_filter(hists, (0.0,) + (self.smoothing,) * self.dims, mode="nearest")
             for label in range(self.n_labels):
-                h = self.counts[label].reshape((self.bins,) * self.dims)
-                if self.smoothing > 0:
-                    h = ndi.gaussian_filter(h, self.smoothing, mode="nearest")
+                h = hists[label]
                 total = h.sum()
                 p = h / total if total > 0 else np.full_like(h, 1.0 / h.size)
                 p = (1.0 - self.floor) * p + self.floor / h.size
@@ -85,5 +87,4 @@ class ColourModel:
 
     def log_likelihood(self, bin_idx: np.ndarray) -> np.ndarray:
         """log p(colour | label) for each pixel: (n_labels, *bin_idx.shape) float32."""
-        tables = self.log_tables()
-        return tables[:, bin_idx]
+        return np.take(self.log_tables(), bin_idx, axis=1)  # = tables[:, bin_idx], 2-3x faster

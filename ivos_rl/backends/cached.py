@@ -62,6 +62,8 @@ def backend_fingerprint(backend: VOSBackend) -> str:
 
     Public attributes that are numbers, strings, booleans, None or flat lists/tuples of those are
     taken as configuration (the built-in backends store their constructor arguments that way).
+    A backend may add more through a ``fingerprint_extra()`` method (a JSON-able dict; the
+    propagation backend's non-default ``seg``/``prop`` parameters, which live in dataclasses).
     A backend whose behaviour depends on anything else (weights in memory...) must be given an
     explicit ``backend_key`` by the caller.
     """
@@ -74,6 +76,9 @@ def backend_fingerprint(backend: VOSBackend) -> str:
             config[name] = value
         elif isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value):
             config[name] = list(value)
+    extra = getattr(backend, "fingerprint_extra", None)
+    if callable(extra):
+        config.update(extra())
     cls = type(backend)
     identity: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}
     version = getattr(backend, "version", None)

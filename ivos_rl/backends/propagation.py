@@ -29,10 +29,12 @@ Everything runs at a configurable working height and is resized back to the inpu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+import time
 from collections import OrderedDict
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +43,14 @@ import numpy as np
 
 from ivos_rl.backends._colour_model import ColourModel, quantise_colours
 from ivos_rl.backends._flow import DIS_PRESETS, Warper, compute_flows, load_flows, save_flows
-from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, bbox, rasterise
+from ivos_rl.backends._interactive_seg import (
+    FrameSegmenter,
+    SegParams,
+    Stroke,
+    bbox,
+    quantise_motion,
+    rasterise,
+)
 from ivos_rl.backends.base import (
     BackendOutput,
     VOSBackend,
@@ -105,25 +114,29 @@ class _Crop:
     box: tuple[slice, slice] | None
     probs: np.ndarray | None
 
-    def full(self, shape: tuple[int, int], n_labels: int) -> np.ndarray:
-        """(L, H, W) float32 probabilities of the whole frame."""
-        return self.region((slice(0, shape[0]), slice(0, shape[1])), n_labels)
-
     def region(self, box: tuple[slice, slice], n_labels: int) -> np.ndarray:
         """(L, h, w) float32 probabilities inside ``box`` (frame coordinates)."""
-        out = np.zeros((n_labels, box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=np.float32)
-        out[0] = 1.0
+        return _to_float(self.region_uint8(box, n_labels))
+
+    def region_uint8(self, box: tuple[slice, slice], n_labels: int) -> np.ndarray:
+        """(L, h, w) uint8 probabilities (x 255) inside ``box`` (frame coordinates)."""
+        out = np.zeros((n_labels, box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=np.uint8)
+        out[0] = 255
         if self.box is None or self.probs is None:
             return out
         y0, y1 = max(box[0].start, self.box[0].start), min(box[0].stop, self.box[0].stop)
         x0, x1 = max(box[1].start, self.box[1].start), min(box[1].stop, self.box[1].stop)
         if y0 < y1 and x0 < x1:
-            src = self.probs[:, y0 - self.box[0].start : y1 - self.box[0].start,
-                             x0 - self.box[1].start : x1 - self.box[1].start]
             out[:, y0 - box[0].start : y1 - box[0].start, x0 - box[1].start : x1 - box[1].start] = (
-                src.astype(np.float32) / 255.0
+                self.probs[:, y0 - self.box[0].start : y1 - self.box[0].start,
+                           x0 - self.box[1].start : x1 - self.box[1].start]
             )
         return out
+
+
+def _to_float(p: np.ndarray) -> np.ndarray:
+    """uint8 probabilities as float32 in [0, 1] (``p.astype(np.float32) / 255``, one pass)."""
+    return np.divide(p, np.float32(255.0), dtype=np.float32)
 
 
 @dataclass
@@ -133,7 +146,7 @@ class _Round:
     ``soft`` maps every recomputed frame (the annotated one and its span) to its new soft labels
     (L, h, w) uint8 at working resolution; ``runs`` the new runs (``(source, direction)`` ->
     one crop per step) of the annotated frame and the neighbours' runs, cut where they now stop;
-    ``probs``/``masks`` are the complete new output.
+    ``probs``/``masks`` are the complete new output; ``timings`` the CPU seconds of its parts.
     """
 
     frame: int
@@ -144,12 +157,17 @@ class _Round:
     runs: dict[tuple[int, int], list[_Crop]]
     probs: np.ndarray
     masks: np.ndarray
+    timings: dict[str, float]
 
 
 @dataclass
 class _FlowCache:
+    """A video's flows, and each annotated frame's binned motion ((frame, bins) -> (H, W) uint16)
+    once computed: an RL episode annotates the frames of the same video again and again."""
+
     fwd: np.ndarray
     bwd: np.ndarray
+    motion_bins: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
 
 @register_backend("propagation")
@@ -204,6 +222,9 @@ class PropagationBackend(VOSBackend):
         self.prop_params: PropParams = _override(PropParams(), prop, "prop")
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
         self._ready = False
+        #: CPU seconds of the last round's parts: ``cut`` (the annotated frame's graph-cut
+        #: segmentation) and ``propagate`` (its span: warps, colour correction, fusion, output).
+        self.last_timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ reset
 
@@ -238,8 +259,8 @@ class PropagationBackend(VOSBackend):
         self._frames = small
         self._bins = quantise_colours(small, self.colour_bins)
         self._warper = Warper(*self._shape)
-        flows = self._flows_for(small)
-        self._fwd, self._bwd = flows.fwd, flows.bwd
+        self._flows = self._flows_for(small)
+        self._fwd, self._bwd = self._flows.fwd, self._flows.bwd
         self._strokes: dict[int, list[Stroke]] = {}
         self._segs: dict[int, np.ndarray] = {}
         self._colour: dict[int, ColourModel] = {}
@@ -251,6 +272,19 @@ class PropagationBackend(VOSBackend):
         self._round = 0
         self._segmenter = FrameSegmenter(self.n_labels, self.colour_bins, self.seg_params)
         self._ready = True
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        """The ``seg``/``prop`` parameters that differ from the defaults, for
+        :func:`~ivos_rl.backends.cached.backend_fingerprint` (empty by default, so default
+        fingerprints stay as they were): runs and caches with other parameters never mix."""
+        out: dict[str, Any] = {}
+        pairs = (("seg", self.seg_params, SegParams()), ("prop", self.prop_params, PropParams()))
+        for key, params, default in pairs:
+            changed = {f.name: getattr(params, f.name) for f in fields(params)
+                       if getattr(params, f.name) != getattr(default, f.name)}
+            if changed:
+                out[key] = changed
+        return out
 
     def _flows_for(self, small: np.ndarray) -> _FlowCache:
         """Flows for these frames, from the LRU cache when the same video comes back (RL episodes)."""
@@ -317,6 +351,7 @@ class PropagationBackend(VOSBackend):
 
     def _compute_round(self, k: int, new: list[Stroke]) -> _Round:
         """Everything this round changes, computed without touching the backend's state."""
+        cpu0 = time.process_time()
         strokes = self._strokes.get(k, []) + new
         prior = self._soft[k].astype(np.float32) / 255.0 if self._segs else None
         labels = self._segmenter.segment(
@@ -326,8 +361,9 @@ class PropagationBackend(VOSBackend):
             new,
             prior,
             self._global_model(exclude=k) if self._segs else None,
-            self._motion(k),
+            motion_bins=self._motion_bins(k),
         )
+        cpu1 = time.process_time()
         colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
         tables = self._global_model(exclude=k, extra=colour).log_tables()
         probs, masks = self._previous_output()
@@ -350,11 +386,11 @@ class PropagationBackend(VOSBackend):
                 state = self._step(state, t - direction, t, tables)
                 states.append(state)
                 nb_state = None if nb is None else runs[(nb, -direction)][abs(nb - t) - 1]
-                p = self._blend(t, k, state, nb, nb_state, others)
-                soft[t] = probs_to_uint8(p)
-                self._render(p, probs, masks, t)
+                region, p = self._blend(t, k, state, nb, nb_state, others)
+                soft[t] = self._output_frame(t, region, p, probs, masks)
             runs[(k, direction)] = states
-        return _Round(k, strokes, labels, colour, soft, runs, probs, masks)
+        timings = {"cut": cpu1 - cpu0, "propagate": time.process_time() - cpu1}
+        return _Round(k, strokes, labels, colour, soft, runs, probs, masks, timings)
 
     def _commit(self, update: _Round) -> BackendOutput:
         """Store the round's results (cannot fail) and return fresh output arrays."""
@@ -367,14 +403,22 @@ class PropagationBackend(VOSBackend):
             self._soft[t] = soft
         self._runs.update(update.runs)
         self._last_output = (update.probs, update.masks)
+        self.last_timings = update.timings
         changed = tuple(sorted(update.soft))
         return BackendOutput(probs=update.probs.copy(), masks=update.masks.copy(), changed_frames=changed)
 
-    def _motion(self, t: int) -> np.ndarray | None:
-        """Flow from frame ``t`` to a neighbour (None for a one-frame video)."""
-        if self._n_frames < 2:
+    def _motion_bins(self, t: int) -> np.ndarray | None:
+        """Frame ``t``'s flow to a neighbour binned by :func:`quantise_motion` (None for a
+        one-frame video or without the motion term), kept with the video's flows."""
+        bins = self.seg_params.motion_bins
+        if self._n_frames < 2 or self.seg_params.motion_weight <= 0:
             return None
-        return self._fwd[t] if t + 1 < self._n_frames else self._bwd[t - 1]
+        cache = self._flows.motion_bins
+        if (t, bins) not in cache:
+            motion = self._fwd[t] if t + 1 < self._n_frames else self._bwd[t - 1]
+            q = quantise_motion(motion, bins)
+            cache[(t, bins)] = q.astype(np.uint16) if bins * bins <= 65536 else q
+        return cache[(t, bins)]
 
     def _frame_colour(self, f: int, labels: np.ndarray, seeds: np.ndarray) -> ColourModel:
         """Colour samples of annotated frame ``f``: its segmentation plus its (weighted) strokes."""
@@ -422,7 +466,8 @@ class PropagationBackend(VOSBackend):
         else:
             to_src, from_src = self._fwd[t_dst], self._bwd[t_dst]
         motion = from_src[sbox].astype(np.float32)
-        reach = prm.roi_margin + float(np.sqrt((motion**2).sum(axis=-1).max()))
+        motion *= motion
+        reach = prm.roi_margin + float(np.sqrt((motion[..., 0] + motion[..., 1]).max()))
         dbox = _grow(sbox, reach, shape)
         flow = to_src[dbox].astype(np.float32)
         mx = self._warper.xs[dbox] + flow[..., 0]
@@ -446,7 +491,7 @@ class PropagationBackend(VOSBackend):
         warped = conf * warped + (1.0 - conf) * alt
         if prm.local_mix > 0:
             tables = self._mix_local(tables, src, sbox, t_src)
-        loglik = tables[:, self._bins[t_dst][dbox]]
+        loglik = np.take(tables, self._bins[t_dst][dbox], axis=1)
         if prm.colour_band > 0:
             loglik = loglik * _near_boundary(warped, prm.colour_band)
         score = prm.prior_weight * np.log(np.maximum(warped, prm.prior_floor)) + prm.colour_weight * loglik
@@ -487,8 +532,11 @@ class PropagationBackend(VOSBackend):
 
     def _blend(
         self, t: int, k: int, run: _Crop, nb: int | None, nb_run: _Crop | None, others: list[int]
-    ) -> np.ndarray:
-        """Soft labels (L, h, w) float32 of span frame ``t``: the new run from ``k`` fused with the rest.
+    ) -> tuple[tuple[slice, slice] | None, np.ndarray | None]:
+        """Soft labels of span frame ``t``: the new run from ``k`` fused with the rest.
+
+        Returns a box and the labels (L, h, w) float32 inside it; outside it (everywhere when
+        the box is None) the frame is background.
 
         The rest is ``keep_previous`` x the frame's previous labels + (1 - ``keep_previous``) x
         the run from the annotated neighbour ``nb`` on t's side (``nb_run``; at an open end, the
@@ -501,7 +549,9 @@ class PropagationBackend(VOSBackend):
         """
         n_labels = self.n_labels
         if not others:
-            return run.full(self._shape, n_labels)
+            if run.box is None or run.probs is None:
+                return None, None
+            return run.box, run.region(run.box, n_labels)
         prm = self.prop_params
         keep = prm.keep_previous
         d = float(abs(t - k))
@@ -513,26 +563,58 @@ class PropagationBackend(VOSBackend):
         if keep > 0:
             boxes.append(bbox(old[0] < 255, 0, self._shape))
         boxes = [b for b in boxes if b is not None]
-        out = np.zeros((n_labels, *self._shape), dtype=np.float32)
-        out[0] = 1.0
         if not boxes:
-            return out
+            return None, None
         region = (
             slice(min(b[0].start for b in boxes), max(b[0].stop for b in boxes)),
             slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes)),
         )
-        p_new = run.region(region, n_labels)
-        p_rest = (nb_run if nb_run is not None else run).region(region, n_labels) if keep < 1 else 0.0
+        u_new = run.region_uint8(region, n_labels)
+        p_new = _to_float(u_new)
+        u_rest = (nb_run if nb_run is not None else run).region_uint8(region, n_labels) if keep < 1 else None
+        p_rest = _to_float(u_rest) if u_rest is not None else 0.0
         if keep > 0:
             p_rest = (1.0 - keep) * p_rest + keep * (old[(slice(None), *region)].astype(np.float32) / 255.0)
+            u_rest = None
         if prm.fusion_certainty > 0:
-            a = w * _certainty(p_new) ** prm.fusion_certainty
-            b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
+            # certainty ** power of uint8-valued labels: a look-up of the top value (same bits).
+            lut = _certainty_power_table(n_labels, prm.fusion_certainty)
+            a = w * lut[u_new.max(axis=0)]
+            if u_rest is not None:
+                b = (1.0 - w) * lut[u_rest.max(axis=0)]
+            else:
+                b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
             fused = (a * p_new + b * p_rest) / (a + b)
         else:
             fused = w * p_new + (1.0 - w) * p_rest
-        out[(slice(None), *region)] = fused
-        return out
+        return region, fused
+
+    def _output_frame(
+        self, t: int, region: tuple[slice, slice] | None, p: np.ndarray | None, probs: np.ndarray,
+        masks: np.ndarray,
+    ) -> np.ndarray:
+        """Write span frame ``t`` (labels ``p`` inside ``region``, background elsewhere) into the
+        output and return its soft labels (L, H, W) uint8 at working resolution.
+
+        At the input resolution only the region is converted (the rest is background: 255 / 0,
+        label 0); otherwise the whole frame goes through :meth:`_render`.
+        """
+        soft = np.zeros((self.n_labels, *self._shape), dtype=np.uint8)
+        soft[0] = 255
+        if region is not None and p is not None:
+            soft[(slice(None), *region)] = probs_to_uint8(p)
+        if self._out_shape != self._shape:
+            full = np.zeros((self.n_labels, *self._shape), dtype=np.float32)
+            full[0] = 1.0
+            if region is not None and p is not None:
+                full[(slice(None), *region)] = p
+            self._render(full, probs, masks, t)
+            return soft
+        probs[t] = soft[1:]
+        masks[t] = 0
+        if region is not None and p is not None:
+            masks[t][region] = _argmax0(p)
+        return soft
 
     def _previous_output(self) -> tuple[np.ndarray, np.ndarray]:
         """Fresh copies of the previous output (callers may keep it), or empty arrays in round 1."""
@@ -569,6 +651,21 @@ def _certainty(p: np.ndarray) -> np.ndarray:
     [0, 1], plus a floor so that two unsure sides still share the weight."""
     n = p.shape[0]
     return 1e-3 + np.maximum(p.max(axis=0) - 1.0 / n, 0.0) * (n / (n - 1))
+
+
+@functools.lru_cache(maxsize=8)
+def _certainty_power_table(n_labels: int, power: float) -> np.ndarray:
+    """``_certainty(p) ** power`` (float32) for every top probability v / 255, v = 0..255.
+
+    Computed by the same float32 operations as on a frame (a label plane holding v / 255 and
+    the others 0), so indexing it by a frame's top uint8 value gives exactly the same numbers
+    while one power per distinct value replaces one per pixel.
+    """
+    p = np.zeros((n_labels, 256), dtype=np.float32)
+    p[0] = _to_float(np.arange(256, dtype=np.uint8))
+    table = _certainty(p) ** power
+    table.flags.writeable = False
+    return table
 
 
 def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
@@ -632,7 +729,8 @@ def _softmax0(score: np.ndarray) -> np.ndarray:
     """Softmax over the first axis of (L, H, W) float32."""
     top = score.max(axis=0) if score.shape[0] > 2 else np.maximum(score[0], score[1])
     e = np.exp(score - top)
-    return e / e.sum(axis=0)
+    e /= e.sum(axis=0)
+    return e
 
 
 def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
@@ -653,7 +751,9 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
         small = np.nonzero(areas < min_fragment * areas.max())[0] + 1
         if small.size == 0:
             continue
-        drop = np.isin(comp, small)
+        lut = np.zeros(n, dtype=bool)
+        lut[small] = True
+        drop = lut[comp]
         q[0][drop] += q[k][drop]
         q[k][drop] = 0.0
     return q
