@@ -440,6 +440,7 @@ def _meta(
         "backend_fingerprint": backend_fingerprint(comps.backend),
         "qnet": qnet.config(),
         "state_mode": env.state_mode.value,
+        "state_features": list(env.state_features.groups),  # AgentStrategy rebuilds the same observation
         "obs_shape": list(env.observation_space.shape),
         "horizon": int(env.horizon),
         "reward": asdict(env.reward_config),

@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from ivos_rl.agents.checkpoint import load_policy
-from ivos_rl.agents.strategy import AgentStrategy
+from ivos_rl.agents.strategy import AgentStrategy, policy_state_options
 from ivos_rl.backends.base import validate_frames
 from ivos_rl.data.imageio import open_decoded, read_image
 from ivos_rl.data.layout import natural_key
@@ -200,7 +200,8 @@ class Recommender:
 
     ``quality`` is any object with ``predict(frames, probs) -> (q (T,), q_k (T, K))`` (usually a
     :class:`~ivos_rl.quality.QualityEstimator`); ``agent`` a Q-network (e.g.
-    :class:`~ivos_rl.agents.QNetwork`) with the ``state_mode`` it was trained on, run through
+    :class:`~ivos_rl.agents.QNetwork`) with the ``state_mode``, ``state_features`` and ``horizon`` it
+    was trained on, run through
     :class:`~ivos_rl.agents.strategy.AgentStrategy` exactly as in the evaluation; ``strategy`` any
     other :class:`Strategy`. Exactly one of ``agent`` and ``strategy`` must be given.
     """
@@ -214,6 +215,8 @@ class Recommender:
         state_mode: str = "both",
         device: str | torch.device = "cpu",
         seed: int = 0,
+        state_features: Sequence[str] | None = None,
+        horizon: int = 7,
     ) -> None:
         if (agent is None) == (strategy is None):
             raise ConfigError(
@@ -227,7 +230,13 @@ class Recommender:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         if agent is not None:
-            strategy = AgentStrategy(agent, state_mode=state_mode, device=device)  # type: ignore[arg-type]
+            strategy = AgentStrategy(
+                agent,  # type: ignore[arg-type]
+                state_mode=state_mode,
+                device=device,
+                state_features=state_features,
+                horizon=horizon,
+            )
         assert strategy is not None
         if strategy.needs_quality and quality is None:
             who = "the agent" if agent is not None else f"strategy {strategy.name!r}"
@@ -269,7 +278,8 @@ class Recommender:
                 estimator = QualityEstimator.from_checkpoint(quality, device=device, batch_size=batch_size)
         if agent is not None:
             qnet, meta = load_policy(agent, device=device)
-            return cls(estimator, agent=qnet, state_mode=str(meta["state_mode"]), device=device, seed=seed)
+            options = policy_state_options(meta, agent)  # state mode, features, horizon as trained
+            return cls(estimator, agent=qnet, device=device, seed=seed, **options)
         strat = build_strategy(strategy) if isinstance(strategy, str) else strategy
         return cls(estimator, strategy=strat, device=device, seed=seed)
 

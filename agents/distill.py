@@ -1,0 +1,220 @@
+"""Distil the one-step lookahead oracle into the Bi-LSTM Q-network (supervised one-step targets).
+
+Live DQN on the real backend runs a few steps per second on a CPU; the lookahead data
+(:mod:`ivos_rl.lookahead_data`) already holds, for every recorded round, the mean J&F each
+candidate frame would give. The paper's network (:class:`~ivos_rl.agents.qnet.QNetwork`, with the
+extra per-frame state features of :mod:`ivos_rl.state_features`) is trained on it with
+
+* a regression of Q(s, a) on ``gain_scale * (J&F after annotating a - J&F now)`` over the candidate
+  frames only (the others have no target: masked), and
+* the DQfD large-margin loss (:func:`~ivos_rl.agents.ddqn.large_margin_loss`) toward the oracle's
+  pick, over every frame, weighted by ``demo_weight``: it also pushes the untried frames below it.
+
+This is a one-step (gamma = 0) value; no bootstrap. Rows of one video share N, so a minibatch is
+the rounds of one video. ``flip`` adds the time-reversed copy of every row (distance columns
+swapped): the propagation treats both directions alike.
+
+Selection without test videos: :func:`offline_gain` scores a policy on held-out rows by the gain
+of the candidate nearest to its argmax, against Farthest's pick (always a candidate) and the best
+candidate, so epochs and knobs are chosen on an inner split of the training videos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ivos_rl.agents.ddqn import large_margin_loss
+from ivos_rl.agents.qnet import QNetwork
+from ivos_rl.errors import ConfigError
+from ivos_rl.state import StateMode, build_state, history_counts
+from ivos_rl.state_features import StateFeatures
+from ivos_rl.strategies.farthest import distance_to_annotations
+
+__all__ = ["DistillConfig", "Row", "build_rows", "fit", "offline_gain"]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knobs of one distillation run (see the module docstring)."""
+
+    state_features: tuple[str, ...] = ("distance", "entropy", "area_change", "round")
+    horizon: int = 7
+    epochs: int = 40
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    gain_scale: float = 10.0
+    demo_margin: float = 0.1
+    demo_weight: float = 1.0
+    flip: bool = True
+    recurrence: str = "bilstm"
+    hidden: int = 128
+    decoder_hidden: int = 128
+    grad_clip_value: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "horizon", "hidden", "decoder_hidden"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"distill.{name} must be an int >= 1, got {v!r}")
+        for name in ("lr", "gain_scale"):
+            if not float(getattr(self, name)) > 0:
+                raise ConfigError(f"distill.{name} must be > 0, got {getattr(self, name)!r}")
+        if min(self.weight_decay, self.demo_margin, self.demo_weight) < 0:
+            raise ConfigError("distill weight_decay, demo_margin and demo_weight must be >= 0")
+        StateFeatures.parse(list(self.state_features))  # refuses unknown groups
+
+    @property
+    def features(self) -> StateFeatures:
+        return StateFeatures.parse(list(self.state_features))
+
+    def network(self) -> QNetwork:
+        return QNetwork(
+            self.recurrence,  # type: ignore[arg-type]
+            in_features=2 + self.features.width,
+            hidden=self.hidden,
+            decoder_hidden=self.decoder_hidden,
+        )
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One recorded round: observation (N, w), candidate gains (N,; NaN off candidates), the
+    oracle's pick, Farthest's pick, and the video it came from."""
+
+    sequence: str
+    obs: np.ndarray
+    gains: np.ndarray
+    expert: int
+    farthest: int
+
+
+def _observation(rows: dict[str, np.ndarray], r: int, features: StateFeatures, horizon: int) -> np.ndarray:
+    history = [int(f) for f in rows["history"][r] if f >= 0]
+    n = rows["quality"].shape[1]
+    state = build_state(rows["quality"][r], history_counts(history, n), StateMode.BOTH)
+    columns = [rows[g][r] for g in features.groups if g in ("entropy", "area_change")]
+    output = np.stack(columns, axis=1) if columns else None
+    return features.extend(state, history, horizon, output)
+
+
+def build_rows(
+    data: Sequence[tuple[str, dict[str, np.ndarray]]], cfg: DistillConfig, flip: bool | None = None
+) -> list[Row]:
+    """Training rows of the lookahead data's samples (plus time-reversed copies when ``flip``)."""
+    features = cfg.features
+    flip = cfg.flip if flip is None else flip
+    out: list[Row] = []
+    for seq, rows in data:
+        n = rows["quality"].shape[1]
+        for r in range(rows["quality"].shape[0]):
+            values = rows["values"][r].astype(np.float64)
+            gains = values - float(rows["current"][r])
+            tried = np.flatnonzero(np.isfinite(values))
+            expert = int(tried[np.argmax(values[tried])])  # ties: the earliest frame, as the oracle
+            history = [int(f) for f in rows["history"][r] if f >= 0]
+            farthest = int(np.argmax(distance_to_annotations(n, history)))
+            obs = _observation(rows, r, features, cfg.horizon)
+            out.append(Row(seq, obs, gains, expert, farthest))
+            if flip:
+                rev = obs[::-1].copy()
+                if "distance" in features.groups:
+                    rev[:, [2, 3]] = rev[:, [3, 2]]  # before <-> after
+                out.append(Row(seq, rev, gains[::-1].copy(), n - 1 - expert, n - 1 - farthest))
+    return out
+
+
+def _batches(rows: Sequence[Row], rng: np.random.Generator) -> list[list[Row]]:
+    """Rows grouped by (video, length) in a random order: one minibatch each (N differs by video)."""
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.sequence, row.obs.shape[0]), []).append(row)
+    batches = list(groups.values())
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _loss(qnet: QNetwork, batch: Sequence[Row], cfg: DistillConfig) -> torch.Tensor:
+    obs = torch.from_numpy(np.stack([r.obs for r in batch]).astype(np.float32))
+    gains = np.stack([r.gains for r in batch])
+    mask = torch.from_numpy(np.isfinite(gains))
+    target = torch.from_numpy(np.nan_to_num(gains * cfg.gain_scale).astype(np.float32))
+    q = qnet(obs)
+    regression = ((q - target).pow(2) * mask).sum() / mask.sum().clamp(min=1)
+    if cfg.demo_weight <= 0:
+        return regression
+    experts = torch.tensor([r.expert for r in batch], dtype=torch.int64)
+    return regression + cfg.demo_weight * large_margin_loss(q, experts, cfg.demo_margin).mean()
+
+
+def fit(
+    train: Sequence[Row],
+    cfg: DistillConfig,
+    seed: int,
+    validate: Sequence[Row] | None = None,
+) -> tuple[QNetwork, list[dict[str, float]]]:
+    """Train a fresh network for ``cfg.epochs`` epochs; per-epoch offline gains on ``validate``.
+
+    Deterministic on CPU for a fixed seed (network init and batch order from ``seed``).
+    """
+    if not train:
+        raise ConfigError("distillation needs at least one training row")
+    torch.manual_seed(int(seed))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
+    qnet = cfg.network()
+    opt = torch.optim.Adam(qnet.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
+    curve: list[dict[str, float]] = []
+    for epoch in range(cfg.epochs):
+        qnet.train()
+        losses = []
+        for batch in _batches(train, rng):
+            loss = _loss(qnet, batch, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(qnet.parameters(), cfg.grad_clip_value)
+            opt.step()
+            losses.append(float(loss.item()))
+        point = {"epoch": float(epoch + 1), "loss": float(np.mean(losses))}
+        if validate:
+            point.update(offline_gain(qnet, validate))
+        curve.append(point)
+    qnet.eval()
+    return qnet, curve
+
+
+def _nearest_candidate(gains: np.ndarray, frame: int) -> float:
+    """Gain of ``frame`` if it was tried, else of the tried frame nearest to it (earlier on ties)."""
+    tried = np.flatnonzero(np.isfinite(gains))
+    return float(gains[tried[np.argmin(np.abs(tried - frame))]])
+
+
+def offline_gain(qnet: QNetwork, rows: Sequence[Row]) -> dict[str, float]:
+    """Mean one-step J&F gain of the policy's argmax on ``rows`` (nearest tried frame's gain), with
+    Farthest's and the oracle's on the same rows, and the fraction of picks among the tried frames.
+
+    ``gap`` = (policy - Farthest) / (oracle - Farthest) of the means (one-step gap closed).
+    """
+    qnet.eval()
+    agent, far, best, exact = [], [], [], []
+    with torch.inference_mode():
+        for row in rows:
+            a = int(qnet(torch.from_numpy(row.obs.astype(np.float32)))[0].argmax())
+            agent.append(_nearest_candidate(row.gains, a))
+            far.append(_nearest_candidate(row.gains, row.farthest))  # a candidate in lookahead data
+            best.append(float(np.nanmax(row.gains)))
+            exact.append(float(np.isfinite(row.gains[a])))
+    m_agent, m_far, m_best = float(np.mean(agent)), float(np.mean(far)), float(np.mean(best))
+    span = m_best - m_far
+    return {
+        "gain_agent": m_agent,
+        "gain_farthest": m_far,
+        "gain_oracle": m_best,
+        "gap": (m_agent - m_far) / span if span > 0 else float("nan"),
+        "tried_fraction": float(np.mean(exact)),
+    }

@@ -1,0 +1,224 @@
+"""Cross-validated distillation of the lookahead oracle (``scripts/distill_agent.py``).
+
+Per test fold of :func:`ivos_rl.data.splits.video_folds` (the folds every experiment shares):
+the knobs (``grid``) and the number of epochs are chosen on an inner split of the fold's
+*training* videos only (mean offline gain over ``seeds``, :func:`~ivos_rl.agents.distill.offline_gain`),
+then one policy per seed is trained on all the training videos with that choice and written as
+``fold<k>/seed<s>/agent.pt``, a policy file :class:`~ivos_rl.agents.strategy.AgentStrategy` loads
+(state mode, state features, horizon, split and the data's backend fingerprint recorded). The
+test videos' rows are only scored (offline, for the report), never used for a choice.
+``final=true`` applies the same recipe with all videos as training videos (``all/seed<s>/``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivos_rl.agents.checkpoint import save_policy
+from ivos_rl.agents.distill import DistillConfig, Row, build_rows, fit, offline_gain
+from ivos_rl.data.splits import SPLIT_KEY, fold_split, split_record
+from ivos_rl.errors import ConfigError
+from ivos_rl.lookahead_data import load_rows
+from ivos_rl.provenance import read_manifest
+from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
+from ivos_rl.utils.logging import get_logger
+
+__all__ = ["choose_knobs", "train_split"]
+
+_log = get_logger(__name__)
+POLICY_NAME = "agent.pt"
+
+
+def _rows(
+    data: Sequence[tuple[str, dict[str, np.ndarray]]],
+    videos: Sequence[str],
+    cfg: DistillConfig,
+    flip: bool | None = None,
+) -> list[Row]:
+    keep = set(videos)
+    return build_rows([(s, r) for s, r in data if s in keep], cfg, flip)
+
+
+def choose_knobs(
+    data: Sequence[tuple[str, dict[str, np.ndarray]]],
+    videos: Sequence[str],
+    base: DistillConfig,
+    grid: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    inner_folds: int,
+) -> tuple[DistillConfig, dict[str, Any]]:
+    """The (knobs, epochs) of ``grid`` x 1..base.epochs with the best mean inner-validation gain.
+
+    ``videos`` are training videos only; inner fold 0 of them validates, the rest train.
+    """
+    inner_train, inner_val = fold_split(list(videos), inner_folds, 0, seed=0)
+    trials = []
+    for knobs in grid or [{}]:
+        cfg = replace(base, **knobs)
+        train_rows, val_rows = _rows(data, inner_train, cfg), _rows(data, inner_val, cfg, flip=False)
+        curves = [fit(train_rows, cfg, seed, validate=val_rows)[1] for seed in seeds]
+        mean = np.mean([[p["gain_agent"] for p in c] for c in curves], axis=0)
+        epoch = int(np.argmax(mean))  # the earliest best epoch
+        trials.append(
+            {
+                "knobs": dict(knobs),
+                "epochs": epoch + 1,
+                "inner_gain": float(mean[epoch]),
+                "inner_farthest": curves[0][epoch]["gain_farthest"],
+                "inner_oracle": curves[0][epoch]["gain_oracle"],
+                "curve": mean.tolist(),
+            }
+        )
+    best = max(trials, key=lambda t: t["inner_gain"])
+    chosen = replace(base, **best["knobs"], epochs=best["epochs"])
+    return chosen, {"inner_train": inner_train, "inner_val": inner_val, "trials": trials, "chosen": best}
+
+
+def train_split(
+    data: Sequence[tuple[str, dict[str, np.ndarray]]],
+    train: Sequence[str],
+    test: Sequence[str],
+    base: DistillConfig,
+    grid: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    inner_folds: int,
+    out: Path,
+    meta: dict[str, Any],
+    selection_seeds: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Choose knobs on ``train`` (with ``selection_seeds``, default ``seeds``), train one policy per
+    seed on ``train``, score it on ``test`` (offline, for the report only)."""
+    tic = time.process_time()
+    chooser_seeds = seeds if selection_seeds is None else selection_seeds
+    cfg, selection = choose_knobs(data, train, base, grid, chooser_seeds, inner_folds)
+    train_rows = _rows(data, train, cfg)
+    test_rows = _rows(data, test, cfg, flip=False) if test else []
+    policies, scores = [], []
+    for seed in seeds:
+        qnet, _ = fit(train_rows, cfg, seed)
+        folder = ensure_writable_dir(out / f"seed{seed}")
+        policy_meta = {
+            **meta,
+            "trainer": "lookahead_distill",
+            "distill": cfg.record(),
+            "seed": int(seed),
+            "state_mode": "both",
+            "state_features": list(cfg.features.groups),
+            "horizon": cfg.horizon,
+            "train_sequences": sorted(train),
+            "held_out_sequences": sorted(test),
+            SPLIT_KEY: split_record(train, test, None),
+        }
+        policies.append(str(save_policy(folder / POLICY_NAME, qnet, policy_meta)))
+        if test_rows:
+            per_video = {v: offline_gain(qnet, [r for r in test_rows if r.sequence == v]) for v in test}
+            scores.append({**offline_gain(qnet, test_rows), "per_video": per_video})
+    summary = {
+        "train": sorted(train),
+        "test": sorted(test),
+        "selection": selection,
+        "policies": policies,
+        "test_offline": scores,
+        "cpu_seconds": time.process_time() - tic,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def run(cfg: Any) -> dict[str, Any]:
+    """Entry point of ``scripts/distill_agent.py`` (``configs/distill_agent.yaml``)."""
+    from omegaconf import OmegaConf
+
+    keys = (
+        "distill",
+        "grid",
+        "seeds",
+        "selection_seeds",
+        "final",
+        "folds",
+        "n_folds",
+        "fold_seed",
+        "inner_folds",
+    )
+    plain = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in keys
+    }
+    base = DistillConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in plain["distill"].items()})
+    grid = list(plain.get("grid") or [])
+    seeds = [int(s) for s in plain["seeds"]]
+    chooser = plain.get("selection_seeds")
+    chooser = seeds if chooser is None else [int(s) for s in chooser]
+    if not seeds or not chooser:
+        raise ConfigError("seeds and selection_seeds must list at least one seed")
+    data = load_rows(cfg.data_dir)
+    manifest = read_manifest(cfg.data_dir)
+    assert manifest is not None
+    meta = {
+        "backend_fingerprint": manifest["fields"]["backend"],
+        "quality": manifest["fields"]["quality"],
+        "lookahead_data": {"path": str(cfg.data_dir), "fingerprint": manifest["fingerprint"]},
+    }
+    videos = sorted({s for s, _ in data})
+    # the shared folds are those of every video the data run was asked for, not of those written so far
+    planned = sorted({str(s) for s, _ in manifest["fields"]["samples"]})
+    out = ensure_writable_dir(Path(str(cfg.out_dir)))
+    results: dict[str, Any] = {}
+    if plain.get("final"):
+        results["all"] = train_split(
+            data, videos, [], base, grid, seeds, int(plain["inner_folds"]), out / "all", meta, chooser
+        )
+    else:
+        folds = plain.get("folds")
+        for k in range(int(plain["n_folds"])) if folds is None else [int(f) for f in folds]:
+            train, test = fold_split(planned, int(plain["n_folds"]), k, seed=int(plain["fold_seed"]))
+            train, test = [v for v in train if v in videos], [v for v in test if v in videos]
+            results[f"fold{k}"] = train_split(
+                data,
+                train,
+                test,
+                base,
+                grid,
+                seeds,
+                int(plain["inner_folds"]),
+                out / f"fold{k}",
+                meta,
+                chooser,
+            )
+            _log.info("fold %d: %s", k, results[f"fold{k}"]["test_offline"])
+    # one file per call: folds may run in separate processes (folds=[k]) into the same out_dir
+    atomic_write_json(out / f"results-{'-'.join(results)}.json", results)
+    return results
+
+
+def offline_table(results: dict[str, Any]) -> Any:
+    """One-step gains on the test folds' rows (mean over seeds per video), as a "gap closed" table.
+
+    Rows Farthest, agent, oracle: gain x100 (mean J&F after the round minus before), gap closed =
+    (agent - Farthest) / (oracle - Farthest) with paired bootstrap intervals over videos
+    (:func:`ivos_rl.reporting.gap_closed`, floor Farthest, ceiling the lookahead oracle).
+    """
+    import pandas as pd
+
+    from ivos_rl.reporting import gap_closed
+
+    per: dict[str, dict[str, list[float]]] = {"farthest": {}, "agent": {}, "oracle": {}}
+    for fold in results.values():
+        for seed_scores in fold["test_offline"]:
+            for video, s in seed_scores["per_video"].items():
+                for label, key in (
+                    ("farthest", "gain_farthest"),
+                    ("agent", "gain_agent"),
+                    ("oracle", "gain_oracle"),
+                ):
+                    per[label].setdefault(f"{video}/1", []).append(float(s[key]))
+    if not per["agent"]:
+        raise ConfigError("no test-fold scores in these results (final=true runs have none)")
+    series = {k: pd.Series({v: float(np.mean(x)) for v, x in d.items()}) for k, d in per.items()}
+    return gap_closed(series, "farthest", "oracle")

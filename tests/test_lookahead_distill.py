@@ -1,0 +1,323 @@
+"""Lookahead-value data, its distillation into the Q-network, and agents with state features.
+
+Hand-checkable cases: the recorded value of the committed frame is the J&F the next round starts
+from (the lookahead equals committing), rows built from a 5-frame hand-made record hold the
+expected columns, gains and picks, and a policy file with features is rebuilt exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ivos_rl.agents.checkpoint import load_policy, save_policy
+from ivos_rl.agents.distill import DistillConfig, build_rows, fit, offline_gain
+from ivos_rl.agents.distill_cv import train_split
+from ivos_rl.agents.qnet import QNetwork
+from ivos_rl.agents.strategy import AgentStrategy, policy_state_options
+from ivos_rl.backends import SimulatedBackend
+from ivos_rl.backends.base import labels_from_probs
+from ivos_rl.data import DavisDataset
+from ivos_rl.errors import ConfigError, InputValidationError, MissingDataError
+from ivos_rl.lookahead_data import (
+    LookaheadDataConfig,
+    choose_frame,
+    load_rows,
+    record_sample,
+    rows_path,
+    save_rows,
+    start_folder,
+)
+from ivos_rl.provenance import ProvenanceError
+from ivos_rl.recommend import Recommender
+from ivos_rl.robot import ScribbleRobot
+from ivos_rl.rounds import QualitySource, RoundEngine, load_sample
+from ivos_rl.state import build_state, history_counts
+from ivos_rl.state_features import StateFeatures
+from ivos_rl.strategies.base import StrategyState
+
+FEATURES = ("distance", "entropy", "area_change", "round")
+
+
+@pytest.fixture(scope="module")
+def dataset(synthetic_root: Path) -> DavisDataset:
+    return DavisDataset(synthetic_root, resolution="480p")
+
+
+def _hand_rows(n: int = 5) -> dict[str, np.ndarray]:
+    """Two rounds on a 5-frame video: frame 4 is best in round 1, frame 2 in round 2."""
+    nan = np.nan
+    return {
+        "quality": np.array([[0.9, 0.5, 0.4, 0.3, 0.2], [0.9, 0.6, 0.5, 0.7, 0.9]], np.float32),
+        "oracle": np.zeros((2, n), np.float32),
+        "entropy": np.full((2, n), 0.25, np.float32),
+        "area_change": np.full((2, n), 0.5, np.float32),
+        "history": np.array([[0, -1, -1], [0, 4, -1]]),
+        "values": np.array([[nan, 0.6, nan, nan, 0.7], [nan, 0.75, 0.8, nan, 0.7]], np.float32),
+        "current": np.array([0.5, 0.7], np.float32),
+        "chosen": np.array([4, 2]),
+        "final": np.asarray(0.8, np.float32),
+    }
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_record_sample_values_are_what_committing_gives(dataset: DavisDataset) -> None:
+    engine = RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle"))
+    seq, idx = dataset.samples()[0]
+    sample = load_sample(dataset, seq, idx)
+    cfg = LookaheadDataConfig(max_rounds=3, n_grid=3, n_worst=1, explore=0.0)
+    rows = record_sample(engine, sample, cfg)
+    n = sample.n_frames
+    assert rows["quality"].shape == rows["values"].shape == (2, n)
+    np.testing.assert_array_equal(rows["quality"], rows["oracle"])  # Oracle source: q is the truth
+    for r in range(2):
+        tried = np.flatnonzero(np.isfinite(rows["values"][r]))
+        assert 2 <= tried.size <= 3 + 1 + 1  # grid of 3, 1 worst, Farthest's (overlaps allowed)
+        assert rows["chosen"][r] == tried[np.argmax(rows["values"][r, tried])]  # explore=0: the oracle
+        history = rows["history"][r]
+        assert list(history[: r + 1]) == [sample.initial_frame, *rows["chosen"][:r]]
+        assert (history[r + 1 :] == -1).all()
+        after = rows["current"][r + 1] if r < 1 else rows["final"]
+        assert after == pytest.approx(rows["values"][r, rows["chosen"][r]], abs=1e-6)
+    # the same sample gives the same rows (choices seeded by name)
+    again = record_sample(
+        RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle")), sample, cfg
+    )
+    for key in rows:
+        np.testing.assert_array_equal(rows[key], again[key])
+
+
+class _FixedRng:
+    """random() returns ``u``; integers() returns 3."""
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+    def integers(self, n: int) -> int:
+        return 3
+
+
+def test_choose_follows_the_oracle_or_explores() -> None:
+    values = {0: 0.5, 5: 0.9, 7: 0.9}
+    # the oracle: best value, ties to the earliest frame
+    assert choose_frame(values, [0], 10, explore=0.3, rng=_FixedRng(0.3)) == 5  # type: ignore[arg-type]
+    # u < explore / 2: Farthest's pick (frame 9 is farthest from {0}); else a random frame
+    assert choose_frame(values, [0], 10, explore=0.3, rng=_FixedRng(0.1)) == 9  # type: ignore[arg-type]
+    assert choose_frame(values, [0], 10, explore=0.3, rng=_FixedRng(0.2)) == 3  # type: ignore[arg-type]
+
+
+def test_rows_folder_round_trip_and_refusals(tmp_path: Path) -> None:
+    with pytest.raises(MissingDataError):
+        load_rows(tmp_path)
+    fields = {"backend": "b1", "samples": [["clip", 1]]}
+    start_folder(tmp_path, fields)
+    save_rows(rows_path(tmp_path, "clip", 1), _hand_rows())
+    ((seq, rows),) = load_rows(tmp_path)
+    assert seq == "clip"
+    np.testing.assert_array_equal(rows["values"], _hand_rows()["values"])
+    with pytest.raises(MissingDataError, match="other"):
+        load_rows(tmp_path, ["other"])
+    start_folder(tmp_path, fields)  # the same setup resumes
+    with pytest.raises(ProvenanceError, match="another setup"):
+        start_folder(tmp_path, {**fields, "backend": "b2"})
+    with pytest.raises(ConfigError):
+        save_rows(tmp_path / "x.npz", {"values": np.zeros(1)})
+    with pytest.raises(ConfigError):
+        LookaheadDataConfig(explore=1.5)
+
+
+# ----------------------------------------------------------------------------- distillation
+
+
+def test_build_rows_by_hand() -> None:
+    cfg = DistillConfig(state_features=FEATURES, horizon=7)
+    rows = build_rows([("clip", _hand_rows())], cfg)
+    assert len(rows) == 4  # 2 rounds + their time-reversed copies
+    first, flipped = rows[0], rows[1]
+    # columns: q, h, distance before/after (/N), entropy, area change, round (0 / 7)
+    np.testing.assert_allclose(first.obs[1], [0.5, 0, 1 / 5, 1.0, 0.25, 0.5, 0.0])
+    np.testing.assert_allclose(first.gains[[1, 4]], [0.1, 0.2], atol=1e-6)
+    assert np.isnan(first.gains[[0, 2, 3]]).all()
+    assert (first.expert, first.farthest) == (4, 4)
+    # reversed in time: frame 1 becomes frame 3, before/after distances swap
+    np.testing.assert_allclose(flipped.obs[3], [0.5, 0, 1.0, 1 / 5, 0.25, 0.5, 0.0])
+    assert (flipped.expert, flipped.farthest) == (0, 0)
+    second = rows[2]
+    assert second.expert == 2 and second.farthest == 2  # annotated {0, 4}: frame 2 is farthest
+    assert second.obs[0, -1] == pytest.approx(1 / 7)
+
+
+def _toy_data(n_videos: int = 6, n: int = 12) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """Rows where the best frame is the one of lowest quality (not Farthest's), plus noise."""
+    data = []
+    for v in range(n_videos):
+        rng = np.random.default_rng(v)
+        rounds = 3
+        q = rng.uniform(0.4, 0.9, (rounds, n)).astype(np.float32)
+        values = np.full((rounds, n), np.nan, np.float32)
+        tried = [0, 3, 6, 9, 11]
+        for r in range(rounds):
+            worst = int(np.argmin(q[r]))
+            cand = sorted(set(tried) | {worst})
+            values[r, cand] = 0.5 + 0.02 * rng.random(len(cand))
+            values[r, worst] = 0.6
+        data.append(
+            (
+                f"v{v}",
+                {
+                    "quality": q,
+                    "oracle": q,
+                    "entropy": np.zeros((rounds, n), np.float32),
+                    "area_change": np.zeros((rounds, n), np.float32),
+                    "history": np.array([[0, -1, -1, -1], [0, 5, -1, -1], [0, 5, 8, -1]]),
+                    "values": values,
+                    "current": np.full(rounds, 0.5, np.float32),
+                    "chosen": np.zeros(rounds, np.int64),
+                    "final": np.asarray(0.6, np.float32),
+                },
+            )
+        )
+    return data
+
+
+def test_fit_learns_the_oracle_and_is_deterministic() -> None:
+    cfg = DistillConfig(state_features=FEATURES, epochs=60, hidden=16, decoder_hidden=16, lr=3e-3)
+    data = _toy_data()
+    train, val = build_rows(data[:5], cfg), build_rows(data[5:], cfg, flip=False)
+    qnet, curve = fit(train, cfg, seed=0, validate=val)
+    score = offline_gain(qnet, train)
+    assert score["gain_oracle"] == pytest.approx(0.1, abs=1e-6)
+    assert score["gain_agent"] > score["gain_farthest"] + 0.05  # learned "lowest quality is best"
+    assert len(curve) == 60 and "gap" in curve[-1]
+    again, _ = fit(train, cfg, seed=0, validate=val)
+    for a, b in zip(qnet.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_train_split_writes_loadable_policies(tmp_path: Path) -> None:
+    cfg = DistillConfig(state_features=FEATURES, epochs=3, hidden=8, decoder_hidden=8)
+    data = _toy_data()
+    videos = [s for s, _ in data]
+    res = train_split(
+        data,
+        videos[:5],
+        videos[5:],
+        cfg,
+        [{"demo_weight": 0.0}, {"demo_weight": 1.0}],
+        [0, 1],
+        inner_folds=2,
+        out=tmp_path,
+        meta={"backend_fingerprint": "x"},
+    )
+    assert len(res["policies"]) == 2 and len(res["test_offline"]) == 2
+    assert set(res["selection"]["inner_val"]) <= set(videos[:5])  # never the test video
+    agent = AgentStrategy.from_checkpoint(res["policies"][0])
+    assert agent.features.groups == FEATURES and agent.horizon == 7 and agent.needs_probs
+    assert agent.split is not None and agent.split["held_out"] == ["v5"]
+
+
+# ----------------------------------------------------------------------------- agent with features
+
+
+def _policy(tmp_path: Path, features: list[str]) -> tuple[Path, QNetwork]:
+    torch.manual_seed(0)
+    qnet = QNetwork("bilstm", in_features=2 + StateFeatures.parse(features).width, hidden=8, decoder_hidden=8)
+    meta = {"state_mode": "both", "state_features": features, "horizon": 3}
+    return save_policy(tmp_path / "agent.pt", qnet, meta), qnet
+
+
+def test_agent_strategy_rebuilds_the_training_observation(tmp_path: Path) -> None:
+    path, qnet = _policy(tmp_path, list(FEATURES))
+    agent = AgentStrategy.from_checkpoint(path)
+    rng = np.random.default_rng(0)
+    probs = rng.integers(0, 256, (6, 1, 4, 4)).astype(np.uint8)
+    q = rng.uniform(0, 1, 6)
+    state = StrategyState(round=2, n_frames=6, history=(1, 4), quality=q, probs=probs)
+    features = StateFeatures.parse(list(FEATURES))
+    expected = features.extend(
+        build_state(q, history_counts([1, 4], 6)),
+        [1, 4],
+        3,
+        features.from_output(probs, labels_from_probs(probs)),
+    )
+    np.testing.assert_array_equal(agent.observation(state), expected)
+    with torch.inference_mode():
+        want = qnet(torch.from_numpy(expected).unsqueeze(0))[0].numpy()
+    np.testing.assert_allclose(agent.q_values(state), want, rtol=1e-6)
+    with pytest.raises(InputValidationError, match="probabilities"):
+        agent.select(StrategyState(round=2, n_frames=6, history=(1, 4), quality=q))
+    # the recommender, given the file's options, recommends the agent's argmax from the same inputs
+    options = policy_state_options(load_policy(path)[1], path)
+    assert options == {"state_mode": "both", "state_features": list(FEATURES), "horizon": 3}
+    rec = Recommender(_FixedQuality(q), agent=qnet, **options)
+    frames = np.zeros((6, 4, 4, 3), np.uint8)
+    out = rec.recommend(frames, probs, history=[1, 4])
+    assert out.frame == int(np.argmax(want))
+    np.testing.assert_allclose(out.q_values, want, rtol=1e-6)
+
+
+class _FixedQuality:
+    def __init__(self, q: np.ndarray) -> None:
+        self.q = q
+
+    def predict(self, frames: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.q, self.q[:, None]
+
+
+def test_agent_strategy_refusals(tmp_path: Path) -> None:
+    path, qnet = _policy(tmp_path, ["distance"])
+    with pytest.raises(ConfigError, match="columns"):
+        AgentStrategy(qnet, state_features=["entropy"])  # 3 columns, the network reads 4
+    with pytest.raises(ConfigError, match="uncertainty"):
+        AgentStrategy(qnet, state_features=["uncertainty"])
+    plain = AgentStrategy(QNetwork("bilstm", hidden=4, decoder_hidden=4))
+    assert not plain.needs_probs and plain.features.groups == ()
+    distance_only = AgentStrategy.from_checkpoint(path)
+    assert not distance_only.needs_probs  # no output group: no probabilities needed
+
+
+def test_distill_script_config_runs_one_fold(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ivos_rl.agents.distill_cv import offline_table, run
+
+    data = _toy_data(n_videos=6)
+    start_folder(tmp_path / "data", {"backend": "b", "quality": "q", "samples": [[s, 1] for s, _ in data]})
+    for seq, rows in data:
+        save_rows(rows_path(tmp_path / "data", seq, 1), rows)
+    GlobalHydra.instance().clear()
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose(
+            config_name="distill_agent",
+            overrides=[
+                f"data_dir={tmp_path / 'data'}",
+                f"out_dir={tmp_path / 'out'}",
+                "n_folds=3",
+                "folds=[1]",
+                "inner_folds=2",
+                "seeds=[0]",
+                "distill.epochs=2",
+                "distill.hidden=8",
+                "distill.decoder_hidden=8",
+            ],
+        )
+    results = run(cfg)
+    fold = results["fold1"]
+    assert len(fold["test"]) == 2 and not set(fold["test"]) & set(fold["train"])
+    agent = AgentStrategy.from_checkpoint(fold["policies"][0])
+    assert agent.split is not None and agent.split["held_out"] == fold["test"]
+    assert (tmp_path / "out" / "results-fold1.json").is_file()
+    table = offline_table(results)  # one-step gains on the 2 test videos, Farthest to oracle
+    assert table.loc["oracle", "gap closed"] == pytest.approx(1.0)
+    assert table.loc["farthest", "gap closed"] == pytest.approx(0.0)
+    assert int(table.loc["agent", "videos"]) == 2
