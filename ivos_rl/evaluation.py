@@ -104,6 +104,7 @@ class EvaluationConfig:
     shard: str | None = None
     initial_interaction: str = "dataset"
     click_radius: float = 3.0
+    metric_threads: int = 1
     resume: bool = True
     overwrite: bool = False
     save_predictions: bool = False
@@ -120,6 +121,9 @@ class EvaluationConfig:
             raise ConfigError(f"max_rounds must be an int >= 1, got {self.max_rounds!r}")
         if self.metric not in METRIC_KEYS:
             raise ConfigError(f"metric must be one of {METRIC_KEYS}, got {self.metric!r}")
+        threads = self.metric_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"metric_threads must be an int >= 1, got {self.metric_threads!r}")
         if self.initial_interaction not in ("dataset", "robot"):
             raise ConfigError(
                 f"initial_interaction must be 'dataset'/'robot', not {self.initial_interaction!r}"
@@ -529,7 +533,14 @@ def evaluate(
         dataset, backend, strategy, robot, config, out, {**timing, **dict(provenance or {})}, record, labels
     )
 
-    engine = RoundEngine(backend, robot, source, click_radius=config.click_radius, clock=clock)
+    engine = RoundEngine(
+        backend,
+        robot,
+        source,
+        click_radius=config.click_radius,
+        clock=clock,
+        metric_threads=config.metric_threads,
+    )
     runner = _SampleRunner(dataset, engine, strategy, config, robot, fp)
     runner.time_model = time_model
     runner.mask_ap_quality = quality if config.mask_ap else None

@@ -259,6 +259,8 @@ class RoundEngine:
     ``quality`` gives :meth:`observe` its source (None: no quality needed). Clicks reach
     scribble-only backends as disks of ``click_radius`` pixels. ``clock`` (seconds, monotonic)
     times the components; inject a deterministic one for reproducible time budgets.
+    ``metric_threads`` scores each round's frames on that many threads (same figures, less wall
+    time on large frames).
     """
 
     def __init__(
@@ -269,7 +271,11 @@ class RoundEngine:
         *,
         click_radius: float = 3.0,
         clock: Callable[[], float] = time.perf_counter,
+        metric_threads: int = 1,
     ) -> None:
+        if isinstance(metric_threads, bool) or not isinstance(metric_threads, int) or metric_threads < 1:
+            raise ConfigError(f"metric_threads must be an int >= 1, got {metric_threads!r}")
+        self.metric_threads = metric_threads
         self.backend = backend
         self.robot = robot
         self.quality_source = quality
@@ -340,7 +346,7 @@ class RoundEngine:
         if s.scores is None:
             out = self.propagate()
             tic = self.clock()
-            s.scores = _score_output(s.sample, out, s.previous_scores)
+            s.scores = _score_output(s.sample, out, s.previous_scores, self.metric_threads)
             s.previous_scores = None
             s.timings.metrics += self.clock() - tic
         return s.scores
@@ -409,7 +415,7 @@ class RoundEngine:
             return self.score().mean_jf
         payload = self._payload(fuse_interactions(s.interactions, answer), answer)
         out = fork_backend(self.backend).interact(frame, payload)
-        return _score_output(sample, out, self.score()).mean_jf
+        return _score_output(sample, out, self.score(), self.metric_threads).mean_jf
 
     # ------------------------------------------------------------------ helpers
     def _robot_answer(self, s: RoundState, frame: int, timed: bool = True) -> dict[str, Any]:
@@ -443,12 +449,14 @@ class RoundEngine:
         )
 
 
-def _score_output(sample: SampleContext, out: BackendOutput, previous: Scores | None) -> Scores:
+def _score_output(
+    sample: SampleContext, out: BackendOutput, previous: Scores | None, threads: int = 1
+) -> Scores:
     """Scores of ``out``'s masks; with the scores of the output before it and ``out.changed_frames``
     only the changed frames are scored again (the others are byte-identical)."""
     if previous is None or out.changed_frames is None:
-        return score_masks(sample.gt, out.masks, sample.n_objects)
-    return update_scores(previous, sample.gt, out.masks, sample.n_objects, out.changed_frames)
+        return score_masks(sample.gt, out.masks, sample.n_objects, threads)
+    return update_scores(previous, sample.gt, out.masks, sample.n_objects, out.changed_frames, threads)
 
 
 def fork_backend(backend: VOSBackend) -> VOSBackend:

@@ -337,3 +337,24 @@ def test_bad_configuration() -> None:
     with pytest.raises(ConfigError, match="invalid"):
         parse_shard("3/3")
     assert parse_shard("1/4") == (1, 4)
+
+
+def test_metric_threads_change_no_figure(dataset: DavisDataset) -> None:
+    """Scoring on a frame pool gives the same per-round J&F and choices as one thread."""
+    runs = [
+        evaluate(
+            dataset,
+            SimulatedBackend(seed=0),
+            WorstStrategy(),
+            setting="oracle",
+            max_rounds=3,
+            max_samples=2,
+            metric_threads=threads,
+            progress=False,
+        )
+        for threads in (1, 3)
+    ]
+    assert runs[0].curve_rounds == runs[1].curve_rounds
+    assert [s.annotated_frames for s in runs[0].samples] == [s.annotated_frames for s in runs[1].samples]
+    with pytest.raises(ConfigError, match="metric_threads"):
+        evaluate(dataset, SimulatedBackend(seed=0), WorstStrategy(), setting="oracle", metric_threads=0)
