@@ -30,7 +30,7 @@ import torch
 
 from ivos_rl.agents.ddqn import large_margin_loss
 from ivos_rl.agents.qnet import QNetwork
-from ivos_rl.errors import ConfigError
+from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.state_features import StateFeatures
 from ivos_rl.strategies.farthest import distance_to_annotations
@@ -100,7 +100,10 @@ def _observation(rows: dict[str, np.ndarray], r: int, features: StateFeatures, h
     history = [int(f) for f in rows["history"][r] if f >= 0]
     n = rows["quality"].shape[1]
     state = build_state(rows["quality"][r], history_counts(history, n), StateMode.BOTH)
-    columns = [rows[g][r] for g in features.groups if g in ("entropy", "area_change")]
+    missing = [g for g in features.output_groups if g not in rows]
+    if missing:
+        raise InputValidationError(f"state features {missing} are not recorded in the lookahead data")
+    columns = [rows[g][r] for g in features.output_groups]
     output = np.stack(columns, axis=1) if columns else None
     return features.extend(state, history, horizon, output)
 

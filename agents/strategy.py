@@ -31,9 +31,6 @@ from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.state_features import StateFeatures
 from ivos_rl.strategies.base import Strategy, StrategyState, register_strategy
 
-#: Feature groups computed from the backend's output (the strategy then needs the probabilities).
-_OUTPUT_GROUPS = ("entropy", "area_change")
-
 
 @register_strategy("agent")
 class AgentStrategy(Strategy):
@@ -76,7 +73,7 @@ class AgentStrategy(Strategy):
         self.device = torch.device(device)
         self.last_q_values: np.ndarray | None = None
         # The backend's probabilities are only read (and passed by the evaluation) for output features.
-        self.needs_probs = any(g in _OUTPUT_GROUPS for g in self.features.groups)  # type: ignore[misc]
+        self.needs_probs = bool(self.features.output_groups)
         # The videos the policy was trained on (ivos_rl.data.splits.split_record), None if its file
         # does not record them: results on its training videos are not held-out results.
         self.split = split

@@ -41,6 +41,9 @@ __all__ = [
 
 #: Group name -> number of columns it adds.
 FEATURE_GROUPS: dict[str, int] = {"distance": 2, "uncertainty": 1, "entropy": 1, "area_change": 1, "round": 1}
+OUTPUT_GROUPS: tuple[str, ...] = ("uncertainty", "entropy", "area_change")
+"""Groups computed from a backend output (:meth:`StateFeatures.from_output`); the others come from
+the annotation history alone."""
 
 
 def side_distances(history: Sequence[int], n_frames: int) -> np.ndarray:
@@ -119,6 +122,11 @@ class StateFeatures:
                 f"state_features must be distinct names among {list(FEATURE_GROUPS)} (or 'all'), got {names}"
             )
         return cls(tuple(g for g in FEATURE_GROUPS if g in names))
+
+    @property
+    def output_groups(self) -> tuple[str, ...]:
+        """The selected groups that :meth:`from_output` computes, in column order."""
+        return tuple(g for g in self.groups if g in OUTPUT_GROUPS)
 
     @property
     def width(self) -> int:

@@ -188,6 +188,19 @@ def _toy_data(n_videos: int = 6, n: int = 12) -> list[tuple[str, dict[str, np.nd
     return data
 
 
+def test_build_rows_refuses_a_feature_the_data_does_not_record() -> None:
+    """The lookahead data records entropy and area change, not the quality uncertainty."""
+    cfg = DistillConfig(state_features=("uncertainty", "entropy"), horizon=7)
+    with pytest.raises(InputValidationError, match="uncertainty"):
+        build_rows([("clip", _hand_rows())], cfg)
+
+
+def test_output_groups_are_the_columns_from_output_computes() -> None:
+    assert StateFeatures.parse("all").output_groups == ("uncertainty", "entropy", "area_change")
+    assert StateFeatures.parse(["round", "area_change", "distance"]).output_groups == ("area_change",)
+    assert StateFeatures.parse(None).output_groups == ()
+
+
 def test_fit_learns_the_oracle_and_is_deterministic() -> None:
     cfg = DistillConfig(state_features=FEATURES, epochs=60, hidden=16, decoder_hidden=16, lr=3e-3)
     data = _toy_data()
