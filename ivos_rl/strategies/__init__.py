@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ivos_rl.strategies.linspace import LinspaceStrategy, linspace_frames
     from ivos_rl.strategies.oracle_lookahead import OracleLookaheadStrategy
     from ivos_rl.strategies.random import RandomStrategy
+    from ivos_rl.strategies.span_error import SpanErrorStrategy
     from ivos_rl.strategies.uncertainty import UncertaintyStrategy
     from ivos_rl.strategies.worst import WorstStrategy
 
@@ -31,6 +32,7 @@ __all__ = [
     "LinspaceStrategy",
     "OracleLookaheadStrategy",
     "RandomStrategy",
+    "SpanErrorStrategy",
     "Strategy",
     "StrategyState",
     "UncertaintyStrategy",
