@@ -16,6 +16,10 @@ selectable on its own for a Table-6-style ablation; every value lies in [0, 1]:
   |A_t - A_n| / max(A_t, A_n), A the foreground pixel count of the masks (0 when both are empty).
 * ``round`` (1): fraction of the recommendation budget used, (len(history) - 1) / horizon,
   the same for every frame.
+* ``span`` (2): what a backend-v2 round on the frame could reach: the span-error score of
+  :func:`ivos_rl.strategies.span_error.span_error_scores` (no decay, fusion share) from the state's
+  quality column, and the length of the frame's span (frames strictly between its annotated
+  neighbours other than itself), both divided by N. Symmetric under time reversal.
 
 The empty selection is the paper's state: :meth:`StateFeatures.extend` then returns its input
 unchanged (same array, bit-identical observations).
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.strategies.span_error import span_error_scores, span_weights
 
 __all__ = [
     "FEATURE_GROUPS",
@@ -37,10 +42,13 @@ __all__ = [
     "area_change",
     "label_entropy",
     "side_distances",
+    "span_columns",
 ]
 
 #: Group name -> number of columns it adds.
-FEATURE_GROUPS: dict[str, int] = {"distance": 2, "uncertainty": 1, "entropy": 1, "area_change": 1, "round": 1}
+FEATURE_GROUPS: dict[str, int] = {
+    "distance": 2, "uncertainty": 1, "entropy": 1, "area_change": 1, "round": 1, "span": 2
+}
 OUTPUT_GROUPS: tuple[str, ...] = ("uncertainty", "entropy", "area_change")
 """Groups computed from a backend output (:meth:`StateFeatures.from_output`); the others come from
 the annotation history alone."""
@@ -63,6 +71,15 @@ def side_distances(history: Sequence[int], n_frames: int) -> np.ndarray:
         has_after = j < ann.size
         out[has_after, 1] = (ann[j[has_after]] - t[has_after]) / n_frames
     return out
+
+
+def span_columns(quality: np.ndarray, history: Sequence[int]) -> np.ndarray:
+    """(N, 2): span-error score / N and span length / N of every frame (the ``span`` group)."""
+    q = np.asarray(quality, dtype=np.float64)
+    n = q.size
+    length = (span_weights(n, history, length=None, fusion=False) > 0).sum(axis=1)
+    score = span_error_scores(q, history, length=None, fusion=True)
+    return np.stack([score / n, length / n], axis=1).astype(np.float32)
 
 
 def label_entropy(probs: np.ndarray) -> np.ndarray:
@@ -188,6 +205,8 @@ class StateFeatures:
                 cols.append(side_distances(history, n))
             elif g == "round":
                 cols.append(np.full((n, 1), (len(history) - 1) / max(int(horizon), 1), np.float32))
+            elif g == "span":
+                cols.append(span_columns(state[:, 0], history))
             else:
                 col = next(out_cols, None)
                 if col is None or col.shape != (n,):

@@ -13,7 +13,14 @@ from ivos_rl.data.davis import DavisDataset
 from ivos_rl.envs import FrameRecommendationEnv
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.state import build_state, history_counts
-from ivos_rl.state_features import FEATURE_GROUPS, StateFeatures, area_change, label_entropy, side_distances
+from ivos_rl.state_features import (
+    FEATURE_GROUPS,
+    StateFeatures,
+    area_change,
+    label_entropy,
+    side_distances,
+    span_columns,
+)
 
 
 def test_side_distances_by_hand() -> None:
@@ -26,6 +33,22 @@ def test_side_distances_by_hand() -> None:
     assert side_distances([], 4).tolist() == [[1.0, 1.0]] * 4
     with pytest.raises(InputValidationError, match="outside"):
         side_distances([4], 4)
+
+
+def test_span_columns_by_hand() -> None:
+    # 4 frames, frame 0 annotated, error .5 on frames 1 and 3. Frame 1: itself (1) + frame 3, 3 from
+    # frame 0 and 2 from 1, fusion share 3 / 5 -> .5 + .3 = .8; frame 2: frame 1 (1 / 2) and 3 (3 / 4)
+    # -> .25 + .375 = .625; frame 3: frame 1 (1 from 0, 2 from 3: 1 / 3) and itself. Frame 0 reaches
+    # every frame at full share (1.0). Spans: frame 0 has no other annotated frame (4 frames), the
+    # others (0, 4): 3.
+    cols = span_columns(np.array([1.0, 0.5, 1.0, 0.5]), [0])
+    np.testing.assert_allclose(cols[:, 0], np.array([1.0, 0.8, 0.625, 0.5 * (1 / 3 + 1)]) / 4)
+    np.testing.assert_allclose(cols[:, 1], [1.0, 0.75, 0.75, 0.75])
+    state = build_state(np.array([1.0, 0.5, 1.0, 0.5]), history_counts([0], 4))
+    obs = StateFeatures.parse(["span"]).extend(state, [0], horizon=7)
+    np.testing.assert_allclose(obs[:, 2:], cols)
+    np.testing.assert_allclose(span_columns(np.full(4, 0.5), [0])[::-1, 0],
+                               span_columns(np.full(4, 0.5), [3])[:, 0])  # time reversal
 
 
 def test_label_entropy_by_hand() -> None:
@@ -53,7 +76,7 @@ def test_area_change_by_hand() -> None:
 def test_parse_width_and_extend() -> None:
     assert StateFeatures.parse(None).groups == () and StateFeatures.parse([]).width == 0
     every = StateFeatures.parse("all")
-    assert every.groups == tuple(FEATURE_GROUPS) and every.width == 6
+    assert every.groups == tuple(FEATURE_GROUPS) and every.width == 8
     assert StateFeatures.parse(["round", "distance"]).groups == ("distance", "round")  # canonical order
     for bad in (["colour"], ["round", "round"]):
         with pytest.raises(ConfigError, match="state_features"):
