@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from ivos_rl.state_features import StateFeatures
 from ivos_rl.strategies.base import StrategyState
 from ivos_rl.strategies.farthest import distance_to_annotations
 from ivos_rl.strategies.oracle_lookahead import lookahead_candidates
+from ivos_rl.strategies.span_error import SpanErrorStrategy
 from ivos_rl.utils.io import atomic_write_bytes, ensure_writable_dir
 from ivos_rl.utils.seed import name_rng
 
@@ -63,18 +64,22 @@ __all__ = [
 
 ROW_KEYS = ("quality", "oracle", "entropy", "area_change", "history", "values", "current", "chosen", "final")
 _OUTPUT_FEATURES = StateFeatures(("entropy", "area_change"))
+_SPAN = SpanErrorStrategy()
 
 
 @dataclass(frozen=True)
 class LookaheadDataConfig:
     """Knobs of one data run (all fingerprinted). Candidates as the oracle strategy's, see
-    :func:`~ivos_rl.strategies.oracle_lookahead.lookahead_candidates`; ``explore`` is the
-    probability of not following the oracle (half Farthest, half a uniformly random frame)."""
+    :func:`~ivos_rl.strategies.oracle_lookahead.lookahead_candidates`, plus with ``include_span`` the
+    span-error picks (:class:`~ivos_rl.strategies.span_error.SpanErrorStrategy`, default knobs) under
+    the true and the seen quality; ``explore`` is the probability of not following the oracle (half
+    Farthest, half a uniformly random frame)."""
 
     max_rounds: int = 8
     n_grid: int = 6
     n_worst: int = 1
     include_annotated: bool = False
+    include_span: bool = False
     explore: float = 0.3
     seed: int = 0
 
@@ -136,6 +141,9 @@ def record_sample(
         out["current"][r] = scores.mean_jf
         view = StrategyState(round=r + 1, n_frames=n, history=tuple(history), quality=truth)
         candidates = lookahead_candidates(view, cfg.n_grid, cfg.n_worst, True, cfg.include_annotated)
+        if cfg.include_span:
+            seen = replace(view, quality=out["quality"][r])
+            candidates = sorted(set(candidates) | {_SPAN.select(view), _SPAN.select(seen)})
         values = {f: float(engine.lookahead(f)) for f in candidates}
         out["values"][r, candidates] = [values[f] for f in candidates]
         choice = choose_frame(values, history, n, float(cfg.explore), rng)

@@ -92,6 +92,21 @@ def test_record_sample_values_are_what_committing_gives(dataset: DavisDataset) -
         np.testing.assert_array_equal(rows[key], again[key])
 
 
+def test_record_sample_tries_the_span_error_pick(dataset: DavisDataset) -> None:
+    from ivos_rl.strategies.span_error import SpanErrorStrategy
+
+    engine = RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle"))
+    sample = load_sample(dataset, *dataset.samples()[0])
+    cfg = LookaheadDataConfig(max_rounds=3, n_grid=1, n_worst=0, include_span=True, explore=0.0)
+    rows = record_sample(engine, sample, cfg)
+    for r in range(2):
+        history = tuple(int(f) for f in rows["history"][r] if f >= 0)
+        truth = rows["oracle"][r]
+        view = StrategyState(round=r + 1, n_frames=sample.n_frames, history=history, quality=truth)
+        assert np.isfinite(rows["values"][r, SpanErrorStrategy().select(view)])
+    assert LookaheadDataConfig(include_span=True) != LookaheadDataConfig()  # fingerprinted knob
+
+
 class _FixedRng:
     """random() returns ``u``; integers() returns 3."""
 
