@@ -12,6 +12,7 @@ test videos' rows are only scored (offline, for the report), never used for a ch
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -29,7 +30,7 @@ from ivos_rl.provenance import read_manifest
 from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import get_logger
 
-__all__ = ["choose_knobs", "train_split"]
+__all__ = ["choose_knobs", "load_data", "train_split"]
 
 _log = get_logger(__name__)
 POLICY_NAME = "agent.pt"
@@ -131,6 +132,44 @@ def train_split(
     return summary
 
 
+def load_data(
+    data_dir: str | Path | Sequence[str | Path],
+) -> tuple[list[tuple[str, dict[str, np.ndarray]]], dict[str, Any], list[str]]:
+    """(rows, policy metadata, planned videos) of one lookahead-data folder or several.
+
+    Several folders (e.g. one per CV fold, each recorded with the quality estimator of its own fold)
+    must share the backend and hold disjoint videos. The planned videos (for the shared folds) are
+    every video the data runs were asked for, not only those written so far.
+    """
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    if not dirs:
+        raise ConfigError("data_dir names no lookahead-data folder")
+    data: list[tuple[str, dict[str, np.ndarray]]] = []
+    records, planned = [], []
+    for d in dirs:
+        rows = load_rows(d)
+        manifest = read_manifest(d)
+        assert manifest is not None  # load_rows refuses a folder without one
+        asked = sorted({str(s) for s, _ in manifest["fields"]["samples"]})
+        clash = sorted(set(asked) & set(planned))
+        if clash:
+            raise ConfigError(f"lookahead-data folders overlap on videos {clash} ({d})")
+        data += rows
+        planned += asked
+        records.append((str(d), manifest))
+    backends = {json.dumps(m["fields"]["backend"], sort_keys=True) for _, m in records}
+    if len(backends) > 1:
+        raise ConfigError(f"lookahead-data folders {[d for d, _ in records]} differ in backend")
+    info = [{"path": d, "fingerprint": m["fingerprint"]} for d, m in records]
+    quality = [m["fields"]["quality"] for _, m in records]
+    meta = {
+        "backend_fingerprint": records[0][1]["fields"]["backend"],
+        "quality": quality[0] if len(quality) == 1 else quality,
+        "lookahead_data": info[0] if len(info) == 1 else info,
+    }
+    return data, meta, sorted(planned)
+
+
 def run(cfg: Any) -> dict[str, Any]:
     """Entry point of ``scripts/distill_agent.py`` (``configs/distill_agent.yaml``)."""
     from omegaconf import OmegaConf
@@ -157,17 +196,8 @@ def run(cfg: Any) -> dict[str, Any]:
     chooser = seeds if chooser is None else [int(s) for s in chooser]
     if not seeds or not chooser:
         raise ConfigError("seeds and selection_seeds must list at least one seed")
-    data = load_rows(cfg.data_dir)
-    manifest = read_manifest(cfg.data_dir)
-    assert manifest is not None
-    meta = {
-        "backend_fingerprint": manifest["fields"]["backend"],
-        "quality": manifest["fields"]["quality"],
-        "lookahead_data": {"path": str(cfg.data_dir), "fingerprint": manifest["fingerprint"]},
-    }
+    data, meta, planned = load_data(cfg.data_dir)
     videos = sorted({s for s, _ in data})
-    # the shared folds are those of every video the data run was asked for, not of those written so far
-    planned = sorted({str(s) for s, _ in manifest["fields"]["samples"]})
     out = ensure_writable_dir(Path(str(cfg.out_dir)))
     results: dict[str, Any] = {}
     if plain.get("final"):

@@ -149,6 +149,25 @@ def test_rows_folder_round_trip_and_refusals(tmp_path: Path) -> None:
         LookaheadDataConfig(explore=1.5)
 
 
+def test_data_from_several_folders_joins_disjoint_videos(tmp_path: Path) -> None:
+    from ivos_rl.agents.distill_cv import load_data
+
+    for name, seq, quality in (("f0", "clip", "fold0.pt"), ("f1", "other", "fold1.pt")):
+        start_folder(tmp_path / name, {"backend": "b1", "quality": quality, "samples": [[seq, 1]]})
+        save_rows(rows_path(tmp_path / name, seq, 1), _hand_rows())
+    data, meta, planned = load_data([tmp_path / "f0", tmp_path / "f1"])
+    assert [s for s, _ in data] == ["clip", "other"] and planned == ["clip", "other"]
+    assert meta["quality"] == ["fold0.pt", "fold1.pt"] and meta["backend_fingerprint"] == "b1"
+    assert load_data(tmp_path / "f0")[1]["quality"] == "fold0.pt"  # one folder: as before
+    start_folder(tmp_path / "dup", {"backend": "b1", "quality": "q", "samples": [["clip", 1]]})
+    with pytest.raises(ConfigError, match="overlap"):
+        load_data([tmp_path / "f0", tmp_path / "dup"])
+    start_folder(tmp_path / "b2", {"backend": "b2", "quality": "q", "samples": [["third", 1]]})
+    save_rows(rows_path(tmp_path / "b2", "third", 1), _hand_rows())
+    with pytest.raises(ConfigError, match="backend"):
+        load_data([tmp_path / "f0", tmp_path / "b2"])
+
+
 # ----------------------------------------------------------------------------- distillation
 
 
