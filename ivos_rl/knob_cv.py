@@ -102,11 +102,21 @@ def cv_table(
     return out
 
 
+def _markdown(table: pd.DataFrame) -> str:
+    """The table with counts as integers and the rule's own comparison cells empty."""
+    from ivos_rl.reporting import to_markdown
+
+    shown = table.astype(object).where(table.notna(), "")
+    for col in ("videos", "rule wins"):
+        if col in shown:
+            shown[col] = [v if v == "" else int(v) for v in shown[col]]
+    return to_markdown(shown, ".2f")
+
+
 def run_knob_cv(cfg: Any) -> dict[str, Any]:
     """Entry of ``scripts/knob_cv.py`` (``configs/knob_cv.yaml``): table and choices, printed and saved."""
     from omegaconf import OmegaConf
 
-    from ivos_rl.reporting import to_markdown
     from ivos_rl.utils.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -118,7 +128,7 @@ def run_knob_cv(cfg: Any) -> dict[str, Any]:
     rule, chosen = cv_choice(candidates, folds)
     table = cv_table(rule, baselines, n_boot=int(plain["n_boot"]), label=str(plain["label"]))
     out = ensure_writable_dir(Path(str(plain["output_dir"])))
-    md = to_markdown(table, ".2f")
+    md = _markdown(table)
     choices = "\n".join(f"- fold {k} ({', '.join(folds[k])}): {label}" for k, label in chosen.items())
     atomic_write_text(out / "knob_cv.md", f"{md}\n\nChosen on the other folds' videos:\n{choices}\n")
     result = {"chosen": chosen, "folds": folds, "table": table.to_dict(orient="index"),
