@@ -39,7 +39,7 @@ from ivos_rl.state import build_state, history_counts
 from ivos_rl.state_features import StateFeatures
 from ivos_rl.strategies.base import StrategyState
 
-FEATURES = ("distance", "entropy", "area_change", "round")
+FEATURES = ("distance", "entropy", "area_change", "round", "span")
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_data_from_several_folders_joins_disjoint_videos(tmp_path: Path) -> None
 
 
 def test_build_rows_by_hand() -> None:
-    cfg = DistillConfig(state_features=FEATURES, horizon=7)
+    cfg = DistillConfig(state_features=("distance", "entropy", "area_change", "round"), horizon=7)
     rows = build_rows([("clip", _hand_rows())], cfg)
     assert len(rows) == 4  # 2 rounds + their time-reversed copies
     first, flipped = rows[0], rows[1]
@@ -187,6 +187,19 @@ def test_build_rows_by_hand() -> None:
     second = rows[2]
     assert second.expert == 2 and second.farthest == 2  # annotated {0, 4}: frame 2 is farthest
     assert second.obs[0, -1] == pytest.approx(1 / 7)
+
+
+def test_flipped_rows_carry_the_span_columns_of_the_reversed_video() -> None:
+    from ivos_rl.state_features import span_columns
+
+    rows = build_rows([("clip", _hand_rows())], DistillConfig(state_features=("span",), horizon=7))
+    hand = _hand_rows()
+    for r in range(2):
+        history = [int(f) for f in hand["history"][r] if f >= 0]
+        forward_cols = span_columns(hand["quality"][r], history)
+        np.testing.assert_allclose(rows[2 * r].obs[:, 2:], forward_cols, rtol=1e-6)
+        reversed_cols = span_columns(hand["quality"][r][::-1], [4 - f for f in history])
+        np.testing.assert_allclose(rows[2 * r + 1].obs[:, 2:], reversed_cols, rtol=1e-6)
 
 
 def _toy_data(n_videos: int = 6, n: int = 12) -> list[tuple[str, dict[str, np.ndarray]]]:
