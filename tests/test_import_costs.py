@@ -76,7 +76,7 @@ def test_registries_find_builtins_without_eager_imports() -> None:
     )
     assert found == [
         "WorstStrategy",
-        ["farthest", "linspace", "oracle_lookahead", "random", "uncertainty", "worst"],
+        ["farthest", "linspace", "oracle_lookahead", "random", "span_error", "uncertainty", "worst"],
         ["cached", "propagation", "sam2", "simulated"],
     ]
 
