@@ -13,6 +13,7 @@ seeded through a private ``torch.Generator`` (no global RNG state is touched).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.quality.context import is_context, select_columns
 from ivos_rl.utils.seed import name_seed
 
 
@@ -37,6 +39,7 @@ class FeatureModelConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     dropout: float = 0.0
+    context: bool = False  # also use the video-context columns (ivos_rl.quality.context)
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "members", "epochs", "batch_size"):
@@ -97,6 +100,19 @@ class FeatureQualityModel(nn.Module):
         mu, sd = self(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         return mu.numpy(), sd.numpy()
 
+    def predict_rows(self, x: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` on the model's own columns of rows ``x`` whose columns are ``names``
+        (rows may carry more columns, e.g. context columns a base-only model ignores)."""
+        return self.predict(select_columns(x, names, self.names))
+
+
+def model_columns(names: Sequence[str], cfg: FeatureModelConfig) -> tuple[str, ...]:
+    """The columns of ``names`` a model with recipe ``cfg`` uses: the base signals, plus the context
+    columns when ``cfg.context`` (:class:`ConfigError` when those are asked for but absent)."""
+    if cfg.context and not any(is_context(n) for n in names):
+        raise ConfigError("recipe asks for context columns but the feature rows have none")
+    return tuple(n for n in names if cfg.context or not is_context(n))
+
 
 def uncertainty_scale(pred: np.ndarray, sd: np.ndarray, target: np.ndarray) -> float:
     """Factor making held-out standardised residuals unit-variance: ``sqrt(mean(((y - mu) / sd)^2))``."""
@@ -122,14 +138,21 @@ def fit_feature_model(
     cfg: FeatureModelConfig | None = None,
     seed: int = 0,
 ) -> FeatureQualityModel:
-    """Train the ensemble on rows ``x`` (N, F) with J&F targets ``y`` (N,); deterministic per seed."""
+    """Train the ensemble on rows ``x`` (N, F) with J&F targets ``y`` (N,); deterministic per seed.
+
+    ``names`` are ``x``'s columns; the model keeps :func:`model_columns` of them."""
     cfg = cfg or FeatureModelConfig()
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32)
     if x.ndim != 2 or x.shape != (len(y), len(names)) or len(y) < 2:
         raise InputValidationError(
             f"need >= 2 rows of {len(names)} features and targets, got {x.shape}, {y.shape}"
         )
+    used = model_columns(names, cfg)
+    if used != tuple(names):
+        x = select_columns(x, names, used)
+    names = used
+    x = np.ascontiguousarray(x)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise InputValidationError("feature rows or targets hold NaN/inf")
     model = FeatureQualityModel(names, cfg)

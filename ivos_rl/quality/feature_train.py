@@ -22,6 +22,7 @@ from ivos_rl.data.splits import video_folds
 from ivos_rl.errors import ConfigError
 from ivos_rl.quality.assessment import write_predictions
 from ivos_rl.quality.calibration import format_reliability
+from ivos_rl.quality.context import rows_with_context
 from ivos_rl.quality.crossval import backend_label, backend_mask, cross_validate
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
 from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, uncertainty_scale
@@ -116,6 +117,8 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
+    if any(c.context for c in candidates):  # every round's video context (ivos_rl.quality.context)
+        rows = rows_with_context(rows)
     report: dict[str, Any] = {
         "n_rows": len(rows),
         "n_videos": len(seqs),
@@ -163,7 +166,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         model = fit_feature_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
         model.sd_scale.fill_(sd_scale)
         on_backend = backend_mask(rows, cfg.score_backend)
-        fitted, _ = model.predict(rows.x[on_backend])
+        fitted, _ = model.predict_rows(rows.x[on_backend], rows.names)
         trajs = [t for t in trajectories(rows.subset(on_backend), fitted) if t.strategy == "worst"]
         rule = fit_stop_rule(trajs)
         split = {"train": seqs, "held_out": held_out, "cv_folds": folds, "folds_seed": int(cfg.folds.seed)}
