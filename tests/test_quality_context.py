@@ -92,7 +92,8 @@ def test_context_model_and_estimator_agree(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="context"):
         fit_feature_model(rows.x[:, : len(FEATURE_NAMES)], rows.jf, FEATURE_NAMES, cfg)
     path = save_feature_checkpoint(
-        tmp_path / "c.features.pt", model, stop_rule=StopRule(), backends=["b"], split={"train": ["v"], "held_out": []}
+        tmp_path / "c.features.pt", model, stop_rule=StopRule(), backends=["b"],
+        split={"train": ["v"], "held_out": []},
     )
     est = FeatureQualityEstimator.from_checkpoint(path)
     frames = np.zeros((4, 10, 10, 3), np.uint8)
@@ -103,6 +104,7 @@ def test_context_model_and_estimator_agree(tmp_path: Path) -> None:
     x, names = add_context(quality_features(frames, probs, [0]), FEATURE_NAMES)
     direct, _ = model.predict(x.reshape(4, -1))
     np.testing.assert_allclose(qk[:, 0], np.clip(direct, 0, 1), atol=1e-6)
-    np.testing.assert_array_equal(select_columns(x, names, ["p_in@rank"])[..., 0], x[..., _col("rank", "p_in")])
+    picked = select_columns(x, names, ["p_in@rank"])[..., 0]
+    np.testing.assert_array_equal(picked, x[..., _col("rank", "p_in")])
     with pytest.raises(InputValidationError, match="missing"):
         select_columns(x, names, ["nope"])
