@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.quality.calibration import coverage, format_reliability, reliability
 from ivos_rl.quality.crossval import backend_label, cross_validate
-from ivos_rl.quality.feature_estimator import load_feature_checkpoint
+from ivos_rl.quality.feature_estimator import FeatureQualityEstimator, load_feature_checkpoint
 from ivos_rl.quality.feature_model import FeatureModelConfig, uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.feature_train import train_features
@@ -131,10 +131,24 @@ def test_train_features_cross_validates_and_ships(tmp_path: Path) -> None:
             "folds": {"n": 5, "seed": 0, "sequences": None},
             "candidates": [{"hidden": 8, "layers": 1, "members": 2, "epochs": 3, "batch_size": 128}],
             "output": str(tmp_path / "m.features.pt"),
+            "fold_dir": str(tmp_path / "folds"),
         }
     )
     report = train_features(cfg)
     assert len(report["cv"]["per_fold"]) == 5 and report["n_videos"] == 10 and report["sd_scale"] > 0
+    for i, test in enumerate(report["folds"]):  # each fold's model: trained without its videos
+        fold_ckpt = load_feature_checkpoint(tmp_path / "folds" / f"fold{i}.pt")
+        assert fold_ckpt["split"]["held_out"] == sorted(test) and fold_ckpt["split"]["fold"] == i
+        assert not set(fold_ckpt["split"]["train"]) & set(test) and len(fold_ckpt["split"]["train"]) == 8
+    # the fold model scores its test videos exactly as the out-of-fold file says
+    est = FeatureQualityEstimator.from_checkpoint(tmp_path / "folds" / "fold0.pt")
+    oof = np.load(tmp_path / "m.features.oof.npz")
+    sel = np.isin(rows.sequence, report["folds"][0])
+    pred, _ = est.model.predict(rows.x[sel])
+    cols = ("sequence", "round", "frame", "object_id")
+    want = dict(zip(zip(*(oof[c].tolist() for c in cols), strict=True), oof["pred"], strict=True))
+    got = [want[k] for k in zip(*(getattr(rows, c)[sel].tolist() for c in cols), strict=True)]
+    np.testing.assert_allclose(pred, got, atol=1e-6)
     ckpt = load_feature_checkpoint(tmp_path / "m.features.pt")
     assert ckpt["split"]["train"] == [f"v{v}" for v in range(10)] and len(ckpt["backends"]) == 1
     assert (tmp_path / "m.features.reliability.png").stat().st_size > 0
