@@ -199,9 +199,12 @@ def _train_member(
 
 def model_state(model: FeatureQualityModel) -> dict[str, Any]:
     """Plain (weights_only-loadable) description of a model: names, config, tensors."""
+    config = model.config.to_dict()
+    if not config["context"]:
+        del config["context"]  # files without context columns stay loadable by older code
     return {
         "names": list(model.names),
-        "config": model.config.to_dict(),
+        "config": config,
         "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
 
