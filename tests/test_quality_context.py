@@ -16,7 +16,7 @@ from ivos_rl.quality.context import (
     select_columns,
 )
 from ivos_rl.quality.feature_estimator import FeatureQualityEstimator, save_feature_checkpoint
-from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model
+from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, model_state
 from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.features import FEATURE_NAMES, quality_features
 from ivos_rl.quality.stop import StopRule
@@ -89,6 +89,8 @@ def test_context_model_and_estimator_agree(tmp_path: Path) -> None:
     assert model.names == FEATURE_NAMES + CONTEXT_NAMES
     base = fit_feature_model(rows.x, rows.jf, rows.names, FeatureModelConfig(members=1, epochs=1), seed=0)
     assert base.names == FEATURE_NAMES  # a base recipe ignores the context columns
+    # files of base models carry no context field (older code loads them); context models say so
+    assert "context" not in model_state(base)["config"] and model_state(model)["config"]["context"]
     with pytest.raises(ConfigError, match="context"):
         fit_feature_model(rows.x[:, : len(FEATURE_NAMES)], rows.jf, FEATURE_NAMES, cfg)
     path = save_feature_checkpoint(
