@@ -16,7 +16,7 @@ from ivos_rl.quality.context import (
     select_columns,
 )
 from ivos_rl.quality.feature_estimator import FeatureQualityEstimator, save_feature_checkpoint
-from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, model_state
+from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, model_columns, model_state
 from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.features import FEATURE_NAMES, quality_features
 from ivos_rl.quality.stop import StopRule
@@ -93,6 +93,12 @@ def test_context_model_and_estimator_agree(tmp_path: Path) -> None:
     assert "context" not in model_state(base)["config"] and model_state(model)["config"]["context"]
     with pytest.raises(ConfigError, match="context"):
         fit_feature_model(rows.x[:, : len(FEATURE_NAMES)], rows.jf, FEATURE_NAMES, cfg)
+    ranks = FeatureModelConfig(members=1, epochs=1, context=True, context_kinds=["rank", "dev"])
+    assert model_columns(rows.names, ranks) == FEATURE_NAMES + tuple(
+        n for n in CONTEXT_NAMES if n.endswith(("@dev", "@rank"))
+    )
+    with pytest.raises(ConfigError, match="context_kinds"):
+        FeatureModelConfig(context=True, context_kinds=["mean"])
     path = save_feature_checkpoint(
         tmp_path / "c.features.pt", model, stop_rule=StopRule(), backends=["b"],
         split={"train": ["v"], "held_out": []},

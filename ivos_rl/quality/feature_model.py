@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ivos_rl.errors import ConfigError, InputValidationError
-from ivos_rl.quality.context import is_context, select_columns
+from ivos_rl.quality.context import KINDS, is_context, select_columns
 from ivos_rl.utils.seed import name_seed
 
 
@@ -40,6 +40,7 @@ class FeatureModelConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.0
     context: bool = False  # also use the video-context columns (ivos_rl.quality.context)
+    context_kinds: tuple[str, ...] = KINDS  # which of them (subset of ivos_rl.quality.context.KINDS)
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "members", "epochs", "batch_size"):
@@ -48,6 +49,10 @@ class FeatureModelConfig:
                 raise ConfigError(f"feature model {name} must be an int >= 1, got {value!r}")
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
             raise ConfigError(f"feature model lr/weight_decay/dropout out of range: {self}")
+        kinds = tuple(self.context_kinds)
+        if not kinds or set(kinds) - set(KINDS):
+            raise ConfigError(f"feature model context_kinds must be a non-empty subset of {KINDS}: {kinds}")
+        object.__setattr__(self, "context_kinds", kinds)  # lists from configs become tuples
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +116,9 @@ def model_columns(names: Sequence[str], cfg: FeatureModelConfig) -> tuple[str, .
     columns when ``cfg.context`` (:class:`ConfigError` when those are asked for but absent)."""
     if cfg.context and not any(is_context(n) for n in names):
         raise ConfigError("recipe asks for context columns but the feature rows have none")
-    return tuple(n for n in names if cfg.context or not is_context(n))
+    return tuple(
+        n for n in names if not is_context(n) or (cfg.context and n.rsplit("@", 1)[1] in cfg.context_kinds)
+    )
 
 
 def uncertainty_scale(pred: np.ndarray, sd: np.ndarray, target: np.ndarray) -> float:
@@ -200,8 +207,10 @@ def _train_member(
 def model_state(model: FeatureQualityModel) -> dict[str, Any]:
     """Plain (weights_only-loadable) description of a model: names, config, tensors."""
     config = model.config.to_dict()
-    if not config["context"]:
-        del config["context"]  # files without context columns stay loadable by older code
+    if not config["context"]:  # files without context columns stay loadable by older code
+        del config["context"], config["context_kinds"]
+    else:
+        config["context_kinds"] = list(config["context_kinds"])
     return {
         "names": list(model.names),
         "config": config,
