@@ -351,6 +351,7 @@ class SegParams:
     their current labels (the rest of the frame could not change anyway): a much smaller graph
     than the object's whole box, at the price of colour models fitted on that box only and a
     cut that cannot move the boundary beyond it (changes the outputs: an opt-in speed knob).
+    ``crop_iterations`` (0 = ``iterations``): model refits of such a cropped cut.
     """
 
     colour_weight: float = 1.0
@@ -379,6 +380,7 @@ class SegParams:
     support_margin: float = 0.2
     change_radius: float = 1.0
     crop_margin: float = 0.0
+    crop_iterations: int = 0
 
 
 class FrameSegmenter:
@@ -581,7 +583,8 @@ class FrameSegmenter:
             thick[label] = prm.stroke_weight * layer
         thick = thick.reshape(n_labels, -1)
         labels = np.argmax(log_pi - hard, axis=0)
-        for _ in range(max(prm.iterations, 1)):
+        iterations = prm.crop_iterations if clamp is not None and prm.crop_iterations > 0 else prm.iterations
+        for _ in range(max(iterations, 1)):
             model = ColourModel(n_labels, self.bins)
             model.add(bins, membership.reshape(n_labels, -1))
             model.add(bins, thick)
