@@ -28,16 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _configs import backend_from_config
 
-from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data.davis import DavisDataset
 from ivos_rl.data.init_scribbles import write_initial_scribbles
 from ivos_rl.data.synthetic import generate_dataset
 from ivos_rl.envs import FrameRecommendationEnv
 from ivos_rl.robot import ScribbleRobot
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 class _Tally:
@@ -177,20 +175,6 @@ def real_case(args: argparse.Namespace, tmp: Path) -> None:
         report(f"{name} (real, CPU), DAVIS robot, live", r)
     sim = FrameRecommendationEnv(real, SimulatedBackend(), interaction="fast", **common)
     report("simulated at 240p, fast strokes, no cache", run(sim, episodes))
-
-
-def backend_from_config(name: str, **overrides: Any) -> PropagationBackend:
-    """A propagation backend built from ``configs/backend/<name>.yaml`` (its seg/prop knobs), with
-    ``overrides`` of its constructor arguments."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"backend={name}"])
-    backend = instantiate(cfg.backend, **overrides)
-    if not isinstance(backend, PropagationBackend):
-        raise SystemExit(f"--backends: {name} is not a propagation backend config")
-    return backend
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Tuning split: the backend's parameters were tuned on every third sequence of
 
     python benchmarks/bench_propagation.py --sequences all --rounds 8 \\
         --strategies worst,random,linspace --csv results.csv
-    python benchmarks/bench_propagation.py --timing      # seconds per round, 80 frames at 240p
+    python benchmarks/bench_propagation.py --timing      # seconds per round, 80 frames at 240p,
+                                                         # v2 and the v3 candidate alternately
     python benchmarks/bench_propagation.py --memory      # peak memory, 100 frames at 480p
     python benchmarks/bench_propagation.py --backend reference --ref '{"colour_weight": 0.2, "band": 3}' \\
         --sequences holdout                             # the issue's calibration recipe, same protocol
@@ -35,6 +36,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from _configs import backend_from_config
 from _reference_backend import ReferenceBackend
 
 from ivos_rl.backends.base import BackendOutput, VOSBackend
@@ -274,31 +276,54 @@ def _load(root: Path, seq: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_timing(args: argparse.Namespace) -> None:
-    """Seconds per round for an 80-frame 240p video, worst-frame robot, 8 rounds."""
+    """Seconds per round for an 80-frame 240p video, worst-frame robot, 8 rounds: every backend
+    config of ``--configs`` (default v2 and the v3 candidate; ``--backend reference``: that one
+    alone) on the same video, one round each in turn so that a shared machine's load hits them
+    alike; per config wall and CPU seconds per round, rounds per CPU second, and the CPU split
+    (cut / propagation) where the backend reports it."""
     frames, gt = _load(Path(args.root), args.timing_sequence)
     frames, gt = frames[:80], gt[:80]
     robot = ScribbleRobot()
-    backend = _build_backend(args)
-    t0 = time.perf_counter()
-    backend.reset(frames, 1, sequence=args.timing_sequence)
-    precompute = time.perf_counter() - t0
-    pred = np.zeros_like(gt)
-    times, cpu = [], []
+    names = ["reference"] if args.backend == "reference" else args.configs.split(",")
+    runs = {}
+    for name in names:
+        backend = (_build_backend(args) if name == "reference"
+                   else backend_from_config(name, flow_cache_size=1, flow_cache_dir=args.flow_cache_dir))
+        t0 = time.perf_counter()
+        backend.reset(frames, 1, sequence=args.timing_sequence)
+        runs[name] = {"backend": backend, "pred": np.zeros_like(gt), "wall": [], "cpu": [], "parts": {},
+                      "precompute": time.perf_counter() - t0, "done": False}
     for _ in range(args.rounds):
-        inter = robot.interact(args.timing_sequence, pred, gt, nb_objects=1)
-        frame = next((i for i, s in enumerate(inter["scribbles"]) if s), None)
-        if frame is None:
-            break
-        t0, c0 = time.perf_counter(), time.process_time()
-        pred = backend.interact(frame, inter).masks
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    jf = float(batched_j_and_f(gt, pred, nb_objects=1).mean())
-    print(f"{args.timing_sequence} 80 frames {frames.shape[1]}x{frames.shape[2]}: flow precompute "
-          f"{precompute:.2f} s; per round (wall) " + " ".join(f"{t:.2f}" for t in times)
-          + f" s, mean {np.mean(times):.2f} s wall / {np.mean(cpu):.2f} s CPU; final J&F {jf:.3f}")
+        for r in runs.values():
+            if not r["done"]:
+                _timed_round(r, robot, gt, args.timing_sequence)
+    for name, r in runs.items():
+        jf = float(batched_j_and_f(gt, r["pred"], nb_objects=1).mean())
+        n = max(len(r["cpu"]), 1)
+        split = " ".join(f"{k} {1000 * v / n:.0f} ms" for k, v in r["parts"].items())
+        print(f"{name:18s} {args.timing_sequence} 80 frames {frames.shape[1]}x{frames.shape[2]}: "
+              f"flow precompute "
+              f"{r['precompute']:.2f} s; per round (wall) " + " ".join(f"{t:.2f}" for t in r["wall"])
+              + f" s, mean {np.mean(r['wall']):.2f} s wall / {np.mean(r['cpu']):.2f} s CPU = "
+              f"{1 / np.mean(r['wall']):.1f} rounds per wall s, {1 / np.mean(r['cpu']):.1f} per CPU s"
+              + (f" (CPU per round: {split})" if split else "") + f"; final J&F {jf:.3f}")
     print(f"load average during the run: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
           "(the machine is shared; CPU time is the figure an idle machine would show)")
+
+
+def _timed_round(r: dict[str, Any], robot: ScribbleRobot, gt: np.ndarray, sequence: str) -> None:
+    """One robot round (worst frame) of one timing run ``r``; marks it done when the robot draws nothing."""
+    inter = robot.interact(sequence, r["pred"], gt, nb_objects=1)
+    frame = next((i for i, s in enumerate(inter["scribbles"]) if s), None)
+    if frame is None:
+        r["done"] = True
+        return
+    t0, c0 = time.perf_counter(), time.process_time()
+    r["pred"] = r["backend"].interact(frame, inter).masks
+    r["wall"].append(time.perf_counter() - t0)
+    r["cpu"].append(time.process_time() - c0)
+    for k, v in getattr(r["backend"], "last_timings", {}).items():
+        r["parts"][k] = r["parts"].get(k, 0.0) + v
 
 
 def run_memory(args: argparse.Namespace) -> None:
@@ -345,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing", action="store_true", help="only the speed benchmark")
     p.add_argument("--memory", action="store_true", help="only the memory benchmark")
     p.add_argument("--timing-sequence", default="bear")
+    p.add_argument("--configs", default="propagation,propagation_fast",
+                   help="--timing: configs/backend/ names timed alternately (v2 and the v3 candidate)")
     p.add_argument("--backend", default="propagation", choices=["propagation", "reference"],
                    help="reference: the issue's GrabCut + DIS calibration recipe (_reference_backend.py)")
     p.add_argument("--ref", default=None, help='JSON kwargs of ReferenceBackend, e.g. \'{"band": 3}\'')
