@@ -1,5 +1,5 @@
 """The propagation backend's opt-in speed knobs (configs/backend/propagation_fast.yaml, v3 candidate):
-the cropped cut, the warp cache, the presence level of a step's box, locality and the contract."""
+the cropped cut, the warp cache, locality and the contract."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from ivos_rl.backends._prompts import stroke_label_map
 from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.errors import InputValidationError
-from ivos_rl.metrics import batched_jaccard
 from ivos_rl.robot import ScribbleRobot
-from ivos_rl.testing import CLIP_SIZE, moving_clip, on_frame, stroke
+from ivos_rl.testing import CLIP_SIZE, moving_clip, stroke
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 H, W = CLIP_SIZE
@@ -118,27 +117,6 @@ def test_the_warp_cache_gives_the_same_outputs() -> None:
         assert a.changed_frames == b.changed_frames
 
 
-def test_a_lower_present_level_keeps_the_steps_to_the_object() -> None:
-    # The square (rows 8..21) moves 2 px right per frame. By default the 2 % probability floor
-    # counts as "present", so the steps' box grows by the margin (16 px) + motion each frame and
-    # reaches the bottom row from frame 2 on. At level 160 a step works on the pixels above ~37 %
-    # only: nothing is written beyond the square's rows + 16 + 2 (motion) + 2 (warp, smoothing).
-    frames, gt = moving_clip(t=8)
-    inter = on_frame(8, 0, [stroke(1, [(9, 15), (16, 15)]), stroke(0, [(2, 40), (60, 40)])])
-    outs = []
-    for prop in ({}, {"present_level": 160}):
-        be = PropagationBackend(prop=prop)
-        be.reset(frames, 1, sequence="clip")
-        outs.append(be.interact(0, inter))
-    default, lean = outs
-    for t in range(2, 8):
-        assert default.probs[t, 0, H - 1].any(), t
-        assert not lean.probs[t, 0, 21 + 16 + 2 + 2 + 1 :].any(), t
-    j_default = batched_jaccard(gt, default.masks, nb_objects=1)
-    j_lean = batched_jaccard(gt, lean.masks, nb_objects=1)
-    assert np.allclose(j_default, j_lean, atol=0.01), (j_default, j_lean)
-
-
 def test_the_fast_config_keeps_rounds_local_and_passes_check_backend() -> None:
     frames, gt = moving_clip(t=12, two_objects=True)
     be = fast_backend()
@@ -173,8 +151,8 @@ def test_the_knobs_enter_the_fingerprint_and_bad_values_are_refused() -> None:
     default = backend_fingerprint(PropagationBackend())
     fast = backend_fingerprint(fast_backend())
     assert fast != default and '"crop_margin": 8.0' in fast and '"warp_cache": 1' in fast
-    same = PropagationBackend(seg={"crop_margin": 0.0}, prop={"present_level": 250, "warp_cache": 0})
+    same = PropagationBackend(seg={"crop_margin": 0.0, "crop_iterations": 0}, prop={"warp_cache": 0})
     assert backend_fingerprint(same) == default  # the knobs' defaults are the default backend
-    for prop in ({"warp_cache": 2}, {"local_every": 0}, {"present_level": 0}, {"present_level": 256}):
+    for prop in ({"warp_cache": 2}, {"local_every": 0}):
         with pytest.raises(InputValidationError, match="prop"):
             PropagationBackend(prop=prop)

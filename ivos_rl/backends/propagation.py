@@ -64,6 +64,7 @@ from ivos_rl.errors import BackendError, CorruptFileError, InputValidationError,
 from ivos_rl.utils.logging import get_logger
 
 _log = get_logger(__name__)
+_OBJECT_PRESENT = 250  # a pixel counts for an object's box when background prob < 250/255
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,6 @@ class PropParams:
     same numbers as computed on each step's box, at ~1.6 MB per pair and direction (240x427)
     while the video's flows are cached. ``local_every`` = n refits the local colour model on
     every n-th step of a run only, the steps between reusing the last fit (changes the outputs).
-    ``present_level``: a pixel counts for the object's box that a step works on when its
-    background probability is below this / 255. At the default 250 the 2 % object probability
-    that ``prior_floor`` leaves everywhere in the box often counts, so the box stays (nearly) the
-    whole frame after a step or two; a lower level keeps it to the object (changes the outputs).
     """
 
     prior_weight: float = 1.0
@@ -114,7 +111,6 @@ class PropParams:
     keep_previous: float = 0.0
     warp_cache: int = 0
     local_every: int = 1
-    present_level: int = 250
 
 
 @dataclass
@@ -249,9 +245,8 @@ class PropagationBackend(VOSBackend):
         self.prop_params: PropParams = _override(PropParams(), prop, "prop")
         if self.prop_params.warp_cache not in (0, 1):
             raise InputValidationError(f"prop.warp_cache must be 0 or 1, got {prop}")
-        if self.prop_params.local_every < 1 or not 1 <= self.prop_params.present_level <= 255:
-            raise InputValidationError(f"prop.local_every must be >= 1 and prop.present_level in [1, 255], "
-                                       f"got {prop}")
+        if self.prop_params.local_every < 1:
+            raise InputValidationError(f"prop.local_every must be >= 1, got {prop}")
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
         self._ready = False
         #: CPU seconds of the last round's parts: ``cut`` (the annotated frame's graph-cut
@@ -496,7 +491,7 @@ class PropagationBackend(VOSBackend):
         n_labels = self.n_labels
         if src.box is None or src.probs is None:
             return _Crop(None, None), local
-        present = src.probs[0] < prm.present_level
+        present = src.probs[0] < _OBJECT_PRESENT
         inner = bbox(present, 0, present.shape)
         if inner is None:
             return _Crop(None, None), local
