@@ -18,6 +18,8 @@ Tuning split: the backend's parameters were tuned on every third sequence of
     python benchmarks/bench_propagation.py --memory      # peak memory, 100 frames at 480p
     python benchmarks/bench_propagation.py --backend reference --ref '{"colour_weight": 0.2, "band": 3}' \\
         --sequences holdout                             # the issue's calibration recipe, same protocol
+    python benchmarks/bench_propagation.py --compare-runs out/v2 out/fast --strategies worst,farthest
+                                                        # two evaluate.py folders: paired round-AUC
 """
 
 from __future__ import annotations
@@ -252,6 +254,41 @@ def cross_validate(
     summarise(held_out, all_seqs)
 
 
+def _run_curves(run_dir: Path) -> dict[str, list[float]]:
+    """Mean J&F per round of every video of an evaluation folder (``report.csv`` of evaluate.py)."""
+    import pandas as pd
+
+    report = pd.read_csv(run_dir / "report.csv")
+    per_round = report.groupby(["sequence", "interaction"])["j_and_f"].mean().unstack().sort_index(axis=1)
+    return {str(seq): row.dropna().tolist() for seq, row in per_round.iterrows()}
+
+
+def compare_runs(base: Path, other: Path, strategies: list[str], all_seqs: list[str]) -> None:
+    """``other`` against ``base`` (evaluation folders holding one sub-folder per strategy, same
+    videos): round-AUC, the fraction of rounds whose mean J&F drops by more than
+    :data:`DROP_TOL`, and the paired difference of round-AUC over videos with its 95 % bootstrap
+    interval (:func:`ivos_rl.reporting.paired_bootstrap`), over all videos and per CV fold."""
+    import pandas as pd
+
+    from ivos_rl.reporting import paired_bootstrap
+
+    folds = video_folds(all_seqs, 5, seed=0)
+    print(f"{other.name} - {base.name}: round-AUC, drops > {DROP_TOL}, paired difference [95% interval]")
+    for name in strategies:
+        curves = {"base": _run_curves(base / name), "other": _run_curves(other / name)}
+        seqs = sorted(set(curves["base"]) & set(curves["other"]))
+        auc = {k: pd.Series({f"{s}/1": auc_rounds([0.0, *c[s]]) for s in seqs}) for k, c in curves.items()}
+        drops = {k: sum(drop_count(c[s]) for s in seqs) / sum(len(c[s]) - 1 for s in seqs)
+                 for k, c in curves.items()}
+        mean, lo, hi = paired_bootstrap(auc["other"], auc["base"])
+        print(f"  {name:9s} {len(seqs)} videos: {base.name} AUC {auc['base'].mean():.4f} drops "
+              f"{100 * drops['base']:.1f}% | {other.name} AUC {auc['other'].mean():.4f} drops "
+              f"{100 * drops['other']:.1f}% | difference {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+        diff = auc["other"] - auc["base"]
+        per_fold = [diff[[f"{s}/1" for s in fold if s in seqs]].mean() for fold in folds]
+        print("            per fold: " + "  ".join(f"fold{i} {d:+.4f}" for i, d in enumerate(per_fold)))
+
+
 def _build_backend(args: argparse.Namespace) -> VOSBackend:
     """The backend under test (quality, timing and memory alike): the product's propagation
     backend or the issue's reference. One flow-cache slot: the flows the backend holds anyway."""
@@ -381,10 +418,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="initial scribbles written before (variant 1 = 001.json is used); default: "
                         "generate them (robot on an empty prediction, variant 1) into a temp folder")
     p.add_argument("--flow-cache-dir", default=None, help="keep flows on disk here (e.g. cache/flows)")
+    p.add_argument("--compare-runs", nargs=2, default=None, metavar=("BASE", "OTHER"),
+                   help="evaluation folders (one sub-folder per --strategies name) to compare: "
+                        "round-AUC, drops and the paired difference OTHER - BASE over videos")
     p.add_argument("--summary", nargs="+", default=None, metavar="CSV",
                    help="only summarise --csv files; several (one per configuration): cross-validate")
     args = p.parse_args(argv)
-    if args.summary:
+    if args.compare_runs:
+        all_seqs = (Path(args.root) / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
+        base, other = (Path(d) for d in args.compare_runs)
+        compare_runs(base, other, args.strategies.split(","), all_seqs)
+    elif args.summary:
         all_seqs = (Path(args.root) / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
         configs = {Path(c).stem: _read_csv(c) for c in args.summary}
         # Paired: only the (video, strategy) pairs that every configuration has measured.
