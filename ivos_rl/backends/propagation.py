@@ -585,12 +585,19 @@ class PropagationBackend(VOSBackend):
     def _boundary_model(self, p: np.ndarray, bins: np.ndarray) -> ColourModel | None:
         """Colour model of the pixels near the label boundary of soft labels ``p`` (L, h, w)."""
         prm = self.prop_params
-        dist = _boundary_distance(_argmax0(p))
+        labels = _argmax0(p)
+        # Every label change (and so every pixel nearer to one than local_band) lies within the
+        # objects' box grown by the band: the distances are computed there only (the same values:
+        # a shortest chamfer path stays inside the rectangle of its two ends).
+        box = bbox(labels != 0, prm.local_band + 1, labels.shape)
+        if box is None or prm.local_band >= 1000:
+            box = (slice(0, labels.shape[0]), slice(0, labels.shape[1]))
+        dist = _boundary_distance(labels[box])
         near = (dist < prm.local_band) & (dist >= prm.local_gap)
         if not near.any():
             return None
         model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(bins[near], p[:, near])
+        model.add(bins[box][near], p[(slice(None), *box)][:, near])
         return model
 
     def _mix_local(self, tables: np.ndarray, src: _Crop, sbox: tuple[slice, slice], t_src: int) -> np.ndarray:
