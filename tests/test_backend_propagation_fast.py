@@ -156,3 +156,16 @@ def test_the_knobs_enter_the_fingerprint_and_bad_values_are_refused() -> None:
     for prop in ({"warp_cache": 2}, {"local_every": 0}):
         with pytest.raises(InputValidationError, match="prop"):
             PropagationBackend(prop=prop)
+
+
+def test_hard_labelled_colour_samples_count_like_one_hot_weights() -> None:
+    from ivos_rl.backends._colour_model import ColourModel
+
+    # Bins 0, 1, 1, 2 labelled 0, 2, 2, 0: label 0 counts bins 0 and 2 once, label 2 bin 1 twice.
+    bins, labels = np.array([[0, 1], [1, 2]]), np.array([[0, 2], [2, 0]])
+    fast, slow = ColourModel(3, 2), ColourModel(3, 2)
+    fast.add_labels(bins, labels)
+    slow.add(bins, np.eye(3, dtype=np.float32)[labels].reshape(-1, 3).T)
+    assert np.array_equal(fast.counts, slow.counts)
+    assert fast.counts[0, :3].tolist() == [1.0, 0.0, 1.0] and fast.counts[2, :3].tolist() == [0.0, 2.0, 0.0]
+    assert not fast.counts[1].any()

@@ -452,7 +452,7 @@ class PropagationBackend(VOSBackend):
     def _frame_colour(self, f: int, labels: np.ndarray, seeds: np.ndarray) -> ColourModel:
         """Colour samples of annotated frame ``f``: its segmentation plus its (weighted) strokes."""
         model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(self._bins[f], np.eye(self.n_labels, dtype=np.float32)[labels].reshape(-1, self.n_labels).T)
+        model.add_labels(self._bins[f], labels)
         for label in np.unique(seeds[seeds >= 0]):
             layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
             w = np.zeros((self.n_labels, int(layer.sum())), dtype=np.float32)
