@@ -125,7 +125,8 @@ def main() -> None:
     parser.add_argument("--flow-cache-dir", default=None, help="flows on disk, e.g. cache/flows")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--backends", default="propagation,propagation_fast",
-                        help="configs/backend/ names of propagation backends, timed alternately")
+                        help="configs/backend/ names of propagation backends, timed alternately (a "
+                             "name may add Hydra overrides after colons: propagation_fast:+backend.prop.x=1)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_env_"))
     if not args.skip_synthetic:
