@@ -63,8 +63,9 @@ from ivos_rl.backends.registry import register_backend
 from ivos_rl.errors import BackendError, CorruptFileError, InputValidationError, IvosError, ScribbleError
 from ivos_rl.utils.logging import get_logger
 
-_log = get_logger(__name__)
 _OBJECT_PRESENT = 250  # a pixel counts for an object's box when background prob < 250/255
+
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
