@@ -276,8 +276,13 @@ def rasterise(strokes: list[Stroke], shape: tuple[int, int]) -> np.ndarray:
 
 def stroke_distance(stroke: Stroke, shape: tuple[int, int]) -> np.ndarray:
     """Euclidean distance (H, W) float32 from every pixel to the stroke."""
-    layer = np.full(shape, 255, dtype=np.uint8)
-    layer[rasterise([stroke], shape) >= 0] = 0
+    return _distance_to(rasterise([stroke], shape) >= 0)
+
+
+def _distance_to(on: np.ndarray) -> np.ndarray:
+    """Euclidean distance (H, W) float32 from every pixel to the pixels of mask ``on``."""
+    layer = np.full(on.shape, 255, dtype=np.uint8)
+    layer[on] = 0
     return cv2.distanceTransform(layer, cv2.DIST_L2, 5)
 
 
@@ -306,11 +311,7 @@ class _Window:
 
     def distance(self, stroke: Stroke) -> np.ndarray:
         """:func:`stroke_distance` inside the window (exact where the window holds the stroke)."""
-        if self.box is None:
-            return stroke_distance(stroke, self.frame_shape)
-        layer = np.full(self.shape, 255, dtype=np.uint8)
-        layer[self.raster([stroke]) >= 0] = 0
-        return cv2.distanceTransform(layer, cv2.DIST_L2, 5)
+        return _distance_to(self.raster([stroke]) >= 0)
 
     def length(self, stroke: Stroke) -> float:
         return stroke.length(self.frame_shape)
@@ -351,7 +352,6 @@ class SegParams:
     their current labels (the rest of the frame could not change anyway): a much smaller graph
     than the object's whole box, at the price of colour models fitted on that box only and a
     cut that cannot move the boundary beyond it (changes the outputs: an opt-in speed knob).
-    ``crop_iterations`` (0 = ``iterations``): model refits of such a cropped cut.
     """
 
     colour_weight: float = 1.0
@@ -380,7 +380,6 @@ class SegParams:
     support_margin: float = 0.2
     change_radius: float = 1.0
     crop_margin: float = 0.0
-    crop_iterations: int = 0
 
 
 class FrameSegmenter:
@@ -583,8 +582,7 @@ class FrameSegmenter:
             thick[label] = prm.stroke_weight * layer
         thick = thick.reshape(n_labels, -1)
         labels = np.argmax(log_pi - hard, axis=0)
-        iterations = prm.crop_iterations if clamp is not None and prm.crop_iterations > 0 else prm.iterations
-        for _ in range(max(iterations, 1)):
+        for _ in range(max(prm.iterations, 1)):
             model = ColourModel(n_labels, self.bins)
             model.add(bins, membership.reshape(n_labels, -1))
             model.add(bins, thick)
