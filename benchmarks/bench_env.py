@@ -9,7 +9,10 @@ Cases (training setting: N' = 25-frame subsequences, horizon 4, random actions):
 * the real propagation backend with the robot at 240p on DAVIS data given by ``--root`` (e.g.
   the shared DAVIS-2016 train folder; target >= 10 live steps/s on one core): a first pass
   fills the flow cache (``--flow-cache-dir``, or the backend's in-memory cache), then the same
-  episodes are timed live (robot + backend round + metrics; no transition cache).
+  episodes are timed live (robot + backend round + metrics; no transition cache). Every backend
+  config of ``--backends`` (default: ``propagation`` = v2 and ``propagation_fast`` = the v3
+  candidate) runs the same episodes, one episode each in turn, so a shared machine's load
+  hits them alike; each prints steps per wall and per CPU second and the CPU split of a step.
 
 Run: `OMP_NUM_THREADS=1 python benchmarks/bench_env.py [--episodes N] [--root DAVIS --real-sequences K]`.
 Prints one line per case with steps/s (wall, and per CPU second: the machine may be shared) and
@@ -25,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _configs import backend_from_config
 
-from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data.davis import DavisDataset
 from ivos_rl.data.init_scribbles import write_initial_scribbles
@@ -35,40 +38,68 @@ from ivos_rl.envs import FrameRecommendationEnv
 from ivos_rl.robot import ScribbleRobot
 
 
+class _Tally:
+    """Sums over the steps of some episodes: wall and CPU time, env components, backend parts."""
+
+    def __init__(self) -> None:
+        self.comp = {"robot": 0.0, "backend": 0.0, "metrics": 0.0, "quality": 0.0}
+        self.parts: dict[str, float] = {}
+        self.steps, self.step_time, self.step_cpu, self.reset_time, self.episodes = 0, 0.0, 0.0, 0.0, 0
+
+    def episode(self, env: FrameRecommendationEnv, seed: int, rng: np.random.Generator) -> None:
+        """One random-action episode (``seed`` for the reset, ``rng`` for the actions)."""
+        tic = time.perf_counter()
+        obs, _ = env.reset(seed=seed)
+        self.reset_time += time.perf_counter() - tic
+        self.episodes += 1
+        for _ in range(env.horizon):
+            tic, cpu = time.perf_counter(), time.process_time()
+            obs, _, terminated, _, _ = env.step(int(rng.integers(obs.shape[0])))
+            self.step_time += time.perf_counter() - tic
+            self.step_cpu += time.process_time() - cpu
+            self.steps += 1
+            for k, v in env.last_timings.as_dict().items():
+                self.comp[k] = self.comp.get(k, 0.0) + v
+            for k, v in getattr(env.backend, "last_timings", {}).items():
+                self.parts[k] = self.parts.get(k, 0.0) + v
+            if terminated:
+                break
+
+    def result(self) -> dict[str, Any]:
+        """steps/s (steps only, resets excluded) and component means (wall ms; a backend with
+        ``last_timings``, the propagation backend, adds its parts in CPU ms)."""
+        steps = max(self.steps, 1)
+        return {
+            "steps_per_s": self.steps / self.step_time,
+            "steps_per_cpu_s": self.steps / self.step_cpu,
+            "resets_per_s": self.episodes / self.reset_time,
+            "ms_per_step": {k: 1000 * v / steps for k, v in self.comp.items()},
+            "backend_cpu_ms_per_step": {k: 1000 * v / steps for k, v in self.parts.items()},
+            "cpu_ms_per_step": 1000 * self.step_cpu / steps,
+        }
+
+
 def run(
     env: FrameRecommendationEnv, episodes: int, seed: int = 0, repeat_seeds: bool = False
 ) -> dict[str, Any]:
-    """Random-action episodes; returns steps/s (steps only, resets excluded) and component means
-    (wall ms; a backend with ``last_timings``, the propagation backend, adds its parts in CPU ms)."""
+    """Random-action episodes; see :meth:`_Tally.result`."""
     rng = np.random.default_rng(seed)
-    comp = {"robot": 0.0, "backend": 0.0, "metrics": 0.0, "quality": 0.0}
-    parts: dict[str, float] = {}
-    steps, step_time, step_cpu, reset_time = 0, 0.0, 0.0, 0.0
+    tally = _Tally()
     for e in range(episodes):
-        tic = time.perf_counter()
-        obs, _ = env.reset(seed=(e % 4) if repeat_seeds else seed + e)
-        reset_time += time.perf_counter() - tic
         erng = np.random.default_rng([seed, e % 4]) if repeat_seeds else rng
-        for _ in range(env.horizon):
-            tic, cpu = time.perf_counter(), time.process_time()
-            obs, _, terminated, _, _ = env.step(int(erng.integers(obs.shape[0])))
-            step_time += time.perf_counter() - tic
-            step_cpu += time.process_time() - cpu
-            steps += 1
-            for k, v in env.last_timings.as_dict().items():
-                comp[k] = comp.get(k, 0.0) + v
-            for k, v in getattr(env.backend, "last_timings", {}).items():
-                parts[k] = parts.get(k, 0.0) + v
-            if terminated:
-                break
-    return {
-        "steps_per_s": steps / step_time,
-        "steps_per_cpu_s": steps / step_cpu,
-        "resets_per_s": episodes / reset_time,
-        "ms_per_step": {k: 1000 * v / steps for k, v in comp.items()},
-        "backend_cpu_ms_per_step": {k: 1000 * v / steps for k, v in parts.items()},
-        "cpu_ms_per_step": 1000 * step_cpu / steps,
-    }
+        tally.episode(env, (e % 4) if repeat_seeds else seed + e, erng)
+    return tally.result()
+
+
+def run_alternating(envs: dict[str, FrameRecommendationEnv], episodes: int, seed: int = 0) -> dict[str, Any]:
+    """The same random-action episodes on every env, one episode each in turn, the order reversed
+    every other episode (the first of a turn measured ~10 ms more per step: load on a shared
+    machine and the turn order hit them alike); per env the figures of :meth:`_Tally.result`."""
+    tallies = {name: _Tally() for name in envs}
+    for e in range(episodes):
+        for name in list(envs) if e % 2 == 0 else list(envs)[::-1]:
+            tallies[name].episode(envs[name], seed + e, np.random.default_rng([seed, e]))
+    return {name: t.result() for name, t in tallies.items()}
 
 
 def report(name: str, r: dict[str, Any]) -> None:
@@ -93,6 +124,9 @@ def main() -> None:
     parser.add_argument("--real-episodes", type=int, default=None, help="default: episodes // 4, >= 4")
     parser.add_argument("--flow-cache-dir", default=None, help="flows on disk, e.g. cache/flows")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--backends", default="propagation,propagation_fast",
+                        help="configs/backend/ names of propagation backends, timed alternately (a "
+                             "name may add Hydra overrides after colons: propagation_fast:+backend.prop.x=1)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_env_"))
     if not args.skip_synthetic:
@@ -134,10 +168,13 @@ def real_case(args: argparse.Namespace, tmp: Path) -> None:
     common = {"reward": {"use_goal": False}, "horizon": 4, "subsequence_length": 25}
     print(f"DAVIS 240p ({h}x{w}): {seqs}, N'=25 (centred on the initial scribble), horizon 4, "
           f"{episodes} episodes, random actions")
-    backend = PropagationBackend(flow_cache_size=len(seqs), flow_cache_dir=args.flow_cache_dir)
-    env = FrameRecommendationEnv(real, backend, ScribbleRobot(), **common)
-    run(env, min(episodes, 2 * len(seqs)))  # fills the flow cache (one subsequence per video)
-    report("propagation (real, CPU), DAVIS robot, live", run(env, episodes))
+    envs = {}
+    for name in args.backends.split(","):
+        backend = backend_from_config(name, flow_cache_size=len(seqs), flow_cache_dir=args.flow_cache_dir)
+        envs[name] = FrameRecommendationEnv(real, backend, ScribbleRobot(), **common)
+        run(envs[name], min(episodes, 2 * len(seqs)))  # fills the flow cache (one subsequence per video)
+    for name, r in run_alternating(envs, episodes).items():
+        report(f"{name} (real, CPU), DAVIS robot, live", r)
     sim = FrameRecommendationEnv(real, SimulatedBackend(), interaction="fast", **common)
     report("simulated at 240p, fast strokes, no cache", run(sim, episodes))
 

@@ -13,10 +13,13 @@ Tuning split: the backend's parameters were tuned on every third sequence of
 
     python benchmarks/bench_propagation.py --sequences all --rounds 8 \\
         --strategies worst,random,linspace --csv results.csv
-    python benchmarks/bench_propagation.py --timing      # seconds per round, 80 frames at 240p
+    python benchmarks/bench_propagation.py --timing      # seconds per round, 80 frames at 240p,
+                                                         # v2 and the v3 candidate alternately
     python benchmarks/bench_propagation.py --memory      # peak memory, 100 frames at 480p
     python benchmarks/bench_propagation.py --backend reference --ref '{"colour_weight": 0.2, "band": 3}' \\
         --sequences holdout                             # the issue's calibration recipe, same protocol
+    python benchmarks/bench_propagation.py --compare-runs out/v2 out/fast --strategies worst,farthest
+                                                        # two evaluate.py folders: paired round-AUC
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from _configs import backend_from_config
 from _reference_backend import ReferenceBackend
 
 from ivos_rl.backends.base import BackendOutput, VOSBackend
@@ -250,6 +254,41 @@ def cross_validate(
     summarise(held_out, all_seqs)
 
 
+def _run_curves(run_dir: Path) -> dict[str, list[float]]:
+    """Mean J&F per round of every video of an evaluation folder (``report.csv`` of evaluate.py)."""
+    import pandas as pd
+
+    report = pd.read_csv(run_dir / "report.csv")
+    per_round = report.groupby(["sequence", "interaction"])["j_and_f"].mean().unstack().sort_index(axis=1)
+    return {str(seq): row.dropna().tolist() for seq, row in per_round.iterrows()}
+
+
+def compare_runs(base: Path, other: Path, strategies: list[str], all_seqs: list[str]) -> None:
+    """``other`` against ``base`` (evaluation folders holding one sub-folder per strategy, same
+    videos): round-AUC, the fraction of rounds whose mean J&F drops by more than
+    :data:`DROP_TOL`, and the paired difference of round-AUC over videos with its 95 % bootstrap
+    interval (:func:`ivos_rl.reporting.paired_bootstrap`), over all videos and per CV fold."""
+    import pandas as pd
+
+    from ivos_rl.reporting import paired_bootstrap
+
+    folds = video_folds(all_seqs, 5, seed=0)
+    print(f"{other.name} - {base.name}: round-AUC, drops > {DROP_TOL}, paired difference [95% interval]")
+    for name in strategies:
+        curves = {"base": _run_curves(base / name), "other": _run_curves(other / name)}
+        seqs = sorted(set(curves["base"]) & set(curves["other"]))
+        auc = {k: pd.Series({f"{s}/1": auc_rounds([0.0, *c[s]]) for s in seqs}) for k, c in curves.items()}
+        drops = {k: sum(drop_count(c[s]) for s in seqs) / sum(len(c[s]) - 1 for s in seqs)
+                 for k, c in curves.items()}
+        mean, lo, hi = paired_bootstrap(auc["other"], auc["base"])
+        print(f"  {name:9s} {len(seqs)} videos: {base.name} AUC {auc['base'].mean():.4f} drops "
+              f"{100 * drops['base']:.1f}% | {other.name} AUC {auc['other'].mean():.4f} drops "
+              f"{100 * drops['other']:.1f}% | difference {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+        diff = auc["other"] - auc["base"]
+        per_fold = [diff[[f"{s}/1" for s in fold if s in seqs]].mean() for fold in folds]
+        print("            per fold: " + "  ".join(f"fold{i} {d:+.4f}" for i, d in enumerate(per_fold)))
+
+
 def _build_backend(args: argparse.Namespace) -> VOSBackend:
     """The backend under test (quality, timing and memory alike): the product's propagation
     backend or the issue's reference. One flow-cache slot: the flows the backend holds anyway."""
@@ -274,31 +313,54 @@ def _load(root: Path, seq: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_timing(args: argparse.Namespace) -> None:
-    """Seconds per round for an 80-frame 240p video, worst-frame robot, 8 rounds."""
+    """Seconds per round for an 80-frame 240p video, worst-frame robot, 8 rounds: every backend
+    config of ``--configs`` (default v2 and the v3 candidate; ``--backend reference``: that one
+    alone) on the same video, one round each in turn so that a shared machine's load hits them
+    alike; per config wall and CPU seconds per round, rounds per CPU second, and the CPU split
+    (cut / propagation) where the backend reports it."""
     frames, gt = _load(Path(args.root), args.timing_sequence)
     frames, gt = frames[:80], gt[:80]
     robot = ScribbleRobot()
-    backend = _build_backend(args)
-    t0 = time.perf_counter()
-    backend.reset(frames, 1, sequence=args.timing_sequence)
-    precompute = time.perf_counter() - t0
-    pred = np.zeros_like(gt)
-    times, cpu = [], []
+    names = ["reference"] if args.backend == "reference" else args.configs.split(",")
+    runs = {}
+    for name in names:
+        backend = (_build_backend(args) if name == "reference"
+                   else backend_from_config(name, flow_cache_size=1, flow_cache_dir=args.flow_cache_dir))
+        t0 = time.perf_counter()
+        backend.reset(frames, 1, sequence=args.timing_sequence)
+        runs[name] = {"backend": backend, "pred": np.zeros_like(gt), "wall": [], "cpu": [], "parts": {},
+                      "precompute": time.perf_counter() - t0, "done": False}
     for _ in range(args.rounds):
-        inter = robot.interact(args.timing_sequence, pred, gt, nb_objects=1)
-        frame = next((i for i, s in enumerate(inter["scribbles"]) if s), None)
-        if frame is None:
-            break
-        t0, c0 = time.perf_counter(), time.process_time()
-        pred = backend.interact(frame, inter).masks
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    jf = float(batched_j_and_f(gt, pred, nb_objects=1).mean())
-    print(f"{args.timing_sequence} 80 frames {frames.shape[1]}x{frames.shape[2]}: flow precompute "
-          f"{precompute:.2f} s; per round (wall) " + " ".join(f"{t:.2f}" for t in times)
-          + f" s, mean {np.mean(times):.2f} s wall / {np.mean(cpu):.2f} s CPU; final J&F {jf:.3f}")
+        for r in runs.values():
+            if not r["done"]:
+                _timed_round(r, robot, gt, args.timing_sequence)
+    for name, r in runs.items():
+        jf = float(batched_j_and_f(gt, r["pred"], nb_objects=1).mean())
+        n = max(len(r["cpu"]), 1)
+        split = " ".join(f"{k} {1000 * v / n:.0f} ms" for k, v in r["parts"].items())
+        print(f"{name:18s} {args.timing_sequence} 80 frames {frames.shape[1]}x{frames.shape[2]}: "
+              f"flow precompute "
+              f"{r['precompute']:.2f} s; per round (wall) " + " ".join(f"{t:.2f}" for t in r["wall"])
+              + f" s, mean {np.mean(r['wall']):.2f} s wall / {np.mean(r['cpu']):.2f} s CPU = "
+              f"{1 / np.mean(r['wall']):.1f} rounds per wall s, {1 / np.mean(r['cpu']):.1f} per CPU s"
+              + (f" (CPU per round: {split})" if split else "") + f"; final J&F {jf:.3f}")
     print(f"load average during the run: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
           "(the machine is shared; CPU time is the figure an idle machine would show)")
+
+
+def _timed_round(r: dict[str, Any], robot: ScribbleRobot, gt: np.ndarray, sequence: str) -> None:
+    """One robot round (worst frame) of one timing run ``r``; marks it done when the robot draws nothing."""
+    inter = robot.interact(sequence, r["pred"], gt, nb_objects=1)
+    frame = next((i for i, s in enumerate(inter["scribbles"]) if s), None)
+    if frame is None:
+        r["done"] = True
+        return
+    t0, c0 = time.perf_counter(), time.process_time()
+    r["pred"] = r["backend"].interact(frame, inter).masks
+    r["wall"].append(time.perf_counter() - t0)
+    r["cpu"].append(time.process_time() - c0)
+    for k, v in getattr(r["backend"], "last_timings", {}).items():
+        r["parts"][k] = r["parts"].get(k, 0.0) + v
 
 
 def run_memory(args: argparse.Namespace) -> None:
@@ -345,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing", action="store_true", help="only the speed benchmark")
     p.add_argument("--memory", action="store_true", help="only the memory benchmark")
     p.add_argument("--timing-sequence", default="bear")
+    p.add_argument("--configs", default="propagation,propagation_fast",
+                   help="--timing: configs/backend/ names timed alternately (v2 and the v3 candidate)")
     p.add_argument("--backend", default="propagation", choices=["propagation", "reference"],
                    help="reference: the issue's GrabCut + DIS calibration recipe (_reference_backend.py)")
     p.add_argument("--ref", default=None, help='JSON kwargs of ReferenceBackend, e.g. \'{"band": 3}\'')
@@ -354,10 +418,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="initial scribbles written before (variant 1 = 001.json is used); default: "
                         "generate them (robot on an empty prediction, variant 1) into a temp folder")
     p.add_argument("--flow-cache-dir", default=None, help="keep flows on disk here (e.g. cache/flows)")
+    p.add_argument("--compare-runs", nargs=2, default=None, metavar=("BASE", "OTHER"),
+                   help="evaluation folders (one sub-folder per --strategies name) to compare: "
+                        "round-AUC, drops and the paired difference OTHER - BASE over videos")
     p.add_argument("--summary", nargs="+", default=None, metavar="CSV",
                    help="only summarise --csv files; several (one per configuration): cross-validate")
     args = p.parse_args(argv)
-    if args.summary:
+    if args.compare_runs:
+        all_seqs = (Path(args.root) / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
+        base, other = (Path(d) for d in args.compare_runs)
+        compare_runs(base, other, args.strategies.split(","), all_seqs)
+    elif args.summary:
         all_seqs = (Path(args.root) / "ImageSets" / f"{IMAGE_SET}.txt").read_text().split()
         configs = {Path(c).stem: _read_csv(c) for c in args.summary}
         # Paired: only the (video, strategy) pairs that every configuration has measured.

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from ivos_rl.quality.context import CONTEXT_NAMES
 from ivos_rl.quality.crop import crop_inputs
 from ivos_rl.quality.estimator import QualityEstimator
 from ivos_rl.quality.feature_estimator import FeatureQualityEstimator
@@ -37,6 +38,7 @@ CONFIGS = {  # name: (backbone, input size, late fusion with the signals)
     "resnet50@96+signals": ("resnet50", 96, True),
 }
 FEATURES = "features"
+FEATURES_CONTEXT = "features+context"  # the same with every video-context column (ivos_rl/quality/context.py)
 
 
 def make_video(t: int, h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=80)
     parser.add_argument("--size", default="480x854", help="HxW of the video")
-    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=[*CONFIGS, FEATURES])
+    parser.add_argument(
+        "--configs", nargs="*", default=list(CONFIGS), choices=[*CONFIGS, FEATURES, FEATURES_CONTEXT]
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -90,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'1 frame changed':>16s}"
     )
     for name in args.configs:
-        if name == FEATURES:
-            bench_features(frames, probs, args.repeats)
+        if name in (FEATURES, FEATURES_CONTEXT):
+            bench_features(frames, probs, args.repeats, context=name == FEATURES_CONTEXT)
             continue
         backbone, size, fused = CONFIGS[name]
         torch.manual_seed(0)
@@ -123,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def bench_features(frames: np.ndarray, probs: np.ndarray, repeats: int) -> None:
-    """Feature extraction and the full feature-only predict (5-member ensemble, untrained weights)."""
-    model = FeatureQualityModel(FEATURE_NAMES, FeatureModelConfig())
+def bench_features(frames: np.ndarray, probs: np.ndarray, repeats: int, context: bool = False) -> None:
+    """Feature extraction and the full feature-only predict (5-member ensemble, untrained weights);
+    ``context`` adds every video-context column (computed in predict)."""
+    names = FEATURE_NAMES + (CONTEXT_NAMES if context else ())
+    model = FeatureQualityModel(names, FeatureModelConfig(context=context))
     est = FeatureQualityEstimator(model)
     history = [0, len(frames) // 2]
     est.predict(frames, probs, history=history)  # warm-up
@@ -133,7 +139,8 @@ def bench_features(frames: np.ndarray, probs: np.ndarray, repeats: int) -> None:
     full = timed(lambda: est.predict(frames, probs, history=history), repeats)
     cpu = timed(lambda: est.predict(frames, probs, history=history), repeats, time.process_time)
     print(
-        f"{FEATURES:24s} {statistics.median(full):13.3f} s {min(full):6.3f} s {min(cpu):7.3f} s "
+        f"{FEATURES_CONTEXT if context else FEATURES:24s} {statistics.median(full):13.3f} s "
+        f"{min(full):6.3f} s {min(cpu):7.3f} s "
         f"(features alone: median {statistics.median(feat):.3f} s; no cache)"
     )
 

@@ -97,12 +97,15 @@ def first_annotated_frame(interaction: dict[str, Any], who: str = "interaction")
     return frames[0]
 
 
-def fuse_interactions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def fuse_interactions(a: dict[str, Any], b: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
     """Per-frame union of two interaction dicts of one sequence; neither input is modified.
 
     For two scribble dicts this equals davisinteractive's ``fuse_scribbles`` (A's extra keys are
     kept); when the kinds differ (scribbles first, clicks afterwards) the result holds both keys.
     A missing ``sequence`` on one side takes the other's; two different names are refused.
+    ``in_place``: ``a`` itself is extended with copies of ``b``'s marks and returned (the same
+    contents; only ``b`` is copied): for an owner that holds no other reference to ``a``, such as
+    the round engine's fused state, which otherwise re-copied every mark so far each round.
     """
     seq_a, seq_b = a.get("sequence"), b.get("sequence")
     if seq_a is not None and seq_b is not None and seq_a != seq_b:
@@ -115,14 +118,19 @@ def fuse_interactions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         counts = ["/".join(str(c) for c in sorted(n)) for n in (n_a, n_b)]
         raise ScribbleError(f"cannot fuse interactions with {counts[0]} and {counts[1]} frames")
     n = n_a.pop()
-    out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in a.items() if k not in KINDS}
+    out: dict[str, Any] = a if in_place else {k: copy.deepcopy(v) for k, v in a.items() if k not in KINDS}
     if seq_a is not None or seq_b is not None or "sequence" in a:
         out["sequence"] = seq_a if seq_a is not None else seq_b
     for k in KINDS:
         if k in a or k in b:
-            left = a.get(k, [[] for _ in range(n)])
             right = b.get(k, [[] for _ in range(n)])
-            out[k] = [copy_items(x) + copy_items(y) for x, y in zip(left, right, strict=True)]
+            if in_place:
+                left = a.setdefault(k, [[] for _ in range(n)])
+                for x, y in zip(left, right, strict=True):
+                    x.extend(copy_items(y))
+            else:
+                left = a.get(k, [[] for _ in range(n)])
+                out[k] = [copy_items(x) + copy_items(y) for x, y in zip(left, right, strict=True)]
     return out
 
 

@@ -320,7 +320,10 @@ class RoundEngine:
         s.history.append(int(frame))
         if count_marks(answer) == 0:
             return False  # nothing to correct there: the user draws nothing, the masks stay
-        s.interactions = fuse_interactions(s.interactions, answer)
+        # The fused state is the engine's own and is only sent when the backend wants every
+        # interaction (then each round's payload must stay as sent: a fresh dict).
+        in_place = not self.backend.wants_all_scribbles
+        s.interactions = fuse_interactions(s.interactions, answer, in_place=in_place)
         s.latest = answer
         s.pending = (int(frame), self._payload(s.interactions, answer))
         return True

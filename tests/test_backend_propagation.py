@@ -77,12 +77,22 @@ def test_two_objects_are_tracked_separately() -> None:
     assert ((out.probs > 127).sum(axis=1) <= 1).all()
 
 
-@pytest.mark.parametrize("keep_previous", [0.0, 1.0])
-def test_rounds_are_local_frames_outside_the_span_are_byte_identical(keep_previous: float) -> None:
+def _fast_knobs() -> dict[str, Any]:
+    """The seg/prop knobs of configs/backend/propagation_fast.yaml (the v3 candidate)."""
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "backend" / "propagation_fast.yaml"
+    cfg = OmegaConf.load(path)
+    return {k: dict(cfg[k]) for k in ("seg", "prop")}
+
+
+@pytest.mark.parametrize("kwargs", [{"prop": {"keep_previous": 0.0}}, {"prop": {"keep_previous": 1.0}},
+                                    _fast_knobs()], ids=["keep0", "keep1", "fast"])
+def test_rounds_are_local_frames_outside_the_span_are_byte_identical(kwargs: dict[str, Any]) -> None:
     # Annotations on 0, 8, then 4: frame 4's span is 1..7 (between its annotated neighbours 0
     # and 8); re-annotating 4 changes 1..7 again; 11 changes 9..11 (from 8 to the video's end).
     frames, gt = moving_clip(t=12, two_objects=True)
-    be = PropagationBackend(prop={"keep_previous": keep_previous})
+    be = PropagationBackend(**kwargs)
     be.reset(frames, 2, sequence="clip")
     robot = ScribbleRobot()
     expected_spans = {0: range(12), 8: range(1, 12), 4: range(1, 8), 11: range(9, 12)}

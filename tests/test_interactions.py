@@ -46,3 +46,18 @@ def test_fuse_keeps_order_kinds_and_inputs() -> None:
         fuse_interactions(a, {**c, "sequence": "t"})
     with pytest.raises(ScribbleError, match="2 and 3 frames"):
         fuse_interactions(a, {"scribbles": [[], [], []], "sequence": "s"})
+
+
+def test_fusing_in_place_extends_the_first_dict_with_copies_of_the_second() -> None:
+    a = {"scribbles": [[_stroke(2, 1)], []], "sequence": "s", "annotated_frame": 0}
+    b = {"clicks": [[], [{"point": [0.2, 0.3], "object_id": 2, "positive": False}]], "sequence": "s"}
+    c = {"scribbles": [[_stroke(1, 0)], [_stroke(1, 2)]], "sequence": "s"}
+    expected = fuse_interactions(fuse_interactions(a, b), c)
+    own = fuse_interactions(a, {"scribbles": [[], []]})  # the owner's copy
+    fused = fuse_interactions(fuse_interactions(own, b, in_place=True), c, in_place=True)
+    assert fused is own and fused == expected
+    fused["scribbles"][1][0]["path"][0][0] = 9.0
+    fused["clicks"][1][0]["point"][0] = 9.0
+    assert c["scribbles"][1][0]["path"][0][0] == 0.5 and b["clicks"][1][0]["point"][0] == 0.2  # b copied
+    with pytest.raises(ScribbleError, match="different sequences"):
+        fuse_interactions(own, {**c, "sequence": "t"}, in_place=True)

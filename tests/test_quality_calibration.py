@@ -11,12 +11,19 @@ from omegaconf import OmegaConf
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.quality.calibration import coverage, format_reliability, reliability
 from ivos_rl.quality.crossval import backend_label, cross_validate
-from ivos_rl.quality.feature_estimator import load_feature_checkpoint
+from ivos_rl.quality.feature_estimator import FeatureQualityEstimator, load_feature_checkpoint
 from ivos_rl.quality.feature_model import FeatureModelConfig, uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.feature_train import train_features
 from ivos_rl.quality.features import FEATURE_NAMES
-from ivos_rl.quality.stop import StopRule, Trajectory, evaluate_stop, fit_stop_rule, trajectories
+from ivos_rl.quality.stop import (
+    StopRule,
+    Trajectory,
+    evaluate_stop,
+    fit_stop_rule,
+    sample_trajectory,
+    trajectories,
+)
 
 
 def test_reliability_and_ece_by_hand() -> None:
@@ -59,6 +66,30 @@ def test_stop_rule_gain_fit_and_evaluation() -> None:
     assert table[1]["rounds_saved"] == 0 and table[1]["jf_cost"] == 0
     with pytest.raises(InputValidationError):
         rule.should_stop(np.ones(3), -1.0)
+
+
+def test_sample_trajectory_from_an_evaluated_sample() -> None:
+    from ivos_rl.evaluation import SampleResult
+
+    # 2 rounds, 2 frames, 2 objects; round 1: object 1 J&F (0.2, 0.4) -> 0.3, object 2 (0.5, 0.7) -> 0.6
+    rows = [
+        {"interaction": r, "object_id": k, "frame": f, "j_and_f": v}
+        for r, per_obj in ((1, {1: (0.2, 0.4), 2: (0.5, 0.7)}), (2, {1: (0.8, 0.8), 2: (0.6, 1.0)}))
+        for k, vals in per_obj.items()
+        for f, v in enumerate(vals)
+    ]
+    scores = [[[0.1, 0.3], [0.5, 0.5]], [[0.9, 0.7], [0.8, 0.8]]]  # per round (T, K)
+    sample = SampleResult("v", 1, 2, [0, 1], [1], rows, 0.0, quality_scores=scores)
+    tr = sample_trajectory(sample)
+    np.testing.assert_allclose(tr.true, [0.45, 0.8])
+    np.testing.assert_allclose(tr.est, [[0.2, 0.5], [0.8, 0.8]])
+    # gain = 1.0 x mean deficit: round 1 expects 0.65, so threshold 0.7 stops there (saves round 2,
+    # costs 0.8 - 0.45) and 0.3 goes on to the last round
+    table = evaluate_stop(StopRule(a=1.0), [tr], [0.3, 0.7])
+    assert table[0]["rounds_saved"] == 0 and table[1]["rounds_saved"] == 1
+    assert table[1]["jf_cost"] == pytest.approx(0.35)
+    with pytest.raises(InputValidationError, match="mask_ap"):
+        sample_trajectory(SampleResult("v", 1, 2, [0, 1], [1], rows, 0.0, quality_scores=scores[:1]))
 
 
 def _synthetic_rows(n_videos: int = 10, t: int = 20, rounds: int = 3) -> FeatureRows:
@@ -131,10 +162,24 @@ def test_train_features_cross_validates_and_ships(tmp_path: Path) -> None:
             "folds": {"n": 5, "seed": 0, "sequences": None},
             "candidates": [{"hidden": 8, "layers": 1, "members": 2, "epochs": 3, "batch_size": 128}],
             "output": str(tmp_path / "m.features.pt"),
+            "fold_dir": str(tmp_path / "folds"),
         }
     )
     report = train_features(cfg)
     assert len(report["cv"]["per_fold"]) == 5 and report["n_videos"] == 10 and report["sd_scale"] > 0
+    for i, test in enumerate(report["folds"]):  # each fold's model: trained without its videos
+        fold_ckpt = load_feature_checkpoint(tmp_path / "folds" / f"fold{i}.pt")
+        assert fold_ckpt["split"]["held_out"] == sorted(test) and fold_ckpt["split"]["fold"] == i
+        assert not set(fold_ckpt["split"]["train"]) & set(test) and len(fold_ckpt["split"]["train"]) == 8
+    # the fold model scores its test videos exactly as the out-of-fold file says
+    est = FeatureQualityEstimator.from_checkpoint(tmp_path / "folds" / "fold0.pt")
+    oof = np.load(tmp_path / "m.features.oof.npz")
+    sel = np.isin(rows.sequence, report["folds"][0])
+    pred, _ = est.model.predict(rows.x[sel])
+    cols = ("sequence", "round", "frame", "object_id")
+    want = dict(zip(zip(*(oof[c].tolist() for c in cols), strict=True), oof["pred"], strict=True))
+    got = [want[k] for k in zip(*(getattr(rows, c)[sel].tolist() for c in cols), strict=True)]
+    np.testing.assert_allclose(pred, got, atol=1e-6)
     ckpt = load_feature_checkpoint(tmp_path / "m.features.pt")
     assert ckpt["split"]["train"] == [f"v{v}" for v in range(10)] and len(ckpt["backends"]) == 1
     assert (tmp_path / "m.features.reliability.png").stat().st_size > 0

@@ -210,7 +210,7 @@ def test_backend_check_ignores_cache_settings_and_labels_versions() -> None:
 
 def test_shipped_feature_model_ranks_masks_sensibly(davis_excerpt_root: Path) -> None:
     """True masks score above 25-px shifted copies (annotated frame 0 kept true) and far above none."""
-    path = Path(__file__).parents[1] / "checkpoints/quality/features-davis2016-propagation-v2.features.pt"
+    path = Path(__file__).parents[1] / "checkpoints/quality/features-davis2016-propagation-v2.1.features.pt"
     est = FeatureQualityEstimator.from_checkpoint(path)
     ds = DavisDataset(davis_excerpt_root, "240p", image_set="2016/train")
     for seq in ds.sequences:

@@ -15,7 +15,7 @@ from ivos_rl.data import DavisDataset
 from ivos_rl.errors import CheckpointError, ConfigError, DatasetError, InputValidationError
 from ivos_rl.quality.assessment import write_predictions
 from ivos_rl.quality.checkpoint import export_half, load_checkpoint, load_model, save_checkpoint
-from ivos_rl.quality.cv_report import common_rows, load_predictions, model_report
+from ivos_rl.quality.cv_report import common_rows, load_predictions, model_report, worst_pick
 from ivos_rl.quality.estimator import QualityEstimator
 from ivos_rl.quality.feature_rows import FILE, FeatureRows, load_feature_rows
 from ivos_rl.quality.features import FEATURE_NAMES, quality_features
@@ -212,6 +212,19 @@ def test_cv_report_by_hand(tmp_path: Path) -> None:
     both = common_rows({"m": p, "n": other})
     assert len(both["m"]) == len(both["n"]) == 2
     np.testing.assert_array_equal(both["m"].arrays["frame"], both["n"].arrays["frame"])
+
+
+
+def test_worst_pick_regret_and_within_round_pcc_by_hand(tmp_path: Path) -> None:
+    # video a: the lowest estimate (0.2) is on frame 1 (true 0.5), the true worst is 0.1: regret 0.4
+    a = _pred_file(tmp_path / "a.npz", ["a", "a", "a"], [0.5, 0.2, 0.8], [0.1, 0.5, 0.9])
+    # video b: right pick (regret 0); two frames only, so no within-round PCC
+    b = _pred_file(tmp_path / "b.npz", ["b", "b"], [0.3, 0.6], [0.4, 0.6])
+    wp = worst_pick(load_predictions([a, b]))
+    assert wp["rounds"] == 2 and wp["regret"] == pytest.approx(0.2)
+    # PCC of (0.5, 0.2, 0.8) and (0.1, 0.5, 0.9): deviations (0, -0.3, 0.3), (-0.4, 0, 0.4): 0.12 / 0.12
+    assert wp["within_pcc"] == pytest.approx(0.12 / np.sqrt(0.18 * 0.32))
+    assert model_report(load_predictions([a, b]))["pooled"]["propagation-v2"]["worst_pick"] == wp
 
 
 def test_val_fraction_zero_trains_on_every_video(generated: Path) -> None:

@@ -254,3 +254,18 @@ def test_only_the_frames_a_round_changed_are_scored_again() -> None:
     engine.propagate()
     np.testing.assert_array_equal(engine.score().per_frame(), np.eye(T)[1])
     assert engine.lookahead(5) == pytest.approx(1 / T)
+
+
+@pytest.mark.parametrize("wants_all", [True, False])
+def test_the_fused_interactions_are_all_rounds_and_sent_payloads_stay_as_sent(wants_all: bool) -> None:
+    # The engine extends its own fused state in place when the backend only takes the latest
+    # round (nothing else holds it); a backend given every round keeps what it was sent.
+    backend = PerfectWhereAnnotated(wants_all=wants_all)
+    engine = RoundEngine(backend, FakeRobot(), None)
+    engine.start(_sample([3]))
+    for frame in (7, 5):
+        engine.annotate(frame)
+        engine.propagate()
+    assert marked_frames(engine.state.interactions) == [3, 5, 7]
+    assert [marked_frames(p) for _, p in backend.calls] == ([[3], [3, 7], [3, 5, 7]] if wants_all
+                                                            else [[3], [7], [5]])

@@ -57,6 +57,16 @@ class ColourModel:
                 self.counts[label] += np.bincount(flat, weights=w, minlength=self.bins**self.dims)
         self._log_tables = None
 
+    def add_labels(self, bin_idx: np.ndarray, labels: np.ndarray) -> None:
+        """Add hard-labelled samples: the counts of :meth:`add` with one-hot weights (sums of
+        ones are exact in float64), without building the (n_labels, N) weights."""
+        flat, lab = bin_idx.ravel(), labels.ravel()
+        for label in range(self.n_labels):
+            chosen = flat[lab == label]
+            if chosen.size:
+                self.counts[label] += np.bincount(chosen, minlength=self.bins**self.dims)
+        self._log_tables = None
+
     def merge(self, other: ColourModel, weight: float = 1.0) -> None:
         """Add another model's (normalised) counts, scaled so it weighs ``weight`` samples per label."""
         totals = other.counts.sum(axis=1, keepdims=True)

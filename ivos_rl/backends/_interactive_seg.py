@@ -276,9 +276,45 @@ def rasterise(strokes: list[Stroke], shape: tuple[int, int]) -> np.ndarray:
 
 def stroke_distance(stroke: Stroke, shape: tuple[int, int]) -> np.ndarray:
     """Euclidean distance (H, W) float32 from every pixel to the stroke."""
-    layer = np.full(shape, 255, dtype=np.uint8)
-    layer[rasterise([stroke], shape) >= 0] = 0
+    return _distance_to(rasterise([stroke], shape) >= 0)
+
+
+def _distance_to(on: np.ndarray) -> np.ndarray:
+    """Euclidean distance (H, W) float32 from every pixel to the pixels of mask ``on``."""
+    layer = np.full(on.shape, 255, dtype=np.uint8)
+    layer[on] = 0
     return cv2.distanceTransform(layer, cv2.DIST_L2, 5)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The box of a frame that a segmentation works in (the whole frame unless
+    ``SegParams.crop_margin`` is on). Strokes are rasterised and measured at the frame's size and
+    then cropped, so a pixel of the window sees exactly what it sees in the whole frame."""
+
+    frame_shape: tuple[int, int]
+    box: tuple[slice, slice] | None = None  # None: the whole frame
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        if self.box is None:
+            return self.frame_shape
+        return (self.box[0].stop - self.box[0].start, self.box[1].stop - self.box[1].start)
+
+    def crop(self, a: np.ndarray, lead: int = 0) -> np.ndarray:
+        """``a`` (``lead`` leading axes, then H, W, ...) inside the window."""
+        return a if self.box is None else a[(slice(None),) * lead + self.box]
+
+    def raster(self, strokes: list[Stroke]) -> np.ndarray:
+        """:func:`rasterise` at the frame's size, inside the window."""
+        return self.crop(rasterise(strokes, self.frame_shape))
+
+    def distance(self, stroke: Stroke) -> np.ndarray:
+        """:func:`stroke_distance` inside the window (exact where the window holds the stroke)."""
+        return _distance_to(self.raster([stroke]) >= 0)
+
+    def length(self, stroke: Stroke) -> float:
+        return stroke.length(self.frame_shape)
 
 
 def bbox(mask: np.ndarray, margin: float, shape: tuple[int, int]) -> tuple[slice, slice] | None:
@@ -310,6 +346,12 @@ class SegParams:
     the frame keeps its prediction. Strokes mark the errors to fix; a re-cut of the whole frame
     also breaks what was right (thin parts, similar colours), and the damage then propagates
     to the neighbouring frames (on dog-agility, 5 of 7 annotated frames got worse without it).
+    ``crop_margin`` (px; 0 = off, the default; needs ``change_radius`` > 0): on a frame that
+    already has a prediction, the colour models and the cut only see the box of the pixels
+    ``change_radius`` allows to change, grown by this margin, and the box's border pixels keep
+    their current labels (the rest of the frame could not change anyway): a much smaller graph
+    than the object's whole box, at the price of colour models fitted on that box only and a
+    cut that cannot move the boundary beyond it (changes the outputs: an opt-in speed knob).
     """
 
     colour_weight: float = 1.0
@@ -337,6 +379,7 @@ class SegParams:
     support_rate: float = 5.0
     support_margin: float = 0.2
     change_radius: float = 1.0
+    crop_margin: float = 0.0
 
 
 class FrameSegmenter:
@@ -359,7 +402,7 @@ class FrameSegmenter:
 
     def _log_prior(
         self,
-        shape: tuple[int, int],
+        win: _Window,
         new_strokes: list[Stroke],
         prior: np.ndarray | None,
         dists: list[np.ndarray | None],
@@ -371,6 +414,7 @@ class FrameSegmenter:
         """
         prm = self.params
         n_labels = self.n_labels
+        shape = win.shape
         if prior is None:
             logp = np.full((n_labels, *shape), -prm.first_cap, dtype=np.float32)
             logp[0] = np.log(prm.first_bg)
@@ -379,7 +423,7 @@ class FrameSegmenter:
             for s, d in zip(new_strokes, dists, strict=True):
                 if s.label == 0 or d is None:
                     continue
-                sigma = prm.first_sigma * s.length(shape)
+                sigma = prm.first_sigma * win.length(s)
                 logp[s.label] = np.maximum(logp[s.label], np.maximum(-0.5 * (d / sigma) ** 2, -prm.first_cap))
                 near |= d < prm.first_bg_radius * sigma
                 reach |= d < 4.0 * sigma
@@ -390,8 +434,8 @@ class FrameSegmenter:
         reach = out[0] < 1.0 - prm.prior_floor
         for s, d in zip(new_strokes, dists, strict=True):
             if d is None:
-                d = stroke_distance(s, shape)
-            sigma = prm.correction_sigma * s.length(shape)
+                d = win.distance(s)
+            sigma = prm.correction_sigma * win.length(s)
             g = prm.correction_strength * np.exp(-0.5 * (d / sigma) ** 2)
             out *= 1.0 - g
             out += g * (prm.correction_uniform / n_labels)
@@ -399,7 +443,7 @@ class FrameSegmenter:
             if prm.core_fraction > 0:
                 # The robot draws on the medial axis of the error region opened by a disk, so a
                 # disk around every stroke point lies inside the region to correct.
-                radius = float(np.clip(prm.core_fraction * s.length(shape), 1.5, prm.core_max))
+                radius = float(np.clip(prm.core_fraction * win.length(s), 1.5, prm.core_max))
                 core = (d <= radius).astype(np.float32) * prm.core_strength
                 out *= 1.0 - core
                 out[s.label] += core
@@ -413,7 +457,7 @@ class FrameSegmenter:
                 support = current == k
                 for st in new_strokes:
                     if st.label == k:
-                        support |= rasterise([st], shape) >= 0
+                        support |= win.raster([st]) >= 0
                 area = int(support.sum())
                 if area == 0:
                     continue
@@ -438,29 +482,87 @@ class FrameSegmenter:
         round's (they shape the prior). ``prior`` is the frame's current soft prediction
         (L, H, W) or None before the first round; ``motion`` its optical flow (H, W, 2), or
         ``motion_bins`` that flow already binned by :func:`quantise_motion` (a caller's cache).
+        With ``crop_margin`` on, all of it happens inside :meth:`_window` (see :class:`SegParams`).
         """
         prm = self.params
-        shape = bins.shape
-        n_labels = self.n_labels
-        seeds = rasterise(strokes, shape)
+        frame_shape = bins.shape
+        win = _Window(frame_shape, None if prior is None else self._window(new_strokes, frame_shape))
+        if prm.motion_weight > 0 and motion_bins is None and motion is not None:
+            motion_bins = quantise_motion(motion, prm.motion_bins)
+        if prm.motion_weight <= 0:
+            motion_bins = None
+        rgb, bins = win.crop(rgb), win.crop(bins)
+        prior_w = None if prior is None else win.crop(prior, 1)
+        mbins_w = None if motion_bins is None else win.crop(motion_bins)
+        shape = win.shape
+        seeds = win.raster(strokes)
         # Each new stroke's distance map, computed once for the prior and the change limit.
-        dists = [None if prior is None and s.label == 0 else stroke_distance(s, shape) for s in new_strokes]
-        log_pi, membership, reach = self._log_prior(shape, new_strokes, prior, dists)
+        dists = [None if prior is None and s.label == 0 else win.distance(s) for s in new_strokes]
+        log_pi, membership, reach = self._log_prior(win, new_strokes, prior_w, dists)
         reach |= seeds >= 0
         box = bbox(reach, prm.roi_margin, shape)
         out = np.zeros(shape, dtype=np.uint8)
-        if box is None:  # only background strokes and no prior object: nothing to cut
-            out[seeds >= 0] = seeds[seeds >= 0]
+        if box is not None:  # None: only background strokes and no prior object, nothing to cut
+            cbox = (slice(None), *box)
+            clamp = None if win.box is None or prior_w is None else _border_labels(prior_w, win)[box]
+            out[box] = self._cut(
+                rgb[box], bins[box], seeds[box], log_pi[cbox], membership[cbox],
+                None if mbins_w is None else mbins_w[box], global_model, clamp,
+            )
+            if prior_w is not None and prm.change_radius > 0:
+                out = _local_changes(out, prior_w, new_strokes, prm.change_radius, dists, win)
+        out[seeds >= 0] = seeds[seeds >= 0]
+        if win.box is None or prior is None:
             return out
-        mbins = None
-        if prm.motion_weight > 0:
-            if motion_bins is None and motion is not None:
-                motion_bins = quantise_motion(motion, prm.motion_bins)
-            mbins = None if motion_bins is None else motion_bins[box]
-        cbox = (slice(None), *box)
-        seeds, log_pi, membership, bins = seeds[box], log_pi[cbox], membership[cbox], bins[box]
+        # Outside the window nothing may change: the prior's labels, every stroke pinned.
+        full = np.argmax(prior, axis=0).astype(np.uint8)
+        full[win.box] = out
+        full_seeds = rasterise(strokes, frame_shape)
+        full[full_seeds >= 0] = full_seeds[full_seeds >= 0]
+        return full
+
+    def _window(self, new_strokes: list[Stroke], shape: tuple[int, int]) -> tuple[slice, slice] | None:
+        """The box where this round's cut may change labels (``change_radius`` x stroke length
+        around each new stroke, at least 3 px) grown by ``crop_margin``; None: the whole frame
+        (the knob off, or a window as large as the frame)."""
+        prm = self.params
+        if prm.crop_margin <= 0 or prm.change_radius <= 0:
+            return None
+        boxes = []
+        for s in new_strokes:
+            reach = max(prm.change_radius * s.length(shape), 3.0) + prm.crop_margin
+            b = bbox(rasterise([s], shape) >= 0, reach, shape)
+            if b is not None:
+                boxes.append(b)
+        if not boxes:
+            return None
+        box = (slice(min(b[0].start for b in boxes), max(b[0].stop for b in boxes)),
+               slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes)))
+        if box[0].stop - box[0].start == shape[0] and box[1].stop - box[1].start == shape[1]:
+            return None
+        return box
+
+    def _cut(
+        self,
+        rgb: np.ndarray,
+        bins: np.ndarray,
+        seeds: np.ndarray,
+        log_pi: np.ndarray,
+        membership: np.ndarray,
+        mbins: np.ndarray | None,
+        global_model: ColourModel | None,
+        clamp: np.ndarray | None,
+    ) -> np.ndarray:
+        """Labels (h, w) of a box: colour/motion models refitted from the cut ``iterations`` times.
+
+        ``seeds`` (h, w) are stroke labels (-1: none) and ``clamp`` (None or (h, w), -1: free) more
+        hard labels that give no colour samples (a crop's border); ``log_pi``/``membership``
+        (L, h, w) the prior and the initial colour memberships.
+        """
+        prm = self.params
+        n_labels = self.n_labels
         h, w = bins.shape
-        lab = cv2.cvtColor(np.ascontiguousarray(rgb[box]), cv2.COLOR_RGB2LAB).astype(np.float32)
+        lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
         # Each weight list joined once here, not in every cut of every iteration.
         edges = [_joined(contrast_weights(lab, prm.smoothness))]
         coarse_edges = None
@@ -468,10 +570,12 @@ class FrameSegmenter:
             small = cv2.resize(lab, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
             coarse_edges = [_joined(contrast_weights(small, prm.smoothness))]
         seeded = seeds >= 0
-        ys, xs = np.nonzero(seeded)
+        fixed = seeds if clamp is None else np.where(seeded, seeds, clamp)
+        pinned = fixed >= 0
+        ys, xs = np.nonzero(pinned)
         hard = np.zeros((n_labels, h, w), dtype=np.float32)
-        hard[:, seeded] = HARD
-        hard[seeds[seeded], ys, xs] = 0.0
+        hard[:, pinned] = HARD
+        hard[fixed[pinned], ys, xs] = 0.0
         thick = np.zeros((n_labels, h, w), dtype=np.float32)
         for label in np.unique(seeds[seeded]):
             layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8))
@@ -505,12 +609,25 @@ class FrameSegmenter:
             # One-hot (L, h, w), contiguous (np.eye(L)[labels] is (h, w, L) and copied per use).
             membership = np.stack([labels == k for k in range(n_labels)]).astype(np.float32)
         labels[seeded] = seeds[seeded]
-        out[box] = labels
-        if prior is not None and prm.change_radius > 0:
-            out = _local_changes(out, prior, new_strokes, prm.change_radius, dists)
-        full_seeds = rasterise(strokes, shape)
-        out[full_seeds >= 0] = full_seeds[full_seeds >= 0]
-        return out
+        return labels
+
+
+def _border_labels(prior: np.ndarray, win: _Window) -> np.ndarray:
+    """(h, w) int16: the prior's labels on the window's border rows/columns that are not the
+    frame's border (the surroundings the cut must join), -1 elsewhere."""
+    before = np.argmax(prior, axis=0).astype(np.int16)
+    clamp = np.full(before.shape, -1, dtype=np.int16)
+    assert win.box is not None
+    (y, x), (fh, fw) = win.box, win.frame_shape
+    if y.start > 0:
+        clamp[0] = before[0]
+    if y.stop < fh:
+        clamp[-1] = before[-1]
+    if x.start > 0:
+        clamp[:, 0] = before[:, 0]
+    if x.stop < fw:
+        clamp[:, -1] = before[:, -1]
+    return clamp
 
 
 def _joined(
@@ -526,10 +643,13 @@ def _local_changes(
     new_strokes: list[Stroke],
     radius: float,
     dists: list[np.ndarray | None] | None = None,
+    win: _Window | None = None,
 ) -> np.ndarray:
     """``labels`` where they differ from the prior's argmax only in the connected changed regions
-    that come within ``radius`` px of a new stroke; the prior's labels elsewhere. ``dists``: the
-    strokes' :func:`stroke_distance` maps when already computed."""
+    that come within ``radius`` x stroke length px of a new stroke; the prior's labels elsewhere.
+    ``dists``: the strokes' :func:`stroke_distance` maps when already computed; ``win``: the
+    window of the frame that ``labels`` and ``prior`` cover (default: the whole frame)."""
+    win = _Window(labels.shape) if win is None else win
     before = np.argmax(prior, axis=0).astype(np.uint8)
     changed = labels != before
     if not changed.any():
@@ -538,8 +658,8 @@ def _local_changes(
     for i, s in enumerate(new_strokes):
         d = dists[i] if dists is not None else None
         if d is None:
-            d = stroke_distance(s, labels.shape)
-        near |= d <= max(radius * s.length(labels.shape), 3.0)
+            d = win.distance(s)
+        near |= d <= max(radius * win.length(s), 3.0)
     return np.where(changed & near, labels, before).astype(np.uint8)
 
 

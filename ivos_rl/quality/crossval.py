@@ -10,7 +10,7 @@ scored: PCC / MAE / MSE per backend, reliability and ECE, interval coverage, and
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from ivos_rl.quality.feature_model import (
     uncertainty_scale,
 )
 from ivos_rl.quality.feature_rows import FeatureRows
-from ivos_rl.quality.stop import evaluate_stop, fit_stop_rule, trajectories
+from ivos_rl.quality.stop import StopRule, evaluate_stop, fit_stop_rule, trajectories
 from ivos_rl.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -66,7 +66,7 @@ def choose_recipe(
             train_sel = ~val_sel & np.isin(rows.sequence, [s for f in train_folds for s in f])
             model = _fit(rows, train_sel, cfg, seed)
             score_sel = val_sel & backend_mask(rows, score_backend)
-            pred, sd = model.predict(rows.x[score_sel])
+            pred, sd = model.predict_rows(rows.x[score_sel], rows.names)
             pccs.append(quality_metrics(pred, rows.jf[score_sel])["pcc"])
             val.append((pred, sd, rows.jf[score_sel]))
         scores.append(float(np.mean(pccs)))
@@ -95,11 +95,13 @@ def cross_validate(
     score_backend: str | None = "propagation",
     thresholds: Sequence[float] = (0.002, 0.005, 0.01, 0.02),
     inner_folds: int | None = 2,
+    on_fold: Callable[[int, FeatureQualityModel, StopRule], None] | None = None,
 ) -> dict[str, Any]:
     """Outer cross-validation; returns per-fold rows, pooled metrics and out-of-fold predictions.
 
     ``inner_folds`` bounds how many training folds serve as validation in the recipe choice (CPU
-    budget; None: all of them).
+    budget; None: all of them). ``on_fold(i, model, stop_rule)`` receives each outer fold's model
+    (trained without fold i's videos) as soon as it is fitted, e.g. to save it.
     """
     if not candidates:
         raise ConfigError("cross_validate needs at least one candidate recipe")
@@ -115,11 +117,13 @@ def cross_validate(
         test_sel = np.isin(rows.sequence, test)
         model = _fit(rows, train_sel, candidates[pick], seed)
         model.sd_scale.fill_(scale)
-        pred[test_sel], sd[test_sel] = model.predict(rows.x[test_sel])
+        pred[test_sel], sd[test_sel] = model.predict_rows(rows.x[test_sel], rows.names)
         # stop rule: fitted and evaluated on the scored backend's trajectories (gains are backend-specific)
         on_backend = backend_mask(rows, score_backend)
-        fit_pred, _ = model.predict(rows.x[train_sel & on_backend])
+        fit_pred, _ = model.predict_rows(rows.x[train_sel & on_backend], rows.names)
         rule = fit_stop_rule(_worst(trajectories(rows.subset(train_sel & on_backend), fit_pred)))
+        if on_fold is not None:
+            on_fold(i, model, rule)
         test_trajs = _worst(trajectories(rows.subset(test_sel & on_backend), pred[test_sel & on_backend]))
         stop_rows.append(
             {"fold": i, "rule": rule.to_dict(), "table": evaluate_stop(rule, test_trajs, thresholds)}

@@ -25,8 +25,9 @@ from ivos_rl.backends.base import VOSBackend
 from ivos_rl.data.splits import read_split_record
 from ivos_rl.errors import CheckpointError, InputValidationError
 from ivos_rl.quality.checkpoint import warn_other_backend
+from ivos_rl.quality.context import add_context, is_context
 from ivos_rl.quality.feature_model import FeatureQualityModel, model_from_state, model_state
-from ivos_rl.quality.features import quality_features
+from ivos_rl.quality.features import feature_names, quality_features
 from ivos_rl.quality.stop import StopRule
 from ivos_rl.utils.io import atomic_path
 from ivos_rl.utils.torch_io import safe_torch_load
@@ -135,13 +136,18 @@ class FeatureQualityEstimator:
                 "FeatureQualityEstimator.predict needs history= (the annotated frames so far)"
             )
         x = quality_features(frames, probs, history, diagnostics)
+        names = feature_names(diagnostics or {})
+        if any(is_context(n) for n in self.model.names):
+            x, names = add_context(x, names)
         t, k, n_feat = x.shape
-        if n_feat != len(self.model.names):
+        wanted = tuple(n for n in self.model.names if not is_context(n))
+        have = tuple(n for n in names if not is_context(n))
+        if have != wanted:
             raise InputValidationError(
-                f"the model expects {len(self.model.names)} features ({self.model.names[-1]!r} last), "
-                f"got {n_feat}: pass the same backend diagnostics it was trained with"
+                f"the model expects {len(wanted)} signals ({wanted[-1]!r} last), got {len(have)} "
+                f"({have[-1]!r} last): pass the same backend diagnostics it was trained with"
             )
-        mu, sd = self.model.predict(x.reshape(t * k, n_feat))
+        mu, sd = self.model.predict_rows(x.reshape(t * k, n_feat), names)
         qk = np.clip(mu.reshape(t, k), 0.0, 1.0).astype(np.float32)
         sdk = sd.reshape(t, k).astype(np.float32)
         self.last_uncertainty_k = sdk

@@ -13,6 +13,7 @@ seeded through a private ``torch.Generator`` (no global RNG state is touched).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from ivos_rl.errors import ConfigError, InputValidationError
+from ivos_rl.quality.context import KINDS, is_context, select_columns
 from ivos_rl.utils.seed import name_seed
 
 
@@ -37,6 +39,8 @@ class FeatureModelConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     dropout: float = 0.0
+    context: bool = False  # also use the video-context columns (ivos_rl.quality.context)
+    context_kinds: tuple[str, ...] = KINDS  # which of them (subset of ivos_rl.quality.context.KINDS)
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "members", "epochs", "batch_size"):
@@ -45,6 +49,10 @@ class FeatureModelConfig:
                 raise ConfigError(f"feature model {name} must be an int >= 1, got {value!r}")
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
             raise ConfigError(f"feature model lr/weight_decay/dropout out of range: {self}")
+        kinds = tuple(self.context_kinds)
+        if not kinds or set(kinds) - set(KINDS):
+            raise ConfigError(f"feature model context_kinds must be a non-empty subset of {KINDS}: {kinds}")
+        object.__setattr__(self, "context_kinds", kinds)  # lists from configs become tuples
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +105,21 @@ class FeatureQualityModel(nn.Module):
         mu, sd = self(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         return mu.numpy(), sd.numpy()
 
+    def predict_rows(self, x: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` on the model's own columns of rows ``x`` whose columns are ``names``
+        (rows may carry more columns, e.g. context columns a base-only model ignores)."""
+        return self.predict(select_columns(x, names, self.names))
+
+
+def model_columns(names: Sequence[str], cfg: FeatureModelConfig) -> tuple[str, ...]:
+    """The columns of ``names`` a model with recipe ``cfg`` uses: the base signals, plus the context
+    columns when ``cfg.context`` (:class:`ConfigError` when those are asked for but absent)."""
+    if cfg.context and not any(is_context(n) for n in names):
+        raise ConfigError("recipe asks for context columns but the feature rows have none")
+    return tuple(
+        n for n in names if not is_context(n) or (cfg.context and n.rsplit("@", 1)[1] in cfg.context_kinds)
+    )
+
 
 def uncertainty_scale(pred: np.ndarray, sd: np.ndarray, target: np.ndarray) -> float:
     """Factor making held-out standardised residuals unit-variance: ``sqrt(mean(((y - mu) / sd)^2))``."""
@@ -122,14 +145,21 @@ def fit_feature_model(
     cfg: FeatureModelConfig | None = None,
     seed: int = 0,
 ) -> FeatureQualityModel:
-    """Train the ensemble on rows ``x`` (N, F) with J&F targets ``y`` (N,); deterministic per seed."""
+    """Train the ensemble on rows ``x`` (N, F) with J&F targets ``y`` (N,); deterministic per seed.
+
+    ``names`` are ``x``'s columns; the model keeps :func:`model_columns` of them."""
     cfg = cfg or FeatureModelConfig()
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32)
     if x.ndim != 2 or x.shape != (len(y), len(names)) or len(y) < 2:
         raise InputValidationError(
             f"need >= 2 rows of {len(names)} features and targets, got {x.shape}, {y.shape}"
         )
+    used = model_columns(names, cfg)
+    if used != tuple(names):
+        x = select_columns(x, names, used)
+    names = used
+    x = np.ascontiguousarray(x)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise InputValidationError("feature rows or targets hold NaN/inf")
     model = FeatureQualityModel(names, cfg)
@@ -176,9 +206,14 @@ def _train_member(
 
 def model_state(model: FeatureQualityModel) -> dict[str, Any]:
     """Plain (weights_only-loadable) description of a model: names, config, tensors."""
+    config = model.config.to_dict()
+    if not config["context"]:  # files without context columns stay loadable by older code
+        del config["context"], config["context_kinds"]
+    else:
+        config["context_kinds"] = list(config["context_kinds"])
     return {
         "names": list(model.names),
-        "config": model.config.to_dict(),
+        "config": config,
         "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
 

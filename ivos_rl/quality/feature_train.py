@@ -10,7 +10,7 @@ inside), a JSON report and a reliability-diagram PNG next to it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,17 @@ from ivos_rl.data.splits import video_folds
 from ivos_rl.errors import ConfigError
 from ivos_rl.quality.assessment import write_predictions
 from ivos_rl.quality.calibration import format_reliability
+from ivos_rl.quality.context import rows_with_context
 from ivos_rl.quality.crossval import backend_label, backend_mask, cross_validate
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
-from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, uncertainty_scale
+from ivos_rl.quality.feature_model import (
+    FeatureModelConfig,
+    FeatureQualityModel,
+    fit_feature_model,
+    uncertainty_scale,
+)
 from ivos_rl.quality.feature_rows import FeatureRows, load_feature_rows
-from ivos_rl.quality.stop import fit_stop_rule, trajectories
+from ivos_rl.quality.stop import StopRule, fit_stop_rule, trajectories
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
 
@@ -109,6 +115,29 @@ def _exclude(rows: FeatureRows, names: Sequence[str] | None) -> tuple[FeatureRow
     return rows.subset(keep), held_out
 
 
+def _fold_saver(
+    fold_dir: Path, rows: FeatureRows, folds: list[list[str]], held_out: list[str], cfg: DictConfig
+) -> Callable[[int, FeatureQualityModel, StopRule], None]:
+    """Writes each outer fold's model as ``fold_dir/fold<i>.pt``: a feature checkpoint whose split
+    names the fold's videos as held out (a video's estimate can then always come from the model that
+    never saw it, e.g. for Wild states or Worst-Wild on held-out folds)."""
+
+    def save(i: int, model: FeatureQualityModel, rule: StopRule) -> None:
+        train = sorted(s for j, f in enumerate(folds) if j != i for s in f)
+        split = {
+            "train": train, "held_out": sorted({*folds[i], *held_out}), "cv_folds": folds,
+            "folds_seed": int(cfg.folds.seed), "fold": i,
+        }
+        path = save_feature_checkpoint(
+            fold_dir / f"fold{i}.pt", model, stop_rule=rule,
+            backends=np.unique(rows.backend[np.isin(rows.sequence, train)]).tolist(), split=split,
+            metrics={"recipe": model.config.to_dict(), "fold": i},
+        )
+        log.info("fold %d model (trained without %s) -> %s", i, folds[i], path)
+
+    return save
+
+
 def train_features(cfg: DictConfig) -> dict[str, Any]:
     """Cross-validate (``cfg.cv``) and ship (``cfg.ship``) the feature model; returns the report."""
     torch.set_num_threads(int(cfg.get("num_threads") or 1))
@@ -116,6 +145,8 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
+    if any(c.context for c in candidates):  # every round's video context (ivos_rl.quality.context)
+        rows = rows_with_context(rows)
     report: dict[str, Any] = {
         "n_rows": len(rows),
         "n_videos": len(seqs),
@@ -127,6 +158,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     pick, sd_scale = 0, 1.0
     out = Path(cfg.output)
     if cfg.cv:
+        fold_dir = cfg.get("fold_dir")
         cv = cross_validate(
             rows,
             folds,
@@ -135,6 +167,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
             score_backend=cfg.score_backend,
             thresholds=list(cfg.stop_thresholds),
             inner_folds=cfg.inner_folds,
+            on_fold=None if not fold_dir else _fold_saver(Path(fold_dir), rows, folds, held_out, cfg),
         )
         oof_pred, oof_sd = cv.pop("oof_pred"), cv.pop("oof_sd")
         report["cv"] = cv
@@ -163,7 +196,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         model = fit_feature_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
         model.sd_scale.fill_(sd_scale)
         on_backend = backend_mask(rows, cfg.score_backend)
-        fitted, _ = model.predict(rows.x[on_backend])
+        fitted, _ = model.predict_rows(rows.x[on_backend], rows.names)
         trajs = [t for t in trajectories(rows.subset(on_backend), fitted) if t.strategy == "worst"]
         rule = fit_stop_rule(trajs)
         split = {"train": seqs, "held_out": held_out, "cv_folds": folds, "folds_seed": int(cfg.folds.seed)}

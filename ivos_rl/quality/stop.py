@@ -77,6 +77,29 @@ def trajectories(rows: FeatureRows, est: np.ndarray) -> list[Trajectory]:
     return out
 
 
+def sample_trajectory(sample: Any, metric: str = "j_and_f") -> Trajectory:
+    """The trajectory of one evaluated sample (:class:`ivos_rl.evaluation.SampleResult`) that
+    recorded its estimates (an evaluation with an estimator and ``mask_ap=true`` keeps the (T, K)
+    estimates of every scored round): per round the true mean J&F (the objects' mean of their frame
+    means, as in the round-AUC) and the frame estimates (the objects' mean). This lets the stop rule
+    be judged on the rounds a recommender actually played (:func:`evaluate_stop`)."""
+    rounds = np.asarray([int(r["interaction"]) for r in sample.rows])
+    objects = np.asarray([int(r["object_id"]) for r in sample.rows])
+    values = np.asarray([float(r[metric]) for r in sample.rows])
+    order = np.unique(rounds)
+    true = np.array(
+        [np.mean([values[(rounds == r) & (objects == k)].mean() for k in np.unique(objects[rounds == r])])
+         for r in order]
+    )
+    if len(sample.quality_scores) != order.size:
+        raise InputValidationError(
+            f"sample {sample.sequence}/{sample.scribble_idx} holds estimates for "
+            f"{len(sample.quality_scores)} of its {order.size} rounds (evaluate with an estimator, mask_ap)"
+        )
+    est = np.stack([np.asarray(q, np.float64).mean(axis=1) for q in sample.quality_scores])
+    return Trajectory(f"{sample.sequence}/{sample.scribble_idx}", "evaluated", true, est)
+
+
 def _frame_mean(values: np.ndarray, frames: np.ndarray, t: int) -> np.ndarray:
     """Mean over objects per frame (IVOS-W Eq. 7: the frame score is the objects' mean)."""
     total = np.bincount(frames, weights=values, minlength=t)
