@@ -29,9 +29,11 @@ def test_demo_compares_every_strategy_and_writes_its_table(tmp_path: Path) -> No
     # the simulated backend keeps this fast; everything else is the default job's configuration
     cfg = _demo_config(tmp_path, "backend=simulated", "max_rounds=3", "progress=false")
     results = compare_strategies(cfg)
-    assert set(results) == {"random", "linspace", "farthest", "worst_wild", "agent_wild", "worst_oracle"}
+    assert set(results) == {
+        "random", "linspace", "farthest", "span_error_wild", "worst_wild", "agent_wild", "worst_oracle"
+    }
     table = pd.read_csv(tmp_path / "table.csv", index_col=0)
-    assert len(table) == 6
+    assert len(table) == 7
     for label, res in results.items():
         assert len(res["curve"]) == 4 and res["curve"][0] == 0.0  # J&F 0 before any interaction
         row = next(i for i in table.index if i.startswith(label))
