@@ -37,7 +37,10 @@ def default_title(dataset: Any, cfg: DictConfig, results: dict[str, EvaluationRe
 
 
 def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
-    """Run every entry of ``cfg.runs`` and report; returns ``{label: {"auc_rounds", "curve"}}``."""
+    """Run every entry of ``cfg.runs`` and report; returns ``{label: {"auc_rounds", "curve"}}``.
+
+    Each run is ``{strategy, setting[, estimator]}``; a run without ``estimator`` uses ``cfg.estimator``.
+    """
     seed_everything(int(cfg.seed))
     if not cfg.get("runs"):
         raise ConfigError("compare: cfg.runs is empty; give at least one {strategy, setting} entry")
@@ -51,7 +54,9 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
             continue
         setting = str(run.get("setting", "wild"))
         strategy = instantiate(run.strategy)
-        if setting == "wild" and strategy.needs_quality and estimator is None:
+        # a run may bring its own estimator (the one its strategy was tuned with); else the shared one
+        run_estimator = instantiate(run.estimator) if run.get("estimator") is not None else estimator
+        if setting == "wild" and strategy.needs_quality and run_estimator is None:
             _log.warning("skipping %s: strategy %r needs a quality estimator in the wild setting",
                          label, strategy.name)
             continue
@@ -61,7 +66,7 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
             backend,
             strategy,
             setting=setting,  # type: ignore[arg-type]
-            quality=estimator,
+            quality=run_estimator,
             robot=robot,
             max_rounds=int(cfg.max_rounds),
             sequences=list(cfg.sequences) if cfg.get("sequences") else None,

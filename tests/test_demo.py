@@ -43,6 +43,17 @@ def test_demo_compares_every_strategy_and_writes_its_table(tmp_path: Path) -> No
     assert len(list((tmp_path / "agent_wild" / "samples").glob("*.json"))) == 3
 
 
+def test_a_run_may_bring_its_own_estimator(tmp_path: Path) -> None:
+    # no shared estimator: Worst in the Wild is skipped, span-error runs on the estimator its run names
+    cfg = _demo_config(
+        tmp_path, "backend=simulated", "max_rounds=2", "progress=false", "estimator=null",
+        "runs.random=null", "runs.linspace=null", "runs.farthest=null", "runs.agent_wild=null",
+    )
+    assert cfg.runs.span_error_wild.estimator.path.endswith("features-davis2016-propagation-v2.1.features.pt")
+    results = compare_strategies(cfg)
+    assert set(results) == {"span_error_wild", "worst_oracle"}
+
+
 @pytest.mark.slow
 def test_default_demo_with_the_propagation_backend(tmp_path: Path) -> None:
     results = compare_strategies(_demo_config(tmp_path, "progress=false"))
