@@ -495,7 +495,8 @@ class FrameSegmenter:
         prior_w = None if prior is None else win.crop(prior, 1)
         mbins_w = None if motion_bins is None else win.crop(motion_bins)
         shape = win.shape
-        seeds = win.raster(strokes)
+        full_seeds = rasterise(strokes, frame_shape)  # at the frame's size: pinned again outside a window
+        seeds = win.crop(full_seeds)
         # Each new stroke's distance map, computed once for the prior and the change limit.
         dists = [None if prior is None and s.label == 0 else win.distance(s) for s in new_strokes]
         log_pi, membership, reach = self._log_prior(win, new_strokes, prior_w, dists)
@@ -517,7 +518,6 @@ class FrameSegmenter:
         # Outside the window nothing may change: the prior's labels, every stroke pinned.
         full = np.argmax(prior, axis=0).astype(np.uint8)
         full[win.box] = out
-        full_seeds = rasterise(strokes, frame_shape)
         full[full_seeds >= 0] = full_seeds[full_seeds >= 0]
         return full
 

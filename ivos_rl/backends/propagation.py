@@ -526,10 +526,7 @@ class PropagationBackend(VOSBackend):
         prm = self.prop_params
         shape, n_labels = self._shape, self.n_labels
         maps = self._warp_maps(t_src, t_dst) if prm.warp_cache else None
-        if t_dst == t_src + 1:
-            to_src, from_src = self._bwd[t_src], self._fwd[t_src]
-        else:
-            to_src, from_src = self._fwd[t_dst], self._bwd[t_dst]
+        to_src, from_src = self._flow_pair(t_src, t_dst)
         if maps is not None:
             motion2 = maps.motion2[sbox]
         else:
@@ -562,16 +559,19 @@ class PropagationBackend(VOSBackend):
         back = _remap(from_src[rbox].astype(np.float32), mx, my)
         return dbox, warped, _fb_confidence(flow, back, prm.fb_sigma)
 
+    def _flow_pair(self, t_src: int, t_dst: int) -> tuple[np.ndarray, np.ndarray]:
+        """(flow from ``t_dst`` to ``t_src``, flow from ``t_src`` to ``t_dst``) of adjacent frames."""
+        if t_dst == t_src + 1:
+            return self._bwd[t_src], self._fwd[t_src]
+        return self._fwd[t_dst], self._bwd[t_dst]
+
     def _warp_maps(self, t_src: int, t_dst: int) -> _WarpMaps:
         """:class:`_WarpMaps` of a step, computed for the whole frame on first use and kept with
         the video's flows (``warp_cache``): per pixel the same numbers as on a step's box (a
         bilinear warp of a box that holds every sampled pixel reads what the frame's would)."""
         cache = self._flows.warps
         if (t_src, t_dst) not in cache:
-            if t_dst == t_src + 1:
-                to_src, from_src = self._bwd[t_src], self._fwd[t_src]
-            else:
-                to_src, from_src = self._fwd[t_dst], self._bwd[t_dst]
+            to_src, from_src = self._flow_pair(t_src, t_dst)
             motion = from_src.astype(np.float32)
             motion *= motion
             flow = to_src.astype(np.float32)
@@ -591,7 +591,7 @@ class PropagationBackend(VOSBackend):
         # objects' box grown by the band: the distances are computed there only (the same values:
         # a shortest chamfer path stays inside the rectangle of its two ends).
         box = bbox(labels != 0, prm.local_band + 1, labels.shape)
-        if box is None or prm.local_band >= 1000:
+        if box is None:
             box = (slice(0, labels.shape[0]), slice(0, labels.shape[1]))
         dist = _boundary_distance(labels[box])
         near = (dist < prm.local_band) & (dist >= prm.local_gap)
