@@ -200,8 +200,7 @@ def test_the_knobs_enter_the_fingerprint_and_bad_values_are_refused() -> None:
     fast = backend_fingerprint(fast_backend())
     assert fast != default and '"crop_margin": 8.0' in fast and '"warp_cache": 1' in fast
     assert '"motion_box": 4.0' in fast
-    knobs_off = {"warp_cache": 0, "local_every": 1, "motion_box": 0.0}
-    same = PropagationBackend(seg={"crop_margin": 0.0}, prop=knobs_off)
+    same = PropagationBackend(seg={"crop_margin": 0.0}, prop={"warp_cache": 0, "local_every": 1, "motion_box": 0.0})
     assert backend_fingerprint(same) == default  # the knobs' defaults are the default backend
     for prop in ({"warp_cache": 2}, {"local_every": 0}, {"motion_box": -1.0}):
         with pytest.raises(InputValidationError, match="prop"):
