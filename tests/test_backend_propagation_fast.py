@@ -1,5 +1,5 @@
 """The propagation backend's opt-in speed knobs (configs/backend/propagation_fast.yaml, v3 candidate):
-the cropped cut, the warp cache, the motion-bounded propagation box, locality and the contract."""
+the cropped cut, the warp cache, locality and the contract."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from ivos_rl.backends import check_backend
 from ivos_rl.backends._colour_model import quantise_colours
 from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, _border_labels, _Window
 from ivos_rl.backends.cached import backend_fingerprint
-from ivos_rl.backends.propagation import PropagationBackend, _FlowCache, _reached_box, _WarpMaps
+from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.errors import InputValidationError
 from ivos_rl.robot import ScribbleRobot
-from ivos_rl.testing import moving_clip, on_frame, stroke, texture
+from ivos_rl.testing import moving_clip, stroke
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -115,77 +115,6 @@ def test_the_warp_cache_gives_the_same_outputs() -> None:
         assert a.changed_frames == b.changed_frames
 
 
-def _shift_maps(h: int, w: int, dx: float, dy: float) -> _WarpMaps:
-    """Sampling maps of a uniform motion: target pixel (x, y) samples the source at (x + dx, y + dy)."""
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    ones = np.ones((h, w), np.float32)
-    return _WarpMaps(xs + dx, ys + dy, ones, 0 * ones)
-
-
-def test_the_motion_box_holds_the_pixels_whose_samples_read_the_source_box() -> None:
-    # Source box rows 10..19, columns 20..29 of a 40 x 60 frame; every pixel samples 3 px to its
-    # right. A bilinear sample at x reads the source box when 19 < x < 30 (+1 px each side for
-    # OpenCV's fixed-point maps: 18 < x < 31), i.e. target columns 16..27; rows 9..20 likewise;
-    # then the margin (2 px).
-    src = (slice(10, 20), slice(20, 30))
-    assert _reached_box(src, _shift_maps(40, 60, 3.0, 0.0), 2.0) == (slice(7, 23), slice(14, 30))
-    # The content moves 5 px down (each pixel samples 5 px above): rows 14..25 (+ margin 0).
-    assert _reached_box(src, _shift_maps(40, 60, 0.0, -5.0), 0.0) == (slice(14, 26), slice(19, 31))
-    # A source box on the top border: samples above the frame read its (replicated) first row,
-    # so every row whose sample lies above row 11 counts, from the frame's top.
-    top = (slice(0, 10), slice(20, 30))
-    assert _reached_box(top, _shift_maps(40, 60, 0.0, -5.0), 0.0) == (slice(0, 16), slice(19, 31))
-    # Samples that all land 30 rows below (rows 30..69: below the box or the frame): none reached.
-    assert _reached_box(src, _shift_maps(40, 60, 0.0, 30.0), 2.0) is None
-
-
-def _square_video(t: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(frames, labels, forward flows, backward flows) of a textured 14 x 14 square moving 2 px right
-    per frame (rows 30..43, columns 40 + 2i .. 53 + 2i) on a static texture of 72 x 112, with the
-    exact flows: the square's pixels move (2, 0), the background stays."""
-    h, w = 72, 112
-    rng = np.random.default_rng(0)
-    base = texture(rng, h, w, 20, 90) * [0.5, 1.0, 0.8]
-    red = texture(rng, 14, 14, 150, 220) * [1.0, 0.45, 0.3]
-    frames = np.repeat(base[None], t, axis=0)
-    gt = np.zeros((t, h, w), np.uint8)
-    fwd = np.zeros((t - 1, h, w, 2), np.float16)
-    bwd = np.zeros_like(fwd)
-    for i in range(t):
-        x = 40 + 2 * i
-        frames[i, 30:44, x : x + 14] = red
-        gt[i, 30:44, x : x + 14] = 1
-        if i + 1 < t:
-            fwd[i, 30:44, x : x + 14, 0] = 2
-            bwd[i, 30:44, x + 2 : x + 16, 0] = -2
-    return np.clip(frames, 0, 255).astype(np.uint8), gt, fwd, bwd
-
-
-def test_the_motion_box_gives_the_full_frame_labels_of_a_moving_square() -> None:
-    frames, gt, fwd, bwd = _square_video()
-    t, h, w = gt.shape
-    strokes = [stroke(1, [(43, 37), (50, 37)], (h, w)), stroke(0, [(10, 10), (100, 10)], (h, w))]
-    outs = {}
-    for name, prop in {"full": {"roi_margin": 1000.0}, "motion": {"motion_box": 4.0}}.items():
-        be = PropagationBackend(prop=prop)
-        be.reset(frames, 1, sequence="square")
-        be._flows = _FlowCache(fwd, bwd)  # the exact flows instead of DIS's estimate
-        be._fwd, be._bwd = fwd, bwd
-        outs[name] = be.interact(0, on_frame(t, 0, strokes, "square"))
-    full, motion = outs["full"], outs["motion"]
-    assert np.array_equal(full.masks[0], gt[0])  # the cut found the square: frame 1's source box
-    assert np.array_equal(motion.masks, full.masks)  # the same labels on every frame
-    # Frame 1's box: pixels sampling rows 30..43 (+-2) = rows 29..44, and columns 40..53 (+-2):
-    # background columns 39..54, the square's 42..55 (samples 2 px left); + 4 px.
-    on = np.nonzero(motion.probs[1, 0])
-    assert (on[0].min(), on[0].max(), on[1].min(), on[1].max()) == (25, 48, 35, 59)
-    # What the box leaves out is only probability at the floor (2 % -> 5 / 255, 0 outside the box);
-    # above it the two differ by at most 3 grey levels (~1 %: the blurs see the box's edge).
-    diff = np.abs(full.probs.astype(int) - motion.probs)
-    floor = full.probs <= 5
-    assert diff[floor].max() == 5 and diff[~floor].max() <= 3
-
-
 def test_the_fast_config_passes_check_backend() -> None:
     # Its locality test is test_backend_propagation.py's (parametrised with these knobs).
     frames, gt = moving_clip(t=5, two_objects=True)
@@ -199,10 +128,9 @@ def test_the_knobs_enter_the_fingerprint_and_bad_values_are_refused() -> None:
     default = backend_fingerprint(PropagationBackend())
     fast = backend_fingerprint(fast_backend())
     assert fast != default and '"crop_margin": 8.0' in fast and '"warp_cache": 1' in fast
-    assert '"motion_box": 4.0' in fast
-    same = PropagationBackend(seg={"crop_margin": 0.0}, prop={"warp_cache": 0, "local_every": 1, "motion_box": 0.0})
+    same = PropagationBackend(seg={"crop_margin": 0.0}, prop={"warp_cache": 0, "local_every": 1})
     assert backend_fingerprint(same) == default  # the knobs' defaults are the default backend
-    for prop in ({"warp_cache": 2}, {"local_every": 0}, {"motion_box": -1.0}):
+    for prop in ({"warp_cache": 2}, {"local_every": 0}):
         with pytest.raises(InputValidationError, match="prop"):
             PropagationBackend(prop=prop)
 

@@ -93,13 +93,6 @@ class PropParams:
     same numbers as computed on each step's box, at ~1.6 MB per pair and direction (240x427)
     while the video's flows are cached. ``local_every`` = n refits the local colour model on
     every n-th step of a run only, the steps between reusing the last fit (changes the outputs).
-    ``motion_box`` = m > 0 bounds a step's box by where the flow carries the source's labels
-    instead of ``roi_margin`` + the largest forward motion in the source box: the target pixels
-    whose backward sample (bilinear, exact sampling maps of the whole frame, as ``warp_cache``)
-    reads any pixel of the source box (the pixels above the probability floor, whatever their
-    level), grown by m px for the label blurs. Nothing warped from the source is cut; what the
-    box leaves out is only the uniform prior of unreliable pixels (occlusions) farther than m px
-    from where labels land (``roi_margin`` bounds the same at 16 px + the largest motion).
     """
 
     prior_weight: float = 1.0
@@ -119,7 +112,6 @@ class PropParams:
     keep_previous: float = 0.0
     warp_cache: int = 0
     local_every: int = 1
-    motion_box: float = 0.0
 
 
 @dataclass
@@ -533,22 +525,16 @@ class PropagationBackend(VOSBackend):
         forward-backward confidence (h, w); None when the warp samples no pixel of the frame."""
         prm = self.prop_params
         shape, n_labels = self._shape, self.n_labels
-        maps = self._warp_maps(t_src, t_dst) if prm.warp_cache or prm.motion_box > 0 else None
+        maps = self._warp_maps(t_src, t_dst) if prm.warp_cache else None
         to_src, from_src = self._flow_pair(t_src, t_dst)
-        if maps is not None and prm.motion_box > 0:
-            reached = _reached_box(sbox, maps, prm.motion_box)
-            if reached is None:
-                return None
-            dbox = reached
+        if maps is not None:
+            motion2 = maps.motion2[sbox]
         else:
-            if maps is not None:
-                motion2 = maps.motion2[sbox]
-            else:
-                motion = from_src[sbox].astype(np.float32)
-                motion *= motion
-                motion2 = motion[..., 0] + motion[..., 1]
-            reach = prm.roi_margin + float(np.sqrt(motion2.max()))
-            dbox = _grow(sbox, reach, shape)
+            motion = from_src[sbox].astype(np.float32)
+            motion *= motion
+            motion2 = motion[..., 0] + motion[..., 1]
+        reach = prm.roi_margin + float(np.sqrt(motion2.max()))
+        dbox = _grow(sbox, reach, shape)
         if maps is not None:
             flow = None
             mx, my = maps.mx[dbox], maps.my[dbox]
@@ -747,25 +733,6 @@ class PropagationBackend(VOSBackend):
                 obj[j - 1][on] = (seeds[on] == j).astype(np.float32)
         probs[t] = probs_to_uint8(obj)
         masks[t] = labels
-
-
-def _reached_box(sbox: tuple[slice, slice], maps: _WarpMaps, margin: float) -> tuple[slice, slice] | None:
-    """Box of the target pixels whose bilinear backward sample (``maps``) reads a pixel of the
-    source box ``sbox``, grown by ``margin``; None when none does.
-
-    A sample at x reads columns floor(x) and floor(x) + 1, so it touches columns [x0, x1) when
-    x0 - 1 < x < x1; one more pixel each side covers OpenCV's 1/32 px fixed-point maps. Where the
-    box touches the frame's border, samples beyond it read the border (replicated): unbounded.
-    """
-    shape = maps.mx.shape
-    (y0, y1), (x0, x1) = (sbox[0].start, sbox[0].stop), (sbox[1].start, sbox[1].stop)
-    inside = np.ones(shape, dtype=bool)
-    for plane, lo, hi, size in ((maps.my, y0, y1, shape[0]), (maps.mx, x0, x1, shape[1])):
-        if lo > 0:
-            inside &= plane > lo - 2
-        if hi < size:
-            inside &= plane < hi + 1
-    return bbox(inside, margin, shape)
 
 
 def _fb_confidence(flow: np.ndarray, back: np.ndarray, sigma: float) -> np.ndarray:
