@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -151,7 +152,7 @@ def bench_features(
     feat = timed(lambda: quality_features(frames, probs, history), repeats)
     full = timed(lambda: est.predict(frames, probs, history=history), repeats)
     cpu = timed(lambda: est.predict(frames, probs, history=history), repeats, time.process_time)
-    label = FEATURES_CONTEXT if context else FEATURES + (f" ({checkpoint})" if checkpoint else "")
+    label = FEATURES_CONTEXT if context else FEATURES + (f" ({Path(checkpoint).name})" if checkpoint else "")
     print(
         f"{label:24s} {statistics.median(full):13.3f} s "
         f"{min(full):6.3f} s {min(cpu):7.3f} s "
