@@ -32,6 +32,7 @@ from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.features import FEATURE_NAMES, quality_features
 from ivos_rl.quality.stop import StopRule
 
+pytest.importorskip("sklearn")  # the `trees` extra (in `dev`): training needs it, loading does not
 SMALL = GBTConfig(max_iter=60, learning_rate=0.2, max_leaf_nodes=8, min_samples_leaf=10, quantile_iter=20)
 TINY_MLP = {"hidden": 8, "layers": 1, "members": 2, "epochs": 5, "batch_size": 64, "lr": 1e-2}
 
@@ -142,6 +143,13 @@ def test_checkpoint_records_kind_and_loads_without_sklearn(
     direct, sd = model.predict(quality_features(frames, probs, [0]).reshape(4, -1))
     np.testing.assert_allclose(qk[:, 0], direct, atol=1e-6)
     np.testing.assert_allclose(est.last_uncertainty, sd, atol=1e-6)
+
+
+def test_training_without_sklearn_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y = _rows(50, 0)
+    monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)
+    with pytest.raises(ConfigError, match="scikit-learn"):
+        fit_gbt(x, y, FEATURE_NAMES, SMALL)
 
 
 def test_recipes_and_states_dispatch_by_kind() -> None:

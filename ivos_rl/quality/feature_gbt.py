@@ -238,7 +238,12 @@ def fit_gbt(
 ) -> GBTQualityModel:
     """Fit the trees (and quantile heads, and the blended MLP) on rows ``x`` (N, F) with J&F ``y``;
     uses the base signals of ``names`` (context columns are ignored). Deterministic per seed."""
-    from sklearn.ensemble import HistGradientBoostingRegressor  # training-only dependency
+    try:
+        from sklearn.ensemble import HistGradientBoostingRegressor  # training-only (optional extra)
+    except ImportError as exc:
+        raise ConfigError(
+            "training a kind: gbt recipe needs scikit-learn: pip install 'ivos-rl[trees]'"
+        ) from exc
 
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.float64)
