@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.errors import ConfigError
-from ivos_rl.evaluation import EvaluationResult, evaluate
+from ivos_rl.evaluation import EvaluationResult, checkpoint_provenance, evaluate
 from ivos_rl.reporting import curves_table, plot_curves, to_markdown
 from ivos_rl.utils import seed_everything
 from ivos_rl.utils.io import atomic_write_text, ensure_writable_dir
@@ -60,6 +60,12 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
             _log.warning("skipping %s: strategy %r needs a quality estimator in the wild setting",
                          label, strategy.name)
             continue
+        estimator_cfg = run.estimator if run.get("estimator") is not None else cfg.get("estimator")
+        uses_quality = setting == "wild" and strategy.needs_quality
+        provenance = checkpoint_provenance(
+            OmegaConf.select(estimator_cfg, "path") if uses_quality and estimator_cfg is not None else None,
+            OmegaConf.select(run, "strategy.path"),
+        )
         backend = instantiate(cfg.backend)  # fresh backend per run: no state shared between runs
         results[str(label)] = evaluate(
             dataset,
@@ -76,6 +82,7 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
             out_dir=out_dir / str(label),
             seed=int(cfg.seed),
             progress=bool(cfg.progress),
+            provenance=provenance,  # the checkpoints' hashes: a retrained file is another run
         )
     table = curves_table(results)
     table.index.name = "strategy (setting)"

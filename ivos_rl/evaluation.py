@@ -920,6 +920,21 @@ def merge_runs(out_dirs: Sequence[str | Path], out_dir: str | Path) -> Evaluatio
 # ---------------------------------------------------------------------------------- Hydra entry
 
 
+def checkpoint_provenance(quality_path: Any = None, agent_path: Any = None) -> dict[str, str]:
+    """Hashes of the checkpoint files a run's numbers depend on, for its manifest's fingerprint.
+
+    A config names a checkpoint by path only; the file behind it can change (a retrained quality
+    net or agent), so the fingerprint must carry its content, not its name."""
+    from ivos_rl.provenance import file_sha256
+
+    out: dict[str, str] = {}
+    if quality_path is not None:
+        out["quality_checkpoint"] = file_sha256(quality_path)
+    if agent_path is not None:
+        out["agent_checkpoint"] = file_sha256(agent_path)
+    return out
+
+
 def run_evaluation(cfg: Any) -> dict[str, Any]:
     """Hydra entry (``scripts/evaluate.py``): build everything from ``cfg`` once and :func:`evaluate`.
 
@@ -928,7 +943,6 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from ivos_rl.provenance import file_sha256
     from ivos_rl.rounds import quality_source_from_cfg, wild_setting_with_quality
     from ivos_rl.utils import seed_everything
 
@@ -941,19 +955,15 @@ def run_evaluation(cfg: Any) -> dict[str, Any]:
     ensure_writable_dir(out_dir)
     seed_everything(config.seed)
     strategy = instantiate(cfg.strategy)
-    provenance: dict[str, Any] = {}
-    quality = None
+    quality, quality_path = None, None
     # `quality=<name>` (configs/quality/) replaces the Wild setting's estimator
     setting = cfg.setting
     if cfg.get("quality") is not None:
         setting = OmegaConf.create(wild_setting_with_quality(cfg.setting, cfg.quality))
     if config.setting == "wild" and strategy.needs_quality:
-        source = quality_source_from_cfg(setting)
-        quality = source.estimator
-        provenance["quality_checkpoint"] = file_sha256(OmegaConf.select(setting, "estimator.path"))
-    agent_path = OmegaConf.select(cfg, "strategy.path")
-    if agent_path is not None:
-        provenance["agent_checkpoint"] = file_sha256(agent_path)
+        quality = quality_source_from_cfg(setting).estimator
+        quality_path = OmegaConf.select(setting, "estimator.path")
+    provenance = checkpoint_provenance(quality_path, OmegaConf.select(cfg, "strategy.path"))
     backend = instantiate(cfg.backend)
     if callable(getattr(quality, "check_backend", None)):
         quality.check_backend(backend)  # type: ignore[union-attr]  # warns once if trained on another backend

@@ -11,6 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from ivos_rl.compare import compare_strategies
+from ivos_rl.provenance import file_sha256, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,14 @@ def test_demo_compares_every_strategy_and_writes_its_table(tmp_path: Path) -> No
     assert (tmp_path / "curves.png").stat().st_size > 0
     # three videos, one initial scribble each, one saved result per sample and strategy
     assert len(list((tmp_path / "agent_wild" / "samples").glob("*.json"))) == 3
+    # each run's manifest fingerprints the checkpoints its numbers depend on, by content
+    fields = {k: read_manifest(tmp_path / k)["fields"] for k in results}
+    own = cfg.runs.span_error_wild.estimator.path
+    assert fields["span_error_wild"]["quality_checkpoint"] == file_sha256(own)
+    assert fields["worst_wild"]["quality_checkpoint"] == file_sha256(cfg.estimator.path)
+    assert fields["agent_wild"]["agent_checkpoint"] == file_sha256(cfg.runs.agent_wild.strategy.path)
+    for label in ("worst_oracle", "farthest"):
+        assert not {"quality_checkpoint", "agent_checkpoint"} & set(fields[label])
 
 
 def test_a_run_may_bring_its_own_estimator(tmp_path: Path) -> None:
