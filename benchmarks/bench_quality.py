@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--feature-checkpoint",
+        default=None,
+        help="for `features`: time this feature checkpoint (e.g. a tree model, whose cost depends on its "
+        "trees) instead of an untrained MLP ensemble",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.size.lower().split("x"))
@@ -95,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name in args.configs:
         if name in (FEATURES, FEATURES_CONTEXT):
-            bench_features(frames, probs, args.repeats, context=name == FEATURES_CONTEXT)
+            checkpoint = args.feature_checkpoint if name == FEATURES else None
+            bench_features(
+                frames, probs, args.repeats, context=name == FEATURES_CONTEXT, checkpoint=checkpoint
+            )
             continue
         backbone, size, fused = CONFIGS[name]
         torch.manual_seed(0)
@@ -127,19 +137,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def bench_features(frames: np.ndarray, probs: np.ndarray, repeats: int, context: bool = False) -> None:
-    """Feature extraction and the full feature-only predict (5-member ensemble, untrained weights);
-    ``context`` adds every video-context column (computed in predict)."""
-    names = FEATURE_NAMES + (CONTEXT_NAMES if context else ())
-    model = FeatureQualityModel(names, FeatureModelConfig(context=context))
-    est = FeatureQualityEstimator(model)
+def bench_features(
+    frames: np.ndarray, probs: np.ndarray, repeats: int, context: bool = False, checkpoint: str | None = None
+) -> None:
+    """Feature extraction and the full feature-only predict (5-member ensemble, untrained weights, or
+    the model of ``checkpoint``); ``context`` adds every video-context column (computed in predict)."""
+    if checkpoint is not None:
+        est = FeatureQualityEstimator.from_checkpoint(checkpoint)
+    else:
+        names = FEATURE_NAMES + (CONTEXT_NAMES if context else ())
+        est = FeatureQualityEstimator(FeatureQualityModel(names, FeatureModelConfig(context=context)))
     history = [0, len(frames) // 2]
     est.predict(frames, probs, history=history)  # warm-up
     feat = timed(lambda: quality_features(frames, probs, history), repeats)
     full = timed(lambda: est.predict(frames, probs, history=history), repeats)
     cpu = timed(lambda: est.predict(frames, probs, history=history), repeats, time.process_time)
+    label = FEATURES_CONTEXT if context else FEATURES + (f" ({Path(checkpoint).name})" if checkpoint else "")
     print(
-        f"{FEATURES_CONTEXT if context else FEATURES:24s} {statistics.median(full):13.3f} s "
+        f"{label:24s} {statistics.median(full):13.3f} s "
         f"{min(full):6.3f} s {min(cpu):7.3f} s "
         f"(features alone: median {statistics.median(feat):.3f} s; no cache)"
     )

@@ -19,12 +19,8 @@ from ivos_rl.data.splits import check_disjoint
 from ivos_rl.errors import ConfigError
 from ivos_rl.quality.assessment import quality_metrics
 from ivos_rl.quality.calibration import coverage, reliability
-from ivos_rl.quality.feature_model import (
-    FeatureModelConfig,
-    FeatureQualityModel,
-    fit_feature_model,
-    uncertainty_scale,
-)
+from ivos_rl.quality.feature_gbt import GBTQualityModel, Recipe, fit_model
+from ivos_rl.quality.feature_model import FeatureQualityModel, uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.stop import StopRule, evaluate_stop, fit_stop_rule, trajectories
 from ivos_rl.utils.logging import get_logger
@@ -42,22 +38,34 @@ def backend_label(fingerprint: str) -> str:
     return f"{name}-v{info['version']}" if info.get("version") is not None else name
 
 
-def _fit(rows: FeatureRows, sel: np.ndarray, cfg: FeatureModelConfig, seed: int) -> FeatureQualityModel:
-    return fit_feature_model(rows.x[sel], rows.jf[sel], rows.names, cfg, seed=seed)
+Model = FeatureQualityModel | GBTQualityModel
+CRITERIA = ("pcc", "pcc-mae")
+
+
+def _fit(rows: FeatureRows, sel: np.ndarray, cfg: Recipe, seed: int) -> Model:
+    return fit_model(rows.x[sel], rows.jf[sel], rows.names, cfg, seed=seed)
+
+
+def _score(pred: np.ndarray, target: np.ndarray, criterion: str) -> float:
+    """Validation score of a recipe (higher is better): PCC, or PCC - MAE (both targets of #15)."""
+    m = quality_metrics(pred, target)
+    return float(m["pcc"] - (m["mae"] if criterion == "pcc-mae" else 0.0))
 
 
 def choose_recipe(
     rows: FeatureRows,
     train_folds: Sequence[Sequence[str]],
-    candidates: Sequence[FeatureModelConfig],
+    candidates: Sequence[Recipe],
     seed: int = 0,
     score_backend: str | None = None,
     n_val: int | None = None,
+    criterion: str = "pcc",
 ) -> tuple[int, list[float], float]:
-    """(index, scores, uncertainty scale) of the candidate with the best mean validation PCC when
-    each of the first ``n_val`` training folds (all when None) is held out in turn from the others
-    (inner cross-validation); ``score_backend`` restricts the scoring rows to one backend. The
-    scale (:func:`uncertainty_scale`) comes from the chosen candidate's validation residuals."""
+    """(index, scores, uncertainty scale) of the candidate with the best mean validation score
+    (``criterion``: PCC, or PCC - MAE) when each of the first ``n_val`` training folds (all when
+    None) is held out in turn from the others (inner cross-validation); ``score_backend`` restricts
+    the scoring rows to one backend. The scale (:func:`uncertainty_scale`) comes from the chosen
+    candidate's validation residuals."""
     scores, scales = [], []
     for cfg in candidates:
         pccs, val = [], []
@@ -67,7 +75,7 @@ def choose_recipe(
             model = _fit(rows, train_sel, cfg, seed)
             score_sel = val_sel & backend_mask(rows, score_backend)
             pred, sd = model.predict_rows(rows.x[score_sel], rows.names)
-            pccs.append(quality_metrics(pred, rows.jf[score_sel])["pcc"])
+            pccs.append(_score(pred, rows.jf[score_sel], criterion))
             val.append((pred, sd, rows.jf[score_sel]))
         scores.append(float(np.mean(pccs)))
         scales.append(uncertainty_scale(*(np.concatenate(v) for v in zip(*val, strict=True))))
@@ -89,30 +97,38 @@ def backend_mask(rows: FeatureRows, backend: str | None) -> np.ndarray:
 def cross_validate(
     rows: FeatureRows,
     folds: Sequence[Sequence[str]],
-    candidates: Sequence[FeatureModelConfig],
+    candidates: Sequence[Recipe],
     *,
     seed: int = 0,
     score_backend: str | None = "propagation",
     thresholds: Sequence[float] = (0.002, 0.005, 0.01, 0.02),
     inner_folds: int | None = 2,
-    on_fold: Callable[[int, FeatureQualityModel, StopRule], None] | None = None,
+    on_fold: Callable[[int, Model, StopRule], None] | None = None,
+    criterion: str = "pcc",
 ) -> dict[str, Any]:
     """Outer cross-validation; returns per-fold rows, pooled metrics and out-of-fold predictions.
 
     ``inner_folds`` bounds how many training folds serve as validation in the recipe choice (CPU
-    budget; None: all of them). ``on_fold(i, model, stop_rule)`` receives each outer fold's model
-    (trained without fold i's videos) as soon as it is fitted, e.g. to save it.
+    budget; None: all of them); ``criterion`` (:data:`CRITERIA`) scores the candidates there.
+    ``on_fold(i, model, stop_rule)`` receives each outer fold's model (trained without fold i's
+    videos) as soon as it is fitted, e.g. to save it.
     """
     if not candidates:
         raise ConfigError("cross_validate needs at least one candidate recipe")
+    if criterion not in CRITERIA:
+        raise ConfigError(f"recipe criterion must be one of {CRITERIA}, got {criterion!r}")
     pred = np.full(len(rows), np.nan, np.float32)
     sd = np.full(len(rows), np.nan, np.float32)
     per_fold, stop_rows, chosen = [], [], []
     for i, test in enumerate(folds):
         train_folds = [f for j, f in enumerate(folds) if j != i]
         check_disjoint([s for f in train_folds for s in f], test, f"quality CV fold {i}")
-        pick, scores, scale = choose_recipe(rows, train_folds, candidates, seed, score_backend, inner_folds)
-        chosen.append({"fold": i, "recipe": pick, "inner_pcc": scores, "sd_scale": scale})
+        pick, scores, scale = choose_recipe(
+            rows, train_folds, candidates, seed, score_backend, inner_folds, criterion
+        )
+        chosen.append(
+            {"fold": i, "recipe": pick, "inner_pcc": scores, "criterion": criterion, "sd_scale": scale}
+        )
         train_sel = np.isin(rows.sequence, [s for f in train_folds for s in f])
         test_sel = np.isin(rows.sequence, test)
         model = _fit(rows, train_sel, candidates[pick], seed)

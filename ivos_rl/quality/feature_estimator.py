@@ -7,9 +7,11 @@ and ``last_uncertainty_k`` (T, K) hold the per-frame standard deviations. Per-ob
 combine into the frame score as their mean (IVOS-W Eq. 7); the frame's uncertainty is the mean of
 the objects' (exact when their errors are fully correlated, an upper bound otherwise).
 
-Checkpoints (``*.features.pt``) record the backend fingerprints the model was trained on and the
-sequence split; :meth:`FeatureQualityEstimator.check_backend` warns once per (checkpoint, backend)
-when the backend in use is not one of them, naming both.
+The model is either kind of :mod:`ivos_rl.quality.feature_gbt` (MLP ensemble or gradient-boosted
+trees; the kind is recorded in the checkpoint's model state). Checkpoints (``*.features.pt``)
+record the backend fingerprints the model was trained on and the sequence split;
+:meth:`FeatureQualityEstimator.check_backend` warns once per (checkpoint, backend) when the backend
+in use is not one of them, naming both.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from ivos_rl.data.splits import read_split_record
 from ivos_rl.errors import CheckpointError, InputValidationError
 from ivos_rl.quality.checkpoint import warn_other_backend
 from ivos_rl.quality.context import add_context, is_context
-from ivos_rl.quality.feature_model import FeatureQualityModel, model_from_state, model_state
+from ivos_rl.quality.feature_gbt import GBTQualityModel, model_from_any_state, state_of
+from ivos_rl.quality.feature_model import FeatureQualityModel
 from ivos_rl.quality.features import feature_names, quality_features
 from ivos_rl.quality.stop import StopRule
 from ivos_rl.utils.io import atomic_path
@@ -38,7 +41,7 @@ VERSION = 1
 
 def save_feature_checkpoint(
     path: str | Path,
-    model: FeatureQualityModel,
+    model: FeatureQualityModel | GBTQualityModel,
     *,
     stop_rule: StopRule,
     backends: Sequence[str],
@@ -49,7 +52,7 @@ def save_feature_checkpoint(
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "model": model_state(model),
+        "model": state_of(model),
         "stop_rule": stop_rule.to_dict(),
         "backends": sorted(set(map(str, backends))),
         "split": dict(split),
@@ -84,7 +87,7 @@ class FeatureQualityEstimator:
 
     def __init__(
         self,
-        model: FeatureQualityModel,
+        model: FeatureQualityModel | GBTQualityModel,
         stop_rule: StopRule | None = None,
         backends: Sequence[str] = (),
         name: str = "feature-model",
@@ -106,8 +109,8 @@ class FeatureQualityEstimator:
         """Estimator from a checkpoint; with ``backend`` (object or fingerprint) it is checked at once."""
         payload = load_feature_checkpoint(path)
         try:
-            model = model_from_state(payload["model"])
-        except (KeyError, RuntimeError) as exc:
+            model = model_from_any_state(payload["model"])
+        except (KeyError, RuntimeError, AttributeError) as exc:
             raise CheckpointError(f"{path}: feature model weights do not load: {exc}") from exc
         split = read_split_record(payload["split"], str(path))
         est = cls(model, StopRule(**payload["stop_rule"]), payload["backends"], name=str(path), split=split)

@@ -23,14 +23,10 @@ from ivos_rl.errors import ConfigError
 from ivos_rl.quality.assessment import write_predictions
 from ivos_rl.quality.calibration import format_reliability
 from ivos_rl.quality.context import rows_with_context
-from ivos_rl.quality.crossval import backend_label, backend_mask, cross_validate
+from ivos_rl.quality.crossval import Model, backend_label, backend_mask, cross_validate
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
-from ivos_rl.quality.feature_model import (
-    FeatureModelConfig,
-    FeatureQualityModel,
-    fit_feature_model,
-    uncertainty_scale,
-)
+from ivos_rl.quality.feature_gbt import Recipe, fit_model, recipe_from_dict
+from ivos_rl.quality.feature_model import uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows, load_feature_rows
 from ivos_rl.quality.stop import StopRule, fit_stop_rule, trajectories
 from ivos_rl.utils.io import atomic_path, atomic_write_json
@@ -39,14 +35,12 @@ from ivos_rl.utils.logging import get_logger
 log = get_logger(__name__)
 
 
-def _candidates(cfg: DictConfig) -> list[FeatureModelConfig]:
+def _candidates(cfg: DictConfig) -> list[Recipe]:
+    """Recipes of ``cfg.candidates`` (``kind: gbt`` -> trees, otherwise the MLP ensemble)."""
     raw = OmegaConf.to_container(cfg.candidates, resolve=True)
-    if not isinstance(raw, list) or not raw:
+    if not isinstance(raw, list) or not raw or not all(isinstance(c, dict) for c in raw):
         raise ConfigError(f"candidates must be a non-empty list of feature-model recipes, got {raw!r}")
-    try:
-        return [FeatureModelConfig(**c) for c in raw]  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ConfigError(f"a candidate recipe has an unknown field: {exc}") from exc
+    return [recipe_from_dict(c) for c in raw]  # type: ignore[arg-type]
 
 
 def format_folds(per_fold: list[dict[str, Any]]) -> str:
@@ -117,20 +111,26 @@ def _exclude(rows: FeatureRows, names: Sequence[str] | None) -> tuple[FeatureRow
 
 def _fold_saver(
     fold_dir: Path, rows: FeatureRows, folds: list[list[str]], held_out: list[str], cfg: DictConfig
-) -> Callable[[int, FeatureQualityModel, StopRule], None]:
+) -> Callable[[int, Model, StopRule], None]:
     """Writes each outer fold's model as ``fold_dir/fold<i>.pt``: a feature checkpoint whose split
     names the fold's videos as held out (a video's estimate can then always come from the model that
     never saw it, e.g. for Wild states or Worst-Wild on held-out folds)."""
 
-    def save(i: int, model: FeatureQualityModel, rule: StopRule) -> None:
+    def save(i: int, model: Model, rule: StopRule) -> None:
         train = sorted(s for j, f in enumerate(folds) if j != i for s in f)
         split = {
-            "train": train, "held_out": sorted({*folds[i], *held_out}), "cv_folds": folds,
-            "folds_seed": int(cfg.folds.seed), "fold": i,
+            "train": train,
+            "held_out": sorted({*folds[i], *held_out}),
+            "cv_folds": folds,
+            "folds_seed": int(cfg.folds.seed),
+            "fold": i,
         }
         path = save_feature_checkpoint(
-            fold_dir / f"fold{i}.pt", model, stop_rule=rule,
-            backends=np.unique(rows.backend[np.isin(rows.sequence, train)]).tolist(), split=split,
+            fold_dir / f"fold{i}.pt",
+            model,
+            stop_rule=rule,
+            backends=np.unique(rows.backend[np.isin(rows.sequence, train)]).tolist(),
+            split=split,
             metrics={"recipe": model.config.to_dict(), "fold": i},
         )
         log.info("fold %d model (trained without %s) -> %s", i, folds[i], path)
@@ -145,7 +145,9 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
-    if any(c.context for c in candidates):  # every round's video context (ivos_rl.quality.context)
+    if any(
+        getattr(c, "context", False) for c in candidates
+    ):  # every round's video context (ivos_rl.quality.context)
         rows = rows_with_context(rows)
     report: dict[str, Any] = {
         "n_rows": len(rows),
@@ -168,6 +170,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
             thresholds=list(cfg.stop_thresholds),
             inner_folds=cfg.inner_folds,
             on_fold=None if not fold_dir else _fold_saver(Path(fold_dir), rows, folds, held_out, cfg),
+            criterion=str(cfg.get("select_by", "pcc")),
         )
         oof_pred, oof_sd = cv.pop("oof_pred"), cv.pop("oof_sd")
         report["cv"] = cv
@@ -177,7 +180,11 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
             fold[np.isin(rows.sequence, f)] = i
         # out-of-fold rows for the side-by-side report (ivos_rl.quality.cv_report)
         write_predictions(
-            out.with_suffix(".oof.npz"), rows.subset(done), rows.backend[done], oof_pred[done], oof_sd[done],
+            out.with_suffix(".oof.npz"),
+            rows.subset(done),
+            rows.backend[done],
+            oof_pred[done],
+            oof_sd[done],
             fold[done],
         )
         # out-of-fold residuals of every video set the shipped model's uncertainty scale
@@ -193,7 +200,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         _plot_reliability(cv["pooled"], out.with_suffix(".reliability.png"))
     report["recipe"] = pick
     if cfg.ship:
-        model = fit_feature_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
+        model = fit_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
         model.sd_scale.fill_(sd_scale)
         on_backend = backend_mask(rows, cfg.score_backend)
         fitted, _ = model.predict_rows(rows.x[on_backend], rows.names)
