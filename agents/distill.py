@@ -10,6 +10,16 @@ extra per-frame state features of :mod:`ivos_rl.state_features`) is trained on i
 * the DQfD large-margin loss (:func:`~ivos_rl.agents.ddqn.large_margin_loss`) toward the oracle's
   pick, over every frame, weighted by ``demo_weight``: it also pushes the untried frames below it.
 
+Two options, off by default (the session-6 recipe is unchanged then):
+
+* ``residual``: the network's head is residual on span-error's score (the ``span`` feature group's
+  first column, :class:`~ivos_rl.agents.qnet.QNetwork` ``prior_column``): untrained, it picks
+  span-error's frame, and ``epochs = 0`` (the prior alone) is one of the choices the inner split
+  can make, so the selected recipe is not expected to do worse than the rule it starts from.
+* ``loss = "listwise"``: instead of the regression, the cross-entropy between the softmax of Q over
+  the tried frames and the softmax of their scaled gains / ``listwise_temperature`` (it learns the
+  ranking of the candidates, which is all an argmax policy uses).
+
 This is a one-step (gamma = 0) value; no bootstrap. Rows of one video share N, so a minibatch is
 the rounds of one video. ``flip`` adds the time-reversed copy of every row (distance columns
 swapped): the propagation treats both directions alike.
@@ -35,7 +45,9 @@ from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.state_features import StateFeatures
 from ivos_rl.strategies.farthest import distance_to_annotations
 
-__all__ = ["DistillConfig", "Row", "build_rows", "fit", "offline_gain"]
+__all__ = ["LOSSES", "DistillConfig", "Row", "build_rows", "fit", "offline_gain"]
+
+LOSSES: tuple[str, ...] = ("regression", "listwise")
 
 
 @dataclass(frozen=True)
@@ -55,13 +67,23 @@ class DistillConfig:
     hidden: int = 128
     decoder_hidden: int = 128
     grad_clip_value: float = 1.0
+    residual: bool = False
+    prior_scale: float = 1.0
+    learn_prior_scale: bool = True
+    loss: str = "regression"
+    listwise_temperature: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("epochs", "horizon", "hidden", "decoder_hidden"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"distill.{name} must be an int >= 1, got {v!r}")
-        for name in ("lr", "gain_scale"):
+            low = 0 if name == "epochs" and self.residual else 1  # 0 epochs: the residual's prior alone
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"distill.{name} must be an int >= {low}, got {v!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"distill.loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.residual and "span" not in self.state_features:
+            raise ConfigError("distill.residual needs the 'span' state feature (its prior column)")
+        for name in ("lr", "gain_scale", "prior_scale", "listwise_temperature"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"distill.{name} must be > 0, got {getattr(self, name)!r}")
         if min(self.weight_decay, self.demo_margin, self.demo_weight) < 0:
@@ -78,6 +100,9 @@ class DistillConfig:
             in_features=2 + self.features.width,
             hidden=self.hidden,
             decoder_hidden=self.decoder_hidden,
+            prior_column=self.features.column("span") if self.residual else None,
+            prior_scale=float(self.prior_scale),
+            prior_learn_scale=bool(self.learn_prior_scale),
         )
 
     def record(self) -> dict[str, Any]:
@@ -149,11 +174,22 @@ def _loss(qnet: QNetwork, batch: Sequence[Row], cfg: DistillConfig) -> torch.Ten
     mask = torch.from_numpy(np.isfinite(gains))
     target = torch.from_numpy(np.nan_to_num(gains * cfg.gain_scale).astype(np.float32))
     q = qnet(obs)
-    regression = ((q - target).pow(2) * mask).sum() / mask.sum().clamp(min=1)
+    if cfg.loss == "listwise":
+        main = _listwise(q, target, mask, float(cfg.listwise_temperature))
+    else:
+        main = ((q - target).pow(2) * mask).sum() / mask.sum().clamp(min=1)
     if cfg.demo_weight <= 0:
-        return regression
+        return main
     experts = torch.tensor([r.expert for r in batch], dtype=torch.int64)
-    return regression + cfg.demo_weight * large_margin_loss(q, experts, cfg.demo_margin).mean()
+    return main + cfg.demo_weight * large_margin_loss(q, experts, cfg.demo_margin).mean()
+
+
+def _listwise(q: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over rows of the cross-entropy between softmax(target / T) and softmax(Q), tried frames only."""
+    low = torch.finfo(q.dtype).min
+    want = torch.softmax((target / temperature).masked_fill(~mask, low), dim=1)
+    log_p = torch.log_softmax(q.masked_fill(~mask, low), dim=1)
+    return -(want * log_p.masked_fill(~mask, 0.0)).sum(dim=1).mean()
 
 
 def fit(
@@ -164,7 +200,8 @@ def fit(
 ) -> tuple[QNetwork, list[dict[str, float]]]:
     """Train a fresh network for ``cfg.epochs`` epochs; per-epoch offline gains on ``validate``.
 
-    Deterministic on CPU for a fixed seed (network init and batch order from ``seed``).
+    Deterministic on CPU for a fixed seed (network init and batch order from ``seed``). With
+    ``cfg.residual`` the curve starts with the untrained network (epoch 0: span-error's picks).
     """
     if not train:
         raise ConfigError("distillation needs at least one training row")
@@ -173,6 +210,8 @@ def fit(
     qnet = cfg.network()
     opt = torch.optim.Adam(qnet.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
     curve: list[dict[str, float]] = []
+    if cfg.residual and validate:
+        curve.append({"epoch": 0.0, "loss": float("nan"), **offline_gain(qnet, validate)})
     for epoch in range(cfg.epochs):
         qnet.train()
         losses = []

@@ -54,7 +54,8 @@ def choose_knobs(
     seeds: Sequence[int],
     inner_folds: int,
 ) -> tuple[DistillConfig, dict[str, Any]]:
-    """The (knobs, epochs) of ``grid`` x 1..base.epochs with the best mean inner-validation gain.
+    """The (knobs, epochs) of ``grid`` x 1..base.epochs (0.. for a residual head) with the best mean
+    inner-validation gain.
 
     ``videos`` are training videos only; inner fold 0 of them validates, the rest train.
     """
@@ -65,11 +66,11 @@ def choose_knobs(
         train_rows, val_rows = _rows(data, inner_train, cfg), _rows(data, inner_val, cfg, flip=False)
         curves = [fit(train_rows, cfg, seed, validate=val_rows)[1] for seed in seeds]
         mean = np.mean([[p["gain_agent"] for p in c] for c in curves], axis=0)
-        epoch = int(np.argmax(mean))  # the earliest best epoch
+        epoch = int(np.argmax(mean))  # the earliest best epoch (a residual's curve starts at epoch 0)
         trials.append(
             {
                 "knobs": dict(knobs),
-                "epochs": epoch + 1,
+                "epochs": int(curves[0][epoch]["epoch"]),
                 "inner_gain": float(mean[epoch]),
                 "inner_farthest": curves[0][epoch]["gain_farthest"],
                 "inner_oracle": curves[0][epoch]["gain_oracle"],
@@ -118,8 +119,7 @@ def train_split(
         }
         policies.append(str(save_policy(folder / POLICY_NAME, qnet, policy_meta)))
         if test_rows:
-            per_video = {v: offline_gain(qnet, [r for r in test_rows if r.sequence == v]) for v in test}
-            scores.append({**offline_gain(qnet, test_rows), "per_video": per_video})
+            scores.append(_test_scores(qnet, test_rows, test, cfg.network() if cfg.residual else None))
     summary = {
         "train": sorted(train),
         "test": sorted(test),
@@ -130,6 +130,20 @@ def train_split(
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _test_scores(qnet: Any, rows: Sequence[Row], videos: Sequence[str], prior: Any = None) -> dict[str, Any]:
+    """Offline gains on the test rows, overall and per video; with ``prior`` (an untrained residual
+    network: span-error's picks) also the prior's gain as ``gain_prior``, for the same rows."""
+
+    def score(subset: Sequence[Row]) -> dict[str, float]:
+        out = offline_gain(qnet, subset)
+        if prior is not None:
+            out["gain_prior"] = offline_gain(prior, subset)["gain_agent"]
+        return out
+
+    per_video = {v: score([r for r in rows if r.sequence == v]) for v in videos}
+    return {**score(rows), "per_video": per_video}
 
 
 def load_data(
@@ -238,7 +252,7 @@ def offline_table(results: dict[str, Any]) -> Any:
 
     from ivos_rl.reporting import gap_closed
 
-    per: dict[str, dict[str, list[float]]] = {"farthest": {}, "agent": {}, "oracle": {}}
+    per: dict[str, dict[str, list[float]]] = {"farthest": {}, "agent": {}, "oracle": {}, "prior": {}}
     for fold in results.values():
         for seed_scores in fold["test_offline"]:
             for video, s in seed_scores["per_video"].items():
@@ -246,9 +260,11 @@ def offline_table(results: dict[str, Any]) -> Any:
                     ("farthest", "gain_farthest"),
                     ("agent", "gain_agent"),
                     ("oracle", "gain_oracle"),
+                    ("prior", "gain_prior"),
                 ):
-                    per[label].setdefault(f"{video}/1", []).append(float(s[key]))
+                    if key in s:
+                        per[label].setdefault(f"{video}/1", []).append(float(s[key]))
     if not per["agent"]:
         raise ConfigError("no test-fold scores in these results (final=true runs have none)")
-    series = {k: pd.Series({v: float(np.mean(x)) for v, x in d.items()}) for k, d in per.items()}
+    series = {k: pd.Series({v: float(np.mean(x)) for v, x in d.items()}) for k, d in per.items() if d}
     return gap_closed(series, "farthest", "oracle")

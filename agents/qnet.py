@@ -12,10 +12,22 @@ Two recurrences are offered (``recurrence``):
   the concatenation order);
 * ``"bilstm"``: ``nn.LSTM(bidirectional=True)`` with separate weights per direction (fused kernel,
   faster for long videos).
+
+One extra option, off by default (the paper's network and its checkpoints are unchanged then):
+``prior_column`` makes the head *residual* on a training-free score that the observation already
+holds (the ``span`` state feature: span-error's score / N, in [0, 1])::
+
+    Q(k) = a * (x[k, c] - 2 * [h_k > 0]) + f(x)_k
+
+with ``a = exp(log_a)`` > 0 (learned unless ``prior_learn_scale`` is false) and f the network above,
+whose last layer starts at zero. The penalty puts every annotated frame (history count h > 0,
+column 1) below every other frame, as span-error skips them; so an untrained residual network
+picks exactly span-error's frame, and training can only move away from it where the data says so.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -36,6 +48,9 @@ class QNetwork(nn.Module):
         in_features: int = 2,
         hidden: int = 128,
         decoder_hidden: int = 128,
+        prior_column: int | None = None,
+        prior_scale: float = 1.0,
+        prior_learn_scale: bool = True,
     ) -> None:
         super().__init__()
         if recurrence not in RECURRENCES:
@@ -61,15 +76,50 @@ class QNetwork(nn.Module):
         self.decoder = nn.Sequential(
             nn.ReLU(), nn.Linear(2 * hidden, decoder_hidden), nn.ReLU(), nn.Linear(decoder_hidden, 1)
         )
+        self.prior_column = prior_column
+        self.prior_learn_scale = bool(prior_learn_scale)
+        self.log_prior_scale: nn.Parameter | None = None
+        if prior_column is not None:
+            self._init_residual(int(prior_column), float(prior_scale))
+
+    def _init_residual(self, column: int, scale: float) -> None:
+        """Zero the last layer (f = 0 at the start) and hold a = ``scale`` as log a."""
+        if isinstance(column, bool) or not 2 <= column < self.in_features:
+            raise ConfigError(
+                f"prior_column must index a feature column in [2, {self.in_features}), got {column!r}"
+            )
+        if not scale > 0 or not math.isfinite(scale):
+            raise ConfigError(f"prior_scale must be a finite number > 0, got {scale!r}")
+        last = self.decoder[-1]
+        assert isinstance(last, nn.Linear)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.log_prior_scale = nn.Parameter(
+            torch.tensor(math.log(scale)), requires_grad=self.prior_learn_scale
+        )
 
     def config(self) -> dict[str, object]:
         """Constructor arguments, stored in checkpoints so the right network is rebuilt."""
-        return {
+        out: dict[str, object] = {
             "recurrence": self.recurrence,
             "in_features": self.in_features,
             "hidden": self.hidden,
             "decoder_hidden": self.decoder_hidden,
         }
+        if self.prior_column is not None:  # absent for the paper's network: its configs stay as they were
+            out.update(prior_column=self.prior_column, prior_learn_scale=self.prior_learn_scale)
+        return out
+
+    @property
+    def prior_scale(self) -> float | None:
+        """The residual head's current a (None without a prior)."""
+        return None if self.log_prior_scale is None else float(self.log_prior_scale.detach().exp())
+
+    def prior(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, N) prior score x[..., c] - 2 * [h > 0] of (B, N, in_features) states (module doc)."""
+        if self.prior_column is None:
+            raise ConfigError("this Q-network has no prior column")
+        return state[..., self.prior_column] - 2.0 * (state[..., 1] > 0).to(state.dtype)
 
     def _shared_cell(self, feats: torch.Tensor) -> torch.Tensor:
         """Run the one LSTMCell forward and backward over frames; concat per frame -> (B, N, 2H)."""
@@ -101,4 +151,7 @@ class QNetwork(nn.Module):
         else:
             assert self.lstm is not None
             seq, _ = self.lstm(feats)
-        return self.decoder(seq).squeeze(-1)
+        q = self.decoder(seq).squeeze(-1)
+        if self.log_prior_scale is not None:
+            q = q + self.log_prior_scale.exp() * self.prior(state)
+        return q

@@ -145,6 +145,12 @@ class StateFeatures:
         """The selected groups that :meth:`from_output` computes, in column order."""
         return tuple(g for g in self.groups if g in OUTPUT_GROUPS)
 
+    def column(self, group: str) -> int:
+        """Index of ``group``'s first column in the (N, 2 + width) observation."""
+        if group not in self.groups:
+            raise ConfigError(f"state feature {group!r} is not selected (groups {list(self.groups)})")
+        return 2 + sum(FEATURE_GROUPS[g] for g in self.groups[: self.groups.index(group)])
+
     @property
     def width(self) -> int:
         """Columns added to the (N, 2) state."""
