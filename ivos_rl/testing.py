@@ -1,4 +1,4 @@
-"""Tiny synthetic inputs for tests of backends: a moving-squares clip and hand-placed strokes.
+"""Tiny synthetic inputs for tests: a moving-squares clip, hand-placed strokes, lookahead records.
 
 Shared by the project's tests (no test module imports another one) and meant for third-party
 backends too: ``check_backend(MyBackend(), *moving_clip(two_objects=True), 2, robot=ScribbleRobot())``
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CLIP_SIZE", "moving_clip", "on_frame", "stroke", "texture"]
+__all__ = ["CLIP_SIZE", "lookahead_record", "moving_clip", "on_frame", "stroke", "texture"]
 
 CLIP_SIZE = (48, 64)
 """(H, W) of :func:`moving_clip` and the default frame size of :func:`stroke`."""
@@ -66,3 +66,24 @@ def on_frame(t: int, frame: int, strokes: list[dict[str, Any]], sequence: str = 
     scribbles: list[list[dict[str, Any]]] = [[] for _ in range(t)]
     scribbles[frame] = list(strokes)
     return {"scribbles": scribbles, "sequence": sequence}
+
+
+def lookahead_record(
+    quality: np.ndarray, history: np.ndarray, values: np.ndarray, final: float, **extra: np.ndarray
+) -> dict[str, np.ndarray]:
+    """One video's lookahead record (:mod:`ivos_rl.lookahead_data`'s arrays) from hand-made parts.
+
+    ``quality`` (R, N) is both the estimate and the oracle; ``values`` (R, N) the mean J&F after
+    annotating each tried frame (NaN: not tried); the current J&F is 0.5 and the chosen frame 0 in
+    every round; ``extra`` adds per-frame columns (e.g. ``entropy``)."""
+    rounds = quality.shape[0]
+    return {
+        "quality": quality,
+        "oracle": quality,
+        **extra,
+        "history": history,
+        "values": values,
+        "current": np.full(rounds, 0.5, np.float32),
+        "chosen": np.zeros(rounds, np.int64),
+        "final": np.asarray(final, np.float32),
+    }

@@ -38,6 +38,7 @@ from ivos_rl.rounds import QualitySource, RoundEngine, load_sample
 from ivos_rl.state import build_state, history_counts
 from ivos_rl.state_features import StateFeatures
 from ivos_rl.strategies.base import StrategyState
+from ivos_rl.testing import lookahead_record
 
 FEATURES = ("distance", "entropy", "area_change", "round", "span")
 
@@ -216,22 +217,10 @@ def _toy_data(n_videos: int = 6, n: int = 12) -> list[tuple[str, dict[str, np.nd
             cand = sorted(set(tried) | {worst})
             values[r, cand] = 0.5 + 0.02 * rng.random(len(cand))
             values[r, worst] = 0.6
-        data.append(
-            (
-                f"v{v}",
-                {
-                    "quality": q,
-                    "oracle": q,
-                    "entropy": np.zeros((rounds, n), np.float32),
-                    "area_change": np.zeros((rounds, n), np.float32),
-                    "history": np.array([[0, -1, -1, -1], [0, 5, -1, -1], [0, 5, 8, -1]]),
-                    "values": values,
-                    "current": np.full(rounds, 0.5, np.float32),
-                    "chosen": np.zeros(rounds, np.int64),
-                    "final": np.asarray(0.6, np.float32),
-                },
-            )
-        )
+        history = np.array([[0, -1, -1, -1], [0, 5, -1, -1], [0, 5, 8, -1]])
+        zeros = np.zeros((rounds, n), np.float32)
+        record = lookahead_record(q, history, values, final=0.6, entropy=zeros, area_change=zeros)
+        data.append((f"v{v}", record))
     return data
 
 

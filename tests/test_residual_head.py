@@ -24,6 +24,7 @@ from ivos_rl.state import build_state, history_counts
 from ivos_rl.state_features import StateFeatures, span_columns
 from ivos_rl.strategies.base import StrategyState
 from ivos_rl.strategies.span_error import SpanErrorStrategy
+from ivos_rl.testing import lookahead_record
 
 FEATURES = ("distance", "round", "span")
 
@@ -126,20 +127,7 @@ def _span_best_data(n_videos: int = 6, n: int = 12) -> list[tuple[str, dict[str,
             cand = sorted({1, 4, 8, 11, pick} - set(h))
             values[r, cand] = 0.5 + 0.01 * rng.random(len(cand))
             values[r, pick] = 0.7
-        data.append(
-            (
-                f"v{v}",
-                {
-                    "quality": q,
-                    "oracle": q,
-                    "history": history,
-                    "values": values,
-                    "current": np.full(2, 0.5, np.float32),
-                    "chosen": np.zeros(2, np.int64),
-                    "final": np.asarray(0.8, np.float32),
-                },
-            )
-        )
+        data.append((f"v{v}", lookahead_record(q, history, values, final=0.8)))
     return data
 
 
