@@ -28,18 +28,24 @@ VIDEOS = (
 
 
 def _prediction(dataset: DavisDataset, seq: str) -> np.ndarray:
-    """(T, H, W) uint8 labels of the propagation backend after initial scribble 1 (cached)."""
-    path = CACHE / f"{seq}_scribble1_propagation.npz"
+    """(T, H, W) uint8 labels of the propagation backend after initial scribble 1 (cached).
+
+    The cache file is keyed by the backend's fingerprint and the scribbles, not the video's name
+    alone: a new backend version or redrawn scribbles must not reuse old predictions."""
+    from ivos_rl.backends.cached import backend_fingerprint
+    from ivos_rl.backends.propagation import PropagationBackend
+    from ivos_rl.provenance import fingerprint
+    from ivos_rl.utils.io import atomic_path
+
+    backend = PropagationBackend()
+    scribbles = dataset.load_scribbles(seq, 1)
+    key = fingerprint({"backend": backend_fingerprint(backend), "scribbles": scribbles})
+    path = CACHE / f"{seq}_scribble1_propagation_{key}.npz"
     if path.is_file():
         with np.load(path) as f:
             return f["masks"]
-    from ivos_rl.backends.propagation import PropagationBackend
-    from ivos_rl.utils.io import atomic_path
-
     frames = dataset.load_frames(seq)
-    backend = PropagationBackend()
     backend.reset(frames, dataset.info(seq).n_objects, sequence=seq)
-    scribbles = dataset.load_scribbles(seq, 1)
     first = next(t for t, s in enumerate(scribbles["scribbles"]) if s)
     masks = backend.interact(first, scribbles).masks
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
