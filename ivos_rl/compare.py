@@ -55,13 +55,14 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
         setting = str(run.get("setting", "wild"))
         strategy = instantiate(run.strategy)
         # a run may bring its own estimator (the one its strategy was tuned with); else the shared one
-        run_estimator = instantiate(run.estimator) if run.get("estimator") is not None else estimator
-        if setting == "wild" and strategy.needs_quality and run_estimator is None:
+        own = run.get("estimator") is not None
+        run_estimator = instantiate(run.estimator) if own else estimator
+        estimator_cfg = run.estimator if own else cfg.get("estimator")
+        uses_quality = setting == "wild" and strategy.needs_quality
+        if uses_quality and run_estimator is None:
             _log.warning("skipping %s: strategy %r needs a quality estimator in the wild setting",
                          label, strategy.name)
             continue
-        estimator_cfg = run.estimator if run.get("estimator") is not None else cfg.get("estimator")
-        uses_quality = setting == "wild" and strategy.needs_quality
         provenance = checkpoint_provenance(
             OmegaConf.select(estimator_cfg, "path") if uses_quality and estimator_cfg is not None else None,
             OmegaConf.select(run, "strategy.path"),

@@ -63,15 +63,9 @@ class GBTConfig:
         if self.loss not in LOSSES:
             raise ConfigError(f"gbt loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("max_iter", "max_leaf_nodes", "min_samples_leaf", "quantile_iter"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < (2 if name == "max_leaf_nodes" else 1)
-            ):
-                raise ConfigError(
-                    f"gbt {name} must be an int >= {2 if name == 'max_leaf_nodes' else 1}, got {value!r}"
-                )
+            value, low = getattr(self, name), 2 if name == "max_leaf_nodes" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"gbt {name} must be an int >= {low}, got {value!r}")
         if not self.learning_rate > 0 or self.l2_regularization < 0:
             raise ConfigError(f"gbt learning_rate must be > 0 and l2_regularization >= 0: {self}")
         signs = {str(k): v for k, v in dict(self.monotone).items()}
@@ -82,7 +76,7 @@ class GBTConfig:
             mlp = self.mlp_config()
             if mlp.context:
                 raise ConfigError("a gbt + mlp blend uses the base signals only (mlp.context must be false)")
-            object.__setattr__(self, "mlp", {k: v for k, v in dict(self.mlp).items()})
+            object.__setattr__(self, "mlp", dict(self.mlp))
 
     def mlp_config(self) -> FeatureModelConfig:
         """The blended MLP's recipe (ConfigError for an unknown field)."""

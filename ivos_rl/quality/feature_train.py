@@ -145,10 +145,8 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
-    if any(
-        getattr(c, "context", False) for c in candidates
-    ):  # every round's video context (ivos_rl.quality.context)
-        rows = rows_with_context(rows)
+    if any(getattr(c, "context", False) for c in candidates):
+        rows = rows_with_context(rows)  # every round's video context (ivos_rl.quality.context)
     report: dict[str, Any] = {
         "n_rows": len(rows),
         "n_videos": len(seqs),
