@@ -23,6 +23,7 @@ import pandas as pd
 
 from ivos_rl.data.splits import video_folds
 from ivos_rl.errors import InputValidationError
+from ivos_rl.reporting import paired_bootstrap, per_sample_auc, per_video_mean, sample_videos, to_markdown
 
 __all__ = ["cv_choice", "cv_table", "load_auc", "run_knob_cv"]
 
@@ -30,7 +31,6 @@ __all__ = ["cv_choice", "cv_table", "load_auc", "run_knob_cv"]
 def load_auc(folders: Sequence[str | Path] | str | Path) -> pd.Series:
     """Per-sample round-AUC ("sequence/idx") of one label's evaluation folders (module docstring)."""
     from ivos_rl.evaluation import load_sample_results
-    from ivos_rl.reporting import per_sample_auc
 
     folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
     series = []
@@ -44,10 +44,6 @@ def load_auc(folders: Sequence[str | Path] | str | Path) -> pd.Series:
     return pd.concat(series, axis=1).mean(axis=1)
 
 
-def _per_video(auc: pd.Series) -> pd.Series:
-    return auc.groupby(auc.index.str.rsplit("/", n=1).str[0]).mean()
-
-
 def cv_choice(
     candidates: Mapping[str, pd.Series], folds: Sequence[Sequence[str]]
 ) -> tuple[pd.Series, dict[int, str]]:
@@ -59,7 +55,7 @@ def cv_choice(
     if not candidates:
         raise InputValidationError("knob CV needs at least one candidate run")
     videos = [v for fold in folds for v in fold]
-    per_video = {k: _per_video(s) for k, s in candidates.items()}
+    per_video = {k: per_video_mean(s) for k, s in candidates.items()}
     for label, pv in per_video.items():
         missing = sorted(set(videos) - set(pv.index))
         if missing:
@@ -71,7 +67,7 @@ def cv_choice(
         label = list(candidates)[int(np.argmax(means))]
         chosen[k] = label
         s = candidates[label]
-        held_out.append(s[s.index.str.rsplit("/", n=1).str[0].isin(list(test))])
+        held_out.append(s[sample_videos(s.index).isin(list(test))])
     return pd.concat(held_out).sort_index(), chosen
 
 
@@ -80,11 +76,10 @@ def cv_table(
 ) -> pd.DataFrame:
     """Rows: the rule and each baseline with its AUC x100 on the shared videos, rule minus it x100
     with the paired bootstrap 95% interval over videos, the videos the rule wins, and the count."""
-    from ivos_rl.reporting import paired_bootstrap
-
-    rows = {label: {"AUC x100": 100 * float(_per_video(rule).mean()), "videos": _per_video(rule).size}}
+    mine = per_video_mean(rule)
+    rows = {label: {"AUC x100": 100 * float(mine.mean()), "videos": mine.size}}
     for name, base in baselines.items():
-        mine, other = _per_video(rule), _per_video(base)
+        other = per_video_mean(base)
         common = mine.index.intersection(other.index)
         if common.empty:
             raise InputValidationError(f"knob CV: the rule and baseline {name!r} share no video")
@@ -104,8 +99,6 @@ def cv_table(
 
 def _markdown(table: pd.DataFrame) -> str:
     """The table with counts as integers and the rule's own comparison cells empty."""
-    from ivos_rl.reporting import to_markdown
-
     shown = table.astype(object).where(table.notna(), "")
     for col in ("videos", "rule wins"):
         if col in shown:
@@ -123,7 +116,7 @@ def run_knob_cv(cfg: Any) -> dict[str, Any]:
     assert isinstance(plain, dict)
     candidates = {str(k): load_auc(v) for k, v in (plain.get("candidates") or {}).items()}
     baselines = {str(k): load_auc(v) for k, v in (plain.get("baselines") or {}).items()}
-    videos = sorted({v for s in candidates.values() for v in _per_video(s).index})
+    videos = sorted({v for s in candidates.values() for v in per_video_mean(s).index})
     folds = video_folds(videos, int(plain["n_folds"]), seed=int(plain["fold_seed"]))
     rule, chosen = cv_choice(candidates, folds)
     table = cv_table(rule, baselines, n_boot=int(plain["n_boot"]), label=str(plain["label"]))
@@ -132,7 +125,7 @@ def run_knob_cv(cfg: Any) -> dict[str, Any]:
     choices = "\n".join(f"- fold {k} ({', '.join(folds[k])}): {label}" for k, label in chosen.items())
     atomic_write_text(out / "knob_cv.md", f"{md}\n\nChosen on the other folds' videos:\n{choices}\n")
     result = {"chosen": chosen, "folds": folds, "table": table.to_dict(orient="index"),
-              "per_video": _per_video(rule).to_dict()}
+              "per_video": per_video_mean(rule).to_dict()}
     atomic_write_json(out / "knob_cv.json", result)
     print(f"Round-AUC x100, {plain['label']} cross-validated over {len(videos)} videos\n{md}\n{choices}")
     return result

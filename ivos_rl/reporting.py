@@ -47,7 +47,7 @@ def paired_bootstrap(
         raise InputValidationError("paired bootstrap: the two results share no sample")
     diff = (a[common] - b[common]).astype(np.float64)
     if by_sequence:
-        diff = diff.groupby(diff.index.str.rsplit("/", n=1).str[0]).mean()
+        diff = per_video_mean(diff)
     values = diff.to_numpy()
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.size, size=(n_boot, values.size))
@@ -56,9 +56,14 @@ def paired_bootstrap(
     return float(values.mean()), float(lo), float(hi)
 
 
-def _by_sequence(auc: pd.Series) -> pd.Series:
-    """Per-sample AUC ("sequence/idx" keys) averaged per sequence (the bootstrap's unit)."""
-    return auc.groupby(auc.index.str.rsplit("/", n=1).str[0]).mean()
+def sample_videos(index: pd.Index) -> pd.Index:
+    """The video (sequence) names of "sequence/idx" sample keys."""
+    return index.str.rsplit("/", n=1).str[0]
+
+
+def per_video_mean(auc: pd.Series) -> pd.Series:
+    """Per-sample values ("sequence/idx" keys) averaged per sequence (the bootstrap's unit)."""
+    return auc.groupby(sample_videos(auc.index)).mean()
 
 
 def gap_markdown(table: pd.DataFrame) -> str:
@@ -94,7 +99,7 @@ def gap_closed(
     for name in (floor, ceiling):
         if name not in per_sample:
             raise InputValidationError(f"gap closed needs a {name!r} result; have {sorted(per_sample)}")
-    table = pd.concat({k: _by_sequence(v) for k, v in per_sample.items()}, axis=1).dropna()
+    table = pd.concat({k: per_video_mean(v) for k, v in per_sample.items()}, axis=1).dropna()
     if table.empty:
         raise InputValidationError("gap closed: the results share no video")
     values = table.to_numpy(dtype=np.float64)  # (videos, labels)
