@@ -43,11 +43,14 @@ from ivos_rl.agents.qnet import QNetwork
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.state_features import StateFeatures
+from ivos_rl.strategies.base import StrategyState
 from ivos_rl.strategies.farthest import distance_to_annotations
+from ivos_rl.strategies.span_error import SpanErrorStrategy
 
 __all__ = ["LOSSES", "DistillConfig", "Row", "build_rows", "fit", "offline_gain"]
 
 LOSSES: tuple[str, ...] = ("regression", "listwise")
+_SPAN = SpanErrorStrategy()
 
 
 @dataclass(frozen=True)
@@ -112,13 +115,15 @@ class DistillConfig:
 @dataclass(frozen=True)
 class Row:
     """One recorded round: observation (N, w), candidate gains (N,; NaN off candidates), the
-    oracle's pick, Farthest's pick, and the video it came from."""
+    oracle's pick, Farthest's pick, span-error's pick (default knobs, on the quality the
+    recommender saw: span_error-Wild's frame in Wild data), and the video it came from."""
 
     sequence: str
     obs: np.ndarray
     gains: np.ndarray
     expert: int
     farthest: int
+    span: int
 
 
 def _observation(rows: dict[str, np.ndarray], r: int, features: StateFeatures, horizon: int) -> np.ndarray:
@@ -131,6 +136,12 @@ def _observation(rows: dict[str, np.ndarray], r: int, features: StateFeatures, h
     columns = [rows[g][r] for g in features.output_groups]
     output = np.stack(columns, axis=1) if columns else None
     return features.extend(state, history, horizon, output)
+
+
+def _span_pick(quality: np.ndarray, history: list[int]) -> int:
+    """Span-error's frame (default knobs) for this quality and annotation history."""
+    view = StrategyState(round=len(history), n_frames=len(quality), history=tuple(history), quality=quality)
+    return _SPAN.select(view)
 
 
 def build_rows(
@@ -150,12 +161,13 @@ def build_rows(
             history = [int(f) for f in rows["history"][r] if f >= 0]
             farthest = int(np.argmax(distance_to_annotations(n, history)))
             obs = _observation(rows, r, features, cfg.horizon)
-            out.append(Row(seq, obs, gains, expert, farthest))
+            out.append(Row(seq, obs, gains, expert, farthest, _span_pick(rows["quality"][r], history)))
             if flip:
                 rev = obs[::-1].copy()
                 if "distance" in features.groups:
                     rev[:, [2, 3]] = rev[:, [3, 2]]  # before <-> after
-                out.append(Row(seq, rev, gains[::-1].copy(), n - 1 - expert, n - 1 - farthest))
+                span = _span_pick(rows["quality"][r][::-1], [n - 1 - f for f in history])
+                out.append(Row(seq, rev, gains[::-1].copy(), n - 1 - expert, n - 1 - farthest, span))
     return out
 
 
@@ -238,17 +250,19 @@ def _nearest_candidate(gains: np.ndarray, frame: int) -> float:
 
 def offline_gain(qnet: QNetwork, rows: Sequence[Row]) -> dict[str, float]:
     """Mean one-step J&F gain of the policy's argmax on ``rows`` (nearest tried frame's gain), with
-    Farthest's and the oracle's on the same rows, and the fraction of picks among the tried frames.
+    Farthest's, span-error's and the oracle's on the same rows, and the fraction of the policy's
+    picks among the tried frames (1 for span-error on rows that follow it: its gain is then exact).
 
     ``gap`` = (policy - Farthest) / (oracle - Farthest) of the means (one-step gap closed).
     """
     qnet.eval()
-    agent, far, best, exact = [], [], [], []
+    agent, far, span_pick, best, exact = [], [], [], [], []
     with torch.inference_mode():
         for row in rows:
             a = int(qnet(torch.from_numpy(row.obs.astype(np.float32)))[0].argmax())
             agent.append(_nearest_candidate(row.gains, a))
             far.append(_nearest_candidate(row.gains, row.farthest))  # a candidate in lookahead data
+            span_pick.append(_nearest_candidate(row.gains, row.span))
             best.append(float(np.nanmax(row.gains)))
             exact.append(float(np.isfinite(row.gains[a])))
     m_agent, m_far, m_best = float(np.mean(agent)), float(np.mean(far)), float(np.mean(best))
@@ -256,6 +270,7 @@ def offline_gain(qnet: QNetwork, rows: Sequence[Row]) -> dict[str, float]:
     return {
         "gain_agent": m_agent,
         "gain_farthest": m_far,
+        "gain_span": float(np.mean(span_pick)),
         "gain_oracle": m_best,
         "gap": (m_agent - m_far) / span if span > 0 else float("nan"),
         "tried_fraction": float(np.mean(exact)),

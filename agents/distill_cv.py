@@ -34,6 +34,7 @@ __all__ = ["choose_knobs", "load_data", "train_split"]
 
 _log = get_logger(__name__)
 POLICY_NAME = "agent.pt"
+_CURVE_KEYS = ("gain_agent", "gain_farthest", "gain_span", "gain_oracle")
 
 
 def _rows(
@@ -53,33 +54,53 @@ def choose_knobs(
     grid: Sequence[dict[str, Any]],
     seeds: Sequence[int],
     inner_folds: int,
+    val_data: Sequence[tuple[str, dict[str, np.ndarray]]] | None = None,
+    inner_splits: int = 1,
 ) -> tuple[DistillConfig, dict[str, Any]]:
     """The (knobs, epochs) of ``grid`` x 1..base.epochs (0.. for a residual head) with the best mean
     inner-validation gain.
 
-    ``videos`` are training videos only; inner fold 0 of them validates, the rest train.
+    ``videos`` are training videos only; inner folds 0 .. ``inner_splits`` - 1 of them validate in
+    turn (the rest train), the gains averaged over splits and seeds. The validation rows come from
+    ``val_data`` (default ``data``): e.g. only the rows on the states a policy visits, where the
+    proxy is measured on the states it will be judged on.
     """
-    inner_train, inner_val = fold_split(list(videos), inner_folds, 0, seed=0)
+    if isinstance(inner_splits, bool) or not isinstance(inner_splits, int):
+        raise ConfigError(f"inner_splits must be an int, got {inner_splits!r}")
+    if not 1 <= inner_splits <= inner_folds:
+        raise ConfigError(f"inner_splits must be in [1, inner_folds={inner_folds}], got {inner_splits}")
+    val_data = data if val_data is None else val_data
+    splits = [fold_split(list(videos), inner_folds, k, seed=0) for k in range(inner_splits)]
     trials = []
     for knobs in grid or [{}]:
         cfg = replace(base, **knobs)
-        train_rows, val_rows = _rows(data, inner_train, cfg), _rows(data, inner_val, cfg, flip=False)
-        curves = [fit(train_rows, cfg, seed, validate=val_rows)[1] for seed in seeds]
-        mean = np.mean([[p["gain_agent"] for p in c] for c in curves], axis=0)
-        epoch = int(np.argmax(mean))  # the earliest best epoch (a residual's curve starts at epoch 0)
+        curves = []
+        for inner_train, inner_val in splits:
+            train_rows, val_rows = _rows(data, inner_train, cfg), _rows(val_data, inner_val, cfg, flip=False)
+            curves += [fit(train_rows, cfg, seed, validate=val_rows)[1] for seed in seeds]
+        mean = {k: np.mean([[p[k] for p in c] for c in curves], axis=0) for k in _CURVE_KEYS}
+        epoch = int(np.argmax(mean["gain_agent"]))  # the earliest best (a residual's curve starts at 0)
         trials.append(
             {
                 "knobs": dict(knobs),
                 "epochs": int(curves[0][epoch]["epoch"]),
-                "inner_gain": float(mean[epoch]),
-                "inner_farthest": curves[0][epoch]["gain_farthest"],
-                "inner_oracle": curves[0][epoch]["gain_oracle"],
-                "curve": mean.tolist(),
+                "inner_gain": float(mean["gain_agent"][epoch]),
+                "inner_farthest": float(mean["gain_farthest"][epoch]),
+                "inner_span": float(mean["gain_span"][epoch]),
+                "inner_oracle": float(mean["gain_oracle"][epoch]),
+                "curve": mean["gain_agent"].tolist(),
             }
         )
     best = max(trials, key=lambda t: t["inner_gain"])
     chosen = replace(base, **best["knobs"], epochs=best["epochs"])
-    return chosen, {"inner_train": inner_train, "inner_val": inner_val, "trials": trials, "chosen": best}
+    inner_train, inner_val = splits[0]
+    return chosen, {
+        "inner_train": inner_train,
+        "inner_val": inner_val,
+        "inner_splits": [{"train": t, "val": v} for t, v in splits],
+        "trials": trials,
+        "chosen": best,
+    }
 
 
 def train_split(
@@ -93,14 +114,19 @@ def train_split(
     out: Path,
     meta: dict[str, Any],
     selection_seeds: Sequence[int] | None = None,
+    eval_data: Sequence[tuple[str, dict[str, np.ndarray]]] | None = None,
+    inner_splits: int = 1,
 ) -> dict[str, Any]:
     """Choose knobs on ``train`` (with ``selection_seeds``, default ``seeds``), train one policy per
-    seed on ``train``, score it on ``test`` (offline, for the report only)."""
+    seed on ``train``, score it on ``test`` (offline, for the report only). ``eval_data`` (default
+    ``data``) holds the rows both the inner validation and the test scores are measured on."""
     tic = time.process_time()
     chooser_seeds = seeds if selection_seeds is None else selection_seeds
-    cfg, selection = choose_knobs(data, train, base, grid, chooser_seeds, inner_folds)
+    cfg, selection = choose_knobs(
+        data, train, base, grid, chooser_seeds, inner_folds, eval_data, inner_splits
+    )
     train_rows = _rows(data, train, cfg)
-    test_rows = _rows(data, test, cfg, flip=False) if test else []
+    test_rows = _rows(data if eval_data is None else eval_data, test, cfg, flip=False) if test else []
     policies, scores = [], []
     for seed in seeds:
         qnet, _ = fit(train_rows, cfg, seed)
@@ -151,25 +177,30 @@ def load_data(
 ) -> tuple[list[tuple[str, dict[str, np.ndarray]]], dict[str, Any], list[str]]:
     """(rows, policy metadata, planned videos) of one lookahead-data folder or several.
 
-    Several folders (e.g. one per CV fold, each recorded with the quality estimator of its own fold)
-    must share the backend and hold disjoint videos. The planned videos (for the shared folds) are
-    every video the data runs were asked for, not only those written so far.
+    Several folders (e.g. one per CV fold, each recorded with the quality estimator of its own fold,
+    or rows following the oracle and rows following a policy) must share the backend; two folders
+    may hold the same (video, scribble) only when they followed different recommenders or knobs
+    (the same rows twice are refused). The planned videos (for the shared folds) are every video
+    the data runs were asked for, not only those written so far.
     """
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     if not dirs:
         raise ConfigError("data_dir names no lookahead-data folder")
     data: list[tuple[str, dict[str, np.ndarray]]] = []
-    records, planned = [], []
+    records, planned, seen = [], set(), set()  # type: ignore[var-annotated]
     for d in dirs:
         rows = load_rows(d)
         manifest = read_manifest(d)
         assert manifest is not None  # load_rows refuses a folder without one
-        asked = sorted({str(s) for s, _ in manifest["fields"]["samples"]})
-        clash = sorted(set(asked) & set(planned))
+        fields = manifest["fields"]
+        how = json.dumps([fields.get("knobs"), fields.get("policy")], sort_keys=True)
+        samples = {(how, str(s), int(i)) for s, i in fields["samples"]}
+        clash = sorted(f"{s}/{i}" for _, s, i in samples & seen)
         if clash:
-            raise ConfigError(f"lookahead-data folders overlap on videos {clash} ({d})")
+            raise ConfigError(f"lookahead-data folders overlap on samples {clash} with the same knobs ({d})")
         data += rows
-        planned += asked
+        planned |= {s for _, s, _ in samples}
+        seen |= samples
         records.append((str(d), manifest))
     backends = {json.dumps(m["fields"]["backend"], sort_keys=True) for _, m in records}
     if len(backends) > 1:
@@ -211,29 +242,28 @@ def run(cfg: Any) -> dict[str, Any]:
     if not seeds or not chooser:
         raise ConfigError("seeds and selection_seeds must list at least one seed")
     data, meta, planned = load_data(cfg.data_dir)
+    eval_data = None
+    if cfg.get("eval_dir") is not None:  # the rows validation and test scores are measured on
+        eval_data, eval_meta, eval_planned = load_data(cfg.eval_dir)
+        meta["eval_data"] = eval_meta["lookahead_data"]
+        planned = sorted(set(planned) | set(eval_planned))
     videos = sorted({s for s, _ in data})
     out = ensure_writable_dir(Path(str(cfg.out_dir)))
+    inner = {"eval_data": eval_data, "inner_splits": int(cfg.get("inner_splits", 1))}
+    n_inner = int(plain["inner_folds"])
     results: dict[str, Any] = {}
     if plain.get("final"):
         results["all"] = train_split(
-            data, videos, [], base, grid, seeds, int(plain["inner_folds"]), out / "all", meta, chooser
+            data, videos, [], base, grid, seeds, n_inner, out / "all", meta, chooser, **inner
         )
     else:
         folds = plain.get("folds")
         for k in range(int(plain["n_folds"])) if folds is None else [int(f) for f in folds]:
             train, test = fold_split(planned, int(plain["n_folds"]), k, seed=int(plain["fold_seed"]))
             train, test = [v for v in train if v in videos], [v for v in test if v in videos]
+            fold_out = out / f"fold{k}"
             results[f"fold{k}"] = train_split(
-                data,
-                train,
-                test,
-                base,
-                grid,
-                seeds,
-                int(plain["inner_folds"]),
-                out / f"fold{k}",
-                meta,
-                chooser,
+                data, train, test, base, grid, seeds, n_inner, fold_out, meta, chooser, **inner
             )
             _log.info("fold %d: %s", k, results[f"fold{k}"]["test_offline"])
     # one file per call: folds may run in separate processes (folds=[k]) into the same out_dir
@@ -252,7 +282,13 @@ def offline_table(results: dict[str, Any]) -> Any:
 
     from ivos_rl.reporting import gap_closed
 
-    per: dict[str, dict[str, list[float]]] = {"farthest": {}, "agent": {}, "oracle": {}, "prior": {}}
+    per: dict[str, dict[str, list[float]]] = {
+        "farthest": {},
+        "agent": {},
+        "oracle": {},
+        "prior": {},
+        "span": {},
+    }
     for fold in results.values():
         for seed_scores in fold["test_offline"]:
             for video, s in seed_scores["per_video"].items():
@@ -261,6 +297,7 @@ def offline_table(results: dict[str, Any]) -> Any:
                     ("agent", "gain_agent"),
                     ("oracle", "gain_oracle"),
                     ("prior", "gain_prior"),
+                    ("span", "gain_span"),
                 ):
                     if key in s:
                         per[label].setdefault(f"{video}/1", []).append(float(s[key]))

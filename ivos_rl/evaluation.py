@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -53,7 +52,7 @@ from ivos_rl.rounds import (
     load_sample,
 )
 from ivos_rl.scoring import ROUND_TIMING_COLUMNS, report_rows
-from ivos_rl.strategies.base import Strategy, StrategyState
+from ivos_rl.strategies.base import Strategy, StrategyState, sample_seed
 from ivos_rl.summary import REPORT_COLUMNS, ivosw_summary, summarize_report
 from ivos_rl.timing import RoundTimeModel
 from ivos_rl.utils.io import atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -732,7 +731,7 @@ class _SampleRunner:
         cfg, engine, strategy = self.config, self.engine, self.strategy
         t0 = engine.clock()
         sample = self._sample(seq, idx)
-        strategy.reset(seed=zlib.crc32(f"{seq}/{idx}/{cfg.seed}".encode()))
+        strategy.reset(seed=sample_seed(seq, idx, cfg.seed))
         state = engine.start(sample)
         extras = {"lookahead": engine.lookahead} if getattr(strategy, "needs_lookahead", False) else {}
         rows: list[dict[str, Any]] = []

@@ -7,6 +7,14 @@ episode the round engine tries candidate frames on a fork of the backend
 test time, the mean J&F each candidate's round would give. The episode then commits the oracle's
 pick, or (for state diversity) with probability ``explore`` Farthest's pick or a random frame.
 
+With a ``policy`` (any :class:`~ivos_rl.strategies.base.Strategy`, e.g. span-error in the Wild or
+a distilled agent) the episode follows that policy instead of the oracle (DAgger-style rows: the
+states a learned recommender visits, not the oracle's), and the policy's pick is always one of the
+candidates, so its one-step gain on every row is measured, not approximated. The policy sees what
+it sees in :mod:`ivos_rl.evaluation` (the run's quality, the backend's probabilities, the round
+counts) and is reset per sample with the evaluation's seed, so with ``explore = 0`` the rows
+follow exactly the trajectory its evaluation run plays.
+
 One file per sample (``rows/<sequence>__<scribble>.npz``, written atomically), R = max_rounds - 1
 decision rounds, N frames:
 
@@ -33,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ivos_rl.errors import ConfigError, CorruptFileError, MissingDataError
+from ivos_rl.errors import ConfigError, CorruptFileError, InputValidationError, MissingDataError
 from ivos_rl.provenance import (
     ProvenanceError,
     describe_difference,
@@ -44,7 +52,7 @@ from ivos_rl.provenance import (
 from ivos_rl.rounds import RoundEngine, SampleContext
 from ivos_rl.scoring import oracle_quality
 from ivos_rl.state_features import StateFeatures
-from ivos_rl.strategies.base import StrategyState
+from ivos_rl.strategies.base import Strategy, StrategyState, sample_seed
 from ivos_rl.strategies.farthest import distance_to_annotations
 from ivos_rl.strategies.oracle_lookahead import lookahead_candidates
 from ivos_rl.strategies.span_error import SpanErrorStrategy
@@ -95,10 +103,16 @@ class LookaheadDataConfig:
 
 
 def choose_frame(
-    values: dict[int, float], history: list[int], n: int, explore: float, rng: np.random.Generator
+    values: dict[int, float],
+    history: list[int],
+    n: int,
+    explore: float,
+    rng: np.random.Generator,
+    follow: int | None = None,
 ) -> int:
-    """The oracle's pick (ties to the earliest frame), or with probability ``explore`` Farthest/random."""
-    best = max(values, key=lambda f: (values[f], -f))
+    """The frame to commit: ``follow`` (a policy's pick) or, when None, the oracle's pick (ties to the
+    earliest frame); with probability ``explore`` instead Farthest's pick or a random frame."""
+    best = max(values, key=lambda f: (values[f], -f)) if follow is None else int(follow)
     u = float(rng.random())
     if u >= explore:
         return best
@@ -108,16 +122,18 @@ def choose_frame(
 
 
 def record_sample(
-    engine: RoundEngine, sample: SampleContext, cfg: LookaheadDataConfig
+    engine: RoundEngine, sample: SampleContext, cfg: LookaheadDataConfig, policy: Strategy | None = None
 ) -> dict[str, np.ndarray]:
     """Play one episode of ``cfg.max_rounds`` rounds on ``engine`` and return its rows (module docstring).
 
     ``engine`` needs a robot and a quality source (what the recommender will see). The random
     choices are seeded by the sample's name and ``cfg.seed``, so a sample's rows do not depend
-    on which other samples run.
+    on which other samples run. ``policy`` (None: the oracle) is the recommender the episode follows.
     """
     rng = name_rng("lookahead_data", sample.sequence, sample.scribble_idx, cfg.seed)
     n, rounds = sample.n_frames, cfg.max_rounds - 1
+    if policy is not None:
+        policy.reset(seed=sample_seed(sample.sequence, sample.scribble_idx, cfg.seed))
     out: dict[str, np.ndarray] = {
         "quality": np.zeros((rounds, n), np.float32),
         "oracle": np.zeros((rounds, n), np.float32),
@@ -144,14 +160,36 @@ def record_sample(
         if cfg.include_span:
             seen = replace(view, quality=out["quality"][r])
             candidates = sorted(set(candidates) | {_SPAN.select(view), _SPAN.select(seen)})
+        follow = None if policy is None else _policy_pick(engine, policy, r + 1, cfg.max_rounds)
+        if follow is not None:
+            candidates = sorted(set(candidates) | {follow})
         values = {f: float(engine.lookahead(f)) for f in candidates}
         out["values"][r, candidates] = [values[f] for f in candidates]
-        choice = choose_frame(values, history, n, float(cfg.explore), rng)
+        choice = choose_frame(values, history, n, float(cfg.explore), rng, follow)
         out["chosen"][r] = choice
         engine.annotate(choice)
         engine.propagate()
     out["final"] = np.asarray(engine.score().mean_jf, np.float32)
     return out
+
+
+def _policy_pick(engine: RoundEngine, policy: Strategy, rnd: int, max_rounds: int) -> int:
+    """``policy``'s frame on the engine's current round, from the view :mod:`ivos_rl.evaluation` gives it."""
+    state = engine.state
+    assert state.output is not None
+    view = StrategyState(
+        round=rnd,
+        n_frames=state.sample.n_frames,
+        history=tuple(state.history),
+        quality=engine.observe() if policy.needs_quality else None,
+        probs=state.output.probs if policy.needs_probs else None,
+        max_rounds=max_rounds,
+        extras={"lookahead": engine.lookahead} if policy.needs_lookahead else {},
+    )
+    frame = int(policy.select(view))
+    if not 0 <= frame < view.n_frames:
+        raise InputValidationError(f"policy {type(policy).__name__} picked frame {frame} of {view.n_frames}")
+    return frame
 
 
 def rows_path(folder: str | Path, sequence: str, scribble_idx: int) -> Path:
@@ -181,16 +219,25 @@ def start_folder(folder: str | Path, fields: dict[str, Any], config: dict[str, A
 
 
 def data_fields(
-    cfg: LookaheadDataConfig, backend: str, quality: Any, robot: Any, samples: Sequence[tuple[str, int]]
+    cfg: LookaheadDataConfig,
+    backend: str,
+    quality: Any,
+    robot: Any,
+    samples: Sequence[tuple[str, int]],
+    policy: Any = None,
 ) -> dict[str, Any]:
-    """What determines the rows: backend fingerprint, quality source, robot, samples and knobs."""
-    return {
+    """What determines the rows: backend fingerprint, quality source, robot, samples and knobs, and
+    the followed policy's record when there is one (absent otherwise: oracle manifests unchanged)."""
+    fields = {
         "backend": backend,
         "quality": quality,
         "robot": robot,
         "samples": [[str(s), int(i)] for s, i in samples],
         "knobs": asdict(cfg),
     }
+    if policy is not None:
+        fields["policy"] = policy
+    return fields
 
 
 def load_rows(
@@ -254,10 +301,29 @@ def _shard(samples: list[tuple[str, int]], shard: str | None) -> list[tuple[str,
     return samples[i::n]
 
 
+def _policy(node: dict[str, Any] | None) -> tuple[Strategy | None, dict[str, Any] | None]:
+    """The strategy a data run follows (``policy``, a ``_target_`` config) and its fingerprint record:
+    the resolved config and, for a policy file (``path``), the file's content hash."""
+    if node is None:
+        return None, None
+    from hydra.utils import instantiate
+
+    from ivos_rl.provenance import file_sha256
+
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise ConfigError(f"policy must be a strategy config with a _target_ (or null), got {node!r}")
+    policy = instantiate(node)
+    if not isinstance(policy, Strategy):
+        raise ConfigError(f"policy {node['_target_']} is not a Strategy")
+    path = node.get("path")
+    return policy, {"config": node, "sha256": file_sha256(path) if path else None}
+
+
 def generate(cfg: Any) -> dict[str, Any]:
     """Entry point of ``scripts/gen_lookahead_data.py`` (``configs/gen_lookahead_data.yaml``).
 
-    Builds dataset, backend, robot and the quality source (``setting``) from ``cfg``, writes the
+    Builds dataset, backend, robot, the quality source (``setting``) and the followed ``policy``
+    (a strategy config; null: the oracle) from ``cfg``, writes the
     manifest (fingerprinting every sample, so shards share it), then one rows file per sample of
     this ``shard`` not yet written; returns counts and CPU seconds per sample.
     """
@@ -281,7 +347,10 @@ def generate(cfg: Any) -> dict[str, Any]:
     path = setting.get("estimator", {}) and setting["estimator"].get("path")
     quality_record = {"setting": setting, "sha256": file_sha256(path) if path else None}
     samples = _samples(dataset, cfg.get("sequences"), cfg.get("scribbles"))
-    fields = data_fields(knobs, backend_fingerprint(backend), quality_record, plain.get("robot"), samples)  # type: ignore[union-attr]
+    policy, policy_record = _policy(plain.get("policy"))  # type: ignore[union-attr]
+    fields = data_fields(
+        knobs, backend_fingerprint(backend), quality_record, plain.get("robot"), samples, policy_record  # type: ignore[union-attr]
+    )
     start_folder(cfg.out_dir, fields, plain)  # type: ignore[arg-type]
     engine = RoundEngine(backend, robot, quality)
     seconds: dict[str, float] = {}
@@ -292,7 +361,7 @@ def generate(cfg: Any) -> dict[str, Any]:
         if target.is_file():
             continue
         tic = time.process_time()
-        rows = record_sample(engine, load_sample(dataset, seq, idx), knobs)
+        rows = record_sample(engine, load_sample(dataset, seq, idx), knobs, policy)
         save_rows(target, rows)
         seconds[f"{seq}__{idx}"] = time.process_time() - tic
         log.info(

@@ -7,6 +7,7 @@ expected columns, gains and picks, and a policy file with features is rebuilt ex
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from ivos_rl.robot import ScribbleRobot
 from ivos_rl.rounds import QualitySource, RoundEngine, load_sample
 from ivos_rl.state import build_state, history_counts
 from ivos_rl.state_features import StateFeatures
-from ivos_rl.strategies.base import StrategyState
+from ivos_rl.strategies.base import Strategy, StrategyState, sample_seed
 from ivos_rl.testing import lookahead_record
 
 FEATURES = ("distance", "entropy", "area_change", "round", "span")
@@ -108,6 +109,79 @@ def test_record_sample_tries_the_span_error_pick(dataset: DavisDataset) -> None:
     assert LookaheadDataConfig(include_span=True) != LookaheadDataConfig()  # fingerprinted knob
 
 
+class _Scripted(Strategy):
+    """Picks ``frames[round - 1]``; records the views it was shown and the seeds it was reset with."""
+
+    needs_quality = True
+
+    def __init__(self, frames: list[int]) -> None:
+        self.frames, self.views, self.seeds = frames, [], []  # type: ignore[var-annotated]
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seeds.append(seed)
+
+    def select(self, state: StrategyState) -> int:
+        self.views.append(state)
+        return self.frames[state.round - 1]
+
+
+def test_record_sample_follows_a_policy_and_always_tries_its_pick(dataset: DavisDataset) -> None:
+    engine = RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle"))
+    seq, idx = dataset.samples()[0]
+    sample = load_sample(dataset, seq, idx)
+    # frames 5 and 7 are in no grid of one frame (frame 0), and not the worst / Farthest every time
+    policy = _Scripted([5, 7, 6])
+    cfg = LookaheadDataConfig(max_rounds=4, n_grid=1, n_worst=0, explore=0.0)
+    rows = record_sample(engine, sample, cfg, policy)
+    np.testing.assert_array_equal(rows["chosen"], [5, 7, 6])  # explore 0: the policy, not the oracle
+    assert np.isfinite(rows["values"][[0, 1, 2], [5, 7, 6]]).all()  # its pick was always tried
+    assert policy.seeds == [sample_seed(seq, idx, 0)]  # reset once, with the evaluation's seed rule
+    assert [v.round for v in policy.views] == [1, 2, 3] and {v.max_rounds for v in policy.views} == {4}
+    assert [v.history for v in policy.views] == [(sample.initial_frame,), (sample.initial_frame, 5),
+                                                 (sample.initial_frame, 5, 7)]
+    for r, view in enumerate(policy.views):
+        np.testing.assert_allclose(view.quality, rows["quality"][r])  # it saw the run's quality
+        after = rows["current"][r + 1] if r < 2 else rows["final"]
+        assert after == pytest.approx(rows["values"][r, rows["chosen"][r]], abs=1e-6)
+    # explore 1: never the policy's frame committed blindly; u < 1/2 gives Farthest's pick
+    assert choose_frame({0: 0.5, 5: 0.9}, [0], 10, explore=1.0, rng=_FixedRng(0.1), follow=5) == 9  # type: ignore[arg-type]
+    assert choose_frame({0: 0.5, 5: 0.9}, [0], 10, explore=0.3, rng=_FixedRng(0.5), follow=0) == 0  # type: ignore[arg-type]
+
+
+def test_rows_following_span_error_replay_its_evaluation(dataset: DavisDataset) -> None:
+    from ivos_rl.evaluation import evaluate
+    from ivos_rl.strategies.span_error import SpanErrorStrategy
+
+    seq, idx = dataset.samples()[0]
+    cfg = LookaheadDataConfig(max_rounds=5, n_grid=2, n_worst=1, explore=0.0)
+    engine = RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle"))
+    rows = record_sample(engine, load_sample(dataset, seq, idx), cfg, SpanErrorStrategy())
+    res = evaluate(dataset, SimulatedBackend(seed=0), SpanErrorStrategy(), setting="oracle", max_rounds=5,
+                   max_samples=1, progress=False)
+    (sample_result,) = res.samples
+    assert (sample_result.sequence, sample_result.scribble_idx) == (seq, idx)
+    assert sample_result.recommended_frames == rows["chosen"].tolist()
+    # the recorded J&F before each choice and after the last round are the evaluation's curve
+    assert res.curve_rounds[1:5] == pytest.approx(rows["current"].tolist(), abs=1e-6)  # [0] is round 0
+    assert res.curve_rounds[5] == pytest.approx(float(rows["final"]), abs=1e-6)
+
+
+def test_policy_record_is_fingerprinted_only_when_given() -> None:
+    from ivos_rl.lookahead_data import _policy, data_fields
+
+    cfg = LookaheadDataConfig()
+    plain = data_fields(cfg, "b", "q", "r", [("clip", 1)])
+    assert "policy" not in plain  # oracle runs: the session-6 manifests' fields, unchanged
+    policy, record = _policy({"_target_": "ivos_rl.strategies.SpanErrorStrategy", "length": None})
+    assert type(policy).__name__ == "SpanErrorStrategy" and record is not None
+    assert data_fields(cfg, "b", "q", "r", [("clip", 1)], record)["policy"]["config"]["length"] is None
+    assert _policy(None) == (None, None)
+    with pytest.raises(ConfigError, match="_target_"):
+        _policy({"length": 3})
+    with pytest.raises(ConfigError, match="not a Strategy"):
+        _policy({"_target_": "ivos_rl.lookahead_data.LookaheadDataConfig"})
+
+
 class _FixedRng:
     """random() returns ``u``; integers() returns 3."""
 
@@ -150,6 +224,42 @@ def test_rows_folder_round_trip_and_refusals(tmp_path: Path) -> None:
         LookaheadDataConfig(explore=1.5)
 
 
+def test_data_folders_may_share_samples_only_when_they_follow_another_recommender(tmp_path: Path) -> None:
+    from ivos_rl.agents.distill_cv import load_data
+
+    oracle = {"backend": "b1", "quality": "q", "knobs": {"explore": 0.3},
+              "samples": [["clip", 1], ["other", 1]]}
+    follow = {**oracle, "knobs": {"explore": 0.0}, "policy": {"config": {"_target_": "span"}},
+              "samples": [["clip", 1], ["third", 2]]}
+    for name, fields in (("oracle", oracle), ("follow", follow), ("again", follow)):
+        start_folder(tmp_path / name, fields)
+        for seq, idx in fields["samples"]:
+            save_rows(rows_path(tmp_path / name, seq, idx), _hand_rows())
+    data, _, planned = load_data([tmp_path / "oracle", tmp_path / "follow"])
+    assert [s for s, _ in data] == ["clip", "other", "clip", "third"]  # clip/1 twice: other states
+    assert planned == ["clip", "other", "third"]  # each video once in the fold plan
+    with pytest.raises(ConfigError, match=r"overlap on samples \['clip/1', 'third/2'\]"):
+        load_data([tmp_path / "follow", tmp_path / "again"])  # the same rows twice
+
+
+def test_inner_choice_is_measured_on_the_validation_rows(tmp_path: Path) -> None:
+    from ivos_rl.agents.distill_cv import choose_knobs
+
+    data = [(f"v{i}", _hand_rows()) for i in range(4)]
+    shifted = {**_hand_rows(), "values": _hand_rows()["values"] + np.float32(0.1)}
+    val = [(f"v{i}", shifted) for i in range(4)]
+    cfg = DistillConfig(state_features=("distance", "round"), epochs=1, hidden=4, decoder_hidden=4,
+                        flip=False)
+    videos = [s for s, _ in data]
+    _, sel = choose_knobs(data, videos, cfg, [{}], [0], inner_folds=2, val_data=val, inner_splits=2)
+    # Farthest's gains on the validation rows: (.7 + .1 - .5) and (.8 + .1 - .7) -> mean .25 (data: .15)
+    assert sel["chosen"]["inner_farthest"] == pytest.approx(0.25, abs=1e-6)
+    vals = [set(split["val"]) for split in sel["inner_splits"]]
+    assert len(vals) == 2 and not vals[0] & vals[1] and vals[0] | vals[1] == {"v0", "v1", "v2", "v3"}
+    with pytest.raises(ConfigError, match="inner_splits"):
+        choose_knobs(data, [s for s, _ in data], cfg, [{}], [0], inner_folds=2, inner_splits=3)
+
+
 def test_data_from_several_folders_joins_disjoint_videos(tmp_path: Path) -> None:
     from ivos_rl.agents.distill_cv import load_data
 
@@ -188,6 +298,18 @@ def test_build_rows_by_hand() -> None:
     second = rows[2]
     assert second.expert == 2 and second.farthest == 2  # annotated {0, 4}: frame 2 is farthest
     assert second.obs[0, -1] == pytest.approx(1 / 7)
+    # span-error's pick on q = (.9 .5 .4 .3 .2), annotated {0}: errors .5 .6 .7 .8 on frames 1-4,
+    # fusion share j/k before k and j/(j + |j - k|) after it (open end): k=2 .25+.6+.525+.533 = 1.908,
+    # k=3 .167+.4+.7+.64 = 1.907, k=1 1.777, k=4 1.75 -> frame 2; reversed: the same sums, frame 2
+    assert (first.span, flipped.span) == (2, 2)
+    # annotated {0, 4}, q = (.9 .6 .5 .7 .9): k=2 .2+.5+.15 = .85 beats k=1 .833 and k=3 .767
+    assert second.span == 2
+    score = offline_gain(QNetwork("bilstm", in_features=first.obs.shape[1], hidden=4, decoder_hidden=4),
+                         [replace(first, span=3)])
+    assert score["gain_span"] == pytest.approx(0.2, abs=1e-6)  # frame 3 untried: nearest tried, frame 4
+    score = offline_gain(QNetwork("bilstm", in_features=first.obs.shape[1], hidden=4, decoder_hidden=4),
+                         [replace(first, span=2)])
+    assert score["gain_span"] == pytest.approx(0.1, abs=1e-6)  # frame 2: nearer to 1 (ties: earlier)
 
 
 def test_flipped_rows_carry_the_span_columns_of_the_reversed_video() -> None:

@@ -164,6 +164,8 @@ def test_train_split_reports_the_priors_gain(tmp_path: Path) -> None:
     assert score["per_video"]["v5"]["gain_prior"] == pytest.approx(0.2, abs=1e-6)
     table = offline_table({"fold0": res})
     assert "prior" in table.index and "agent" in table.index
+    # span-error's pick scored on the same rows is the residual's prior: the same gain
+    assert score["gain_span"] == pytest.approx(score["gain_prior"], abs=1e-9) and "span" in table.index
 
 
 def test_listwise_loss_by_hand() -> None:

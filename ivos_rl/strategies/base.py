@@ -8,6 +8,7 @@ evaluation loop decides which one to pass, so strategies never know about ground
 from __future__ import annotations
 
 import abc
+import zlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -81,6 +82,12 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     def select(self, state: StrategyState) -> int:
         """Return the 0-based index of the frame to annotate next."""
+
+
+def sample_seed(sequence: str, scribble_idx: int, seed: int) -> int:
+    """The seed :meth:`Strategy.reset` gets for one sample of a run with ``seed`` (the evaluation's
+    rule; the lookahead data reuses it so a policy it follows draws what it draws when evaluated)."""
+    return zlib.crc32(f"{sequence}/{scribble_idx}/{seed}".encode())
 
 
 def first_unvisited(order: np.ndarray, history: tuple[int, ...]) -> int:
