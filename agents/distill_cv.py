@@ -77,6 +77,8 @@ def choose_knobs(
         curves = []
         for inner_train, inner_val in splits:
             train_rows, val_rows = _rows(data, inner_train, cfg), _rows(val_data, inner_val, cfg, flip=False)
+            if not val_rows:
+                raise ConfigError(f"no validation rows for the inner videos {inner_val}")
             curves += [fit(train_rows, cfg, seed, validate=val_rows)[1] for seed in seeds]
         mean = {k: np.mean([[p[k] for p in c] for c in curves], axis=0) for k in _CURVE_KEYS}
         epoch = int(np.argmax(mean["gain_agent"]))  # the earliest best (a residual's curve starts at 0)

@@ -257,7 +257,9 @@ def test_inner_choice_is_measured_on_the_validation_rows(tmp_path: Path) -> None
     vals = [set(split["val"]) for split in sel["inner_splits"]]
     assert len(vals) == 2 and not vals[0] & vals[1] and vals[0] | vals[1] == {"v0", "v1", "v2", "v3"}
     with pytest.raises(ConfigError, match="inner_splits"):
-        choose_knobs(data, [s for s, _ in data], cfg, [{}], [0], inner_folds=2, inner_splits=3)
+        choose_knobs(data, videos, cfg, [{}], [0], inner_folds=2, inner_splits=3)
+    with pytest.raises(ConfigError, match="no validation rows"):
+        choose_knobs(data, videos, cfg, [{}], [0], inner_folds=2, val_data=val[:0])
 
 
 def test_data_from_several_folders_joins_disjoint_videos(tmp_path: Path) -> None:
