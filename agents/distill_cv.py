@@ -276,9 +276,11 @@ def run(cfg: Any) -> dict[str, Any]:
 def offline_table(results: dict[str, Any]) -> Any:
     """One-step gains on the test folds' rows (mean over seeds per video), as a "gap closed" table.
 
-    Rows Farthest, agent, oracle: gain x100 (mean J&F after the round minus before), gap closed =
-    (agent - Farthest) / (oracle - Farthest) with paired bootstrap intervals over videos
-    (:func:`ivos_rl.reporting.gap_closed`, floor Farthest, ceiling the lookahead oracle).
+    Rows Farthest, agent, oracle, span-error's pick (and a residual head's prior): gain x100 (mean
+    J&F after the round minus before), gap closed = (agent - Farthest) / (oracle - Farthest) with
+    paired bootstrap intervals over videos (:func:`ivos_rl.reporting.gap_closed`, floor Farthest,
+    ceiling the lookahead oracle). A label scored on only some videos (the prior, when only some
+    folds chose a residual head) is left out rather than shrinking the table to those videos.
     """
     import pandas as pd
 
@@ -305,5 +307,9 @@ def offline_table(results: dict[str, Any]) -> Any:
                         per[label].setdefault(f"{video}/1", []).append(float(s[key]))
     if not per["agent"]:
         raise ConfigError("no test-fold scores in these results (final=true runs have none)")
-    series = {k: pd.Series({v: float(np.mean(x)) for v, x in d.items()}) for k, d in per.items() if d}
+    series = {
+        k: pd.Series({v: float(np.mean(x)) for v, x in d.items()})
+        for k, d in per.items()
+        if d and set(d) == set(per["agent"])
+    }
     return gap_closed(series, "farthest", "oracle")

@@ -166,6 +166,12 @@ def test_train_split_reports_the_priors_gain(tmp_path: Path) -> None:
     assert "prior" in table.index and "agent" in table.index
     # span-error's pick scored on the same rows is the residual's prior: the same gain
     assert score["gain_span"] == pytest.approx(score["gain_prior"], abs=1e-9) and "span" in table.index
+    # a fold that chose the plain head has no prior: the table keeps every video and drops the prior
+    plain = {**res, "test_offline": [{k: v for k, v in score.items() if k != "gain_prior"}
+                                     | {"per_video": {"v9": {k: v for k, v in score["per_video"]["v5"].items()
+                                                             if k != "gain_prior"}}}]}
+    table = offline_table({"fold0": res, "fold1": plain})
+    assert "prior" not in table.index and int(table.loc["agent", "videos"]) == 2
 
 
 def test_listwise_loss_by_hand() -> None:
