@@ -192,6 +192,9 @@ class Trainer:
         self.collector = NStepCollector(
             self.horizon, tc.n_step, state.learner.gamma, enabled=tc.decomposition, deduplicate=tc.deduplicate
         )
+        #: Wall seconds of this process in the env (reset + step) and in learning updates: what the
+        #: effective training throughput is made of (not checkpointed: a resumed run counts anew).
+        self.seconds = {"env": 0.0, "learn": 0.0}
 
     def _log_scalar(self, tag: str, value: float) -> None:
         if self.writer is not None:
@@ -225,11 +228,15 @@ class Trainer:
         if phase == "demo":
             assert self.demo_policy is not None
             self.demo_policy[0].reset(seed=seed)
+        tic = time.perf_counter()
         obs, info = self.env.reset(seed=seed)
+        self.seconds["env"] += time.perf_counter() - tic
         ep_return, eps = 0.0, 1.0
         for _ in range(self.horizon):
             action, eps = self._act(phase, obs, info)
+            tic = time.perf_counter()
             next_obs, reward, terminated, truncated, info = self.env.step(action)
+            self.seconds["env"] += time.perf_counter() - tic
             step = StepRecord(obs, action, next_obs, int(info["t"]), info["reward_intermediate"],
                               info["reward_terminal"])
             for tr in self.collector.push(step):
@@ -237,7 +244,9 @@ class Trainer:
             ep_return += reward
             counters["global_step"] += 1
             if phase == "learn":
+                tic = time.perf_counter()
                 self.learn()
+                self.seconds["learn"] += time.perf_counter() - tic
             obs = next_obs
             if terminated or truncated:
                 break
@@ -311,6 +320,11 @@ class Trainer:
             "mean_return_last": float(np.mean(hist["episode_return"][-20:])),
             "jf_final_last": float(np.mean(hist["jf_final"][-20:])),
             "eval": self.state.last_eval,
+            # this process's env transition-cache use and time split (throughput benchmark)
+            "cache_hits": int(getattr(self.env, "cache_hits", 0)),
+            "cache_misses": int(getattr(self.env, "cache_misses", 0)),
+            "seconds_env": self.seconds["env"],
+            "seconds_learn": self.seconds["learn"],
         }
 
 
