@@ -64,6 +64,7 @@ def _compose(base: list[str], work: Path, args: argparse.Namespace, cache: int) 
         "train.eval_every=0",
         "train.val_sequences=0",
         "train.progress=false",
+        "train.overwrite=true",  # benchmark scratch folders: a rerun replaces them
         f"paths.output_dir={work / f'run-cache{cache}'}",
         f"baseline.path={work / 'baseline.json'}",
         "baseline.progress=false",
