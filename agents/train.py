@@ -490,8 +490,9 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
     if tc.demos.episodes > 0:
         strategy = instantiate(tc.demos.strategy)
         demo_policy = (strategy, strategy_policy(strategy, env.horizon))
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     result = Trainer(tc, env, state, checkpointer, writer, demo_policy).run()
+    cpu = time.process_time() - cpu  # this process's CPU: throughput on a shared machine
     policy_path = checkpointer.save_policy(state.learner.policy, {
         "subsequence_length": env.subsequence_length,
         "backend": getattr(comps.backend, "name", type(comps.backend).__name__),
@@ -500,7 +501,8 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
         "global_step": state.counters["global_step"],
     })
     result.update(checkpoint=str(checkpointer.path), policy=str(policy_path), train_sequences=train_seqs,
-                  val_sequences=val_seqs, output_dir=str(tc.output_dir), seconds=time.perf_counter() - tic)
+                  val_sequences=val_seqs, output_dir=str(tc.output_dir), seconds=time.perf_counter() - tic,
+                  cpu_seconds=cpu)
     if writer is not None:
         metrics = {"hparam/jf_final_last": result["jf_final_last"]}
         if state.last_eval:

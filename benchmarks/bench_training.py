@@ -77,12 +77,14 @@ def _compose(base: list[str], work: Path, args: argparse.Namespace, cache: int) 
 
 
 def report(cache: int, result: dict[str, Any]) -> None:
-    steps, wall = result["global_step"], result["seconds"]
+    """One line: steps per CPU second (the figure on a shared machine) and per wall second, the split."""
+    steps, wall, cpu = result["global_step"], result["seconds"], result["cpu_seconds"]
     asked = result["cache_hits"] + result["cache_misses"]
     hit_rate = result["cache_hits"] / asked if asked else 0.0
     print(
-        f"transition_cache={cache:>7}: {steps} steps in {wall:.1f} s wall = {steps / wall:.1f} steps/s "
-        f"(env {result['seconds_env']:.1f} s = {1000 * result['seconds_env'] / steps:.0f} ms/step, "
+        f"transition_cache={cache:>7}: {steps} steps, {steps / cpu:.1f} steps per CPU s "
+        f"({steps / wall:.1f} per wall s; "
+        f"env {result['seconds_env']:.1f} s = {1000 * result['seconds_env'] / steps:.0f} ms/step, "
         f"learn {result['seconds_learn']:.1f} s = {1000 * result['seconds_learn'] / steps:.1f} ms/step); "
         f"cache hits {result['cache_hits']}/{asked} ({100 * hit_rate:.0f}% of resets+steps)"
     )
