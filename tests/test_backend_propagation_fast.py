@@ -113,6 +113,10 @@ def test_the_warp_cache_gives_the_same_outputs() -> None:
     for a, b in zip(*outs, strict=True):
         assert np.array_equal(a.probs, b.probs) and np.array_equal(a.masks, b.masks)
         assert a.changed_frames == b.changed_frames
+    # Same outputs, same fingerprint: a speed-only knob never splits runs or caches.
+    assert backend_fingerprint(PropagationBackend(prop={"warp_cache": 1})) == backend_fingerprint(
+        PropagationBackend()
+    )
 
 
 def test_the_fast_config_passes_check_backend() -> None:
@@ -127,9 +131,10 @@ def test_the_fast_config_passes_check_backend() -> None:
 def test_the_knobs_enter_the_fingerprint_and_bad_values_are_refused() -> None:
     default = backend_fingerprint(PropagationBackend())
     fast = backend_fingerprint(fast_backend())
-    assert fast != default and '"crop_margin": 8.0' in fast and '"warp_cache": 1' in fast
+    assert fast != default and '"crop_margin": 8.0' in fast and "warp_cache" not in fast
     same = PropagationBackend(seg={"crop_margin": 0.0}, prop={"warp_cache": 0, "local_every": 1})
     assert backend_fingerprint(same) == default  # the knobs' defaults are the default backend
+    assert '"local_every": 2' in backend_fingerprint(PropagationBackend(prop={"local_every": 2}))
     for prop in ({"warp_cache": 2}, {"local_every": 0}):
         with pytest.raises(InputValidationError, match="prop"):
             PropagationBackend(prop=prop)

@@ -86,13 +86,14 @@ class PropParams:
     rescaled from [1/L, 1] to [0, 1]); the run's temporal weight is d_o^p / (d_o^p + d^p) with
     p = ``span_power``, d the distance to k and d_o to that neighbour (see ``_blend``).
 
-    Speed knobs (off by default; a non-default value enters the backend's fingerprint):
-    ``warp_cache`` = 1 keeps, per frame pair and direction once used, what a step derives from
+    Speed knobs (off by default): ``warp_cache`` = 1 (outputs unchanged, so it is left out of the
+    backend's fingerprint: :attr:`PERFORMANCE_ONLY`) keeps, per frame pair and direction once used, what a step derives from
     the flows alone: the sampling maps, the forward-backward confidence and the squared motion
     (a fifth of a step's time: float16 -> float32 conversions and the backward-flow warp); the
     same numbers as computed on each step's box, at ~1.6 MB per pair and direction (240x427)
     while the video's flows are cached. ``local_every`` = n refits the local colour model on
-    every n-th step of a run only, the steps between reusing the last fit (changes the outputs).
+    every n-th step of a run only, the steps between reusing the last fit (changes the outputs, so
+    a non-default value enters the fingerprint).
 
     The uninformative prior of unreliable pixels (opt-in knobs, issue 14; the defaults are version
     2's prior): a pixel whose forward-backward check fails (trust ``c`` < 1) gets ``c`` x its
@@ -124,6 +125,10 @@ class PropParams:
     local_every: int = 1
     uniform_weight: float = 1.0
     uniform_reach: float = math.inf
+
+    #: Knobs that change the speed only, never an output (tested): left out of the fingerprint,
+    #: so runs and caches with and without them mix.
+    PERFORMANCE_ONLY: ClassVar[frozenset[str]] = frozenset({"warp_cache"})
 
 
 @dataclass
@@ -318,12 +323,15 @@ class PropagationBackend(VOSBackend):
     def fingerprint_extra(self) -> dict[str, Any]:
         """The ``seg``/``prop`` parameters that differ from the defaults, for
         :func:`~ivos_rl.backends.cached.backend_fingerprint` (empty by default, so default
-        fingerprints stay as they were): runs and caches with other parameters never mix."""
+        fingerprints stay as they were): runs and caches with other outputs never mix. Knobs that
+        change the speed only (``PropParams.PERFORMANCE_ONLY``) are left out: same outputs, same
+        fingerprint."""
         out: dict[str, Any] = {}
         pairs = (("seg", self.seg_params, SegParams()), ("prop", self.prop_params, PropParams()))
         for key, params, default in pairs:
+            skip = getattr(params, "PERFORMANCE_ONLY", frozenset())
             changed = {f.name: getattr(params, f.name) for f in fields(params)
-                       if getattr(params, f.name) != getattr(default, f.name)}
+                       if f.name not in skip and getattr(params, f.name) != getattr(default, f.name)}
             if changed:
                 out[key] = changed
         return out
