@@ -87,8 +87,9 @@ class PropParams:
     p = ``span_power``, d the distance to k and d_o to that neighbour (see ``_blend``).
 
     Speed knobs (off by default): ``warp_cache`` = 1 (outputs unchanged, so it is left out of the
-    backend's fingerprint: :attr:`PERFORMANCE_ONLY`) keeps, per frame pair and direction once used, what a step derives from
-    the flows alone: the sampling maps, the forward-backward confidence and the squared motion
+    backend's fingerprint: :attr:`PERFORMANCE_ONLY`) keeps, per frame pair and direction once
+    used, what a step derives from the flows alone: the sampling maps, the forward-backward
+    confidence and the squared motion
     (a fifth of a step's time: float16 -> float32 conversions and the backward-flow warp); the
     same numbers as computed on each step's box, at ~1.6 MB per pair and direction (240x427)
     while the video's flows are cached. ``local_every`` = n refits the local colour model on
