@@ -224,6 +224,8 @@ def test_worst_pick_regret_and_within_round_pcc_by_hand(tmp_path: Path) -> None:
     assert wp["rounds"] == 2 and wp["regret"] == pytest.approx(0.2)
     # PCC of (0.5, 0.2, 0.8) and (0.1, 0.5, 0.9): deviations (0, -0.3, 0.3), (-0.4, 0, 0.4): 0.12 / 0.12
     assert wp["within_pcc"] == pytest.approx(0.12 / np.sqrt(0.18 * 0.32))
+    # Spearman: ranks (2, 1, 3) and (1, 2, 3): deviations (0, -1, 1), (-1, 0, 1): 1 / 2
+    assert wp["within_spearman"] == pytest.approx(0.5)
     assert model_report(load_predictions([a, b]))["pooled"]["propagation-v2"]["worst_pick"] == wp
 
 
