@@ -140,7 +140,12 @@ def model_report(p: Predictions) -> dict[str, Any]:
         for f in np.unique(a["fold"][on]):
             sel = on & (a["fold"] == f)
             metrics = quality_metrics(a["pred"][sel], a["jf"][sel])
-            per_fold.append({"fold": int(f), "backend": str(b), **metrics})
+            wp = worst_pick(p.subset(sel))
+            per_fold.append(
+                {"fold": int(f), "backend": str(b), **metrics,
+                 "ece": reliability(a["pred"][sel], a["jf"][sel])["ece"],
+                 **{k: wp[k] for k in ("within_pcc", "within_spearman", "regret")}}
+            )
         video = {str(s): on & (a["sequence"] == s) for s in np.unique(a["sequence"][on])}
         m: dict[str, Any] = {
             **quality_metrics(a["pred"][on], a["jf"][on]),
@@ -157,7 +162,8 @@ def model_report(p: Predictions) -> dict[str, Any]:
 
 
 def format_table(reports: Mapping[str, dict[str, Any]]) -> str:
-    """Markdown: one line per (model, backend, fold) and pooled, PCC / MAE / MSE / ECE / n."""
+    """Markdown: one line per (model, backend, fold) and pooled: PCC / MAE / MSE / ECE, the Worst
+    rule's within-round PCC / Spearman / regret, n."""
     lines = [
         "| model | backend | fold | PCC | MAE | MSE | ECE | within-round PCC | within-round Spearman "
         "| Worst regret | n |",
@@ -167,7 +173,8 @@ def format_table(reports: Mapping[str, dict[str, Any]]) -> str:
         for r in rep["per_fold"]:
             lines.append(
                 f"| {name} | {r['backend']} | {r['fold']} | {r['pcc']:.3f} | {r['mae']:.3f} | "
-                f"{r['mse']:.4f} | | | | | {r['n']} |"
+                f"{r['mse']:.4f} | {r['ece']:.3f} | {r['within_pcc']:.3f} | {r['within_spearman']:.3f} | "
+                f"{r['regret']:.3f} | {r['n']} |"
             )
         for b, m in rep["pooled"].items():
             wp = m.get("worst_pick", {})
