@@ -6,8 +6,11 @@ estimates corrects the level without changing the order of the frames:
 
 * ``affine``: ``a * q + b`` by least squares (a > 0; PCC and every within-round order unchanged);
 * ``isotonic``: the pool-adjacent-violators fit of the truth on the estimate (least squares among
-  non-decreasing maps), applied by linear interpolation between its block means, so it is strictly
-  increasing between the first and the last block (no new ties there) and constant beyond them.
+  non-decreasing maps), applied by linear interpolation between its block means and with slope 1
+  beyond the first and the last block, so the map is strictly increasing everywhere: frames the model
+  tells apart are never merged into a tie (the Worst rule breaks ties by frame index; a map constant
+  below its first block made every low estimate of a round tie, and the regret of the lowest
+  estimate rose on a cross-validation fold).
 
 The map must be fitted on estimates of videos the model never saw (cross-validation fits it on the
 inner folds' validation estimates and applies it to the outer fold; the shipped model's comes from
@@ -30,7 +33,7 @@ KINDS: tuple[str, ...] = ("none", "affine", "isotonic")
 
 @dataclass(frozen=True)
 class LevelCalibration:
-    """A fitted monotone map of estimates; ``kind="none"`` is the identity (then clipped)."""
+    """A fitted strictly increasing map of estimates; ``kind="none"`` is the identity (then clipped)."""
 
     kind: str = "none"
     a: float = 1.0  # affine slope
@@ -54,7 +57,10 @@ class LevelCalibration:
         if self.kind == "affine":
             p = self.a * p + self.b
         elif self.kind == "isotonic":
-            p = np.interp(p, self.knots_x, self.knots_y)
+            x, y = self.knots_x, self.knots_y
+            p = np.where(
+                p < x[0], y[0] + (p - x[0]), np.where(p > x[-1], y[-1] + (p - x[-1]), np.interp(p, x, y))
+            )
         return np.clip(p, 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
