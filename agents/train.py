@@ -192,6 +192,9 @@ class Trainer:
         self.collector = NStepCollector(
             self.horizon, tc.n_step, state.learner.gamma, enabled=tc.decomposition, deduplicate=tc.deduplicate
         )
+        #: Wall seconds of this process in the env (reset + step) and in learning updates: what the
+        #: effective training throughput is made of (not checkpointed: a resumed run counts anew).
+        self.seconds = {"env": 0.0, "learn": 0.0}
 
     def _log_scalar(self, tag: str, value: float) -> None:
         if self.writer is not None:
@@ -225,11 +228,15 @@ class Trainer:
         if phase == "demo":
             assert self.demo_policy is not None
             self.demo_policy[0].reset(seed=seed)
+        tic = time.perf_counter()
         obs, info = self.env.reset(seed=seed)
+        self.seconds["env"] += time.perf_counter() - tic
         ep_return, eps = 0.0, 1.0
         for _ in range(self.horizon):
             action, eps = self._act(phase, obs, info)
+            tic = time.perf_counter()
             next_obs, reward, terminated, truncated, info = self.env.step(action)
+            self.seconds["env"] += time.perf_counter() - tic
             step = StepRecord(obs, action, next_obs, int(info["t"]), info["reward_intermediate"],
                               info["reward_terminal"])
             for tr in self.collector.push(step):
@@ -237,7 +244,9 @@ class Trainer:
             ep_return += reward
             counters["global_step"] += 1
             if phase == "learn":
+                tic = time.perf_counter()
                 self.learn()
+                self.seconds["learn"] += time.perf_counter() - tic
             obs = next_obs
             if terminated or truncated:
                 break
@@ -311,6 +320,11 @@ class Trainer:
             "mean_return_last": float(np.mean(hist["episode_return"][-20:])),
             "jf_final_last": float(np.mean(hist["jf_final"][-20:])),
             "eval": self.state.last_eval,
+            # this process's env transition-cache use and time split (throughput benchmark)
+            "cache_hits": int(getattr(self.env, "cache_hits", 0)),
+            "cache_misses": int(getattr(self.env, "cache_misses", 0)),
+            "seconds_env": self.seconds["env"],
+            "seconds_learn": self.seconds["learn"],
         }
 
 
@@ -476,8 +490,9 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
     if tc.demos.episodes > 0:
         strategy = instantiate(tc.demos.strategy)
         demo_policy = (strategy, strategy_policy(strategy, env.horizon))
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     result = Trainer(tc, env, state, checkpointer, writer, demo_policy).run()
+    cpu = time.process_time() - cpu  # this process's CPU: throughput on a shared machine
     policy_path = checkpointer.save_policy(state.learner.policy, {
         "subsequence_length": env.subsequence_length,
         "backend": getattr(comps.backend, "name", type(comps.backend).__name__),
@@ -486,7 +501,8 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
         "global_step": state.counters["global_step"],
     })
     result.update(checkpoint=str(checkpointer.path), policy=str(policy_path), train_sequences=train_seqs,
-                  val_sequences=val_seqs, output_dir=str(tc.output_dir), seconds=time.perf_counter() - tic)
+                  val_sequences=val_seqs, output_dir=str(tc.output_dir), seconds=time.perf_counter() - tic,
+                  cpu_seconds=cpu)
     if writer is not None:
         metrics = {"hparam/jf_final_last": result["jf_final_last"]}
         if state.last_eval:

@@ -73,6 +73,10 @@ def test_tiny_training_run_end_to_end(reference_run: dict, baseline_path: Path) 
     assert result["val_sequences"] and set(result["val_sequences"]).isdisjoint(result["train_sequences"])
     for key in ("agent", "random", "worst"):
         assert 0.0 < result["eval"][key] < 1.0
+    # every reset and step asks the transition cache once: 30 episodes x (1 reset + 3 steps)
+    assert result["cache_hits"] + result["cache_misses"] == 30 * (1 + 3) and result["cache_hits"] > 0
+    assert 0.0 < result["seconds_env"] and 0.0 < result["seconds_learn"]
+    assert result["seconds_env"] + result["seconds_learn"] < result["seconds"] and result["cpu_seconds"] > 0.0
     assert torch.isfinite(torch.tensor(result["loss"]))
     assert baseline_path.is_file()
     qnet, meta = load_policy(result["policy"], state_mode="both")
