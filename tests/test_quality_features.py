@@ -208,9 +208,9 @@ def test_backend_check_ignores_cache_settings_and_labels_versions() -> None:
     )
 
 
-# v2.2 (relative `cen` columns) scores an all-empty video almost like the true masks (bear: 0.72 vs
-# 0.73; its card): within a round every frame is equally empty, so the relative columns say "average
-# frame". Its card flags it and `quality=features` stays on v2.1; only the shift check applies to it.
+# v2.2 (relative `cen` columns) scores an all-empty video almost like the true masks (bear 0.72 vs
+# 0.73, v2.1 0.22; its card): within a round every frame is equally empty, so the relative columns say
+# "average frame". Its card flags it and `quality=features` stays on v2.1; only the shift check applies.
 @pytest.mark.parametrize(("version", "empty_margin"), [("v2.1", 0.2), ("v2.2", None)])
 def test_shipped_feature_model_ranks_masks_sensibly(
     davis_excerpt_root: Path, version: str, empty_margin: float | None
