@@ -12,6 +12,7 @@ from ivos_rl.errors import CheckpointError, ConfigError, InputValidationError
 from ivos_rl.quality.crossval import cross_validate
 from ivos_rl.quality.feature_estimator import FeatureQualityEstimator, save_feature_checkpoint
 from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model
+from ivos_rl.quality.feature_train import train_features
 from ivos_rl.quality.features import FEATURE_NAMES, quality_features
 from ivos_rl.quality.level_calibration import LevelCalibration, fit_level_calibration
 from ivos_rl.quality.stop import StopRule
@@ -107,3 +108,13 @@ def test_estimator_applies_the_checkpoint_map(tmp_path: Path) -> None:
     torch.save(payload, tmp_path / "bad.features.pt")
     with pytest.raises(CheckpointError, match="slope"):
         FeatureQualityEstimator.from_checkpoint(tmp_path / "bad.features.pt")
+
+
+def test_train_features_refuses_a_map_it_cannot_fit() -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"cv": False, "level_calibration": "affine", "data": {"dirs": ["nowhere"]}})
+    with pytest.raises(ConfigError, match="cv=true"):
+        train_features(cfg)  # a map needs out-of-fold estimates (checked before any row is read)
+    with pytest.raises(ConfigError, match="level_calibration"):
+        train_features(OmegaConf.merge(cfg, {"cv": True, "level_calibration": "platt"}))

@@ -28,6 +28,7 @@ from ivos_rl.quality.feature_estimator import save_feature_checkpoint
 from ivos_rl.quality.feature_gbt import Recipe, fit_model, recipe_from_dict
 from ivos_rl.quality.feature_model import uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows, load_feature_rows
+from ivos_rl.quality.level_calibration import KINDS as LEVEL_KINDS
 from ivos_rl.quality.level_calibration import LevelCalibration, fit_level_calibration
 from ivos_rl.quality.stop import StopRule, fit_stop_rule, trajectories
 from ivos_rl.utils.io import atomic_path, atomic_write_json
@@ -143,6 +144,11 @@ def _fold_saver(
 def train_features(cfg: DictConfig) -> dict[str, Any]:
     """Cross-validate (``cfg.cv``) and ship (``cfg.ship``) the feature model; returns the report."""
     torch.set_num_threads(int(cfg.get("num_threads") or 1))
+    level_kind = str(cfg.get("level_calibration", "none"))
+    if level_kind not in LEVEL_KINDS:
+        raise ConfigError(f"level_calibration must be one of {LEVEL_KINDS}, got {level_kind!r}")
+    if level_kind != "none" and not cfg.cv:
+        raise ConfigError("level_calibration is fitted on out-of-fold estimates: it needs cv=true")
     rows, held_out = _exclude(load_feature_rows(list(cfg.data.dirs)), cfg.data.get("exclude_sequences"))
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
@@ -159,9 +165,6 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     }
     pick, sd_scale = 0, 1.0
     out = Path(cfg.output)
-    level_kind = str(cfg.get("level_calibration", "none"))
-    if level_kind != "none" and not cfg.cv:
-        raise ConfigError("level_calibration is fitted on out-of-fold estimates: it needs cv=true")
     calib = LevelCalibration()
     if cfg.cv:
         fold_dir = cfg.get("fold_dir")
