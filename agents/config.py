@@ -114,6 +114,7 @@ class TrainConfig:
     progress: bool
     batch_size: int
     updates_per_step: int
+    update_every: int  # env steps between learning rounds (SB3's train_freq; 1 = the paper)
     decomposition: bool
     deduplicate: bool
     n_step: int
@@ -153,6 +154,7 @@ class TrainConfig:
             progress=_bool(cfg, "train.progress"),
             batch_size=_int(cfg, "agent.batch_size", 1),
             updates_per_step=_int(cfg, "agent.updates_per_step", 1),
+            update_every=_int(cfg, "agent.update_every", 1),
             decomposition=_bool(cfg, "agent.decomposition.enabled"),
             deduplicate=_bool(cfg, "agent.decomposition.deduplicate"),
             n_step=_int(cfg, "agent.n_step", 1),

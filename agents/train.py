@@ -9,8 +9,9 @@
   Random and Worst on the same samples;
 * :class:`Checkpointer`: training checkpoints and the final policy file, with their metadata;
 * :class:`Trainer`: :meth:`Trainer.collect_episode` plays one episode (demonstrations, then the
-  random warm-up of §3.3, then epsilon-greedy) and calls :meth:`Trainer.learn` after every env
-  step, which makes ``updates_per_step`` double-DQN updates once the warm-up is over.
+  random warm-up of §3.3, then epsilon-greedy) and, once the warm-up is over, calls
+  :meth:`Trainer.learn` after every ``update_every``-th env step (1, the paper: after each), which
+  makes ``updates_per_step`` double-DQN updates.
 
 Before any compute the output folder is checked (writable; not holding another run unless
 resuming with the same manifest fingerprint or told to overwrite, see :mod:`.run_dir`) and the
@@ -243,7 +244,7 @@ class Trainer:
                 self.state.buffer.add(tr.obs, tr.action, tr.reward, tr.next_obs, tr.done, tr.n_steps)
             ep_return += reward
             counters["global_step"] += 1
-            if phase == "learn":
+            if phase == "learn" and counters["global_step"] % self.tc.update_every == 0:
                 tic = time.perf_counter()
                 self.learn()
                 self.seconds["learn"] += time.perf_counter() - tic

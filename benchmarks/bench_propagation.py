@@ -329,11 +329,13 @@ def run_timing(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         backend.reset(frames, 1, sequence=args.timing_sequence)
         runs[name] = {"backend": backend, "pred": np.zeros_like(gt), "wall": [], "cpu": [], "parts": {},
-                      "precompute": time.perf_counter() - t0, "done": False}
+                      "precompute": time.perf_counter() - t0, "done": False, "support": []}
     for _ in range(args.rounds):
         for r in runs.values():
             if not r["done"]:
                 _timed_round(r, robot, gt, args.timing_sequence)
+                if len(r["support"]) < 2 and len(r["cpu"]) in (1, args.rounds):
+                    r["support"].append(support_stats(r["probs"]))
     for name, r in runs.items():
         jf = float(batched_j_and_f(gt, r["pred"], nb_objects=1).mean())
         n = max(len(r["cpu"]), 1)
@@ -344,6 +346,9 @@ def run_timing(args: argparse.Namespace) -> None:
               + f" s, mean {np.mean(r['wall']):.2f} s wall / {np.mean(r['cpu']):.2f} s CPU = "
               f"{1 / np.mean(r['wall']):.1f} rounds per wall s, {1 / np.mean(r['cpu']):.1f} per CPU s"
               + (f" (CPU per round: {split})" if split else "") + f"; final J&F {jf:.3f}")
+        for when, (mean, top, box) in zip(("after round 1", "at the end"), r["support"], strict=False):
+            print(f"{'':18s} {when}: pixels above the floor {100 * mean:.0f} % of a frame (max "
+                  f"{100 * top:.0f} %), their box {100 * box:.0f} %")
     print(f"load average during the run: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
           "(the machine is shared; CPU time is the figure an idle machine would show)")
 
@@ -356,11 +361,30 @@ def _timed_round(r: dict[str, Any], robot: ScribbleRobot, gt: np.ndarray, sequen
         r["done"] = True
         return
     t0, c0 = time.perf_counter(), time.process_time()
-    r["pred"] = r["backend"].interact(frame, inter).masks
+    out = r["backend"].interact(frame, inter)
+    r["pred"], r["probs"] = out.masks, out.probs
     r["wall"].append(time.perf_counter() - t0)
     r["cpu"].append(time.process_time() - c0)
     for k, v in getattr(r["backend"], "last_timings", {}).items():
         r["parts"][k] = r["parts"].get(k, 0.0) + v
+
+
+def support_stats(probs: np.ndarray) -> tuple[float, float, float]:
+    """Where a propagation step works: the pixels where some object's probability is above the
+    floor (> 5/255, i.e. background below the backend's 250/255 presence level) as a fraction of
+    the frame (mean and max over frames), and their bounding box's area fraction (mean over
+    frames). ``probs``: (T, N, H, W) uint8 of a backend output."""
+    above = probs.max(axis=1) > 5
+    frac = above.mean(axis=(1, 2))
+    extent = [_extent(above.any(axis=a)) for a in (2, 1)]  # rows, then columns, per frame
+    box = extent[0] * extent[1] / (above.shape[1] * above.shape[2])
+    return float(frac.mean()), float(frac.max()), float(box.mean())
+
+
+def _extent(on: np.ndarray) -> np.ndarray:
+    """Per row of ``on`` (T, n) bool: last True index - first + 1 (0 when none)."""
+    n = on.shape[1]
+    return np.where(on.any(axis=1), n - np.argmax(on[:, ::-1], axis=1) - np.argmax(on, axis=1), 0)
 
 
 def run_memory(args: argparse.Namespace) -> None:

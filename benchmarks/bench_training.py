@@ -71,6 +71,7 @@ def _compose(base: list[str], work: Path, args: argparse.Namespace, cache: int) 
         f"baseline.n_episodes={args.baseline_episodes}",
         f"env.transition_cache={cache}",
         "~logger",
+        *args.override,
     ]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose("train_agent", overrides=overrides)
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--baseline-episodes", type=int, default=30,
                         help="random episodes per sample of the goal reward's baseline (paper: 30)")
     parser.add_argument("--caches", default="0,200000", help="comma-separated env.transition_cache values")
+    parser.add_argument("--override", action="append", default=[],
+                        help="extra Hydra override of every run, e.g. agent.update_every=4 (repeatable)")
     parser.add_argument("--work-dir", help="keep run folders and the baseline here (default: a temp dir)")
     args = parser.parse_args()
     if args.root and not args.scribbles_root:

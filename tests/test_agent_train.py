@@ -324,3 +324,17 @@ def test_script_multirun_smoke(tmp_path: Path) -> None:
         assert manifest is not None and f"seed={num}" in manifest["hydra_job"]["overrides"]
         _, meta = load_policy(fixed / f"job{num}" / "agent.pt")
         assert meta["seed"] == num and meta["global_step"] == 90
+
+
+def test_update_every_spaces_the_learning_rounds(
+    synthetic_root: Path, baseline_path: Path, tmp_path: Path
+) -> None:
+    """45 steps, 4 warm-up episodes of 3 steps: the learning phase covers global steps 13..45, so
+    update_every=1 makes 33 updates and update_every=3 one after each of steps 15, 18, ..., 45 (11)."""
+    counts = {}
+    for k in (1, 3):
+        result = train(tiny_config(synthetic_root, tmp_path / f"every{k}", baseline_path,
+                                   "train.total_steps=45", f"agent.update_every={k}", "train.eval_every=0",
+                                   "~logger"))
+        counts[k] = load_training_checkpoint(Path(result["checkpoint"]))["state"]["learner"]["steps"]
+    assert counts == {1: 33, 3: 11}

@@ -1,5 +1,5 @@
-"""The propagation backend's opt-in speed knobs (configs/backend/propagation_fast.yaml, v3 candidate):
-the cropped cut, the warp cache, locality and the contract."""
+"""The propagation backend's opt-in configs: the speed knobs (configs/backend/propagation_fast.yaml, v3
+candidate: the cropped cut, the warp cache, locality and the contract) and propagation_accurate.yaml."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from ivos_rl.testing import moving_clip, stroke
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def fast_backend(**overrides: Any) -> PropagationBackend:
-    """The backend of ``backend=propagation_fast``, composed by Hydra as the scripts do."""
+def fast_backend(name: str = "propagation_fast", **overrides: Any) -> PropagationBackend:
+    """The backend of ``backend=<name>`` (default the fast one), composed by Hydra as the scripts do."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("evaluate", overrides=["backend=propagation_fast"])
+        cfg = compose("evaluate", overrides=[f"backend={name}"])
     backend = instantiate(cfg.backend, **overrides)
     assert isinstance(backend, PropagationBackend)
     return backend
@@ -113,6 +113,10 @@ def test_the_warp_cache_gives_the_same_outputs() -> None:
     for a, b in zip(*outs, strict=True):
         assert np.array_equal(a.probs, b.probs) and np.array_equal(a.masks, b.masks)
         assert a.changed_frames == b.changed_frames
+    # Same outputs, same fingerprint: a speed-only knob never splits runs or caches.
+    assert backend_fingerprint(PropagationBackend(prop={"warp_cache": 1})) == backend_fingerprint(
+        PropagationBackend()
+    )
 
 
 def test_the_fast_config_passes_check_backend() -> None:
@@ -127,9 +131,10 @@ def test_the_fast_config_passes_check_backend() -> None:
 def test_the_knobs_enter_the_fingerprint_and_bad_values_are_refused() -> None:
     default = backend_fingerprint(PropagationBackend())
     fast = backend_fingerprint(fast_backend())
-    assert fast != default and '"crop_margin": 8.0' in fast and '"warp_cache": 1' in fast
+    assert fast != default and '"crop_margin": 8.0' in fast and "warp_cache" not in fast
     same = PropagationBackend(seg={"crop_margin": 0.0}, prop={"warp_cache": 0, "local_every": 1})
     assert backend_fingerprint(same) == default  # the knobs' defaults are the default backend
+    assert '"local_every": 2' in backend_fingerprint(PropagationBackend(prop={"local_every": 2}))
     for prop in ({"warp_cache": 2}, {"local_every": 0}):
         with pytest.raises(InputValidationError, match="prop"):
             PropagationBackend(prop=prop)
@@ -146,3 +151,15 @@ def test_hard_labelled_colour_samples_count_like_one_hot_weights() -> None:
     assert np.array_equal(fast.counts, slow.counts)
     assert fast.counts[0, :3].tolist() == [1.0, 0.0, 1.0] and fast.counts[2, :3].tolist() == [0.0, 2.0, 0.0]
     assert not fast.counts[1].any()
+
+
+def test_the_accurate_config_bounds_the_prior_and_passes_check_backend() -> None:
+    # configs/backend/propagation_accurate.yaml: version 2 + the unreliable-pixel prior within 64 px.
+    be = fast_backend("propagation_accurate")
+    assert be.prop_params.uniform_reach == 64.0 and be.prop_params.uniform_weight == 1.0
+    assert be.seg_params == PropagationBackend().seg_params
+    fp = backend_fingerprint(be)
+    assert fp != backend_fingerprint(PropagationBackend()) and '"prop": {"uniform_reach": 64.0}' in fp
+    frames, gt = moving_clip(t=5, two_objects=True)
+    outputs = check_backend(be, frames, gt, 2, robot=ScribbleRobot(), n_rounds=3, mask_rule="argmax")
+    assert len(outputs) >= 2

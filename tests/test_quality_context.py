@@ -33,13 +33,15 @@ def test_context_columns_by_hand() -> None:
     x[:, 0, FEATURE_NAMES.index("p_in")] = [1.0, 2.0, 4.0]
     x[:, 1, FEATURE_NAMES.index("p_in")] = [1.0, 1.0, 3.0]  # a tie
     out, names = add_context(x, FEATURE_NAMES)
-    assert out.shape == (3, 2, len(FEATURE_NAMES) + 4 * C) and names == FEATURE_NAMES + CONTEXT_NAMES
+    assert out.shape == (3, 2, len(FEATURE_NAMES) + 5 * C) and names == FEATURE_NAMES + CONTEXT_NAMES
     np.testing.assert_array_equal(out[:, :, : len(FEATURE_NAMES)], x)  # base columns unchanged
     obj0 = out[:, 0]
     assert obj0[:, _col("nb", "p_in")].tolist() == [1.5, 2.5, 3.0]  # ends repeat themselves
     assert obj0[:, _col("dev", "p_in")].tolist() == [-1.0, 0.0, 2.0]  # minus the median 2
     assert obj0[:, _col("rank", "p_in")].tolist() == [0.0, 0.5, 1.0]
     assert obj0[:, _col("med", "p_in")].tolist() == [2.0, 2.0, 2.0]
+    assert np.allclose(obj0[:, _col("cen", "p_in")], [-4 / 3, -1 / 3, 5 / 3])  # minus the mean 7/3
+    assert np.allclose(out[:, 1, _col("cen", "p_in")], [-2 / 3, -2 / 3, 4 / 3])  # mean 5/3
     assert out[:, 1, _col("rank", "p_in")].tolist() == [0.25, 0.25, 1.0]  # tied frames share rank 0.5/2
     # a constant signal: every frame ties, rank 0.5
     assert out[:, 0, _col("rank", "entropy_box")].tolist() == [0.5, 0.5, 0.5]
@@ -86,7 +88,8 @@ def test_context_model_and_estimator_agree(tmp_path: Path) -> None:
     rows = rows_with_context(_rows(t=6, rounds=20, seed=1))
     cfg = FeatureModelConfig(hidden=8, members=2, epochs=2, batch_size=64, context=True)
     model = fit_feature_model(rows.x, rows.jf, rows.names, cfg, seed=0)
-    assert model.names == FEATURE_NAMES + CONTEXT_NAMES
+    # no kinds named: the session-6 four (files of that time keep their columns), not `cen`
+    assert model.names == FEATURE_NAMES + tuple(n for n in CONTEXT_NAMES if not n.endswith("@cen"))
     base = fit_feature_model(rows.x, rows.jf, rows.names, FeatureModelConfig(members=1, epochs=1), seed=0)
     assert base.names == FEATURE_NAMES  # a base recipe ignores the context columns
     # files of base models carry no context field (older code loads them); context models say so
@@ -110,7 +113,7 @@ def test_context_model_and_estimator_agree(tmp_path: Path) -> None:
     probs[2, 0, :, :] = 0  # one empty frame: its context differs from its neighbours'
     _, qk = est.predict(frames, probs, history=[0])
     x, names = add_context(quality_features(frames, probs, [0]), FEATURE_NAMES)
-    direct, _ = model.predict(x.reshape(4, -1))
+    direct, _ = model.predict_rows(x.reshape(4, -1), names)
     np.testing.assert_allclose(qk[:, 0], np.clip(direct, 0, 1), atol=1e-6)
     picked = select_columns(x, names, ["p_in@rank"])[..., 0]
     np.testing.assert_array_equal(picked, x[..., _col("rank", "p_in")])

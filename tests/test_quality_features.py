@@ -208,9 +208,16 @@ def test_backend_check_ignores_cache_settings_and_labels_versions() -> None:
     )
 
 
-def test_shipped_feature_model_ranks_masks_sensibly(davis_excerpt_root: Path) -> None:
+# v2.2 (relative `cen` columns) scores an all-empty video almost like the true masks (bear 0.72 vs
+# 0.73, v2.1 0.22; its card): within a round every frame is equally empty, so the relative columns say
+# "average frame". Its card flags it and `quality=features` stays on v2.1; only the shift check applies.
+@pytest.mark.parametrize(("version", "empty_margin"), [("v2.1", 0.2), ("v2.2", None)])
+def test_shipped_feature_model_ranks_masks_sensibly(
+    davis_excerpt_root: Path, version: str, empty_margin: float | None
+) -> None:
     """True masks score above 25-px shifted copies (annotated frame 0 kept true) and far above none."""
-    path = Path(__file__).parents[1] / "checkpoints/quality/features-davis2016-propagation-v2.1.features.pt"
+    name = f"features-davis2016-propagation-{version}.features.pt"
+    path = Path(__file__).parents[1] / "checkpoints" / "quality" / name
     est = FeatureQualityEstimator.from_checkpoint(path)
     ds = DavisDataset(davis_excerpt_root, "240p", image_set="2016/train")
     for seq in ds.sequences:
@@ -220,7 +227,9 @@ def test_shipped_feature_model_ranks_masks_sensibly(davis_excerpt_root: Path) ->
         shifted[0] = true[0]
         q_true = est.predict(frames, true, history=[0])[0].mean()
         assert q_true > est.predict(frames, shifted, history=[0])[0].mean(), seq
-        assert q_true > est.predict(frames, np.zeros_like(true), history=[0])[0].mean() + 0.2, seq
+        if empty_margin is not None:
+            q_empty = est.predict(frames, np.zeros_like(true), history=[0])[0].mean()
+            assert q_true > q_empty + empty_margin, seq
 
 
 def _save_rows(out: Path, videos: list[str], seed: int) -> None:

@@ -202,6 +202,10 @@ def test_cv_report_by_hand(tmp_path: Path) -> None:
     per_fold = {r["fold"]: r for r in rep["per_fold"]}
     assert per_fold[0]["pcc"] == pytest.approx(1.0) and per_fold[0]["mae"] == pytest.approx(0.2 / 3)
     assert per_fold[1]["mae"] == pytest.approx(0.0, abs=1e-7)
+    # fold 0 per fold: ECE (0.1 + 0 + 0.1) / 3 (one row per bin); the order is right: Spearman 1, regret 0
+    assert per_fold[0]["ece"] == pytest.approx(0.2 / 3)
+    assert per_fold[0]["within_spearman"] == pytest.approx(1.0)
+    assert per_fold[0]["regret"] == pytest.approx(0.0, abs=1e-7)
     pooled = rep["pooled"]["propagation-v2"]
     assert pooled["n"] == 5 and pooled["mae"] == pytest.approx(0.04)
     # residuals 0.1, 0, 0.1, 0, 0 with sd 0.1: scale sqrt(2 / 5)
@@ -224,6 +228,8 @@ def test_worst_pick_regret_and_within_round_pcc_by_hand(tmp_path: Path) -> None:
     assert wp["rounds"] == 2 and wp["regret"] == pytest.approx(0.2)
     # PCC of (0.5, 0.2, 0.8) and (0.1, 0.5, 0.9): deviations (0, -0.3, 0.3), (-0.4, 0, 0.4): 0.12 / 0.12
     assert wp["within_pcc"] == pytest.approx(0.12 / np.sqrt(0.18 * 0.32))
+    # Spearman: ranks (2, 1, 3) and (1, 2, 3): deviations (0, -1, 1), (-1, 0, 1): 1 / 2
+    assert wp["within_spearman"] == pytest.approx(0.5)
     assert model_report(load_predictions([a, b]))["pooled"]["propagation-v2"]["worst_pick"] == wp
 
 

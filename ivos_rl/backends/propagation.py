@@ -86,13 +86,25 @@ class PropParams:
     rescaled from [1/L, 1] to [0, 1]); the run's temporal weight is d_o^p / (d_o^p + d^p) with
     p = ``span_power``, d the distance to k and d_o to that neighbour (see ``_blend``).
 
-    Speed knobs (off by default; a non-default value enters the backend's fingerprint):
-    ``warp_cache`` = 1 keeps, per frame pair and direction once used, what a step derives from
-    the flows alone: the sampling maps, the forward-backward confidence and the squared motion
+    Speed knobs (off by default): ``warp_cache`` = 1 (outputs unchanged, so it is left out of the
+    backend's fingerprint: :attr:`PERFORMANCE_ONLY`) keeps, per frame pair and direction once
+    used, what a step derives from the flows alone: the sampling maps, the forward-backward
+    confidence and the squared motion
     (a fifth of a step's time: float16 -> float32 conversions and the backward-flow warp); the
     same numbers as computed on each step's box, at ~1.6 MB per pair and direction (240x427)
     while the video's flows are cached. ``local_every`` = n refits the local colour model on
-    every n-th step of a run only, the steps between reusing the last fit (changes the outputs).
+    every n-th step of a run only, the steps between reusing the last fit (changes the outputs, so
+    a non-default value enters the fingerprint).
+
+    The uninformative prior of unreliable pixels (opt-in knobs, issue 14; the defaults are version
+    2's prior): a pixel whose forward-backward check fails (trust ``c`` < 1) gets ``c`` x its
+    warped labels + (1 - ``c``) x a prior. That prior is how an object the flow lost is found again
+    by colour, but every such pixel also lifts every label above ``prior_floor``, so the pixels
+    carried on (and each step's box) grow towards the whole frame. ``uniform_weight`` = w makes
+    the prior w x uniform (1/L) + (1 - w) x the warped labels (1: uniform, version 2; 0: no prior,
+    the warp alone); ``uniform_reach`` = r applies it only within r px (Euclidean) of the previous
+    frame's objects (pixels whose argmax label is an object), beyond which the warped labels stay
+    as they are (there: background). Default r = inf (everywhere, version 2).
     """
 
     prior_weight: float = 1.0
@@ -112,6 +124,12 @@ class PropParams:
     keep_previous: float = 0.0
     warp_cache: int = 0
     local_every: int = 1
+    uniform_weight: float = 1.0
+    uniform_reach: float = math.inf
+
+    #: Knobs that change the speed only, never an output (tested): left out of the fingerprint,
+    #: so runs and caches with and without them mix.
+    PERFORMANCE_ONLY: ClassVar[frozenset[str]] = frozenset({"warp_cache"})
 
 
 @dataclass
@@ -248,6 +266,8 @@ class PropagationBackend(VOSBackend):
             raise InputValidationError(f"prop.warp_cache must be 0 or 1, got {prop}")
         if self.prop_params.local_every < 1:
             raise InputValidationError(f"prop.local_every must be >= 1, got {prop}")
+        if self.prop_params.uniform_weight > 1:
+            raise InputValidationError(f"prop.uniform_weight must be in [0, 1], got {prop}")
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
         self._ready = False
         #: CPU seconds of the last round's parts: ``cut`` (the annotated frame's graph-cut
@@ -304,12 +324,15 @@ class PropagationBackend(VOSBackend):
     def fingerprint_extra(self) -> dict[str, Any]:
         """The ``seg``/``prop`` parameters that differ from the defaults, for
         :func:`~ivos_rl.backends.cached.backend_fingerprint` (empty by default, so default
-        fingerprints stay as they were): runs and caches with other parameters never mix."""
+        fingerprints stay as they were): runs and caches with other outputs never mix. Knobs that
+        change the speed only (``PropParams.PERFORMANCE_ONLY``) are left out: same outputs, same
+        fingerprint."""
         out: dict[str, Any] = {}
         pairs = (("seg", self.seg_params, SegParams()), ("prop", self.prop_params, PropParams()))
         for key, params, default in pairs:
+            skip = getattr(params, "PERFORMANCE_ONLY", frozenset())
             changed = {f.name: getattr(params, f.name) for f in fields(params)
-                       if getattr(params, f.name) != getattr(default, f.name)}
+                       if f.name not in skip and getattr(params, f.name) != getattr(default, f.name)}
             if changed:
                 out[key] = changed
         return out
@@ -502,8 +525,13 @@ class PropagationBackend(VOSBackend):
             return _Crop(None, None), local
         dbox, warped, conf = warp
         # Occluded or unreliable pixels: a uniform prior, so that colour alone decides them.
-        alt = np.float32(1.0 / n_labels)
-        warped = conf * warped + (1.0 - conf) * alt
+        if prm.uniform_weight == 1.0 and math.isinf(prm.uniform_reach):
+            warped = conf * warped + (1.0 - conf) * np.float32(1.0 / n_labels)  # version 2's bits
+        else:
+            near = None
+            if not math.isinf(prm.uniform_reach):
+                near = _within_reach(src.region_uint8(dbox, n_labels), prm.uniform_reach)
+            warped = _unreliable_prior(warped, conf, prm.uniform_weight, near)
         if prm.local_mix > 0:
             tables = local if local is not None else self._mix_local(tables, src, sbox, t_src)
             local = tables
@@ -740,6 +768,29 @@ def _fb_confidence(flow: np.ndarray, back: np.ndarray, sigma: float) -> np.ndarr
     ``back`` the source's flow back, sampled where ``flow`` points (0 error: 1)."""
     err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
     return np.exp(-0.5 / sigma**2 * err2)
+
+
+def _unreliable_prior(
+    warped: np.ndarray, conf: np.ndarray, weight: float, near: np.ndarray | None
+) -> np.ndarray:
+    """Warped labels (L, h, w) with the prior of unreliable pixels (``PropParams.uniform_weight``):
+    ``c x warped + (1 - c) x (w x 1/L + (1 - w) x warped)`` with trust ``conf`` = c (h, w), w =
+    ``weight`` where ``near`` (h, w bool; None: everywhere) and 0 elsewhere."""
+    gain = (1.0 - conf) * np.float32(weight)
+    if near is not None:
+        gain = gain * near
+    alt = np.float32(1.0 / warped.shape[0])
+    return warped + gain * (alt - warped)
+
+
+def _within_reach(p: np.ndarray, reach: float) -> np.ndarray:
+    """(h, w) bool: pixels within ``reach`` px (Euclidean) of an object pixel of soft labels ``p``
+    (L, h, w; its argmax is not background); all False when no object pixel is there."""
+    objects = _argmax0(p) != 0
+    if not objects.any():
+        return objects
+    dist = cv2.distanceTransform((~objects).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return dist <= reach
 
 
 def _certainty(p: np.ndarray) -> np.ndarray:

@@ -10,7 +10,9 @@ each base signal s of one object on one round's output (all T frames):
 * ``<s>@dev``: s minus the video's median of s (the frame against its own video);
 * ``<s>@rank``: the rank of s among the video's frames, in [0, 1] (scale-free; what the Worst rule
   needs is the order of the frames);
-* ``<s>@med``: the video's median of s (a per-video level cue: the round's overall difficulty).
+* ``<s>@med``: the video's median of s (a per-video level cue: the round's overall difficulty);
+* ``<s>@cen``: s minus the mean of s over the round's frames (the relative signal of issue #15: the
+  Worst rule needs each frame against the others of the same round, not the level).
 
 They are computed from one round's (T, K, F) feature array, so training rows (every frame of every
 round is recorded, :mod:`ivos_rl.quality.feature_rows`) and prediction (the estimator computes the
@@ -47,7 +49,9 @@ CONTEXT_BASE: tuple[str, ...] = (
     "colour_llr_in",
     "colour_llr_out",
 )
-KINDS: tuple[str, ...] = ("nb", "dev", "rank", "med")
+KINDS: tuple[str, ...] = ("nb", "dev", "rank", "med", "cen")
+#: The kinds a ``context: true`` recipe uses when it names none (the session-6 recipes' columns).
+DEFAULT_KINDS: tuple[str, ...] = ("nb", "dev", "rank", "med")
 CONTEXT_NAMES: tuple[str, ...] = tuple(f"{s}@{k}" for k in KINDS for s in CONTEXT_BASE)
 
 
@@ -90,7 +94,8 @@ def add_context(x: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, tuple[
     padded = np.concatenate([base[:1], base, base[-1:]], axis=0)
     nb = 0.5 * (padded[:-2] + padded[2:])
     med = np.median(base, axis=0, keepdims=True)
-    cols = [nb, base - med, _rank01(base), np.broadcast_to(med, base.shape)]
+    cen = base - base.mean(axis=0, keepdims=True)
+    cols = [nb, base - med, _rank01(base), np.broadcast_to(med, base.shape), cen]
     out = np.concatenate([x, *cols], axis=2).astype(np.float32)
     return out, names + CONTEXT_NAMES
 
@@ -138,6 +143,8 @@ def select_columns(x: np.ndarray, names: Sequence[str], wanted: Sequence[str]) -
 __all__ = [
     "CONTEXT_BASE",
     "CONTEXT_NAMES",
+    "DEFAULT_KINDS",
+    "KINDS",
     "add_context",
     "is_context",
     "rows_with_context",

@@ -4,7 +4,10 @@ For each outer fold (the shared folds of :func:`ivos_rl.data.splits.video_folds`
 chosen among ``candidates`` on the training folds only (train on three of them, validate on the
 next one), the model is refitted on all training folds with that recipe, and the test fold is
 scored: PCC / MAE / MSE per backend, reliability and ECE, interval coverage, and the stop signal
-(its rule fitted on the training trajectories). Nothing is selected on a test fold.
+(its rule fitted on the training trajectories). Nothing is selected on a test fold. An optional
+monotone level recalibration (:mod:`ivos_rl.quality.level_calibration`) is fitted on the chosen
+recipe's inner validation estimates and applied to the outer fold; the raw estimates are kept too,
+so one run reports both.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ivos_rl.quality.calibration import coverage, reliability
 from ivos_rl.quality.feature_gbt import GBTQualityModel, Recipe, fit_model
 from ivos_rl.quality.feature_model import FeatureQualityModel, uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows
+from ivos_rl.quality.level_calibration import LevelCalibration, fit_level_calibration
 from ivos_rl.quality.stop import StopRule, evaluate_stop, fit_stop_rule, trajectories
 from ivos_rl.utils.logging import get_logger
 
@@ -60,13 +64,14 @@ def choose_recipe(
     score_backend: str | None = None,
     n_val: int | None = None,
     criterion: str = "pcc",
-) -> tuple[int, list[float], float]:
-    """(index, scores, uncertainty scale) of the candidate with the best mean validation score
-    (``criterion``: PCC, or PCC - MAE) when each of the first ``n_val`` training folds (all when
-    None) is held out in turn from the others (inner cross-validation); ``score_backend`` restricts
-    the scoring rows to one backend. The scale (:func:`uncertainty_scale`) comes from the chosen
-    candidate's validation residuals."""
-    scores, scales = [], []
+) -> tuple[int, list[float], float, tuple[np.ndarray, np.ndarray]]:
+    """(index, scores, uncertainty scale, (validation estimates, targets)) of the candidate with the
+    best mean validation score (``criterion``: PCC, or PCC - MAE) when each of the first ``n_val``
+    training folds (all when None) is held out in turn from the others (inner cross-validation);
+    ``score_backend`` restricts the scoring rows to one backend. The scale
+    (:func:`uncertainty_scale`) and the returned estimates are the chosen candidate's validation
+    rows (what a level recalibration is fitted on)."""
+    scores, scales, vals = [], [], []
     for cfg in candidates:
         pccs, val = [], []
         for fold in train_folds[:n_val]:
@@ -78,9 +83,11 @@ def choose_recipe(
             pccs.append(_score(pred, rows.jf[score_sel], criterion))
             val.append((pred, sd, rows.jf[score_sel]))
         scores.append(float(np.mean(pccs)))
-        scales.append(uncertainty_scale(*(np.concatenate(v) for v in zip(*val, strict=True))))
+        v_pred, v_sd, v_target = (np.concatenate(v) for v in zip(*val, strict=True))
+        scales.append(uncertainty_scale(v_pred, v_sd, v_target))
+        vals.append((v_pred, v_target))
     pick = int(np.nanargmax(scores))
-    return pick, scores, scales[pick]
+    return pick, scores, scales[pick], vals[pick]
 
 
 def backend_mask(rows: FeatureRows, backend: str | None) -> np.ndarray:
@@ -103,43 +110,51 @@ def cross_validate(
     score_backend: str | None = "propagation",
     thresholds: Sequence[float] = (0.002, 0.005, 0.01, 0.02),
     inner_folds: int | None = 2,
-    on_fold: Callable[[int, Model, StopRule], None] | None = None,
+    on_fold: Callable[[int, Model, StopRule, LevelCalibration], None] | None = None,
     criterion: str = "pcc",
+    level_calibration: str = "none",
 ) -> dict[str, Any]:
-    """Outer cross-validation; returns per-fold rows, pooled metrics and out-of-fold predictions.
+    """Outer cross-validation; returns per-fold rows, pooled metrics and out-of-fold predictions
+    (``oof_pred`` recalibrated when ``level_calibration`` is not ``none``, ``oof_raw`` before).
 
     ``inner_folds`` bounds how many training folds serve as validation in the recipe choice (CPU
     budget; None: all of them); ``criterion`` (:data:`CRITERIA`) scores the candidates there.
-    ``on_fold(i, model, stop_rule)`` receives each outer fold's model (trained without fold i's
-    videos) as soon as it is fitted, e.g. to save it.
+    ``on_fold(i, model, stop_rule, calibration)`` receives each outer fold's model (trained without
+    fold i's videos) and its level map as soon as they are fitted, e.g. to save them.
     """
     if not candidates:
         raise ConfigError("cross_validate needs at least one candidate recipe")
     if criterion not in CRITERIA:
         raise ConfigError(f"recipe criterion must be one of {CRITERIA}, got {criterion!r}")
     pred = np.full(len(rows), np.nan, np.float32)
+    raw = np.full(len(rows), np.nan, np.float32)
     sd = np.full(len(rows), np.nan, np.float32)
     per_fold, stop_rows, chosen = [], [], []
     for i, test in enumerate(folds):
         train_folds = [f for j, f in enumerate(folds) if j != i]
         check_disjoint([s for f in train_folds for s in f], test, f"quality CV fold {i}")
-        pick, scores, scale = choose_recipe(
+        pick, scores, scale, (val_pred, val_target) = choose_recipe(
             rows, train_folds, candidates, seed, score_backend, inner_folds, criterion
         )
+        calib = fit_level_calibration(val_pred, val_target, level_calibration)
         chosen.append(
-            {"fold": i, "recipe": pick, "inner_pcc": scores, "criterion": criterion, "sd_scale": scale}
+            {"fold": i, "recipe": pick, "inner_pcc": scores, "criterion": criterion, "sd_scale": scale,
+             "level_calibration": calib.to_dict()}
         )
         train_sel = np.isin(rows.sequence, [s for f in train_folds for s in f])
         test_sel = np.isin(rows.sequence, test)
         model = _fit(rows, train_sel, candidates[pick], seed)
         model.sd_scale.fill_(scale)
-        pred[test_sel], sd[test_sel] = model.predict_rows(rows.x[test_sel], rows.names)
-        # stop rule: fitted and evaluated on the scored backend's trajectories (gains are backend-specific)
+        raw[test_sel], sd[test_sel] = model.predict_rows(rows.x[test_sel], rows.names)
+        pred[test_sel] = calib.apply(raw[test_sel]) if calib.kind != "none" else raw[test_sel]
+        # stop rule: fitted and evaluated on the scored backend's trajectories (gains are backend-specific),
+        # on the estimates the fold's estimator gives (recalibrated when it is)
         on_backend = backend_mask(rows, score_backend)
         fit_pred, _ = model.predict_rows(rows.x[train_sel & on_backend], rows.names)
+        fit_pred = calib.apply(fit_pred) if calib.kind != "none" else fit_pred
         rule = fit_stop_rule(_worst(trajectories(rows.subset(train_sel & on_backend), fit_pred)))
         if on_fold is not None:
-            on_fold(i, model, rule)
+            on_fold(i, model, rule, calib)
         test_trajs = _worst(trajectories(rows.subset(test_sel & on_backend), pred[test_sel & on_backend]))
         stop_rows.append(
             {"fold": i, "rule": rule.to_dict(), "table": evaluate_stop(rule, test_trajs, thresholds)}
@@ -150,14 +165,18 @@ def cross_validate(
                 {"fold": i, "backend": backend_label(str(b)), **quality_metrics(pred[sel], rows.jf[sel])}
             )
         log.info("fold %d: recipe %d, %s", i, pick, per_fold[-1])
-    return {
+    out = {
         "per_fold": per_fold,
         "pooled": _pooled(rows, pred, sd),
         "recipes": chosen,
         "stop": stop_rows,
         "oof_pred": pred,
+        "oof_raw": raw,
         "oof_sd": sd,
     }
+    if level_calibration != "none":
+        out["pooled_raw"] = _pooled(rows, raw, sd)
+    return out
 
 
 def _worst(trajs: list[Any]) -> list[Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ivos_rl.errors import ConfigError, CorruptFileError, DatasetError, MissingDataError
 from ivos_rl.quality.assessment import quality_metrics
@@ -99,8 +100,9 @@ def common_rows(models: Mapping[str, Predictions]) -> dict[str, Predictions]:
 def worst_pick(p: Predictions) -> dict[str, float]:
     """What the Worst rule gets from the estimates, per round of each trajectory (frame score = the
     objects' mean): ``regret`` the mean of (true J&F of the frame with the lowest estimate − the true
-    lowest J&F), ``within_pcc`` the mean PCC of estimate and truth across the round's frames (rounds
-    with a constant truth or estimate skipped), ``rounds`` the number of rounds.
+    lowest J&F), ``within_pcc`` / ``within_spearman`` the mean Pearson / Spearman correlation of
+    estimate and truth across the round's frames (rounds with a constant truth or estimate skipped;
+    Spearman is the order the Worst rule uses), ``rounds`` the number of rounds.
 
     A pooled PCC also rewards getting each video's level right; the Worst rule only needs the order
     of one round's frames, which these measure."""
@@ -109,7 +111,7 @@ def worst_pick(p: Predictions) -> dict[str, float]:
         np.stack([a[k].astype(str) for k in ("fingerprint", "sequence", "strategy", "init", "round")], 1),
         axis=0, return_inverse=True,
     )[1].reshape(-1)
-    regrets, pccs = [], []
+    regrets, pccs, rhos = [], [], []
     for g in np.unique(group):
         sel = group == g
         frames, inv = np.unique(a["frame"][sel], return_inverse=True)
@@ -119,9 +121,11 @@ def worst_pick(p: Predictions) -> dict[str, float]:
         regrets.append(float(true[np.argmin(est)] - true.min()))
         if frames.size > 2 and est.std() > 0 and true.std() > 0:
             pccs.append(float(np.corrcoef(est, true)[0, 1]))
+            rhos.append(float(np.corrcoef(rankdata(est), rankdata(true))[0, 1]))
     return {
         "regret": float(np.mean(regrets)),
         "within_pcc": float(np.mean(pccs)) if pccs else float("nan"),
+        "within_spearman": float(np.mean(rhos)) if rhos else float("nan"),
         "rounds": len(regrets),
     }
 
@@ -136,7 +140,12 @@ def model_report(p: Predictions) -> dict[str, Any]:
         for f in np.unique(a["fold"][on]):
             sel = on & (a["fold"] == f)
             metrics = quality_metrics(a["pred"][sel], a["jf"][sel])
-            per_fold.append({"fold": int(f), "backend": str(b), **metrics})
+            wp = worst_pick(p.subset(sel))
+            per_fold.append(
+                {"fold": int(f), "backend": str(b), **metrics,
+                 "ece": reliability(a["pred"][sel], a["jf"][sel])["ece"],
+                 **{k: wp[k] for k in ("within_pcc", "within_spearman", "regret")}}
+            )
         video = {str(s): on & (a["sequence"] == s) for s in np.unique(a["sequence"][on])}
         m: dict[str, Any] = {
             **quality_metrics(a["pred"][on], a["jf"][on]),
@@ -153,23 +162,27 @@ def model_report(p: Predictions) -> dict[str, Any]:
 
 
 def format_table(reports: Mapping[str, dict[str, Any]]) -> str:
-    """Markdown: one line per (model, backend, fold) and pooled, PCC / MAE / MSE / ECE / n."""
+    """Markdown: one line per (model, backend, fold) and pooled: PCC / MAE / MSE / ECE, the Worst
+    rule's within-round PCC / Spearman / regret, n."""
     lines = [
-        "| model | backend | fold | PCC | MAE | MSE | ECE | within-round PCC | Worst regret | n |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | backend | fold | PCC | MAE | MSE | ECE | within-round PCC | within-round Spearman "
+        "| Worst regret | n |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rep in reports.items():
         for r in rep["per_fold"]:
             lines.append(
                 f"| {name} | {r['backend']} | {r['fold']} | {r['pcc']:.3f} | {r['mae']:.3f} | "
-                f"{r['mse']:.4f} | | | | {r['n']} |"
+                f"{r['mse']:.4f} | {r['ece']:.3f} | {r['within_pcc']:.3f} | {r['within_spearman']:.3f} | "
+                f"{r['regret']:.3f} | {r['n']} |"
             )
         for b, m in rep["pooled"].items():
             wp = m.get("worst_pick", {})
             lines.append(
                 f"| {name} | {b} | pooled | **{m['pcc']:.3f}** | **{m['mae']:.3f}** | {m['mse']:.4f} | "
                 f"{m['reliability']['ece']:.3f} | {wp.get('within_pcc', float('nan')):.3f} | "
-                f"{wp.get('regret', float('nan')):.3f} | {m['n']} |"
+                f"{wp.get('within_spearman', float('nan')):.3f} | {wp.get('regret', float('nan')):.3f} | "
+                f"{m['n']} |"
             )
     return "\n".join(lines)
 

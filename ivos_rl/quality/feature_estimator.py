@@ -8,7 +8,9 @@ combine into the frame score as their mean (IVOS-W Eq. 7); the frame's uncertain
 the objects' (exact when their errors are fully correlated, an upper bound otherwise).
 
 The model is either kind of :mod:`ivos_rl.quality.feature_gbt` (MLP ensemble or gradient-boosted
-trees; the kind is recorded in the checkpoint's model state). Checkpoints (``*.features.pt``)
+trees; the kind is recorded in the checkpoint's model state), optionally followed by a monotone
+level map (:mod:`ivos_rl.quality.level_calibration`, stored as ``level_calibration`` in the
+checkpoint; files without one load as the identity). Checkpoints (``*.features.pt``)
 record the backend fingerprints the model was trained on and the sequence split;
 :meth:`FeatureQualityEstimator.check_backend` warns once per (checkpoint, backend) when the backend
 in use is not one of them, naming both.
@@ -25,12 +27,13 @@ import torch
 
 from ivos_rl.backends.base import VOSBackend
 from ivos_rl.data.splits import read_split_record
-from ivos_rl.errors import CheckpointError, InputValidationError
+from ivos_rl.errors import CheckpointError, ConfigError, InputValidationError
 from ivos_rl.quality.checkpoint import warn_other_backend
 from ivos_rl.quality.context import add_context, is_context
 from ivos_rl.quality.feature_gbt import GBTQualityModel, model_from_any_state, state_of
 from ivos_rl.quality.feature_model import FeatureQualityModel
 from ivos_rl.quality.features import feature_names, quality_features
+from ivos_rl.quality.level_calibration import LevelCalibration
 from ivos_rl.quality.stop import StopRule
 from ivos_rl.utils.io import atomic_path
 from ivos_rl.utils.torch_io import safe_torch_load
@@ -47,8 +50,10 @@ def save_feature_checkpoint(
     backends: Sequence[str],
     split: Mapping[str, Any],
     metrics: Mapping[str, Any] | None = None,
+    level_calibration: LevelCalibration | None = None,
 ) -> Path:
-    """Write the model, stop rule, training backends and split atomically (weights_only loadable)."""
+    """Write the model, stop rule, training backends, split and (when not the identity) the level
+    map atomically (weights_only loadable)."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -58,6 +63,8 @@ def save_feature_checkpoint(
         "split": dict(split),
         "metrics": dict(metrics or {}),
     }
+    if level_calibration is not None and level_calibration.kind != "none":
+        payload["level_calibration"] = level_calibration.to_dict()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -92,8 +99,10 @@ class FeatureQualityEstimator:
         backends: Sequence[str] = (),
         name: str = "feature-model",
         split: dict[str, Any] | None = None,
+        level_calibration: LevelCalibration | None = None,
     ) -> None:
         self.model = model.eval()
+        self.level_calibration = level_calibration or LevelCalibration()
         # the videos the model was trained on (ivos_rl.data.splits.split_record), as QualityEstimator
         self.split = split
         self.stop_rule = stop_rule or StopRule()
@@ -113,7 +122,14 @@ class FeatureQualityEstimator:
         except (KeyError, RuntimeError, AttributeError) as exc:
             raise CheckpointError(f"{path}: feature model weights do not load: {exc}") from exc
         split = read_split_record(payload["split"], str(path))
-        est = cls(model, StopRule(**payload["stop_rule"]), payload["backends"], name=str(path), split=split)
+        try:
+            calib = LevelCalibration.from_dict(payload.get("level_calibration", {"kind": "none"}))
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
+        est = cls(
+            model, StopRule(**payload["stop_rule"]), payload["backends"], name=str(path), split=split,
+            level_calibration=calib,
+        )
         if backend is not None:
             est.check_backend(backend)
         return est
@@ -151,7 +167,7 @@ class FeatureQualityEstimator:
                 f"({have[-1]!r} last): pass the same backend diagnostics it was trained with"
             )
         mu, sd = self.model.predict_rows(x.reshape(t * k, n_feat), names)
-        qk = np.clip(mu.reshape(t, k), 0.0, 1.0).astype(np.float32)
+        qk = self.level_calibration.apply(mu.reshape(t, k))  # clipped to [0, 1]
         sdk = sd.reshape(t, k).astype(np.float32)
         self.last_uncertainty_k = sdk
         self.last_uncertainty = sdk.mean(axis=1)

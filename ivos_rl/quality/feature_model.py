@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ivos_rl.errors import ConfigError, InputValidationError
-from ivos_rl.quality.context import KINDS, is_context, select_columns
+from ivos_rl.quality.context import DEFAULT_KINDS, KINDS, is_context, select_columns
 from ivos_rl.utils.seed import name_seed
 
 
@@ -40,7 +40,7 @@ class FeatureModelConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.0
     context: bool = False  # also use the video-context columns (ivos_rl.quality.context)
-    context_kinds: tuple[str, ...] = KINDS  # which of them (subset of ivos_rl.quality.context.KINDS)
+    context_kinds: tuple[str, ...] = DEFAULT_KINDS  # which of them (subset of ivos_rl.quality.context.KINDS)
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "members", "epochs", "batch_size"):

@@ -28,6 +28,8 @@ from ivos_rl.quality.feature_estimator import save_feature_checkpoint
 from ivos_rl.quality.feature_gbt import Recipe, fit_model, recipe_from_dict
 from ivos_rl.quality.feature_model import uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows, load_feature_rows
+from ivos_rl.quality.level_calibration import KINDS as LEVEL_KINDS
+from ivos_rl.quality.level_calibration import LevelCalibration, fit_level_calibration
 from ivos_rl.quality.stop import StopRule, fit_stop_rule, trajectories
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
@@ -111,12 +113,12 @@ def _exclude(rows: FeatureRows, names: Sequence[str] | None) -> tuple[FeatureRow
 
 def _fold_saver(
     fold_dir: Path, rows: FeatureRows, folds: list[list[str]], held_out: list[str], cfg: DictConfig
-) -> Callable[[int, Model, StopRule], None]:
+) -> Callable[[int, Model, StopRule, LevelCalibration], None]:
     """Writes each outer fold's model as ``fold_dir/fold<i>.pt``: a feature checkpoint whose split
     names the fold's videos as held out (a video's estimate can then always come from the model that
     never saw it, e.g. for Wild states or Worst-Wild on held-out folds)."""
 
-    def save(i: int, model: Model, rule: StopRule) -> None:
+    def save(i: int, model: Model, rule: StopRule, calib: LevelCalibration) -> None:
         train = sorted(s for j, f in enumerate(folds) if j != i for s in f)
         split = {
             "train": train,
@@ -132,6 +134,7 @@ def _fold_saver(
             backends=np.unique(rows.backend[np.isin(rows.sequence, train)]).tolist(),
             split=split,
             metrics={"recipe": model.config.to_dict(), "fold": i},
+            level_calibration=calib,
         )
         log.info("fold %d model (trained without %s) -> %s", i, folds[i], path)
 
@@ -141,6 +144,11 @@ def _fold_saver(
 def train_features(cfg: DictConfig) -> dict[str, Any]:
     """Cross-validate (``cfg.cv``) and ship (``cfg.ship``) the feature model; returns the report."""
     torch.set_num_threads(int(cfg.get("num_threads") or 1))
+    level_kind = str(cfg.get("level_calibration", "none"))
+    if level_kind not in LEVEL_KINDS:
+        raise ConfigError(f"level_calibration must be one of {LEVEL_KINDS}, got {level_kind!r}")
+    if level_kind != "none" and not cfg.cv:
+        raise ConfigError("level_calibration is fitted on out-of-fold estimates: it needs cv=true")
     rows, held_out = _exclude(load_feature_rows(list(cfg.data.dirs)), cfg.data.get("exclude_sequences"))
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
@@ -157,6 +165,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     }
     pick, sd_scale = 0, 1.0
     out = Path(cfg.output)
+    calib = LevelCalibration()
     if cfg.cv:
         fold_dir = cfg.get("fold_dir")
         cv = cross_validate(
@@ -169,8 +178,9 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
             inner_folds=cfg.inner_folds,
             on_fold=None if not fold_dir else _fold_saver(Path(fold_dir), rows, folds, held_out, cfg),
             criterion=str(cfg.get("select_by", "pcc")),
+            level_calibration=level_kind,
         )
-        oof_pred, oof_sd = cv.pop("oof_pred"), cv.pop("oof_sd")
+        oof_pred, oof_raw, oof_sd = cv.pop("oof_pred"), cv.pop("oof_raw"), cv.pop("oof_sd")
         report["cv"] = cv
         done = np.isfinite(oof_pred)
         fold = np.full(len(rows), -1)
@@ -185,6 +195,14 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
             oof_sd[done],
             fold[done],
         )
+        if level_kind != "none":  # the same rows before the level map (before/after from one run)
+            write_predictions(
+                out.with_suffix(".raw.oof.npz"), rows.subset(done), rows.backend[done], oof_raw[done],
+                oof_sd[done], fold[done],
+            )
+            # the shipped model's map: fitted on every video's out-of-fold raw estimates (scored backend)
+            on = done & backend_mask(rows, cfg.score_backend)
+            calib = fit_level_calibration(oof_raw[on], rows.jf[on], level_kind)
         # out-of-fold residuals of every video set the shipped model's uncertainty scale
         sd_scale = uncertainty_scale(oof_pred[done], oof_sd[done], rows.jf[done])
         pick = Counter(r["recipe"] for r in cv["recipes"]).most_common(1)[0][0]
@@ -202,6 +220,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         model.sd_scale.fill_(sd_scale)
         on_backend = backend_mask(rows, cfg.score_backend)
         fitted, _ = model.predict_rows(rows.x[on_backend], rows.names)
+        fitted = calib.apply(fitted) if calib.kind != "none" else fitted
         trajs = [t for t in trajectories(rows.subset(on_backend), fitted) if t.strategy == "worst"]
         rule = fit_stop_rule(trajs)
         split = {"train": seqs, "held_out": held_out, "cv_folds": folds, "folds_seed": int(cfg.folds.seed)}
@@ -215,7 +234,9 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
                 "recipe": candidates[pick].to_dict(),
                 "cv_per_fold": report.get("cv", {}).get("per_fold"),
             },
+            level_calibration=calib,
         )
+        report["level_calibration"] = calib.to_dict()
         report["stop_rule"] = rule.to_dict()
         report["sd_scale"] = sd_scale
         report["checkpoint"] = str(out)
