@@ -52,7 +52,7 @@ from ivos_rl.rounds import (
     load_sample,
 )
 from ivos_rl.scoring import ROUND_TIMING_COLUMNS, report_rows
-from ivos_rl.strategies.base import Strategy, StrategyState, sample_seed
+from ivos_rl.strategies.base import Strategy, sample_seed
 from ivos_rl.summary import REPORT_COLUMNS, ivosw_summary, summarize_report
 from ivos_rl.timing import RoundTimeModel
 from ivos_rl.utils.io import atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -733,7 +733,6 @@ class _SampleRunner:
         sample = self._sample(seq, idx)
         strategy.reset(seed=sample_seed(seq, idx, cfg.seed))
         state = engine.start(sample)
-        extras = {"lookahead": engine.lookahead} if getattr(strategy, "needs_lookahead", False) else {}
         rows: list[dict[str, Any]] = []
         recommended: list[int] = []
         budget = None if cfg.max_time is None else cfg.max_time * sample.n_objects
@@ -746,15 +745,7 @@ class _SampleRunner:
                 self.archive.add(f"{seq}:{idx}", rnd, state.output.masks, n_objects=sample.n_objects)
             choice = None
             if rnd < cfg.max_rounds:
-                view = StrategyState(
-                    round=rnd,
-                    n_frames=sample.n_frames,
-                    history=tuple(state.history),
-                    quality=engine.observe() if strategy.needs_quality else None,
-                    probs=state.output.probs if strategy.needs_probs and state.output is not None else None,
-                    max_rounds=cfg.max_rounds,
-                    extras=dict(extras),
-                )
+                view = engine.view(strategy, rnd, cfg.max_rounds)
                 choice = engine.select(lambda v=view: strategy.select(v))
             t = state.timings
             ran, sent = len(state.sent) > sent, len(state.sent)

@@ -175,17 +175,7 @@ def record_sample(
 
 def _policy_pick(engine: RoundEngine, policy: Strategy, rnd: int, max_rounds: int) -> int:
     """``policy``'s frame on the engine's current round, from the view :mod:`ivos_rl.evaluation` gives it."""
-    state = engine.state
-    assert state.output is not None
-    view = StrategyState(
-        round=rnd,
-        n_frames=state.sample.n_frames,
-        history=tuple(state.history),
-        quality=engine.observe() if policy.needs_quality else None,
-        probs=state.output.probs if policy.needs_probs else None,
-        max_rounds=max_rounds,
-        extras={"lookahead": engine.lookahead} if policy.needs_lookahead else {},
-    )
+    view = engine.view(policy, rnd, max_rounds)
     frame = int(policy.select(view))
     if not 0 <= frame < view.n_frames:
         raise InputValidationError(f"policy {type(policy).__name__} picked frame {frame} of {view.n_frames}")

@@ -39,6 +39,7 @@ from ivos_rl.interactions import (
     fuse_interactions,
 )
 from ivos_rl.scoring import Scores, oracle_quality, score_masks, update_scores
+from ivos_rl.strategies.base import Strategy, StrategyState
 
 __all__ = [
     "SETTINGS",
@@ -365,6 +366,21 @@ class RoundEngine:
             s.quality = self.quality_source.quality(s.sample.frames, self.propagate(), scores, s.history)
             s.timings.quality += self.clock() - tic
         return s.quality
+
+    def view(self, strategy: Strategy, rnd: int, max_rounds: int) -> StrategyState:
+        """What ``strategy`` sees to pick the frame after round ``rnd``: the history, and only what it
+        declares it needs (the quality source's estimate, the backend's probabilities, a lookahead).
+        The one view of evaluation runs and of lookahead rows that follow a policy."""
+        s = self.state
+        return StrategyState(
+            round=rnd,
+            n_frames=s.sample.n_frames,
+            history=tuple(s.history),
+            quality=self.observe() if strategy.needs_quality else None,
+            probs=s.output.probs if strategy.needs_probs and s.output is not None else None,
+            max_rounds=max_rounds,
+            extras={"lookahead": self.lookahead} if getattr(strategy, "needs_lookahead", False) else {},
+        )
 
     def select(self, choose: Callable[[], int]) -> int:
         """Call ``choose`` (a strategy or agent), counting its time as the recommender's."""
