@@ -27,7 +27,7 @@ def test_debug_tiny_settings_are_read_once_and_typed() -> None:
     tc = TrainConfig.from_hydra(_cfg())
     assert tc.output_dir == Path("out/x") and tc.total_steps == 90 and tc.warmup_episodes == 4
     assert tc.val_sequences == ("synthetic-001",) and tc.scribbles is None and tc.max_val_samples == 1
-    assert (tc.batch_size, tc.updates_per_step, tc.n_step) == (8, 1, 1)
+    assert (tc.batch_size, tc.updates_per_step, tc.update_every, tc.n_step) == (8, 1, 1, 1)
     assert tc.decomposition and tc.deduplicate and tc.use_goal and not tc.overwrite
     assert tc.demos.episodes == 0 and tc.learning_starts == 4
     assert TrainConfig.from_hydra(_cfg("train.val_sequences=2", "train.scribbles=[1]")).val_sequences == 2
@@ -38,6 +38,7 @@ def test_debug_tiny_settings_are_read_once_and_typed() -> None:
     [
         ("train.total_steps=0", r"train\.total_steps must be an int >= 1, got 0"),
         ("agent.n_step=0", r"agent\.n_step must be an int >= 1"),
+        ("agent.update_every=0", r"agent\.update_every must be an int >= 1, got 0"),
         ("train.overwrite=yes", r"train\.overwrite must be true or false, got 'yes'"),
         ("~train.overwrite", r"no 'train\.overwrite'"),
         ("agent.demonstrations.episodes=3", r"needs agent\.demonstrations\.strategy"),
