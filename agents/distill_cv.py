@@ -29,12 +29,35 @@ from ivos_rl.lookahead_data import load_rows
 from ivos_rl.provenance import read_manifest
 from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import get_logger
+from ivos_rl.utils.seed import name_seed
 
-__all__ = ["choose_knobs", "load_data", "train_split"]
+__all__ = ["INNER_SEEDS", "choose_knobs", "inner_fold_splits", "load_data", "train_split"]
 
 _log = get_logger(__name__)
 POLICY_NAME = "agent.pt"
 _CURVE_KEYS = ("gain_agent", "gain_farthest", "gain_span", "gain_oracle")
+INNER_SEEDS = ("shared", "own")
+"""How the inner folds of an outer fold's training videos are drawn (``inner_seed``): ``shared`` with
+the shared folds' seed 0, the recipe up to session 8, so with 5 outer folds the inner folds are the
+other global folds and, with ``inner_splits=2``, outer folds 2-4 all validate on global folds 0-1
+(the same 12 videos); ``own`` with a seed drawn from the names of the outer fold's own training
+videos, so each outer fold validates on its own draw."""
+
+
+def inner_fold_splits(
+    videos: Sequence[str], inner_folds: int, inner_splits: int, inner_seed: str = "shared"
+) -> list[tuple[list[str], list[str]]]:
+    """(inner train, inner validation) videos of inner folds 0 .. ``inner_splits`` - 1 of ``videos``
+    (see :data:`INNER_SEEDS` for ``inner_seed``)."""
+    if isinstance(inner_splits, bool) or not isinstance(inner_splits, int):
+        raise ConfigError(f"inner_splits must be an int, got {inner_splits!r}")
+    if not 1 <= inner_splits <= inner_folds:
+        raise ConfigError(f"inner_splits must be in [1, inner_folds={inner_folds}], got {inner_splits}")
+    if inner_seed not in INNER_SEEDS:
+        raise ConfigError(f"inner_seed must be one of {list(INNER_SEEDS)}, got {inner_seed!r}")
+    names = sorted(set(map(str, videos)))
+    seed = 0 if inner_seed == "shared" else name_seed("inner folds", *names)
+    return [fold_split(names, inner_folds, k, seed=seed) for k in range(inner_splits)]
 
 
 def _rows(
@@ -56,21 +79,19 @@ def choose_knobs(
     inner_folds: int,
     val_data: Sequence[tuple[str, dict[str, np.ndarray]]] | None = None,
     inner_splits: int = 1,
+    inner_seed: str = "shared",
 ) -> tuple[DistillConfig, dict[str, Any]]:
     """The (knobs, epochs) of ``grid`` x 1..base.epochs (0.. for a residual head) with the best mean
     inner-validation gain.
 
-    ``videos`` are training videos only; inner folds 0 .. ``inner_splits`` - 1 of them validate in
-    turn (the rest train), the gains averaged over splits and seeds. The validation rows come from
+    ``videos`` are training videos only; inner folds 0 .. ``inner_splits`` - 1 of them
+    (:func:`inner_fold_splits`, drawn as ``inner_seed`` says) validate in turn (the rest train), the
+    gains averaged over splits and seeds. The validation rows come from
     ``val_data`` (default ``data``): e.g. only the rows on the states a policy visits, where the
     proxy is measured on the states it will be judged on.
     """
-    if isinstance(inner_splits, bool) or not isinstance(inner_splits, int):
-        raise ConfigError(f"inner_splits must be an int, got {inner_splits!r}")
-    if not 1 <= inner_splits <= inner_folds:
-        raise ConfigError(f"inner_splits must be in [1, inner_folds={inner_folds}], got {inner_splits}")
     val_data = data if val_data is None else val_data
-    splits = [fold_split(list(videos), inner_folds, k, seed=0) for k in range(inner_splits)]
+    splits = inner_fold_splits(videos, inner_folds, inner_splits, inner_seed)
     trials = []
     for knobs in grid or [{}]:
         cfg = replace(base, **knobs)
@@ -100,6 +121,7 @@ def choose_knobs(
         "inner_train": inner_train,
         "inner_val": inner_val,
         "inner_splits": [{"train": t, "val": v} for t, v in splits],
+        "inner_seed": inner_seed,
         "trials": trials,
         "chosen": best,
     }
@@ -118,6 +140,7 @@ def train_split(
     selection_seeds: Sequence[int] | None = None,
     eval_data: Sequence[tuple[str, dict[str, np.ndarray]]] | None = None,
     inner_splits: int = 1,
+    inner_seed: str = "shared",
 ) -> dict[str, Any]:
     """Choose knobs on ``train`` (with ``selection_seeds``, default ``seeds``), train one policy per
     seed on ``train``, score it on ``test`` (offline, for the report only). ``eval_data`` (default
@@ -125,7 +148,7 @@ def train_split(
     tic = time.process_time()
     chooser_seeds = seeds if selection_seeds is None else selection_seeds
     cfg, selection = choose_knobs(
-        data, train, base, grid, chooser_seeds, inner_folds, eval_data, inner_splits
+        data, train, base, grid, chooser_seeds, inner_folds, eval_data, inner_splits, inner_seed
     )
     train_rows = _rows(data, train, cfg)
     test_rows = _rows(data if eval_data is None else eval_data, test, cfg, flip=False) if test else []
@@ -251,7 +274,11 @@ def run(cfg: Any) -> dict[str, Any]:
         planned = sorted(set(planned) | set(eval_planned))
     videos = sorted({s for s, _ in data})
     out = ensure_writable_dir(Path(str(cfg.out_dir)))
-    inner = {"eval_data": eval_data, "inner_splits": int(cfg.get("inner_splits", 1))}
+    inner = {
+        "eval_data": eval_data,
+        "inner_splits": int(cfg.get("inner_splits", 1)),
+        "inner_seed": str(cfg.get("inner_seed", "shared")),
+    }
     n_inner = int(plain["inner_folds"])
     results: dict[str, Any] = {}
     if plain.get("final"):

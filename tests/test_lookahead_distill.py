@@ -262,6 +262,35 @@ def test_inner_choice_is_measured_on_the_validation_rows(tmp_path: Path) -> None
         choose_knobs(data, videos, cfg, [{}], [0], inner_folds=2, val_data=val[:0])
 
 
+def test_inner_splits_shared_repeat_the_global_folds_own_are_drawn_per_outer_fold() -> None:
+    from ivos_rl.agents.distill_cv import inner_fold_splits
+    from ivos_rl.data.splits import fold_split, video_folds
+
+    videos = [f"v{i:02d}" for i in range(30)]
+    folds = video_folds(videos, 5, seed=0)
+    shared, own = {}, {}
+    for k in range(5):
+        train, test = fold_split(videos, 5, k, seed=0)
+        shared[k] = inner_fold_splits(train, 4, 2)  # default "shared": the recipe up to session 8
+        own[k] = inner_fold_splits(train, 4, 2, "own")
+        for splits in (shared[k], own[k]):
+            vals = [set(v) for _, v in splits]
+            assert len(vals[0]) == len(vals[1]) == 6 and not vals[0] & vals[1]
+            assert not (vals[0] | vals[1]) & set(test)  # never a test video
+            assert all(set(t) | set(v) == set(train) and not set(t) & set(v) for t, v in splits)
+    # shared: the inner validation folds are global folds, and outer folds 2-4 validate on the same
+    # 12 videos (global folds 0 and 1)
+    for k in (2, 3, 4):
+        assert [v for _, v in shared[k]] == [folds[0], folds[1]]
+    # own: no inner validation fold is a global fold, and no two outer folds validate on the same videos
+    assert not any(v in folds for k in own for _, v in own[k])
+    val_sets = {frozenset(own[k][0][1] + own[k][1][1]) for k in own}
+    assert len(val_sets) == 5
+    assert own[0] == inner_fold_splits(list(reversed(fold_split(videos, 5, 0)[0])), 4, 2, "own")
+    with pytest.raises(ConfigError, match="inner_seed"):
+        inner_fold_splits(videos, 4, 2, "global")
+
+
 def test_data_from_several_folders_joins_disjoint_videos(tmp_path: Path) -> None:
     from ivos_rl.agents.distill_cv import load_data
 
@@ -457,11 +486,12 @@ def test_agent_strategy_refusals(tmp_path: Path) -> None:
     assert not distance_only.needs_probs  # no output group: no probabilities needed
 
 
-def test_distill_script_config_runs_one_fold(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inner_seed", [None, "own"])
+def test_distill_script_config_runs_one_fold(tmp_path: Path, inner_seed: str | None) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ivos_rl.agents.distill_cv import offline_table, run
+    from ivos_rl.agents.distill_cv import inner_fold_splits, offline_table, run
 
     data = _toy_data(n_videos=6)
     start_folder(tmp_path / "data", {"backend": "b", "quality": "q", "samples": [[s, 1] for s, _ in data]})
@@ -482,11 +512,15 @@ def test_distill_script_config_runs_one_fold(tmp_path: Path) -> None:
                 "distill.epochs=2",
                 "distill.hidden=8",
                 "distill.decoder_hidden=8",
-            ],
+            ]
+            + ([] if inner_seed is None else [f"inner_seed={inner_seed}"]),
         )
     results = run(cfg)
     fold = results["fold1"]
     assert len(fold["test"]) == 2 and not set(fold["test"]) & set(fold["train"])
+    seen = fold["selection"]["inner_seed"]
+    assert seen == (inner_seed or "shared")  # the config's default is the recipe up to session 8
+    assert fold["selection"]["inner_val"] == inner_fold_splits(fold["train"], 2, 1, seen)[0][1]
     agent = AgentStrategy.from_checkpoint(fold["policies"][0])
     assert agent.split is not None and agent.split["held_out"] == fold["test"]
     assert (tmp_path / "out" / "results-fold1.json").is_file()
