@@ -53,11 +53,12 @@ without the cache.
 
 **Snapshots.** ``snapshots > 0`` keeps that many engine states (:class:`~ivos_rl.rounds.EngineSnapshot`:
 the round state and a fork of the backend) in an LRU keyed like the cache, one per history a miss
-computed. A reset or a miss then restores the longest snapshotted prefix of the current history
+computed (terminal states excepted: no step continues them). A reset or a miss then restores the
+longest snapshotted prefix of the current history
 and replays only the rounds after it: a training reset of a known sample costs a copy instead of
 the whole initial round, and cache hits no longer have to be paid back by replays. Results are
 identical with and without them (test). Memory: the backend's per-frame state per snapshot
-(about 15 MB for the propagation backend at N' = 25, 240p, which also keeps each snapshotted
+(about 20 MB for the propagation backend at N' = 25, 240p, which also keeps each snapshotted
 subsequence's flows alive).
 """
 
@@ -398,7 +399,8 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         if self._cache_size > 0:
             self.cache_misses += 1
             _remember(self._cache, key, (ep["j"], ep["f"], ep["q"], ep["extra"]), self._cache_size)
-        if self._snapshot_size > 0 and key not in self._snapshots:
+        # A finished episode's state is never continued: only states a step can start from are kept.
+        if self._snapshot_size > 0 and ep["t"] < self.horizon and key not in self._snapshots:
             _remember(self._snapshots, key, self.engine.snapshot(), self._snapshot_size)
         return False
 

@@ -176,19 +176,19 @@ def _same_episodes(a: FrameRecommendationEnv, b: FrameRecommendationEnv, plans: 
             assert ra == rb
 
 
-@pytest.mark.parametrize(("cache", "restored"), [(0, 25), (100, 5)])
+@pytest.mark.parametrize(("cache", "restored"), [(0, 20), (100, 5)])
 def test_snapshots_restore_prefixes_with_identical_results(
     dataset: DavisDataset, cache: int, restored: int
 ) -> None:
-    # Snapshots only (cache 0), plans A..D twice, the same sample: A restores nothing; B restores
-    # the reset, (1) and (1, 2) = 3; C the reset and (1) = 2; D all 4; the second pass 4 x 4 = 16:
-    # 25. With the cache, hits skip the engine and a miss restores its longest prefix: B's last
-    # step restores 3 entries, C's third step 2, nothing else misses: 5.
+    # Snapshots only (cache 0), plans A..D twice, the same sample; terminal states (3 steps) are
+    # not kept. A restores nothing; B restores the reset, (1) and (1, 2) = 3; C the reset and
+    # (1) = 2; D 3; the second pass 4 x 3 = 12: 20. With the cache, hits skip the engine and a miss
+    # restores its longest prefix: B's last step restores 3 entries, C's third step 2: 5.
     plain = make_env(dataset)
     snap = make_env(dataset, transition_cache=cache, snapshots=50)
     _same_episodes(plain, snap, PLANS + PLANS)
     assert snap.rounds_restored == restored
-    assert snap.backend is not plain.backend and len(snap._snapshots) == 7  # distinct histories
+    assert snap.backend is not plain.backend and len(snap._snapshots) == 4  # the non-terminal histories
     small = make_env(dataset, snapshots=2)
     _same_episodes(plain, small, PLANS)
     assert len(small._snapshots) == 2  # least recently used dropped
