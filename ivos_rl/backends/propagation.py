@@ -116,6 +116,8 @@ class PropParams:
     is the fixed reach. ``reach_memory`` = n takes m_t as the largest such motion of the run's last
     n steps (1: this step only): an object the flow starts to lose keeps being tracked on its few
     remaining pixels, which barely move, while the object itself goes on at its speed (soccerball).
+    Measured in session 9 (30 videos, scribbles 1-3): with memory it ties reach 64 on the mean, and
+    per-fold CV does not choose it stably (benchmarks/RESULTS.md, #14).
     """
 
     prior_weight: float = 1.0
