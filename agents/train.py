@@ -324,6 +324,7 @@ class Trainer:
             # this process's env transition-cache use and time split (throughput benchmark)
             "cache_hits": int(getattr(self.env, "cache_hits", 0)),
             "cache_misses": int(getattr(self.env, "cache_misses", 0)),
+            "rounds_restored": int(getattr(self.env, "rounds_restored", 0)),
             "seconds_env": self.seconds["env"],
             "seconds_learn": self.seconds["learn"],
         }

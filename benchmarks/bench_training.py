@@ -4,14 +4,16 @@
 double-DQN update per step, task decomposition), cache hits included: env steps divided by the wall
 seconds of the loop, split into env (reset + step: robot, backend round, metrics, quality) and
 learning updates. Each ``--caches`` value (``env.transition_cache`` entries; 0 = every step live)
-runs the same training from the same seed, so the runs differ only in the cache; the random
+and ``--snapshots`` value (``env.snapshots``: engine states kept, so that resets and misses after
+hits restore the longest known history instead of replaying it) runs the same training from the
+same seed, so the runs differ only in those; the random
 baseline of the goal reward is built once before them and timed apart (it is reused across runs).
 Validation is off (``train.eval_every=0``): it is not training throughput.
 
 Real data (the project's own backend on real videos, the realistic case):
   OMP_NUM_THREADS=1 python benchmarks/bench_training.py --root ../shared/data/davis2016-train \\
       --scribbles-root data/scribbles/davis2016-train --sequences 6 --steps 2000 \\
-      [--flow-cache-dir cache/flows] [--caches 0,200000]
+      [--flow-cache-dir cache/flows] [--caches 0,200000] [--snapshots 0,256]
 Without ``--root``: the generated tiny synthetic set with the simulated backend (seconds; the
 numbers only show the script runs).
 """
@@ -19,6 +21,7 @@ numbers only show the script runs).
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +59,7 @@ def _synthetic_overrides(work: Path) -> list[str]:
     return ["+debug=tiny", f"dataset.root={work / 'synthetic'}"]
 
 
-def _compose(base: list[str], work: Path, args: argparse.Namespace, cache: int) -> Any:
+def _compose(base: list[str], work: Path, args: argparse.Namespace, cache: int, snapshots: int) -> Any:
     overrides = [
         *base,
         f"train.total_steps={args.steps}",
@@ -65,11 +68,12 @@ def _compose(base: list[str], work: Path, args: argparse.Namespace, cache: int) 
         "train.val_sequences=0",
         "train.progress=false",
         "train.overwrite=true",  # benchmark scratch folders: a rerun replaces them
-        f"paths.output_dir={work / f'run-cache{cache}'}",
+        f"paths.output_dir={work / f'run-cache{cache}-snap{snapshots}'}",
         f"baseline.path={work / 'baseline.json'}",
         "baseline.progress=false",
         f"baseline.n_episodes={args.baseline_episodes}",
         f"env.transition_cache={cache}",
+        f"env.snapshots={snapshots}",
         "~logger",
         *args.override,
     ]
@@ -77,18 +81,26 @@ def _compose(base: list[str], work: Path, args: argparse.Namespace, cache: int) 
         return compose("train_agent", overrides=overrides)
 
 
-def report(cache: int, result: dict[str, Any]) -> None:
-    """One line: steps per CPU second (the figure on a shared machine) and per wall second, the split."""
+def report(cache: int, snapshots: int, result: dict[str, Any]) -> None:
+    """One line: steps per CPU second (the figure on a shared machine) and per wall second, the split,
+    the cache's hits, the history entries restored from snapshots, and the process's peak memory."""
     steps, wall, cpu = result["global_step"], result["seconds"], result["cpu_seconds"]
     asked = result["cache_hits"] + result["cache_misses"]
     hit_rate = result["cache_hits"] / asked if asked else 0.0
     print(
-        f"transition_cache={cache:>7}: {steps} steps, {steps / cpu:.1f} steps per CPU s "
+        f"transition_cache={cache:>7} snapshots={snapshots:>4}: {steps} steps, "
+        f"{steps / cpu:.1f} steps per CPU s "
         f"({steps / wall:.1f} per wall s; "
         f"env {result['seconds_env']:.1f} s = {1000 * result['seconds_env'] / steps:.0f} ms/step, "
         f"learn {result['seconds_learn']:.1f} s = {1000 * result['seconds_learn'] / steps:.1f} ms/step); "
-        f"cache hits {result['cache_hits']}/{asked} ({100 * hit_rate:.0f}% of resets+steps)"
+        f"cache hits {result['cache_hits']}/{asked} ({100 * hit_rate:.0f}% of resets+steps); "
+        f"rounds restored {result['rounds_restored']}; peak RSS so far {_peak_rss_gb():.2f} GB"
     )
+
+
+def _peak_rss_gb() -> float:
+    """This process's peak resident memory (Linux reports KiB); runs share the process, so it only grows."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def main() -> None:
@@ -107,6 +119,8 @@ def main() -> None:
     parser.add_argument("--baseline-episodes", type=int, default=30,
                         help="random episodes per sample of the goal reward's baseline (paper: 30)")
     parser.add_argument("--caches", default="0,200000", help="comma-separated env.transition_cache values")
+    parser.add_argument("--snapshots", default="0", help="comma-separated env.snapshots values (each run "
+                        "is one (cache, snapshots) pair; put the largest last: peak memory only grows)")
     parser.add_argument("--override", action="append", default=[],
                         help="extra Hydra override of every run, e.g. agent.update_every=4 (repeatable)")
     parser.add_argument("--work-dir", help="keep run folders and the baseline here (default: a temp dir)")
@@ -114,7 +128,7 @@ def main() -> None:
     if args.root and not args.scribbles_root:
         parser.error("--root needs --scribbles-root")
     torch.set_num_threads(1)
-    caches = [int(c) for c in args.caches.split(",")]
+    runs = [(int(c), int(n)) for c in args.caches.split(",") for n in args.snapshots.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -122,14 +136,14 @@ def main() -> None:
         where = f"{args.sequences} videos of {args.root}" if args.root else "synthetic tiny set"
         print(f"{where}, backend={'simulated' if not args.root else args.backend}, {args.steps} steps, "
               f"{args.warmup_episodes} warm-up episodes, torch threads 1")
-        for i, cache in enumerate(caches):
-            cfg = _compose(base, work, args, cache)
+        for i, (cache, snapshots) in enumerate(runs):
+            cfg = _compose(base, work, args, cache, snapshots)
             tic = time.perf_counter()
             result = train(cfg)
             if i == 0:  # the first run also built the random baseline (outside the timed loop)
                 setup = time.perf_counter() - tic - result["seconds"]
                 print(f"baseline + setup of the first run: {setup:.1f} s")
-            report(cache, result)
+            report(cache, snapshots, result)
 
 
 if __name__ == "__main__":

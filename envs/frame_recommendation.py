@@ -50,6 +50,16 @@ sample, the subsequence and the annotation history. ``transition_cache > 0`` mem
 (J, F, q) by history in an LRU, and a hit skips the robot, backend and metrics; the backend is
 lazily replayed up to the current history on the next miss, so results are identical with and
 without the cache.
+
+**Snapshots.** ``snapshots > 0`` keeps that many engine states (:class:`~ivos_rl.rounds.EngineSnapshot`:
+the round state and a fork of the backend) in an LRU keyed like the cache, one per history a miss
+computed (terminal states excepted: no step continues them). A reset or a miss then restores the
+longest snapshotted prefix of the current history
+and replays only the rounds after it: a training reset of a known sample costs a copy instead of
+the whole initial round, and cache hits no longer have to be paid back by replays. Results are
+identical with and without them (test). Memory: the backend's per-frame state per snapshot
+(about 20 MB for the propagation backend at N' = 25, 240p, which also keeps each snapshotted
+subsequence's flows alive).
 """
 
 from __future__ import annotations
@@ -69,7 +79,14 @@ from ivos_rl.envs.rewards import RewardConfig, aux_reward, goal_reward, performa
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.interactions import Robot
 from ivos_rl.metrics import METRIC_KEYS
-from ivos_rl.rounds import QualitySource, RoundEngine, RoundTimings, SampleContext, load_sample
+from ivos_rl.rounds import (
+    EngineSnapshot,
+    QualitySource,
+    RoundEngine,
+    RoundTimings,
+    SampleContext,
+    load_sample,
+)
 from ivos_rl.state import StateMode, build_state, history_counts
 from ivos_rl.state_features import StateFeatures
 
@@ -150,6 +167,7 @@ def _check_knobs(
     interaction: Any,
     transition_cache: Any,
     max_cached_sequences: Any,
+    snapshots: Any = 0,
 ) -> None:
     """Typed errors for the environment's knobs, raised before any data is loaded."""
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
@@ -176,6 +194,8 @@ def _check_knobs(
             f"transition_cache must be >= 0 and max_cached_sequences >= 1, got "
             f"{transition_cache} / {max_cached_sequences}"
         )
+    if isinstance(snapshots, bool) or not isinstance(snapshots, (int, np.integer)) or snapshots < 0:
+        raise ConfigError(f"snapshots must be an int >= 0 (0 = off), got {snapshots!r}")
 
 
 def _checked_samples(
@@ -224,13 +244,14 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         interaction: InteractionMode = "robot",
         transition_cache: int = 0,
         max_cached_sequences: int = 4,
+        snapshots: int = 0,
         clock: Callable[[], float] = time.perf_counter,
         state_features: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         _check_knobs(
             backend, robot, horizon, subsequence_length, subsequence_start, interaction,
-            transition_cache, max_cached_sequences,
+            transition_cache, max_cached_sequences, snapshots,
         )
         self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
         if self.reward_config.use_goal and baseline is None:
@@ -239,7 +260,6 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
                 "scripts/build_baseline.py or set reward.use_goal=false"
             )
         self.dataset = dataset
-        self.backend = backend
         self.robot = robot
         self.baseline = baseline
         self.horizon = int(horizon)
@@ -262,11 +282,20 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._cache: OrderedDict[tuple[Any, ...], tuple[np.ndarray, ...]] = OrderedDict()
         self.cache_hits = 0
         self.cache_misses = 0
+        self._snapshot_size = int(snapshots)
+        self._snapshots: OrderedDict[tuple[Any, ...], EngineSnapshot] = OrderedDict()
+        #: history entries restored from snapshots instead of being replayed (throughput benchmark)
+        self.rounds_restored = 0
         self._max_cached_sequences = int(max_cached_sequences)
         self._videos: OrderedDict[str, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
         n0 = self.subsequence_length or dataset.info(self.samples[0][0]).n_frames
         self._set_spaces(n0)
         self._episode: dict[str, Any] | None = None
+
+    @property
+    def backend(self) -> VOSBackend:
+        """The backend the rounds run on (after a snapshot restore, a fork of the one given)."""
+        return self.engine.backend
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -316,13 +345,27 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         lo, hi = valid_starts(first, n, self.subsequence_length)
         return list(range(lo, hi + 1))
 
+    def _key(self, ep: dict[str, Any], n: int | None = None) -> tuple[Any, ...]:
+        """Cache and snapshot key of the episode's history (its first ``n`` entries)."""
+        history = ep["history"] if n is None else ep["history"][:n]
+        return (ep["sequence"], ep["scribble_idx"], ep["start"], tuple(history))
+
     def _sync(self, ep: dict[str, Any], timings: RoundTimings) -> None:
         """Bring the engine to the whole history, replaying what cache hits skipped.
 
         ``synced`` counts the history entries the engine has applied; 0 means not even started
-        (a cached reset defers the backend's precomputation until a step misses the cache).
+        (a cached reset defers the backend's precomputation until a step misses the cache). With
+        snapshots, the longest snapshotted prefix beyond ``synced`` is restored first.
         """
         engine = self.engine
+        for n in range(len(ep["history"]), ep["synced"], -1) if self._snapshots else ():
+            snap = self._snapshots.get(self._key(ep, n))
+            if snap is not None:
+                self._snapshots.move_to_end(self._key(ep, n))
+                engine.restore(snap)
+                self.rounds_restored += n - ep["synced"]
+                ep["synced"] = n
+                break
         while ep["synced"] < len(ep["history"]):
             if ep["synced"] == 0:
                 engine.start(ep["sample"])
@@ -334,7 +377,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
 
     def _outcome(self, ep: dict[str, Any], timings: RoundTimings) -> bool:
         """Set (J, F, q) for the current history, from the cache or by running the rounds."""
-        key = (ep["sequence"], ep["scribble_idx"], ep["start"], tuple(ep["history"]))
+        key = self._key(ep)
         if self._cache_size > 0 and key in self._cache:
             self._cache.move_to_end(key)
             ep["j"], ep["f"], ep["q"], ep["extra"] = self._cache[key]
@@ -355,9 +398,10 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         )
         if self._cache_size > 0:
             self.cache_misses += 1
-            self._cache[key] = (ep["j"], ep["f"], ep["q"], ep["extra"])
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            _remember(self._cache, key, (ep["j"], ep["f"], ep["q"], ep["extra"]), self._cache_size)
+        # A finished episode's state is never continued: only states a step can start from are kept.
+        if self._snapshot_size > 0 and ep["t"] < self.horizon and key not in self._snapshots:
+            _remember(self._snapshots, key, self.engine.snapshot(), self._snapshot_size)
         return False
 
     def _observe(self, ep: dict[str, Any]) -> np.ndarray:
@@ -472,7 +516,16 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
     def close(self) -> None:
         self._videos.clear()
         self._cache.clear()
+        self._snapshots.clear()
         self._episode = None
+
+
+def _remember(lru: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any, size: int) -> None:
+    """Put ``key`` last in ``lru`` and drop the least recently used entries beyond ``size``."""
+    lru[key] = value
+    lru.move_to_end(key)
+    while len(lru) > size:
+        lru.popitem(last=False)
 
 
 def _add(total: RoundTimings, part: RoundTimings) -> None:

@@ -24,14 +24,15 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ivos_rl.backends.base import BackendOutput, VOSBackend
-from ivos_rl.errors import BackendError, ConfigError, InputValidationError, MaskFormatError, SessionError
+from ivos_rl.backends.base import BackendOutput, VOSBackend, fork_backend
+from ivos_rl.errors import ConfigError, InputValidationError, MaskFormatError, SessionError
 from ivos_rl.interactions import (
+    KINDS,
     Robot,
     check_interaction,
     count_marks,
@@ -43,6 +44,7 @@ from ivos_rl.strategies.base import Strategy, StrategyState
 
 __all__ = [
     "SETTINGS",
+    "EngineSnapshot",
     "QualityPredictor",
     "QualitySource",
     "RoundEngine",
@@ -254,6 +256,18 @@ class RoundState:
         return len(self.history)
 
 
+@dataclass(frozen=True)
+class EngineSnapshot:
+    """The engine's committed state at one history: the round state and a fork of the backend.
+
+    Kept by the env so that a reset or a step after transition-cache hits restores the longest
+    known history prefix instead of replaying its rounds (:meth:`RoundEngine.restore`).
+    """
+
+    state: RoundState
+    backend: VOSBackend
+
+
 class RoundEngine:
     """Run one sample's rounds on ``backend`` with ``robot`` (see the module docstring).
 
@@ -389,6 +403,27 @@ class RoundEngine:
         self.state.timings.select += self.clock() - tic
         return frame
 
+    def snapshot(self) -> EngineSnapshot:
+        """The committed state (after a propagated round) as an :class:`EngineSnapshot`.
+
+        The backend is forked (:func:`fork_backend`); the round state is copied where rounds write
+        (history, the fused interactions the engine extends in place, what was sent) and shared
+        where they only replace (outputs, scores, quality, the sample).
+        """
+        s = self.state
+        if s.output is None or s.pending is not None:
+            raise SessionError("snapshot() needs the current round propagated first")
+        return EngineSnapshot(_copied_state(s), fork_backend(self.backend))
+
+    def restore(self, snap: EngineSnapshot) -> RoundState:
+        """Continue from ``snap`` exactly as if its rounds had just been run (the snapshot stays
+        reusable: the engine works on copies). The quality source's per-video cache is kept: it
+        compares content, so it stays exact across restores."""
+        self.backend = fork_backend(snap.backend)
+        self._state = _copied_state(snap.state)
+        self._memo = ((-1, -1), {})
+        return self._state
+
     def lookahead(self, frame: int) -> float:
         """Mean J&F after annotating ``frame`` and running that round, without committing it.
 
@@ -468,6 +503,16 @@ class RoundEngine:
         )
 
 
+def _copied_state(s: RoundState) -> RoundState:
+    """A copy of ``s`` that later rounds on either side cannot change (see :meth:`RoundEngine.snapshot`)."""
+    # The engine fuses new marks into ``interactions`` in place (fuse_interactions(in_place=True)
+    # extends its per-frame lists with copies of the new marks and never edits a mark): copying
+    # those lists is enough, and much cheaper than a deep copy of thousands of stroke points.
+    interactions = {k: [list(frame) for frame in v] if k in KINDS else v for k, v in s.interactions.items()}
+    history, sent = list(s.history), list(s.sent)
+    return replace(s, history=history, interactions=interactions, sent=sent, timings=RoundTimings())
+
+
 def _score_output(
     sample: SampleContext, out: BackendOutput, previous: Scores | None, threads: int = 1
 ) -> Scores:
@@ -476,19 +521,6 @@ def _score_output(
     if previous is None or out.changed_frames is None:
         return score_masks(sample.gt, out.masks, sample.n_objects, threads)
     return update_scores(previous, sample.gt, out.masks, sample.n_objects, out.changed_frames, threads)
-
-
-def fork_backend(backend: VOSBackend) -> VOSBackend:
-    """An independent copy of ``backend`` in its current state, for rounds that must not count.
-
-    A backend may define ``fork() -> VOSBackend`` (cheaper than a deep copy); otherwise
-    :func:`copy.deepcopy`, correct for any backend whose state is Python objects and arrays.
-    """
-    fork = getattr(backend, "fork", None)
-    clone = fork() if callable(fork) else copy.deepcopy(backend)
-    if clone is backend or not isinstance(clone, VOSBackend):
-        raise BackendError(f"{type(backend).__name__}.fork() must return a new VOSBackend, got {clone!r}")
-    return clone
 
 
 def wild_setting_with_quality(setting: Any, quality: Any) -> dict[str, Any]:

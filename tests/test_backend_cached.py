@@ -109,6 +109,22 @@ def test_miss_after_hits_replays_the_history(tmp_path: Path) -> None:
     assert inner.calls[-1] == ("interact", 4) and cached.stats["replayed"] == 2
 
 
+def test_fork_continues_on_its_own_and_shares_the_disk_cache(tmp_path: Path) -> None:
+    inner = Counting()
+    cached = CachedBackend(inner, tmp_path, backend_key="k")
+    run(cached, ROUNDS[:2])
+    fork = cached.fork()
+    assert fork.backend is not inner and fork.cache_dir == cached.cache_dir
+    from_fork = fork.interact(3, scribble(3))  # a miss, computed on the fork's own backend
+    assert fork.stats["misses"] == 3 and cached.stats["misses"] == 2
+    assert inner.calls == [("reset", -1), ("interact", 0), ("interact", 5)]  # untouched
+    assert len(cached._sample["history"]) == 2 and len(fork._sample["history"]) == 3
+    from_original = cached.interact(3, scribble(3))  # the same round: the fork's entry on disk
+    assert cached.stats["hits"] == 1 and inner.calls[-1] == ("interact", 5)
+    assert same([from_fork], [from_original])
+    assert same([from_fork], run(SimulatedBackend(seed=0), [*ROUNDS[:2], (3, scribble(3))])[-1:])
+
+
 def test_key_covers_sequence_interaction_and_backend_config(tmp_path: Path) -> None:
     run(CachedBackend(SimulatedBackend(seed=0), tmp_path), ROUNDS[:1])
     for backend, rounds, seq in [

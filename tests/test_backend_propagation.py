@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,41 @@ def test_rounds_are_local_frames_outside_the_span_are_byte_identical(kwargs: dic
             on = required >= 0
             assert np.array_equal(out.masks[a][on], required[on]), a
         prev = out
+
+
+def test_fork_is_independent_and_gives_the_rounds_a_deep_copy_gives() -> None:
+    # After rounds on 0 and 8, a fork and a deep copy both annotate 4 (span 1..7); the original
+    # then annotates 11 instead. The fork must equal the deep copy byte for byte, the original
+    # must not see the fork's round (its 11-round equals a fresh backend's), and the fork must
+    # share the read-only flows rather than copy them.
+    frames, gt = moving_clip(t=12, two_objects=True)
+    robot = ScribbleRobot()
+
+    def rounds(be: PropagationBackend, order: tuple[int, ...]) -> list[Any]:
+        outs = []
+        for frame in order:
+            pred = np.zeros_like(gt) if not outs else outs[-1].masks
+            outs.append(be.interact(frame, robot.interact("clip", pred, gt, nb_objects=2, frame=frame)))
+        return outs
+
+    be = PropagationBackend()
+    be.reset(frames, 2, sequence="clip")
+    base = rounds(be, (0, 8))
+    fork, deep = be.fork(), copy.deepcopy(be)
+    soft_before = be._soft.copy()
+    assert fork is not be and fork._flows is be._flows and fork._soft is not be._soft
+    pred = robot.interact("clip", base[-1].masks, gt, nb_objects=2, frame=4)
+    out_fork, out_deep = fork.interact(4, pred), deep.interact(4, pred)
+    assert out_fork.changed_frames == out_deep.changed_frames == tuple(range(1, 8))
+    assert np.array_equal(out_fork.probs, out_deep.probs) and np.array_equal(out_fork.masks, out_deep.masks)
+    assert 4 in fork._segs and 4 not in be._segs and np.array_equal(be._soft, soft_before)
+    fresh = PropagationBackend()
+    fresh.reset(frames, 2, sequence="clip")
+    expected = rounds(fresh, (0, 8, 11))[-1]
+    last = be.interact(11, robot.interact("clip", base[-1].masks, gt, nb_objects=2, frame=11))
+    assert np.array_equal(last.probs, expected.probs) and np.array_equal(last.masks, expected.masks)
+    unstarted = PropagationBackend().fork()  # before any reset: a plain copy, nothing to share
+    assert not unstarted._ready
 
 
 def test_a_correction_fades_out_towards_the_annotated_neighbour() -> None:

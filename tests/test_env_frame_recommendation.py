@@ -160,6 +160,60 @@ def test_transition_cache_gives_identical_results(dataset: DavisDataset) -> None
     assert cached.cache_hits >= len(plans) * (HORIZON + 1) and cached.cache_misses > 0
 
 
+PLANS = [[1, 2, 3], [1, 2, 5], [1, 4, 3], [1, 2, 3]]
+
+
+def _same_episodes(a: FrameRecommendationEnv, b: FrameRecommendationEnv, plans: list[list[int]]) -> None:
+    for plan in plans:
+        oa, _ = a.reset(seed=1)
+        ob, _ = b.reset(seed=1)
+        np.testing.assert_array_equal(oa, ob)
+        for action in plan:
+            oa, ra, *_, ia = a.step(action)
+            ob, rb, *_, ib = b.step(action)
+            np.testing.assert_array_equal(oa, ob)
+            np.testing.assert_array_equal(ia["jf"], ib["jf"])
+            assert ra == rb
+
+
+@pytest.mark.parametrize(("cache", "restored"), [(0, 20), (100, 5)])
+def test_snapshots_restore_prefixes_with_identical_results(
+    dataset: DavisDataset, cache: int, restored: int
+) -> None:
+    # Snapshots only (cache 0), plans A..D twice, the same sample; terminal states (3 steps) are
+    # not kept. A restores nothing; B restores the reset, (1) and (1, 2) = 3; C the reset and
+    # (1) = 2; D 3; the second pass 4 x 3 = 12: 20. With the cache, hits skip the engine and a miss
+    # restores its longest prefix: B's last step restores 3 entries, C's third step 2: 5.
+    plain = make_env(dataset)
+    snap = make_env(dataset, transition_cache=cache, snapshots=50)
+    _same_episodes(plain, snap, PLANS + PLANS)
+    assert snap.rounds_restored == restored
+    assert snap.backend is not plain.backend and len(snap._snapshots) == 4  # the non-terminal histories
+    small = make_env(dataset, snapshots=2)
+    _same_episodes(plain, small, PLANS)
+    assert len(small._snapshots) == 2  # least recently used dropped
+
+
+def test_snapshots_on_the_propagation_backend_with_the_robot(dataset: DavisDataset) -> None:
+    from ivos_rl.backends.propagation import PropagationBackend
+    from ivos_rl.robot import ScribbleRobot
+
+    def env(**kw: Any) -> FrameRecommendationEnv:
+        robot = ScribbleRobot()
+        return make_env(dataset, backend=PropagationBackend(), interaction="robot", robot=robot, **kw)
+
+    snap = env(transition_cache=100, snapshots=50)
+    _same_episodes(env(), snap, PLANS)
+    assert snap.rounds_restored == 5
+    # Without the cache, (1, 2) is restored and continued twice (frames 7, then 6): a restore that
+    # let the engine write into the snapshot would hand the second one the first one's strokes.
+    snap = env(snapshots=50)
+    _same_episodes(env(), snap, [[1, 2, 3], [1, 2, 7], [1, 2, 6]])
+    assert snap.rounds_restored == 6
+    with pytest.raises(ConfigError, match="snapshots"):
+        env(snapshots=-1)
+
+
 def test_robot_interaction(dataset: DavisDataset) -> None:
     from ivos_rl.robot import ScribbleRobot
 

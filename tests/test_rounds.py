@@ -269,3 +269,34 @@ def test_the_fused_interactions_are_all_rounds_and_sent_payloads_stay_as_sent(wa
     assert marked_frames(engine.state.interactions) == [3, 5, 7]
     assert [marked_frames(p) for _, p in backend.calls] == ([[3], [3, 7], [3, 5, 7]] if wants_all
                                                             else [[3], [7], [5]])
+
+
+@pytest.mark.parametrize("wants_all", [True, False])
+def test_a_snapshot_is_restored_as_taken_however_often_it_is_continued(wants_all: bool) -> None:
+    # Snapshot after rounds on 3 and 7, continue with 5; restore and continue with 1 instead:
+    # the second branch must see exactly rounds 3, 7, 1 (not 5), and the snapshot stays as taken.
+    backend = PerfectWhereAnnotated(wants_all=wants_all)
+    engine = RoundEngine(backend, FakeRobot(), QualitySource("oracle"))
+    engine.start(_sample([3]))
+    engine.annotate(7)
+    engine.propagate()
+    snap = engine.snapshot()
+    assert snap.backend is not backend
+    for branch, frame in ((0, 5), (1, 1)):
+        if branch:
+            engine.restore(snap)
+        engine.annotate(frame)
+        engine.propagate()
+        assert engine.state.history == [3, 7, frame]
+        assert marked_frames(engine.state.interactions) == sorted([3, 7, frame])
+        assert engine.score().per_frame()[[3, 7, frame]].tolist() == [1.0, 1.0, 1.0]
+        assert engine.score().mean_jf == pytest.approx(3 / T)
+    assert snap.state.history == [3, 7] and marked_frames(snap.state.interactions) == [3, 7]
+    assert engine.backend is not snap.backend and len(snap.state.sent) == 2
+    fresh = RoundEngine(PerfectWhereAnnotated(wants_all=wants_all), FakeRobot(), QualitySource("oracle"))
+    with pytest.raises(SessionError, match="no sample started"):
+        fresh.snapshot()
+    fresh.start(_sample([3]))
+    fresh.annotate(7)  # not propagated yet: nothing committed to snapshot
+    with pytest.raises(SessionError, match="snapshot"):
+        fresh.snapshot()

@@ -8,6 +8,7 @@ interface, so adding a segmenter is one file plus one YAML under ``configs/backe
 from __future__ import annotations
 
 import abc
+import copy
 import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -142,6 +143,21 @@ class VOSBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (GPU memory, files)."""
+
+
+def fork_backend(backend: VOSBackend) -> VOSBackend:
+    """An independent copy of ``backend`` in its current state, for rounds that must not count.
+
+    A backend may define ``fork() -> VOSBackend`` (cheaper than a deep copy: it may share what
+    its rounds never write, e.g. the video's flows); otherwise :func:`copy.deepcopy`, correct for
+    any backend whose state is Python objects and arrays. Used by lookahead candidates
+    (:meth:`ivos_rl.rounds.RoundEngine.lookahead`) and the env's snapshots.
+    """
+    fork = getattr(backend, "fork", None)
+    clone = fork() if callable(fork) else copy.deepcopy(backend)
+    if clone is backend or not isinstance(clone, VOSBackend):
+        raise BackendError(f"{type(backend).__name__}.fork() must return a new VOSBackend, got {clone!r}")
+    return clone
 
 
 # --- input validation shared by every backend -------------------------------------------------

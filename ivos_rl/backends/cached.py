@@ -27,6 +27,7 @@ not seen, so its output equals the output of an uncached run with the same histo
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ import numpy as np
 from ivos_rl.backends.base import (
     BackendOutput,
     VOSBackend,
+    fork_backend,
     validate_frames,
     validate_interaction,
     validate_n_objects,
@@ -274,6 +276,16 @@ class CachedBackend(VOSBackend):
     def close(self) -> None:
         """Close the wrapped backend."""
         self.backend.close()
+
+    def fork(self) -> CachedBackend:
+        """An independent copy on the same disk cache: the wrapped backend forked with
+        :func:`fork_backend` (cheap where it defines ``fork``), the history and counters copied."""
+        clone = copy.copy(self)
+        clone.backend = fork_backend(self.backend)
+        clone.stats = dict(self.stats)
+        if self._sample is not None:
+            clone._sample = {**self._sample, "history": list(self._sample["history"])}
+        return clone
 
     # ------------------------------------------------------------------ miss path
     def sync(self) -> None:

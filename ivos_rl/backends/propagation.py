@@ -29,6 +29,7 @@ Everything runs at a configurable working height and is resized back to the inpu
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import math
@@ -336,6 +337,25 @@ class PropagationBackend(VOSBackend):
             if changed:
                 out[key] = changed
         return out
+
+    def fork(self) -> PropagationBackend:
+        """An independent copy in the current state, for lookahead candidates and env snapshots.
+
+        Cheaper than :func:`copy.deepcopy` (which copies every cached video's flows): the video's
+        frames, colour bins, flows and the flow cache are read-only or pure caches and are shared;
+        a round replaces the per-annotation entries (``_compute_round`` builds them, ``_commit``
+        stores them), so only the containers and the per-frame soft labels (written in place) are
+        copied. Forks give byte-identical rounds to the original (test).
+        """
+        clone = copy.copy(self)
+        clone.last_timings = dict(self.last_timings)
+        if self._ready:
+            clone._strokes = dict(self._strokes)
+            clone._segs = dict(self._segs)
+            clone._colour = dict(self._colour)
+            clone._runs = dict(self._runs)
+            clone._soft = self._soft.copy()
+        return clone
 
     def _flows_for(self, small: np.ndarray) -> _FlowCache:
         """Flows for these frames, from the LRU cache when the same video comes back (RL episodes)."""
