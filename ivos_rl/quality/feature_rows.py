@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +52,11 @@ class FeatureRows:
     init: np.ndarray
     backend: np.ndarray  # backend fingerprint per row
     names: tuple[str, ...]
-    degraded: np.ndarray | None = None  # kind of a degraded row, "" for the backend's output (None: all "")
+    # kind of a degraded row, "" for the backend's output (not given: every row is original)
+    degraded: np.ndarray = field(default_factory=lambda: np.zeros(0, "<U1"))
 
     def __post_init__(self) -> None:
-        if self.degraded is None:
+        if self.degraded.size == 0 and len(self.jf):
             self.degraded = np.full(len(self.jf), "")
 
     @property
@@ -85,10 +86,8 @@ class FeatureRows:
         path = Path(out_dir) / FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            extra = {} if self.original.all() else {"degraded": self.degraded}
-            np.savez_compressed(
-                fh, names=np.array(self.names), **{c: getattr(self, c) for c in _COLUMNS}, **extra
-            )
+            cols = ALL_COLUMNS if not self.original.all() else _COLUMNS  # no degraded row: no column
+            np.savez_compressed(fh, names=np.array(self.names), **{c: getattr(self, c) for c in cols})
         return path
 
     @classmethod
@@ -206,7 +205,8 @@ def load_feature_rows(folders: str | Path | Sequence[str | Path]) -> FeatureRows
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {c: data[c] for c in _COLUMNS}
-                arrays["degraded"] = data["degraded"] if "degraded" in data.files else None
+                if "degraded" in data.files:
+                    arrays["degraded"] = data["degraded"]
                 names = tuple(str(n) for n in data["names"])
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
             raise CorruptFileError(f"cannot read feature rows ({exc})", path) from exc

@@ -489,8 +489,9 @@ def _trajectory(
         if recorder is not None:  # feature rows of every frame (ivos_rl.quality.feature_rows)
             key = (sample.sequence, strategy, sample.scribble_idx, rnd)
             recorder.add(sample.frames, out, engine.state.history, scores.j, scores.f, key)
-            for kind in spoilt.get(rnd, []):
-                _degraded_rows(recorder, sample, out, engine.state.history, kind, spoil, key)
+            if spoil is not None:
+                for kind in spoilt.get(rnd, []):
+                    _degraded_rows(recorder, sample, out, engine.state.history, kind, spoil, key)
         n_pick = t if frames_per_round is None else min(frames_per_round, t)
         picked = np.sort(rng.choice(t, size=n_pick, replace=False))
         writer.add(
@@ -512,12 +513,11 @@ def _degraded_rows(
     out: BackendOutput,
     history: Sequence[int],
     kind: str,
-    spoil: DegradeConfig | None,
+    spoil: DegradeConfig,
     key: tuple[str, str, int, int],
 ) -> None:
     """Feature rows of a degraded copy of ``out`` (:mod:`ivos_rl.quality.degraded`), scored against
     the ground truth like the round itself."""
-    assert spoil is not None
     if getattr(out, "diagnostics", None):
         raise ConfigError("degraded rows are undefined for a backend with diagnostics (they describe it)")
     probs = degrade(out.probs, history, kind, spoil, (sample.sequence, sample.scribble_idx, key[3]))
