@@ -53,8 +53,9 @@ without the cache.
 
 **Snapshots.** ``snapshots > 0`` keeps that many engine states (:class:`~ivos_rl.rounds.EngineSnapshot`:
 the round state and a fork of the backend) in an LRU keyed like the cache, one per history a miss
-computed (terminal states excepted: no step continues them). A reset or a miss then restores the
-longest snapshotted prefix of the current history
+computed (terminal states excepted: no step continues them); when full, the least recently used
+of the deepest histories goes first (resets are restored most often). A reset or a miss then
+restores the longest snapshotted prefix of the current history
 and replays only the rounds after it: a training reset of a known sample costs a copy instead of
 the whole initial round, and cache hits no longer have to be paid back by replays. Results are
 identical with and without them (test). Memory: the backend's per-frame state per snapshot
@@ -401,7 +402,9 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
             _remember(self._cache, key, (ep["j"], ep["f"], ep["q"], ep["extra"]), self._cache_size)
         # A finished episode's state is never continued: only states a step can start from are kept.
         if self._snapshot_size > 0 and ep["t"] < self.horizon and key not in self._snapshots:
-            _remember(self._snapshots, key, self.engine.snapshot(), self._snapshot_size)
+            self._snapshots[key] = self.engine.snapshot()
+            while len(self._snapshots) > self._snapshot_size:
+                del self._snapshots[_deepest_least_recent(self._snapshots)]
         return False
 
     def _observe(self, ep: dict[str, Any]) -> np.ndarray:
@@ -526,6 +529,17 @@ def _remember(lru: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], valu
     lru.move_to_end(key)
     while len(lru) > size:
         lru.popitem(last=False)
+
+
+def _deepest_least_recent(lru: OrderedDict[tuple[Any, ...], Any]) -> tuple[Any, ...]:
+    """The snapshot to drop: the least recently used of those with the longest history.
+
+    Short prefixes are restored far more often (every episode of a sample starts from its reset
+    state; a state after t steps is met again only if the same t actions are), so they are kept
+    first; among equals the least recently used goes. ``lru`` is ordered oldest first.
+    """
+    deepest = max(len(key[-1]) for key in lru)
+    return next(key for key in lru if len(key[-1]) == deepest)
 
 
 def _add(total: RoundTimings, part: RoundTimings) -> None:

@@ -88,8 +88,9 @@ def _fast_knobs() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kwargs", [{"prop": {"keep_previous": 0.0}}, {"prop": {"keep_previous": 1.0}},
-                                    _fast_knobs(), {"prop": {"uniform_weight": 0.5, "uniform_reach": 8.0}}],
-                         ids=["keep0", "keep1", "fast", "prior"])
+                                    _fast_knobs(), {"prop": {"uniform_weight": 0.5, "uniform_reach": 8.0}},
+                                    {"prop": {"uniform_reach": 8.0, "reach_motion": 4.0, "reach_memory": 2}}],
+                         ids=["keep0", "keep1", "fast", "prior", "motion_reach"])
 def test_rounds_are_local_frames_outside_the_span_are_byte_identical(kwargs: dict[str, Any]) -> None:
     # Annotations on 0, 8, then 4: frame 4's span is 1..7 (between its annotated neighbours 0
     # and 8); re-annotating 4 changes 1..7 again; 11 changes 9..11 (from 8 to the video's end).

@@ -191,7 +191,22 @@ def test_snapshots_restore_prefixes_with_identical_results(
     assert snap.backend is not plain.backend and len(snap._snapshots) == 4  # the non-terminal histories
     small = make_env(dataset, snapshots=2)
     _same_episodes(plain, small, PLANS)
-    assert len(small._snapshots) == 2  # least recently used dropped
+    # Full at 2: every deeper state is dropped first, so the reset and (1) stay.
+    assert sorted(len(key[-1]) for key in small._snapshots) == [1, 2]
+
+
+def test_snapshot_eviction_drops_the_least_recent_of_the_deepest() -> None:
+    from collections import OrderedDict
+
+    from ivos_rl.envs.frame_recommendation import _deepest_least_recent
+
+    keys = [("a", 1, 0, (5,)), ("a", 1, 0, (5, 1)), ("a", 1, 0, (5, 2)), ("b", 1, 0, (3,))]
+    lru = OrderedDict.fromkeys(keys)  # oldest first
+    assert _deepest_least_recent(lru) == ("a", 1, 0, (5, 1))
+    lru.move_to_end(("a", 1, 0, (5, 1)))
+    assert _deepest_least_recent(lru) == ("a", 1, 0, (5, 2))
+    del lru[("a", 1, 0, (5, 2))], lru[("a", 1, 0, (5, 1))]
+    assert _deepest_least_recent(lru) == ("a", 1, 0, (5,))  # all resets: plain LRU
 
 
 def test_snapshots_on_the_propagation_backend_with_the_robot(dataset: DavisDataset) -> None:

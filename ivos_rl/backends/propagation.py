@@ -106,6 +106,18 @@ class PropParams:
     the warp alone); ``uniform_reach`` = r applies it only within r px (Euclidean) of the previous
     frame's objects (pixels whose argmax label is an object), beyond which the warped labels stay
     as they are (there: background). Default r = inf (everywhere, version 2).
+
+    A fixed reach in pixels is wrong for fast objects (reach 32 loses soccerball, 64 is wide for a
+    slow one): ``reach_motion`` = c > 0 makes each step's reach follow the object's motion between
+    the two frames, r_t = max(``uniform_reach``, c x m_t), with ``uniform_reach`` as the floor r_min
+    (so it must be finite) and m_t the ``reach_quantile`` quantile (linear interpolation) of the flow
+    magnitude (px, from the previous to the next frame, the flows the step warps with) over the
+    previous frame's object pixels, all objects together (:func:`_object_motion`). c = 0 (default)
+    is the fixed reach. ``reach_memory`` = n takes m_t as the largest such motion of the run's last
+    n steps (1: this step only): an object the flow starts to lose keeps being tracked on its few
+    remaining pixels, which barely move, while the object itself goes on at its speed (soccerball).
+    Measured in session 9 (30 videos, scribbles 1-3): with memory it ties reach 64 on the mean, and
+    per-fold CV does not choose it stably (benchmarks/RESULTS.md, #14).
     """
 
     prior_weight: float = 1.0
@@ -127,6 +139,9 @@ class PropParams:
     local_every: int = 1
     uniform_weight: float = 1.0
     uniform_reach: float = math.inf
+    reach_motion: float = 0.0
+    reach_quantile: float = 0.9
+    reach_memory: int = 1
 
     #: Knobs that change the speed only, never an output (tested): left out of the fingerprint,
     #: so runs and caches with and without them mix.
@@ -269,6 +284,14 @@ class PropagationBackend(VOSBackend):
             raise InputValidationError(f"prop.local_every must be >= 1, got {prop}")
         if self.prop_params.uniform_weight > 1:
             raise InputValidationError(f"prop.uniform_weight must be in [0, 1], got {prop}")
+        if self.prop_params.reach_memory < 1:
+            raise InputValidationError(f"prop.reach_memory must be >= 1, got {prop}")
+        if self.prop_params.reach_quantile > 1:
+            raise InputValidationError(f"prop.reach_quantile must be in [0, 1], got {prop}")
+        if self.prop_params.reach_motion > 0 and math.isinf(self.prop_params.uniform_reach):
+            raise InputValidationError(
+                f"prop.reach_motion > 0 needs a finite prop.uniform_reach (its floor r_min), got {prop}"
+            )
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
         self._ready = False
         #: CPU seconds of the last round's parts: ``cut`` (the annotated frame's graph-cut
@@ -454,9 +477,10 @@ class PropagationBackend(VOSBackend):
             state = _Crop(full, soft[k])
             states: list[_Crop] = []
             mixed = None
+            motions: list[float] = []
             for i, t in enumerate(range(k + direction, end + direction, direction)):
                 reuse = mixed if i % self.prop_params.local_every else None
-                state, mixed = self._step(state, t - direction, t, tables, reuse)
+                state, mixed = self._step(state, t - direction, t, tables, reuse, motions)
                 states.append(state)
                 nb_state = None if nb is None else runs[(nb, -direction)][abs(nb - t) - 1]
                 region, p = self._blend(t, k, state, nb, nb_state, others)
@@ -524,12 +548,15 @@ class PropagationBackend(VOSBackend):
         return (max(before) + 1 if before else 0), (min(after) - 1 if after else self._n_frames - 1)
 
     def _step(
-        self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray, local: np.ndarray | None = None
+        self, src: _Crop, t_src: int, t_dst: int, tables: np.ndarray, local: np.ndarray | None = None,
+        motions: list[float] | None = None,
     ) -> tuple[_Crop, np.ndarray | None]:
         """Carry soft labels from ``t_src`` to the adjacent ``t_dst`` and colour-correct them.
 
         ``local``: tables already mixed with a local colour model on an earlier step of this run,
-        used instead of a refit (``local_every`` > 1). Returns the crop and the mixed tables used.
+        used instead of a refit (``local_every`` > 1). ``motions``: the object's robust motions on
+        this run's earlier steps (``reach_motion``); this step's is appended. Returns the crop and
+        the mixed tables used.
         """
         prm = self.prop_params
         n_labels = self.n_labels
@@ -550,7 +577,14 @@ class PropagationBackend(VOSBackend):
         else:
             near = None
             if not math.isinf(prm.uniform_reach):
-                near = _within_reach(src.region_uint8(dbox, n_labels), prm.uniform_reach)
+                p_src = src.region_uint8(dbox, n_labels)
+                reach = prm.uniform_reach
+                if prm.reach_motion > 0:
+                    recent = [] if motions is None else motions
+                    recent.append(_object_motion(_argmax0(p_src) != 0, self._motion2(t_src, t_dst, dbox),
+                                                 prm.reach_quantile))
+                    reach = max(reach, prm.reach_motion * max(recent[-prm.reach_memory :]))
+                near = _within_reach(p_src, reach)
             warped = _unreliable_prior(warped, conf, prm.uniform_weight, near)
         if prm.local_mix > 0:
             tables = local if local is not None else self._mix_local(tables, src, sbox, t_src)
@@ -575,13 +609,7 @@ class PropagationBackend(VOSBackend):
         shape, n_labels = self._shape, self.n_labels
         maps = self._warp_maps(t_src, t_dst) if prm.warp_cache else None
         to_src, from_src = self._flow_pair(t_src, t_dst)
-        if maps is not None:
-            motion2 = maps.motion2[sbox]
-        else:
-            motion = from_src[sbox].astype(np.float32)
-            motion *= motion
-            motion2 = motion[..., 0] + motion[..., 1]
-        reach = prm.roi_margin + float(np.sqrt(motion2.max()))
+        reach = prm.roi_margin + float(np.sqrt(self._motion2(t_src, t_dst, sbox).max()))
         dbox = _grow(sbox, reach, shape)
         if maps is not None:
             flow = None
@@ -606,6 +634,15 @@ class PropagationBackend(VOSBackend):
         assert flow is not None
         back = _remap(from_src[rbox].astype(np.float32), mx, my)
         return dbox, warped, _fb_confidence(flow, back, prm.fb_sigma)
+
+    def _motion2(self, t_src: int, t_dst: int, box: tuple[slice, slice]) -> np.ndarray:
+        """Squared motion (h, w) float32 of ``t_src``'s pixels in ``box`` towards ``t_dst`` (from
+        the warp cache when it is on: the same numbers)."""
+        if self.prop_params.warp_cache:
+            return self._warp_maps(t_src, t_dst).motion2[box]
+        motion = self._flow_pair(t_src, t_dst)[1][box].astype(np.float32)
+        motion *= motion
+        return motion[..., 0] + motion[..., 1]
 
     def _flow_pair(self, t_src: int, t_dst: int) -> tuple[np.ndarray, np.ndarray]:
         """(flow from ``t_dst`` to ``t_src``, flow from ``t_src`` to ``t_dst``) of adjacent frames."""
@@ -811,6 +848,15 @@ def _within_reach(p: np.ndarray, reach: float) -> np.ndarray:
         return objects
     dist = cv2.distanceTransform((~objects).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return dist <= reach
+
+
+def _object_motion(objects: np.ndarray, motion2: np.ndarray, quantile: float) -> float:
+    """Robust motion (px) of the objects for ``PropParams.reach_motion``: the ``quantile`` quantile
+    (linear) of the motion magnitude sqrt(``motion2``) (h, w) over the ``objects`` pixels (h, w
+    bool); 0 when there is no object pixel (then the reach is its floor)."""
+    if not objects.any():
+        return 0.0
+    return float(np.quantile(np.sqrt(motion2[objects]), quantile))
 
 
 def _certainty(p: np.ndarray) -> np.ndarray:

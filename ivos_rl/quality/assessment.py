@@ -6,6 +6,7 @@ training on one backend's masks and testing on another's shows how well the esti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +124,12 @@ def write_predictions(
     pred: np.ndarray,
     sd: np.ndarray | None,
     fold: np.ndarray | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Out-of-fold rows for :mod:`ivos_rl.quality.cv_report`: the keys (``rows.sequence``,
     ``strategy``, ``init``, ``round``, ``frame``, ``object_id``) and ``rows.jf`` of a sample set or
-    feature rows, the backend ``fingerprint`` per row, estimate, sd (NaN when None), optional fold."""
+    feature rows, the backend ``fingerprint`` per row, estimate, sd (NaN when None), optional fold
+    and ``extra`` per-row arrays (e.g. the ``degraded`` kind)."""
     names = ("sequence", "strategy", "init", "round", "frame", "object_id", "jf")
     arrays = {k: getattr(rows, k) for k in names}
     arrays.update(
@@ -136,6 +139,7 @@ def write_predictions(
     )
     if fold is not None:
         arrays["fold"] = np.asarray(fold, np.int64)
+    arrays.update(extra or {})
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)

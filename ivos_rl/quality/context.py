@@ -126,7 +126,7 @@ def rows_with_context(rows: FeatureRows) -> FeatureRows:
     kw = {c: getattr(rows, c) for c in ("jf", "j", "f", "sequence", "frame", "object_id", "round")}
     return FeatureRows(
         x=out, **kw, strategy=rows.strategy, init=rows.init, backend=rows.backend,
-        names=new_names or rows.names + CONTEXT_NAMES,
+        names=new_names or rows.names + CONTEXT_NAMES, degraded=rows.degraded,
     )
 
 

@@ -7,7 +7,9 @@ scored: PCC / MAE / MSE per backend, reliability and ECE, interval coverage, and
 (its rule fitted on the training trajectories). Nothing is selected on a test fold. An optional
 monotone level recalibration (:mod:`ivos_rl.quality.level_calibration`) is fitted on the chosen
 recipe's inner validation estimates and applied to the outer fold; the raw estimates are kept too,
-so one run reports both.
+so one run reports both. Degraded rows (:mod:`ivos_rl.quality.degraded`) are trained on but never
+scored as the model's figures: recipe scores, per-fold and pooled metrics, the level map and the stop
+signal use the original rows only; the degraded rows get their own out-of-fold summary per kind.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def choose_recipe(
             val_sel = np.isin(rows.sequence, fold)
             train_sel = ~val_sel & np.isin(rows.sequence, [s for f in train_folds for s in f])
             model = _fit(rows, train_sel, cfg, seed)
-            score_sel = val_sel & backend_mask(rows, score_backend)
+            score_sel = val_sel & backend_mask(rows, score_backend) & rows.original
             pred, sd = model.predict_rows(rows.x[score_sel], rows.names)
             pccs.append(_score(pred, rows.jf[score_sel], criterion))
             val.append((pred, sd, rows.jf[score_sel]))
@@ -148,8 +150,8 @@ def cross_validate(
         raw[test_sel], sd[test_sel] = model.predict_rows(rows.x[test_sel], rows.names)
         pred[test_sel] = calib.apply(raw[test_sel]) if calib.kind != "none" else raw[test_sel]
         # stop rule: fitted and evaluated on the scored backend's trajectories (gains are backend-specific),
-        # on the estimates the fold's estimator gives (recalibrated when it is)
-        on_backend = backend_mask(rows, score_backend)
+        # on the estimates the fold's estimator gives (recalibrated when it is); original rows only
+        on_backend = backend_mask(rows, score_backend) & rows.original
         fit_pred, _ = model.predict_rows(rows.x[train_sel & on_backend], rows.names)
         fit_pred = calib.apply(fit_pred) if calib.kind != "none" else fit_pred
         rule = fit_stop_rule(_worst(trajectories(rows.subset(train_sel & on_backend), fit_pred)))
@@ -160,7 +162,7 @@ def cross_validate(
             {"fold": i, "rule": rule.to_dict(), "table": evaluate_stop(rule, test_trajs, thresholds)}
         )
         for b in np.unique(rows.backend[test_sel]):
-            sel = test_sel & (rows.backend == b)
+            sel = test_sel & (rows.backend == b) & rows.original
             per_fold.append(
                 {"fold": i, "backend": backend_label(str(b)), **quality_metrics(pred[sel], rows.jf[sel])}
             )
@@ -168,6 +170,7 @@ def cross_validate(
     out = {
         "per_fold": per_fold,
         "pooled": _pooled(rows, pred, sd),
+        "degraded": degraded_summary(rows, pred),
         "recipes": chosen,
         "stop": stop_rows,
         "oof_pred": pred,
@@ -184,11 +187,32 @@ def _worst(trajs: list[Any]) -> list[Any]:
     return [t for t in trajs if t.strategy == "worst"] or trajs
 
 
+def degraded_summary(rows: FeatureRows, pred: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per degraded kind: rows, mean estimate, mean true J&F, MAE, and the worst video's mean estimate
+    (what a model says about failed predictions it never saw the video of; {} without such rows)."""
+    out = {}
+    for kind in np.unique(rows.degraded[~rows.original]):
+        sel = (rows.degraded == kind) & np.isfinite(pred)
+        if not sel.any():
+            continue
+        per_video = [float(pred[sel & (rows.sequence == s)].mean()) for s in np.unique(rows.sequence[sel])]
+        out[str(kind)] = {
+            "n": int(sel.sum()),
+            "videos": len(per_video),
+            "mean_pred": float(pred[sel].mean()),
+            "mean_true": float(rows.jf[sel].mean()),
+            "mae": float(np.abs(pred[sel] - rows.jf[sel]).mean()),
+            "max_video_pred": max(per_video),
+        }
+    return out
+
+
 def _pooled(rows: FeatureRows, pred: np.ndarray, sd: np.ndarray) -> dict[str, Any]:
-    """Out-of-fold metrics per backend pooled over folds, with calibration and per-video PCC."""
+    """Out-of-fold metrics per backend pooled over folds (original rows), with calibration and
+    per-video PCC."""
     out: dict[str, Any] = {}
     for b in np.unique(rows.backend):
-        sel = (rows.backend == b) & np.isfinite(pred)
+        sel = (rows.backend == b) & np.isfinite(pred) & rows.original
         per_video = {
             str(s): quality_metrics(pred[sel & (rows.sequence == s)], rows.jf[sel & (rows.sequence == s)])[
                 "pcc"

@@ -3,7 +3,9 @@
 Inputs are the appearance-free signals of :mod:`ivos_rl.quality.features`, standardised with the
 training rows' mean and standard deviation. Each member predicts J&F (sigmoid) and a log-variance;
 the mean head is trained with MSE (it is what PCC/MAE measure), the variance head with the Gaussian
-negative log-likelihood of the detached mean, so uncertainty never pulls the estimate. The
+negative log-likelihood of the detached mean, so uncertainty never pulls the estimate (the recipe's
+``loss`` may replace MSE by Huber or L1: MAE is a target of issue #15, and MSE's mean chases the
+rare large errors). The
 ensemble's estimate is the members' mean; its uncertainty (a standard deviation in J&F units) is
 ``sqrt(mean variance + variance of the means)`` (aleatoric + epistemic, Lakshminarayanan et al.
 2017), times ``sd_scale``: a factor set from out-of-sample residuals (:func:`uncertainty_scale`),
@@ -26,6 +28,8 @@ from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.quality.context import DEFAULT_KINDS, KINDS, is_context, select_columns
 from ivos_rl.utils.seed import name_seed
 
+LOSSES: tuple[str, ...] = ("mse", "huber", "l1")
+
 
 @dataclass(frozen=True)
 class FeatureModelConfig:
@@ -41,6 +45,8 @@ class FeatureModelConfig:
     dropout: float = 0.0
     context: bool = False  # also use the video-context columns (ivos_rl.quality.context)
     context_kinds: tuple[str, ...] = DEFAULT_KINDS  # which of them (subset of ivos_rl.quality.context.KINDS)
+    loss: str = "mse"  # the mean head's loss, one of LOSSES (huber: quadratic within huber_delta)
+    huber_delta: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "members", "epochs", "batch_size"):
@@ -53,6 +59,11 @@ class FeatureModelConfig:
         if not kinds or set(kinds) - set(KINDS):
             raise ConfigError(f"feature model context_kinds must be a non-empty subset of {KINDS}: {kinds}")
         object.__setattr__(self, "context_kinds", kinds)  # lists from configs become tuples
+        if self.loss not in LOSSES or not self.huber_delta > 0:
+            raise ConfigError(
+                f"feature model loss must be one of {LOSSES} with huber_delta > 0, got {self.loss!r}, "
+                f"{self.huber_delta!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,12 +185,29 @@ def fit_feature_model(
     return model.eval()
 
 
-def mean_variance_loss(mu: torch.Tensor, log_var: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """MSE of the estimate + 0.1 x Gaussian NLL of the variance head around the *detached* estimate
-    (the uncertainty head never pulls the estimate; shared by the feature and the fusion models)."""
+def point_loss(err: torch.Tensor, loss: str = "mse", delta: float = 0.05) -> torch.Tensor:
+    """Per-row loss of the estimate's error ``err``: ``err^2`` (mse), ``|err|`` (l1), or Huber
+    ``err^2 / (2 delta)`` within ``delta`` and ``|err| - delta / 2`` beyond (slope 1 like l1, so its
+    scale matches l1's, not mse's)."""
+    if loss == "mse":
+        return err**2
+    a = err.abs()
+    if loss == "l1":
+        return a
+    if loss == "huber":
+        return torch.where(a < delta, 0.5 * err**2 / delta, a - 0.5 * delta)
+    raise ConfigError(f"unknown loss {loss!r} (have {LOSSES})")
+
+
+def mean_variance_loss(
+    mu: torch.Tensor, log_var: torch.Tensor, y: torch.Tensor, loss: str = "mse", delta: float = 0.05
+) -> torch.Tensor:
+    """Loss of the estimate (:func:`point_loss`, MSE by default) + 0.1 x Gaussian NLL of the variance
+    head around the *detached* estimate (the uncertainty head never pulls the estimate; shared by the
+    feature and the fusion models)."""
     err = y - mu
     nll = 0.5 * (log_var + err.detach() ** 2 / log_var.exp())
-    return (err**2).mean() + 0.1 * nll.mean()
+    return point_loss(err, loss, delta).mean() + 0.1 * nll.mean()
 
 
 def _train_member(
@@ -196,7 +224,7 @@ def _train_member(
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             mu, log_var = member(z[idx])
-            loss = mean_variance_loss(mu, log_var, y[idx])
+            loss = mean_variance_loss(mu, log_var, y[idx], cfg.loss, cfg.huber_delta)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -211,6 +239,8 @@ def model_state(model: FeatureQualityModel) -> dict[str, Any]:
         del config["context"], config["context_kinds"]
     else:
         config["context_kinds"] = list(config["context_kinds"])
+    if config["loss"] == "mse":  # likewise for the default loss
+        del config["loss"], config["huber_delta"]
     return {
         "names": list(model.names),
         "config": config,

@@ -9,13 +9,19 @@ backend versions and a model can tell which it was trained on.
 
 File: ``features.npz`` (arrays, written atomically) next to the crop shards; the feature names are
 stored in it, and loading refuses a file whose names differ from the extractor's.
+
+Degraded rows (:mod:`ivos_rl.quality.degraded`, issue #15): rows of a deliberately spoiled copy of a
+round's output (all-empty, shifted, ...) with the true J&F of that copy. They carry the kind in the
+``degraded`` column ("" for the backend's own output); a file without degraded rows has no such
+column (files written before it existed read as all-original), so the default bytes do not change.
+Degraded rows form their own (trajectory, round) groups and are never paired with crop samples.
 """
 
 from __future__ import annotations
 
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,7 @@ from ivos_rl.utils.io import atomic_path
 
 FILE = "features.npz"
 _COLUMNS = ("x", "jf", "j", "f", "sequence", "frame", "object_id", "round", "strategy", "init", "backend")
+ALL_COLUMNS = (*_COLUMNS, "degraded")
 
 
 @dataclass
@@ -45,25 +52,42 @@ class FeatureRows:
     init: np.ndarray
     backend: np.ndarray  # backend fingerprint per row
     names: tuple[str, ...]
+    # kind of a degraded row, "" for the backend's output (not given: every row is original)
+    degraded: np.ndarray = field(default_factory=lambda: np.zeros(0, "<U1"))
+
+    def __post_init__(self) -> None:
+        if self.degraded.size == 0 and len(self.jf):
+            self.degraded = np.full(len(self.jf), "")
+
+    @property
+    def original(self) -> np.ndarray:
+        """(N,) bool: rows of the backend's own output (not degraded copies)."""
+        return self.degraded == ""
 
     def __len__(self) -> int:
         return int(self.jf.shape[0])
 
     def subset(self, index: np.ndarray) -> FeatureRows:
         """Rows ``index`` (bool mask or integer indices)."""
-        return FeatureRows(**{c: getattr(self, c)[index] for c in _COLUMNS}, names=self.names)
+        return FeatureRows(**{c: getattr(self, c)[index] for c in ALL_COLUMNS}, names=self.names)
 
     def trajectory_keys(self) -> np.ndarray:
-        """(N,) str identifying the trajectory of each row (sequence, init, strategy, backend)."""
+        """(N,) str identifying the trajectory of each row (sequence, init, strategy, backend; a
+        degraded row's kind is appended, so its round is a group of its own)."""
         parts = [self.sequence, self.init.astype(str), self.strategy, self.backend]
-        return np.array(["|".join(p) for p in zip(*parts, strict=True)])
+        keys = ["|".join(p) for p in zip(*parts, strict=True)]
+        if not self.original.all():  # (built as str before the array: a fixed-width array would cut it)
+            kinds = self.degraded.tolist()
+            keys = [k if not d else f"{k}|degraded:{d}" for k, d in zip(keys, kinds, strict=True)]
+        return np.array(keys)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``features.npz`` in ``out_dir`` atomically."""
         path = Path(out_dir) / FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, names=np.array(self.names), **{c: getattr(self, c) for c in _COLUMNS})
+            cols = ALL_COLUMNS if not self.original.all() else _COLUMNS  # no degraded row: no column
+            np.savez_compressed(fh, names=np.array(self.names), **{c: getattr(self, c) for c in cols})
         return path
 
     @classmethod
@@ -74,7 +98,7 @@ class FeatureRows:
         if len(names) != 1:
             raise DatasetError(f"feature-row sets have different columns: {sorted(names)}")
         return cls(
-            **{c: np.concatenate([getattr(s, c) for s in sets]) for c in _COLUMNS}, names=sets[0].names
+            **{c: np.concatenate([getattr(s, c) for s in sets]) for c in ALL_COLUMNS}, names=sets[0].names
         )
 
 
@@ -93,12 +117,13 @@ class FeatureRecorder:
         j: np.ndarray,
         f: np.ndarray,
         key: tuple[str, str, int, int],
+        degraded: str = "",
     ) -> None:
         """Rows of every (frame, object) of one round.
 
         ``j``/``f`` are the true (T, K) J and F of ``out.masks``; ``key`` is (sequence, strategy,
-        initial-scribble index, round). Backend diagnostics are read from ``out.diagnostics`` when
-        the backend offers them.
+        initial-scribble index, round); ``degraded`` the kind when ``out`` is a degraded copy of the
+        round's output. Backend diagnostics are read from ``out.diagnostics`` when the backend offers them.
         """
         diagnostics = getattr(out, "diagnostics", None)
         x = quality_features(frames, out.probs, history, diagnostics)
@@ -118,6 +143,7 @@ class FeatureRecorder:
                 "strategy": np.full(n, strategy),
                 "init": np.full(n, init, np.int16),
                 "backend": np.full(n, self.backend),
+                "degraded": np.full(n, degraded),
                 "names": np.array(feature_names(diagnostics or {})),
             }
         )
@@ -129,7 +155,7 @@ class FeatureRecorder:
         names = {tuple(p["names"]) for p in self.parts}
         if len(names) != 1:
             raise DatasetError(f"rounds recorded different feature columns: {sorted(names)}")
-        arrays = {c: np.concatenate([p[c] for p in self.parts]) for c in _COLUMNS}
+        arrays = {c: np.concatenate([p[c] for p in self.parts]) for c in ALL_COLUMNS}
         return FeatureRows(**arrays, names=names.pop()).save(out_dir)
 
 
@@ -145,18 +171,16 @@ def row_index(
 ) -> np.ndarray:
     """Indices into ``rows`` of the (sequence, strategy, init, round, frame, object) keys given
     (e.g. the crop samples of the same generation pass); :class:`DatasetError` naming the first key
-    without a row (rows of another pass or an interrupted one must not be paired silently)."""
+    without a row (rows of another pass or an interrupted one must not be paired silently). Only
+    original rows are paired (a degraded row shares its round's key but has no crop)."""
 
     def keys(seq: np.ndarray, strat: np.ndarray, *ints: np.ndarray) -> list[tuple[object, ...]]:
         ints_ = (np.asarray(a).astype(np.int64).tolist() for a in ints)
         return list(zip(seq.tolist(), strat.tolist(), *ints_, strict=True))
 
-    lookup = {
-        key: i
-        for i, key in enumerate(
-            keys(rows.sequence, rows.strategy, rows.init, rows.round, rows.frame, rows.object_id)
-        )
-    }
+    orig = np.flatnonzero(rows.original)
+    cols = (rows.sequence, rows.strategy, rows.init, rows.round, rows.frame, rows.object_id)
+    lookup = {key: int(i) for i, key in zip(orig, keys(*(c[orig] for c in cols)), strict=True)}
     wanted = keys(sequence, strategy, init, rnd, frame, object_id)
     out = np.empty(len(wanted), np.int64)
     for i, key in enumerate(wanted):
@@ -181,6 +205,8 @@ def load_feature_rows(folders: str | Path | Sequence[str | Path]) -> FeatureRows
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {c: data[c] for c in _COLUMNS}
+                if "degraded" in data.files:
+                    arrays["degraded"] = data["degraded"]
                 names = tuple(str(n) for n in data["names"])
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
             raise CorruptFileError(f"cannot read feature rows ({exc})", path) from exc

@@ -1,7 +1,9 @@
 """Entry point of ``scripts/train_quality_features.py``: cross-validate, then ship a feature model.
 
-Steps: load the feature rows of ``cfg.data.dirs``; cross-validate over the shared video folds
-(:func:`ivos_rl.data.splits.video_folds`, nested recipe choice, see :mod:`ivos_rl.quality.crossval`);
+Steps: load the feature rows of ``cfg.data.dirs`` (plus the degraded rows of ``cfg.data.degraded_dirs``,
+:mod:`ivos_rl.quality.degraded`: trained on, never scored as the model's figures); cross-validate
+over the shared video folds (:func:`ivos_rl.data.splits.video_folds`, nested recipe choice, see
+:mod:`ivos_rl.quality.crossval`);
 refit on every video with the recipe the outer folds chose most often (ties: the earlier candidate);
 fit the stop rule on all Worst trajectories; write the checkpoint (backend fingerprints and split
 inside), a JSON report and a reliability-diagram PNG next to it.
@@ -141,6 +143,37 @@ def _fold_saver(
     return save
 
 
+def load_rows(cfg: DictConfig) -> FeatureRows:
+    """The rows of ``cfg.data.dirs`` plus only the degraded rows of ``cfg.data.degraded_dirs`` (their
+    original rows repeat rows of ``data.dirs``); ConfigError when a degraded folder holds none."""
+    rows = load_feature_rows(list(cfg.data.dirs))
+    extra = list(cfg.data.get("degraded_dirs") or [])
+    if not extra:
+        return rows
+    more = load_feature_rows(extra)
+    if more.original.all():
+        raise ConfigError(f"data.degraded_dirs hold no degraded feature rows: {extra}")
+    return FeatureRows.concatenate([rows, more.subset(~more.original)])
+
+
+def _write_oof(
+    out: Path, rows: FeatureRows, pred: np.ndarray, sd: np.ndarray, folds: list[list[str]], tag: str = ""
+) -> None:
+    """``<out><tag>.oof.npz``: out-of-fold estimates of the original rows (ivos_rl.quality.cv_report),
+    and ``<out><tag>.degraded.oof.npz`` of the degraded rows (with their ``degraded`` kind) if any."""
+    fold = np.full(len(rows), -1)
+    for i, f in enumerate(folds):
+        fold[np.isin(rows.sequence, f)] = i
+    done = np.isfinite(pred)
+    for sel, suffix in ((done & rows.original, ".oof.npz"), (done & ~rows.original, ".degraded.oof.npz")):
+        if sel.any():
+            extra = {} if suffix == ".oof.npz" else {"degraded": rows.degraded[sel]}
+            write_predictions(
+                out.with_suffix(tag + suffix), rows.subset(sel), rows.backend[sel], pred[sel], sd[sel],
+                fold[sel], extra=extra,
+            )
+
+
 def train_features(cfg: DictConfig) -> dict[str, Any]:
     """Cross-validate (``cfg.cv``) and ship (``cfg.ship``) the feature model; returns the report."""
     torch.set_num_threads(int(cfg.get("num_threads") or 1))
@@ -149,7 +182,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"level_calibration must be one of {LEVEL_KINDS}, got {level_kind!r}")
     if level_kind != "none" and not cfg.cv:
         raise ConfigError("level_calibration is fitted on out-of-fold estimates: it needs cv=true")
-    rows, held_out = _exclude(load_feature_rows(list(cfg.data.dirs)), cfg.data.get("exclude_sequences"))
+    rows, held_out = _exclude(load_rows(cfg), cfg.data.get("exclude_sequences"))
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
@@ -161,6 +194,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         "excluded": held_out,
         "folds": folds,
         "backends": {backend_label(b): int((rows.backend == b).sum()) for b in np.unique(rows.backend)},
+        "degraded_rows": dict(Counter(rows.degraded[~rows.original].tolist())),
         "candidates": [c.to_dict() for c in candidates],
     }
     pick, sd_scale = 0, 1.0
@@ -182,28 +216,15 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         )
         oof_pred, oof_raw, oof_sd = cv.pop("oof_pred"), cv.pop("oof_raw"), cv.pop("oof_sd")
         report["cv"] = cv
-        done = np.isfinite(oof_pred)
-        fold = np.full(len(rows), -1)
-        for i, f in enumerate(folds):
-            fold[np.isin(rows.sequence, f)] = i
+        done = np.isfinite(oof_pred) & rows.original
         # out-of-fold rows for the side-by-side report (ivos_rl.quality.cv_report)
-        write_predictions(
-            out.with_suffix(".oof.npz"),
-            rows.subset(done),
-            rows.backend[done],
-            oof_pred[done],
-            oof_sd[done],
-            fold[done],
-        )
+        _write_oof(out, rows, oof_pred, oof_sd, folds)
         if level_kind != "none":  # the same rows before the level map (before/after from one run)
-            write_predictions(
-                out.with_suffix(".raw.oof.npz"), rows.subset(done), rows.backend[done], oof_raw[done],
-                oof_sd[done], fold[done],
-            )
+            _write_oof(out, rows, oof_raw, oof_sd, folds, tag=".raw")
             # the shipped model's map: fitted on every video's out-of-fold raw estimates (scored backend)
             on = done & backend_mask(rows, cfg.score_backend)
             calib = fit_level_calibration(oof_raw[on], rows.jf[on], level_kind)
-        # out-of-fold residuals of every video set the shipped model's uncertainty scale
+        # out-of-fold residuals of every video (original rows) set the shipped model's uncertainty scale
         sd_scale = uncertainty_scale(oof_pred[done], oof_sd[done], rows.jf[done])
         pick = Counter(r["recipe"] for r in cv["recipes"]).most_common(1)[0][0]
         print(format_folds(cv["per_fold"]))
@@ -213,12 +234,17 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
                 f"80% interval coverage {m['coverage80']:.3f}"
             )
             print(format_reliability(m["reliability"]))
+        for kind, d in cv["degraded"].items():
+            print(
+                f"degraded {kind}: {d['n']} rows / {d['videos']} videos, mean estimate {d['mean_pred']:.3f} "
+                f"(true {d['mean_true']:.3f}, MAE {d['mae']:.3f}, highest video {d['max_video_pred']:.3f})"
+            )
         _plot_reliability(cv["pooled"], out.with_suffix(".reliability.png"))
     report["recipe"] = pick
     if cfg.ship:
         model = fit_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
         model.sd_scale.fill_(sd_scale)
-        on_backend = backend_mask(rows, cfg.score_backend)
+        on_backend = backend_mask(rows, cfg.score_backend) & rows.original
         fitted, _ = model.predict_rows(rows.x[on_backend], rows.names)
         fitted = calib.apply(fitted) if calib.kind != "none" else fitted
         trajs = [t for t in trajectories(rows.subset(on_backend), fitted) if t.strategy == "worst"]

@@ -39,15 +39,17 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from ivos_rl.backends.base import VOSBackend
+from ivos_rl.backends.base import BackendOutput, VOSBackend, labels_from_probs
 from ivos_rl.backends.cached import backend_fingerprint
 from ivos_rl.data.init_scribbles import choose_frames
 from ivos_rl.errors import ConfigError, CorruptFileError, DatasetError, InputValidationError, MissingDataError
 from ivos_rl.interactions import count_marks
 from ivos_rl.quality.crop import crop_inputs
+from ivos_rl.quality.degraded import DegradeConfig, degrade, plan
 from ivos_rl.quality.feature_rows import FILE as FEATURE_FILE
 from ivos_rl.quality.feature_rows import FeatureRecorder, load_feature_rows, row_index
 from ivos_rl.rounds import RoundEngine, SampleContext
+from ivos_rl.scoring import score_masks
 from ivos_rl.utils.io import atomic_path, atomic_write_json
 from ivos_rl.utils.logging import get_logger
 
@@ -367,6 +369,7 @@ def generate_samples(
     progress: bool = True,
     backend_name: str | None = None,
     feature_rows: bool = True,
+    degraded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the interactive loop and write sample shards + ``manifest.json`` to ``out_dir``.
 
@@ -377,9 +380,15 @@ def generate_samples(
     the robot-drawn variants), e.g. ``[2, 3]`` to add trajectories to a ``max_initial=1`` run.
     ``feature_rows`` also writes ``features.npz``: appearance-free features of every (round,
     frame, object) with the backend fingerprint (:mod:`ivos_rl.quality.feature_rows`).
+    ``degraded`` (:class:`~ivos_rl.quality.degraded.DegradeConfig` fields; None: none) also records
+    feature rows of degraded copies of a few rounds' outputs with their true J&F (marked in the
+    rows' ``degraded`` column; no crops); the other rows and the crops do not change.
     Deterministic for a fixed seed, backend and dataset.
     """
     _check_options(initial_indices, strategies, n_rounds, shard_size, crop_size, frames_per_round)
+    spoil = None if degraded is None else DegradeConfig.from_dict(degraded)
+    if spoil is not None and not feature_rows:
+        raise ConfigError("samples.degraded adds feature rows: it needs feature_rows=true")
     writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
     fingerprint = backend_fingerprint(backend)
     recorder = FeatureRecorder(fingerprint) if feature_rows else None
@@ -403,7 +412,7 @@ def generate_samples(
                 sample = SampleContext(seq, init_idx, frames, gt, k, first_scr)
                 stopped_early += _trajectory(
                     engine, sample, _rng(seed, seq, init_idx, strategy), strategy, n_rounds,
-                    frames_per_round, writer, (crop_size, enlarge, threshold), recorder,
+                    frames_per_round, writer, (crop_size, enlarge, threshold), recorder, spoil,
                 )
             bar.update(1)
     bar.close()
@@ -424,6 +433,7 @@ def generate_samples(
         initial_skipped=skipped,
         backend_fingerprint=fingerprint,
         feature_rows=None if features_file is None else features_file.name,
+        **({} if spoil is None else {"degraded": spoil.to_dict()}),
     )
     log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
     return manifest
@@ -467,16 +477,21 @@ def _trajectory(
     writer: SampleWriter,
     geometry: tuple[int, float, float],
     recorder: FeatureRecorder | None = None,
+    spoil: DegradeConfig | None = None,
 ) -> int:
     """One trajectory on the round engine, writing each round's rows; 1 if it stopped early."""
     t = sample.n_frames
     engine.start(sample)
+    spoilt = {} if spoil is None else plan(spoil, sample.sequence, sample.scribble_idx, n_rounds)
     for rnd in range(1, n_rounds + 1):
         scores = engine.score()
         out = engine.propagate()
         if recorder is not None:  # feature rows of every frame (ivos_rl.quality.feature_rows)
             key = (sample.sequence, strategy, sample.scribble_idx, rnd)
             recorder.add(sample.frames, out, engine.state.history, scores.j, scores.f, key)
+            if spoil is not None:
+                for kind in spoilt.get(rnd, []):
+                    _degraded_rows(recorder, sample, out, engine.state.history, kind, spoil, key)
         n_pick = t if frames_per_round is None else min(frames_per_round, t)
         picked = np.sort(rng.choice(t, size=n_pick, replace=False))
         writer.add(
@@ -490,6 +505,25 @@ def _trajectory(
             return 1  # the robot found nothing to correct: further rounds would repeat this output
         engine.propagate()
     return 0
+
+
+def _degraded_rows(
+    recorder: FeatureRecorder,
+    sample: SampleContext,
+    out: BackendOutput,
+    history: Sequence[int],
+    kind: str,
+    spoil: DegradeConfig,
+    key: tuple[str, str, int, int],
+) -> None:
+    """Feature rows of a degraded copy of ``out`` (:mod:`ivos_rl.quality.degraded`), scored against
+    the ground truth like the round itself."""
+    if getattr(out, "diagnostics", None):
+        raise ConfigError("degraded rows are undefined for a backend with diagnostics (they describe it)")
+    probs = degrade(out.probs, history, kind, spoil, (sample.sequence, sample.scribble_idx, key[3]))
+    masks = labels_from_probs(probs)
+    sc = score_masks(sample.gt, masks, sample.n_objects)
+    recorder.add(sample.frames, BackendOutput(probs, masks), history, sc.j, sc.f, key, degraded=kind)
 
 
 def _rows(
