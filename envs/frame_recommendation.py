@@ -168,7 +168,7 @@ def _check_knobs(
     interaction: Any,
     transition_cache: Any,
     max_cached_sequences: Any,
-    snapshots: Any = 0,
+    snapshots: Any,
 ) -> None:
     """Typed errors for the environment's knobs, raised before any data is loaded."""
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
@@ -360,10 +360,10 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         """
         engine = self.engine
         for n in range(len(ep["history"]), ep["synced"], -1) if self._snapshots else ():
-            snap = self._snapshots.get(self._key(ep, n))
-            if snap is not None:
-                self._snapshots.move_to_end(self._key(ep, n))
-                engine.restore(snap)
+            key = self._key(ep, n)
+            if key in self._snapshots:
+                self._snapshots.move_to_end(key)
+                engine.restore(self._snapshots[key])
                 self.rounds_restored += n - ep["synced"]
                 ep["synced"] = n
                 break
@@ -399,7 +399,9 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         )
         if self._cache_size > 0:
             self.cache_misses += 1
-            _remember(self._cache, key, (ep["j"], ep["f"], ep["q"], ep["extra"]), self._cache_size)
+            self._cache[key] = (ep["j"], ep["f"], ep["q"], ep["extra"])
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         # A finished episode's state is never continued: only states a step can start from are kept.
         if self._snapshot_size > 0 and ep["t"] < self.horizon and key not in self._snapshots:
             self._snapshots[key] = self.engine.snapshot()
@@ -521,14 +523,6 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._cache.clear()
         self._snapshots.clear()
         self._episode = None
-
-
-def _remember(lru: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any, size: int) -> None:
-    """Put ``key`` last in ``lru`` and drop the least recently used entries beyond ``size``."""
-    lru[key] = value
-    lru.move_to_end(key)
-    while len(lru) > size:
-        lru.popitem(last=False)
 
 
 def _deepest_least_recent(lru: OrderedDict[tuple[Any, ...], Any]) -> tuple[Any, ...]:
