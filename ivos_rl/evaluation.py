@@ -910,18 +910,19 @@ def merge_runs(out_dirs: Sequence[str | Path], out_dir: str | Path) -> Evaluatio
 # ---------------------------------------------------------------------------------- Hydra entry
 
 
-def checkpoint_provenance(quality_path: Any = None, agent_path: Any = None) -> dict[str, str]:
+def checkpoint_provenance(quality_path: Any = None, agent_path: Any = None) -> dict[str, Any]:
     """Hashes of the checkpoint files a run's numbers depend on, for its manifest's fingerprint.
 
     A config names a checkpoint by path only; the file behind it can change (a retrained quality
-    net or agent), so the fingerprint must carry its content, not its name."""
-    from ivos_rl.provenance import file_sha256
+    net or agent), so the fingerprint must carry its content, not its name. ``agent_path`` may be a
+    list (``strategy=agent_ensemble``): the list of its files' hashes."""
+    from ivos_rl.provenance import file_sha256, files_sha256
 
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     if quality_path is not None:
         out["quality_checkpoint"] = file_sha256(quality_path)
     if agent_path is not None:
-        out["agent_checkpoint"] = file_sha256(agent_path)
+        out["agent_checkpoint"] = files_sha256(agent_path)
     return out
 
 

@@ -293,12 +293,13 @@ def _shard(samples: list[tuple[str, int]], shard: str | None) -> list[tuple[str,
 
 def _policy(node: dict[str, Any] | None) -> tuple[Strategy | None, dict[str, Any] | None]:
     """The strategy a data run follows (``policy``, a ``_target_`` config) and its fingerprint record:
-    the resolved config and, for a policy file (``path``), the file's content hash."""
+    the resolved config and, for a policy file (``path``), the file's content hash (a list of
+    hashes for an ensemble's list of files)."""
     if node is None:
         return None, None
     from hydra.utils import instantiate
 
-    from ivos_rl.provenance import file_sha256
+    from ivos_rl.provenance import files_sha256
 
     if not isinstance(node, dict) or "_target_" not in node:
         raise ConfigError(f"policy must be a strategy config with a _target_ (or null), got {node!r}")
@@ -306,7 +307,7 @@ def _policy(node: dict[str, Any] | None) -> tuple[Strategy | None, dict[str, Any
     if not isinstance(policy, Strategy):
         raise ConfigError(f"policy {node['_target_']} is not a Strategy")
     path = node.get("path")
-    return policy, {"config": node, "sha256": file_sha256(path) if path else None}
+    return policy, {"config": node, "sha256": files_sha256(path) if path else None}
 
 
 def generate(cfg: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "check_fingerprint",
     "describe_difference",
     "file_sha256",
+    "files_sha256",
     "fingerprint",
     "git_commit",
     "hydra_job_record",
@@ -75,6 +76,14 @@ def file_sha256(path: str | Path | None) -> str | None:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:_SHORT]
+
+
+def files_sha256(paths: str | Path | Sequence[str | Path] | None) -> str | list[str] | None:
+    """:func:`file_sha256` of one path, or the list of hashes of a list of paths (a seed ensemble's
+    policy files); one path hashes exactly as before, so existing fingerprints are unchanged."""
+    if paths is None or isinstance(paths, (str, Path)):
+        return file_sha256(paths)
+    return [str(file_sha256(p)) for p in paths]
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
