@@ -1,0 +1,110 @@
+"""Digests of a propagation backend's outputs on fixed real episodes: the reference that a speed
+change must reproduce byte for byte (issue 14: every row, model and agent depends on those bytes).
+
+Episodes: for each video and initial scribble, one env episode on the N' = 25 subsequence the
+training env uses (horizon 4) and one on the whole video (horizon 3), with the DAVIS robot and
+actions drawn from :func:`~ivos_rl.utils.seed.name_rng` of (video, scribble, length), so a subset
+of videos gives the same rows. Per round: sha256 of the masks and of the uint8 probabilities, the
+changed frames, the sha256 of the per-frame J and F (float64 bytes) and the mean J&F.
+
+Run: `OMP_NUM_THREADS=1 python benchmarks/round_digests.py --root ../shared/data/davis2016-train
+--flow-cache-dir DIR --out digests.json` (write a reference) or `--check digests.json` (compare;
+exit status 1 on any difference, listing the first ones). Prints the CPU seconds of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _configs import backend_from_config
+
+from ivos_rl.data.davis import DavisDataset
+from ivos_rl.envs import FrameRecommendationEnv
+from ivos_rl.robot import ScribbleRobot
+from ivos_rl.utils.seed import name_rng
+
+VIDEOS = "bear,bmx-bumps,boat,breakdance-flare,soccerball,dog-agility"
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def episode_rows(env: FrameRecommendationEnv, seq: str, idx: int, length: int | None) -> list[dict[str, Any]]:
+    """One fixed episode's rounds (the reset's included) as digest rows."""
+    rng = name_rng("round_digests", seq, idx, length)
+    _, info = env.reset(options={"sample": (seq, idx)})
+    rows = [_row(env, info)]
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, info = env.step(int(rng.integers(env.n_frames)))
+        rows.append(_row(env, info))
+    return rows
+
+
+def _row(env: FrameRecommendationEnv, info: dict[str, Any]) -> dict[str, Any]:
+    out = env.engine.state.output
+    assert out is not None
+    return {
+        "annotated": [int(a) for a in info["annotated_frames"]],
+        "masks": _sha(out.masks),
+        "probs": _sha(out.probs),
+        "changed": None if out.changed_frames is None else list(out.changed_frames),
+        "jf_bytes": _sha(np.concatenate([info["j"].astype(np.float64), info["f"].astype(np.float64)])),
+        "jf": float(np.mean(info["jf"])),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, required=True, help="DAVIS folder with 240p frames")
+    parser.add_argument("--scribbles-root", type=Path, default=Path("data/scribbles/davis2016-train"))
+    parser.add_argument("--sequences", default=VIDEOS, help="comma-separated videos")
+    parser.add_argument("--scribbles", default="1,2,3", help="initial scribble indices")
+    parser.add_argument("--lengths", default="25,all", help="subsequence lengths ('all': whole videos)")
+    parser.add_argument("--backend", default="propagation", help="configs/backend/ name (see bench_env)")
+    parser.add_argument("--flow-cache-dir", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="write the digests here (JSON)")
+    parser.add_argument("--check", type=Path, default=None, help="compare with these digests")
+    args = parser.parse_args()
+    seqs = args.sequences.split(",")
+    ds = DavisDataset(args.root, resolution="240p", sequences=seqs, scribbles_root=args.scribbles_root)
+    backend = backend_from_config(args.backend, flow_cache_size=len(seqs), flow_cache_dir=args.flow_cache_dir)
+    result: dict[str, list[dict[str, Any]]] = {}
+    cpu0 = time.process_time()
+    for spec in args.lengths.split(","):
+        length = None if spec == "all" else int(spec)
+        env = FrameRecommendationEnv(ds, backend, ScribbleRobot(), horizon=4 if length else 3,
+                                     subsequence_length=length, reward={"use_goal": False})
+        for seq in seqs:
+            for idx in (int(i) for i in args.scribbles.split(",")):
+                result[f"{seq}/{idx}/{spec}"] = episode_rows(env, seq, idx, length)
+    cpu = time.process_time() - cpu0
+    rounds = sum(len(v) for v in result.values())
+    print(f"{len(result)} episodes, {rounds} rounds, {cpu:.1f} CPU s")
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1))
+    if args.check is not None:
+        sys.exit(_compare(json.loads(args.check.read_text()), result))
+
+
+def _compare(ref: dict[str, Any], got: dict[str, Any]) -> int:
+    """0 when ``got`` equals ``ref`` on every episode both hold (and they hold the same ones)."""
+    bad = [k for k in sorted(set(ref) | set(got)) if ref.get(k) != got.get(k)]
+    for k in bad[:10]:
+        r, g = ref.get(k) or [], got.get(k) or []
+        first = next((i for i, (a, b) in enumerate(zip(r, g)) if a != b), min(len(r), len(g)))
+        print(f"DIFFERS {k} from round {first + 1}")
+    print("identical" if not bad else f"{len(bad)} of {len(set(ref) | set(got))} episodes differ")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    main()
