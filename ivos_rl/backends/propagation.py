@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from ivos_rl.backends._colour_model import ColourModel, quantise_colours
-from ivos_rl.backends._flow import DIS_PRESETS, Warper, compute_flows, load_flows, save_flows
+from ivos_rl.backends._flow import DIS_PRESETS, Warper, as_float32, compute_flows, load_flows, save_flows
 from ivos_rl.backends._interactive_seg import (
     FrameSegmenter,
     SegParams,
@@ -615,7 +615,7 @@ class PropagationBackend(VOSBackend):
             flow = None
             mx, my = maps.mx[dbox], maps.my[dbox]
         else:
-            flow = to_src[dbox].astype(np.float32)
+            flow = as_float32(to_src[dbox])
             mx = self._warper.xs[dbox] + flow[..., 0]
             my = self._warper.ys[dbox] + flow[..., 1]
         # Only the source pixels the warp samples are converted and read (bilinear: +2).
@@ -632,7 +632,7 @@ class PropagationBackend(VOSBackend):
         if maps is not None:
             return dbox, warped, maps.confidence[dbox]
         assert flow is not None
-        back = _remap(from_src[rbox].astype(np.float32), mx, my)
+        back = _remap(as_float32(from_src[rbox]), mx, my)
         return dbox, warped, _fb_confidence(flow, back, prm.fb_sigma)
 
     def _motion2(self, t_src: int, t_dst: int, box: tuple[slice, slice]) -> np.ndarray:
@@ -640,7 +640,7 @@ class PropagationBackend(VOSBackend):
         the warp cache when it is on: the same numbers)."""
         if self.prop_params.warp_cache:
             return self._warp_maps(t_src, t_dst).motion2[box]
-        motion = self._flow_pair(t_src, t_dst)[1][box].astype(np.float32)
+        motion = as_float32(self._flow_pair(t_src, t_dst)[1][box])
         motion *= motion
         return motion[..., 0] + motion[..., 1]
 
@@ -657,12 +657,12 @@ class PropagationBackend(VOSBackend):
         cache = self._flows.warps
         if (t_src, t_dst) not in cache:
             to_src, from_src = self._flow_pair(t_src, t_dst)
-            motion = from_src.astype(np.float32)
+            motion = as_float32(from_src)
             motion *= motion
-            flow = to_src.astype(np.float32)
+            flow = as_float32(to_src)
             mx = self._warper.xs + flow[..., 0]
             my = self._warper.ys + flow[..., 1]
-            back = _remap(from_src.astype(np.float32), mx, my)
+            back = _remap(as_float32(from_src), mx, my)
             cache[(t_src, t_dst)] = _WarpMaps(
                 mx, my, _fb_confidence(flow, back, self.prop_params.fb_sigma), motion[..., 0] + motion[..., 1]
             )
@@ -823,8 +823,11 @@ class PropagationBackend(VOSBackend):
 def _fb_confidence(flow: np.ndarray, back: np.ndarray, sigma: float) -> np.ndarray:
     """Trust (h, w) in a warp from the forward-backward error: ``flow`` (h, w, 2) to the source,
     ``back`` the source's flow back, sampled where ``flow`` points (0 error: 1)."""
-    err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
-    return np.exp(-0.5 / sigma**2 * err2)
+    err = flow + back  # (fx + bx)^2 + (fy + by)^2, x -0.5 / sigma^2, exp: in place, the same bits
+    err *= err
+    err2 = err[..., 0] + err[..., 1]
+    err2 *= -0.5 / sigma**2
+    return np.exp(err2, out=err2)
 
 
 def _unreliable_prior(
