@@ -573,7 +573,10 @@ class PropagationBackend(VOSBackend):
         dbox, warped, conf = warp
         # Occluded or unreliable pixels: a uniform prior, so that colour alone decides them.
         if prm.uniform_weight == 1.0 and math.isinf(prm.uniform_reach):
-            warped = conf * warped + (1.0 - conf) * np.float32(1.0 / n_labels)  # version 2's bits
+            # conf x warped + (1 - conf) / L, version 2's bits (in place: the same operations)
+            prior = (1.0 - conf) * np.float32(1.0 / n_labels)
+            warped *= conf
+            warped += prior
         else:
             near = None
             if not math.isinf(prm.uniform_reach):
@@ -591,11 +594,18 @@ class PropagationBackend(VOSBackend):
             local = tables
         loglik = np.take(tables, self._bins[t_dst][dbox], axis=1)
         if prm.colour_band > 0:
-            loglik = loglik * _near_boundary(warped, prm.colour_band)
-        score = prm.prior_weight * np.log(np.maximum(warped, prm.prior_floor)) + prm.colour_weight * loglik
+            loglik *= _near_boundary(warped, prm.colour_band)
+        # prior_weight x log(max(warped, floor)) + colour_weight x loglik, in place (same bits)
+        score = np.maximum(warped, prm.prior_floor, out=warped)
+        np.log(score, out=score)
+        score *= prm.prior_weight
+        loglik *= prm.colour_weight
+        score += loglik
         q = _softmax0(score)
         if prm.smooth_sigma > 0:
-            q = np.stack([cv2.GaussianBlur(plane, (0, 0), prm.smooth_sigma) for plane in q])
+            for plane in q:
+                cv2.GaussianBlur(plane, (0, 0), prm.smooth_sigma, dst=loglik[0])
+                plane[...] = loglik[0]
         q = _remove_fragments(q, prm.min_fragment)
         return _Crop(dbox, probs_to_uint8(q)), local
 
@@ -668,10 +678,12 @@ class PropagationBackend(VOSBackend):
             )
         return cache[(t_src, t_dst)]
 
-    def _boundary_model(self, p: np.ndarray, bins: np.ndarray) -> ColourModel | None:
-        """Colour model of the pixels near the label boundary of soft labels ``p`` (L, h, w)."""
+    def _boundary_model(self, u: np.ndarray, bins: np.ndarray) -> ColourModel | None:
+        """Colour model of the pixels near the label boundary of soft labels ``u`` (L, h, w) uint8
+        (x 255; only the pixels used are converted to float: the same weights, and the argmax of
+        ``u`` is that of ``u`` / 255, ties included)."""
         prm = self.prop_params
-        labels = _argmax0(p)
+        labels = _argmax0(u)
         # Every label change (and so every pixel nearer to one than local_band) lies within the
         # objects' box grown by the band: the distances are computed there only (the same values:
         # a shortest chamfer path stays inside the rectangle of its two ends).
@@ -683,7 +695,7 @@ class PropagationBackend(VOSBackend):
         if not near.any():
             return None
         model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(bins[box][near], p[(slice(None), *box)][:, near])
+        model.add(bins[box][near], _to_float(u[(slice(None), *box)][:, near]))
         return model
 
     def _mix_local(self, tables: np.ndarray, src: _Crop, sbox: tuple[slice, slice], t_src: int) -> np.ndarray:
@@ -695,7 +707,7 @@ class PropagationBackend(VOSBackend):
         """
         prm = self.prop_params
         region = _grow(sbox, prm.local_band + 1, self._shape)
-        model = self._boundary_model(src.region(region, self.n_labels), self._bins[t_src][region])
+        model = self._boundary_model(src.region_uint8(region, self.n_labels), self._bins[t_src][region])
         if model is None:
             return tables
         a = prm.local_mix
@@ -758,7 +770,11 @@ class PropagationBackend(VOSBackend):
                 b = (1.0 - w) * lut[u_rest.max(axis=0)]
             else:
                 b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
-            fused = (a * p_new + b * p_rest) / (a + b)
+            # (a p_new + b p_rest) / (a + b), in place where the arrays are this call's own (same bits)
+            total = a + b
+            fused = np.multiply(p_new, a, out=p_new)
+            fused += b * p_rest
+            fused /= total
         else:
             fused = w * p_new + (1.0 - w) * p_rest
         return region, fused
@@ -907,7 +923,10 @@ def _near_boundary(p: np.ndarray, width: float) -> np.ndarray:
     a distance transform and gives the same smooth band.
     """
     b = cv2.GaussianBlur(p[0], (0, 0), width)
-    return np.clip(4.0 * b * (1.0 - b), 0.0, 1.0)
+    rest = 1.0 - b  # 4 b (1 - b) clipped, in place: the same operations
+    b *= 4.0
+    b *= rest
+    return np.clip(b, 0.0, 1.0, out=b)
 
 
 def _boundary_distance(labels: np.ndarray) -> np.ndarray:
@@ -942,9 +961,10 @@ def _argmax0(p: np.ndarray) -> np.ndarray:
 
 
 def _softmax0(score: np.ndarray) -> np.ndarray:
-    """Softmax over the first axis of (L, H, W) float32."""
+    """Softmax over the first axis of (L, H, W) float32, in place (``score`` is overwritten)."""
     top = score.max(axis=0) if score.shape[0] > 2 else np.maximum(score[0], score[1])
-    e = np.exp(score - top)
+    score -= top
+    e = np.exp(score, out=score)
     e /= e.sum(axis=0)
     return e
 
@@ -964,9 +984,9 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
     small_labels = ((labels.shape[0] + 1) // 2) * ((labels.shape[1] + 1) // 2) < 65535
     ltype = cv2.CV_16U if small_labels else cv2.CV_32S
     for k in range(1, q.shape[0]):
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(
-            (labels == k).astype(np.uint8), connectivity=8, ltype=ltype
-        )
+        # with one object the labels are its 0/1 mask already
+        mask = labels if q.shape[0] == 2 else (labels == k).astype(np.uint8)
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
         if n <= 2:
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]
