@@ -581,18 +581,26 @@ class FrameSegmenter:
             layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8))
             thick[label] = prm.stroke_weight * layer
         thick = thick.reshape(n_labels, -1)
+        # The strokes' samples are the same in every iteration: binned once, then added as before
+        # (a label without stroke pixels adds zeros: the same sums).
+        thick_colour = ColourModel(n_labels, self.bins)
+        thick_colour.add(bins, thick)
+        thick_motion = ColourModel(n_labels, prm.motion_bins, dims=2)
+        if mbins is not None:
+            thick_motion.add(mbins, thick)
         labels = np.argmax(log_pi - hard, axis=0)
+        soft: np.ndarray | None = membership.reshape(n_labels, -1)  # after the first cut: one-hot
         for _ in range(max(prm.iterations, 1)):
             model = ColourModel(n_labels, self.bins)
-            model.add(bins, membership.reshape(n_labels, -1))
-            model.add(bins, thick)
+            _add_members(model, bins, soft, labels)
+            model.counts += thick_colour.counts
             if global_model is not None:
                 model.merge(global_model, prm.global_weight)
             loglik = prm.colour_weight * model.log_likelihood(bins)
             if mbins is not None:
                 mmodel = ColourModel(n_labels, prm.motion_bins, dims=2)
-                mmodel.add(mbins, membership.reshape(n_labels, -1))
-                mmodel.add(mbins, thick)
+                _add_members(mmodel, mbins, soft, labels)
+                mmodel.counts += thick_motion.counts
                 loglik = loglik + prm.motion_weight * mmodel.log_likelihood(mbins)
             if prm.evidence_cap > 0:
                 # Appearance alone may not overrule a confident prior: a label's colour and
@@ -606,10 +614,18 @@ class FrameSegmenter:
                 labels = _coarse_to_fine(unary, edges, coarse_edges, labels)
             else:
                 labels = potts_graph_cut(unary, edges, init=labels)
-            # One-hot (L, h, w), contiguous (np.eye(L)[labels] is (h, w, L) and copied per use).
-            membership = np.stack([labels == k for k in range(n_labels)]).astype(np.float32)
+            soft = None  # the next fit's memberships: the cut's labels, one-hot
         labels[seeded] = seeds[seeded]
         return labels
+
+
+def _add_members(model: ColourModel, idx: np.ndarray, soft: np.ndarray | None, labels: np.ndarray) -> None:
+    """Add the box's samples to ``model``: soft memberships (L, n), or (None) the hard ``labels``
+    (``ColourModel.add_labels``: the counts one-hot weights give, exact sums of ones)."""
+    if soft is not None:
+        model.add(idx, soft)
+    else:
+        model.add_labels(idx, labels)
 
 
 def _border_labels(prior: np.ndarray, win: _Window) -> np.ndarray:
