@@ -39,10 +39,11 @@ def _sha(a: np.ndarray) -> str:
 
 
 def episode_rows(
-    env: FrameRecommendationEnv, seq: str, idx: int, length: int | None, step_cpu: list[float]
+    env: FrameRecommendationEnv, seq: str, idx: int, length: int | None, step_cpu: list[list[float]]
 ) -> list[dict[str, Any]]:
     """One fixed episode's rounds (the reset's included) as digest rows; the CPU seconds of its
-    steps (robot, backend round, metrics: a live step) are appended to ``step_cpu``."""
+    steps (robot, backend round, metrics: a live step) are appended to ``step_cpu`` with the
+    backend's own split (cut, propagate: ``last_timings``)."""
     rng = name_rng("round_digests", seq, idx, length)
     _, info = env.reset(options={"sample": (seq, idx)})
     rows = [_row(env, info)]
@@ -50,7 +51,8 @@ def episode_rows(
     while not terminated:
         cpu = time.process_time()
         _, _, terminated, _, info = env.step(int(rng.integers(env.n_frames)))
-        step_cpu.append(time.process_time() - cpu)
+        parts = getattr(env.backend, "last_timings", {})
+        step_cpu.append([time.process_time() - cpu, parts.get("cut", 0.0), parts.get("propagate", 0.0)])
         rows.append(_row(env, info))
     return rows
 
@@ -90,10 +92,12 @@ def main() -> None:
     result, _ = runs[0]
     if any(r != result for r, _ in runs[1:]):
         raise SystemExit("a repeated run gave other outputs")
-    fastest = np.min([cpu for _, cpu in runs], axis=0)
+    cpu = np.stack([c for _, c in runs])  # (runs, steps, 3)
+    fastest = cpu[np.argmin(cpu[:, :, 0], axis=0), np.arange(cpu.shape[1])].mean(axis=0) * 1000
     rounds = sum(len(v) for v in result.values())
-    print(f"{len(result)} episodes, {rounds} rounds; {fastest.size} live steps, "
-          f"{1000 * fastest.mean():.1f} CPU ms per step (fastest of {len(runs)} runs per step)")
+    print(f"{len(result)} episodes, {rounds} rounds; {cpu.shape[1]} live steps, {fastest[0]:.1f} CPU ms per "
+          f"step (each step's fastest of {len(runs)} runs): cut {fastest[1]:.1f}, propagate "
+          f"{fastest[2]:.1f}, rest (robot, metrics, env) {fastest[0] - fastest[1] - fastest[2]:.1f}")
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1))
     if args.check is not None:
@@ -103,9 +107,10 @@ def main() -> None:
 def _run_all(
     ds: DavisDataset, backend: Any, seqs: list[str], args: argparse.Namespace
 ) -> tuple[dict[str, list[dict[str, Any]]], np.ndarray]:
-    """Every episode's digest rows, and the CPU seconds of each live step in order."""
+    """Every episode's digest rows, and the CPU seconds of each live step in order (steps x
+    (total, cut, propagate))."""
     result: dict[str, list[dict[str, Any]]] = {}
-    step_cpu: list[float] = []
+    step_cpu: list[list[float]] = []
     for spec in args.lengths.split(","):
         length = None if spec == "all" else int(spec)
         env = FrameRecommendationEnv(ds, backend, ScribbleRobot(), horizon=4 if length else 3,

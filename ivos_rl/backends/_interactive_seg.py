@@ -430,13 +430,17 @@ class FrameSegmenter:
             member = np.zeros((n_labels, *shape), dtype=np.float32)
             member[0] = ~near
             return logp, member, reach
-        out = prior.astype(np.float32).copy()
+        out = prior.astype(np.float32)  # a copy
         reach = out[0] < 1.0 - prm.prior_floor
         for s, d in zip(new_strokes, dists, strict=True):
             if d is None:
                 d = win.distance(s)
             sigma = prm.correction_sigma * win.length(s)
-            g = prm.correction_strength * np.exp(-0.5 * (d / sigma) ** 2)
+            g = d / sigma  # correction_strength x exp(-0.5 (d / sigma)^2), in place: the same bits
+            g *= g
+            g *= -0.5
+            np.exp(g, out=g)
+            g *= prm.correction_strength
             out *= 1.0 - g
             out += g * (prm.correction_uniform / n_labels)
             out[s.label] += g * (1.0 - prm.correction_uniform)
@@ -448,7 +452,7 @@ class FrameSegmenter:
                 out *= 1.0 - core
                 out[s.label] += core
             reach |= d < 3.0 * sigma
-        logp = np.log(np.clip(out, prm.prior_floor, 1.0))
+        logp = np.log(np.clip(out, prm.prior_floor, 1.0, out=out), out=out)
         if prm.support_rate > 0:
             # Objects are contiguous: far from an object's current extent and its new strokes,
             # the prior against it grows linearly, so appearance cannot create distant blobs.
@@ -699,8 +703,10 @@ def _coarse_to_fine(
     labels = potts_graph_cut(coarse, coarse_edges, init=coarse_init)
     up = cv2.resize(labels.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
     # Forbidden labels must stay forbidden (stroke pixels).
-    forbidden = unary[up, np.arange(h)[:, None], np.arange(w)[None, :]] >= HARD / 2
-    up = np.where(forbidden, unary.argmin(axis=0), up)
+    forbidden = np.take_along_axis(unary, up[None], axis=0)[0] >= HARD / 2
+    if forbidden.any():  # the unary's best label there (argmin of those pixels only: the same labels)
+        ys, xs = np.nonzero(forbidden)
+        up[ys, xs] = unary[:, ys, xs].argmin(axis=0)
     edge = np.zeros((h, w), dtype=np.uint8)
     edge[:, 1:] |= (up[:, 1:] != up[:, :-1]).astype(np.uint8)
     edge[1:, :] |= (up[1:, :] != up[:-1, :]).astype(np.uint8)

@@ -183,6 +183,11 @@ def _to_float(p: np.ndarray) -> np.ndarray:
     return np.divide(p, np.float32(255.0), dtype=np.float32)
 
 
+#: float64(float32(v / 255)), v = 0..255: uint8 probabilities as the float32 weights they were, widened.
+_FLOAT64_OF_UINT8 = _to_float(np.arange(256, dtype=np.uint8)).astype(np.float64)
+_FLOAT64_OF_UINT8.flags.writeable = False
+
+
 @dataclass
 class _Round:
     """What one round changes, computed before any state is touched (so a failure leaves no trace).
@@ -447,7 +452,7 @@ class PropagationBackend(VOSBackend):
         """Everything this round changes, computed without touching the backend's state."""
         cpu0 = time.process_time()
         strokes = self._strokes.get(k, []) + new
-        prior = self._soft[k].astype(np.float32) / 255.0 if self._segs else None
+        prior = _to_float(self._soft[k]) if self._segs else None
         labels = self._segmenter.segment(
             self._frames[k],
             self._bins[k],
@@ -695,7 +700,8 @@ class PropagationBackend(VOSBackend):
         if not near.any():
             return None
         model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(bins[box][near], _to_float(u[(slice(None), *box)][:, near]))
+        # u / 255 as float32 (the weights before), widened to the float64 bincount sums in: one look-up
+        model.add(bins[box][near], _FLOAT64_OF_UINT8[u[(slice(None), *box)][:, near]])
         return model
 
     def _mix_local(self, tables: np.ndarray, src: _Crop, sbox: tuple[slice, slice], t_src: int) -> np.ndarray:
@@ -951,6 +957,8 @@ def _onehot(labels: np.ndarray, n_labels: int) -> np.ndarray:
 
 def _argmax0(p: np.ndarray) -> np.ndarray:
     """Argmax over the first axis of (L, H, W) as uint8, plane by plane (ties: lowest label)."""
+    if p.shape[0] == 2:  # one object: where it beats the background
+        return np.greater(p[1], p[0]).view(np.uint8)
     labels = np.zeros(p.shape[1:], dtype=np.uint8)
     best = p[0].copy()
     for k in range(1, p.shape[0]):
