@@ -7,8 +7,6 @@ The few hundred pixels of a stroke are enough once the histogram is smoothed in 
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
@@ -86,7 +84,8 @@ class ColourModel:
             tables = np.empty_like(self.counts, dtype=np.float32)
             hists = self.counts.reshape((self.n_labels,) + (self.bins,) * self.dims)
             if self.smoothing > 0:
-                hists = _smooth(hists, self.smoothing)
+                # One call for all labels (no smoothing across labels): the same 1-D passes per label.
+                hists = ndi.gaussian_filter(hists, (0.0,) + (self.smoothing,) * self.dims, mode="nearest")
             for label in range(self.n_labels):
                 h = hists[label]
                 total = h.sum()
@@ -99,28 +98,3 @@ class ColourModel:
     def log_likelihood(self, bin_idx: np.ndarray) -> np.ndarray:
         """log p(colour | label) for each pixel: (n_labels, *bin_idx.shape) float32."""
         return np.take(self.log_tables(), bin_idx, axis=1)  # = tables[:, bin_idx], 2-3x faster
-
-
-@functools.lru_cache(maxsize=8)
-def _gaussian_weights(sigma: float) -> np.ndarray:
-    """The 1-D kernel :func:`scipy.ndimage.gaussian_filter1d` correlates with (radius 4 sigma),
-    read off its response to a unit impulse (each tap is that weight x 1: exact)."""
-    radius = int(4.0 * sigma + 0.5)
-    impulse = np.zeros(2 * radius + 1)
-    impulse[radius] = 1.0
-    weights = ndi.gaussian_filter1d(impulse, sigma, mode="constant")
-    weights.flags.writeable = False
-    return weights
-
-
-def _smooth(hists: np.ndarray, sigma: float) -> np.ndarray:
-    """``ndi.gaussian_filter(hists, (0, sigma, ...), mode="nearest")``: every axis but the first
-    (labels) smoothed, with the same 1-D passes into the same output array (so the same bits),
-    without its per-call set-up (a third of a propagation step's colour-model time)."""
-    out = np.zeros_like(hists)
-    src = hists
-    weights = _gaussian_weights(float(sigma))
-    for axis in range(1, hists.ndim):
-        ndi.correlate1d(src, weights, axis, out, mode="nearest", cval=0.0, origin=0)
-        src = out
-    return out
