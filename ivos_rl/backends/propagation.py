@@ -463,10 +463,11 @@ class PropagationBackend(VOSBackend):
             motion_bins=self._motion_bins(k),
         )
         cpu1 = time.process_time()
-        colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
+        work_seeds = rasterise(strokes, self._shape)
+        colour = self._frame_colour(k, labels, work_seeds)
         tables = self._global_model(exclude=k, extra=colour).log_tables()
         probs, masks = self._previous_output()
-        seeds = rasterise(strokes, self._out_shape)
+        seeds = work_seeds if self._out_shape == self._shape else rasterise(strokes, self._out_shape)
         onehot = _onehot(labels, self.n_labels)
         soft = {k: (onehot * 255).astype(np.uint8)}
         self._render(onehot, probs, masks, k, seeds)
