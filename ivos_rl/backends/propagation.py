@@ -609,9 +609,8 @@ class PropagationBackend(VOSBackend):
         score += loglik
         q = _softmax0(score)
         if prm.smooth_sigma > 0:
-            for plane in q:
-                cv2.GaussianBlur(plane, (0, 0), prm.smooth_sigma, dst=loglik[0])
-                plane[...] = loglik[0]
+            for plane in q:  # blurred into a spent buffer, then back (np.stack made a new array)
+                plane[...] = cv2.GaussianBlur(plane, (0, 0), prm.smooth_sigma, dst=loglik[0])
         q = _remove_fragments(q, prm.min_fragment)
         return _Crop(dbox, probs_to_uint8(q)), local
 
