@@ -24,6 +24,7 @@ from ivos_rl.quality.feature_model import (
 )
 from ivos_rl.quality.feature_rows import FeatureRows
 from ivos_rl.quality.features import FEATURE_NAMES
+from tests.test_quality_degraded import _rows as degraded_rows
 
 
 def test_pairwise_rank_loss_by_hand() -> None:
@@ -122,25 +123,17 @@ def test_spearman_choice_keeps_the_pcc_guard() -> None:
 
 
 def _rows(n_videos: int) -> FeatureRows:
-    """6 frames x 2 rounds x 2 trajectories of one object per video; targets from one feature."""
-    n = 24 * n_videos
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32)
-    y = (1 / (1 + np.exp(-x[:, 3]))).astype(np.float32)
-    idx = np.arange(n)
-    return FeatureRows(
-        x=x, jf=y, j=y, f=y, sequence=np.repeat([f"v{i}" for i in range(n_videos)], 24), frame=idx % 6,
-        object_id=np.ones(n, np.int16), round=(idx // 6) % 2 + 1,
-        strategy=np.where((idx // 12) % 2 == 0, "worst", "random"), init=np.ones(n, np.int16),
-        backend=np.full(n, "b"), names=FEATURE_NAMES,
-    )
+    """4 frames x 2 rounds of one object per video (test_quality_degraded's rows), in two trajectories."""
+    worst, other = degraded_rows(n_videos), degraded_rows(n_videos)
+    other.strategy = np.full(len(other), "random")
+    return FeatureRows.concatenate([worst, other])
 
 
 def test_round_groups_are_trajectory_round_object() -> None:
-    rows = _rows(2)
+    rows = _rows(2)  # rows 0-3 and 4-7: video v0's two rounds (worst); rows 16-19: its first round (random)
     g = rows.round_groups()
     assert len(np.unique(g)) == 2 * 2 * 2  # videos x trajectories x rounds
-    assert (g[:6] == g[0]).all() and g[6] != g[0] and g[12] != g[0] and g[24] != g[0]
+    assert (g[:4] == g[0]).all() and len({g[0], g[4], g[8], g[16]}) == 4
 
 
 def test_train_features_with_a_ranking_candidate(tmp_path: Path) -> None:
