@@ -85,8 +85,10 @@ def choose_recipe(
     criterion: str = "pcc",
 ) -> tuple[int, list[float], float, tuple[np.ndarray, np.ndarray]]:
     """(index, scores, uncertainty scale, (validation estimates, targets)) of the candidate with the
-    best mean validation score (``criterion``: PCC, or PCC - MAE) when each of the first ``n_val``
-    training folds (all when None) is held out in turn from the others (inner cross-validation);
+    best mean validation score (``criterion``: PCC, PCC - MAE, or the within-round Spearman among
+    the candidates that keep the first one's PCC within :data:`SPEARMAN_PCC_SLACK`) when each of the
+    first ``n_val`` training folds (all when None) is held out in turn from the others (inner
+    cross-validation);
     ``score_backend`` restricts the scoring rows to one backend. The scale
     (:func:`uncertainty_scale`) and the returned estimates are the chosen candidate's validation
     rows (what a level recalibration is fitted on)."""
