@@ -255,13 +255,22 @@ def test_val_fraction_zero_trains_on_every_video(generated: Path) -> None:
         split_samples(s, None, 1.0)
 
 
-def _annotated_rows(seqs: list[str], frames: list[int], annotated: list[int], jf: list[float]) -> FeatureRows:
+def _annotated_rows(
+    seqs: list[str],
+    frames: list[int],
+    annotated: list[int],
+    jf: list[float],
+    names: tuple[str, ...] = ("annotated",),
+) -> FeatureRows:
+    """Rows of one round per video; ``annotated`` is the only non-zero column of ``names``."""
     n = len(seqs)
+    x = np.zeros((n, len(names)), np.float32)
+    x[:, names.index("annotated")] = annotated
     return FeatureRows(
-        x=np.array(annotated, np.float32).reshape(n, 1), jf=np.array(jf, np.float32), j=np.zeros(n),
+        x=x, jf=np.array(jf, np.float32), j=np.zeros(n),
         f=np.zeros(n), sequence=np.array(seqs), frame=np.array(frames), object_id=np.ones(n, np.int16),
         round=np.ones(n, np.int16), strategy=np.full(n, "worst"), init=np.ones(n, np.int16),
-        backend=np.full(n, '{"class": "x.PropagationBackend", "version": 2}'), names=("annotated",),
+        backend=np.full(n, '{"class": "x.PropagationBackend", "version": 2}'), names=names,
     )
 
 
@@ -290,3 +299,23 @@ def test_worst_proxy_share_skips_annotated_frames_by_hand(tmp_path: Path) -> Non
     assert compare_shares({"m": q, "ok": perfect}, "ok")["m"]["propagation-v2"]["diff"] == d["diff"]
     with pytest.raises(DatasetError, match="no feature row"):
         with_annotated(p, rows.subset(np.arange(6)))
+
+
+def test_cv_report_cli_worst_proxy_against_a_reference(tmp_path: Path) -> None:
+    import json
+
+    from ivos_rl.quality.cv_report import main
+
+    rows = _annotated_rows(["a"] * 4, [0, 1, 2, 3], [0, 0, 0, 1], [0.1, 0.5, 0.9, 1.0], FEATURE_NAMES)
+    rows.save(tmp_path / "rows")
+    est = write_predictions(tmp_path / "e.npz", rows, rows.backend, np.array([0.5, 0.2, 0.8, 0.1]), None)
+    ok = write_predictions(tmp_path / "o.npz", rows, rows.backend, rows.jf, None)
+    out = tmp_path / "r.json"
+    assert main([f"est={est}", f"ok={ok}", "--common", "--rows", str(tmp_path / "rows"), "--reference", "ok",
+                 "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    # est picks frame 1 (.5) = the mean of frames 0-2: share 0; the perfect estimate picks frame 0: share 1
+    share = report["models"]["est"]["pooled"]["propagation-v2"]["worst_pick"]["share"]
+    assert share == pytest.approx(0.0, abs=1e-6)
+    assert report["share_vs_reference"]["est"]["propagation-v2"]["diff"] == pytest.approx(-1.0, rel=1e-6)
+    assert main([f"est={est}", "--reference", "nope", "--output", str(out)]) == 2
