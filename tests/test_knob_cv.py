@@ -42,3 +42,11 @@ def test_table_pairs_videos_and_counts_wins() -> None:
     assert row["95% lo"] <= 7.5 <= row["95% hi"]
     assert row["rule wins"] == 3 and row["videos"] == 4
     assert table.loc["cv rule", "AUC x100"] == pytest.approx(60.0)
+
+
+def test_float_rounding_is_a_tie_not_a_win() -> None:
+    # the same AUCs summed in another order differ in the last bits: no video may count as won
+    rule = _auc({"a": 0.1 + 0.2, "b": 0.7})
+    base = _auc({"a": 0.3, "b": 0.7})
+    assert rule["a/1"] > base["a/1"]  # 0.30000000000000004 > 0.3
+    assert cv_table(rule, {"same": base}, n_boot=50).loc["same", "rule wins"] == 0

@@ -15,7 +15,18 @@ from ivos_rl.data import DavisDataset
 from ivos_rl.errors import CheckpointError, ConfigError, DatasetError, InputValidationError
 from ivos_rl.quality.assessment import write_predictions
 from ivos_rl.quality.checkpoint import export_half, load_checkpoint, load_model, save_checkpoint
-from ivos_rl.quality.cv_report import common_rows, load_predictions, model_report, worst_pick
+from ivos_rl.quality.cv_report import (
+    Predictions,
+    common_rows,
+    compare_shares,
+    load_predictions,
+    model_report,
+    paired_share,
+    pick_share,
+    round_picks,
+    with_annotated,
+    worst_pick,
+)
 from ivos_rl.quality.estimator import QualityEstimator
 from ivos_rl.quality.feature_rows import FILE, FeatureRows, load_feature_rows
 from ivos_rl.quality.features import FEATURE_NAMES, quality_features
@@ -242,3 +253,69 @@ def test_val_fraction_zero_trains_on_every_video(generated: Path) -> None:
     assert record["held_out"] == [] and record["train"] == sorted(set(s.sequence.tolist()))
     with pytest.raises(ConfigError, match="val_fraction"):
         split_samples(s, None, 1.0)
+
+
+def _annotated_rows(
+    seqs: list[str],
+    frames: list[int],
+    annotated: list[int],
+    jf: list[float],
+    names: tuple[str, ...] = ("annotated",),
+) -> FeatureRows:
+    """Rows of one round per video; ``annotated`` is the only non-zero column of ``names``."""
+    n = len(seqs)
+    x = np.zeros((n, len(names)), np.float32)
+    x[:, names.index("annotated")] = annotated
+    return FeatureRows(
+        x=x, jf=np.array(jf, np.float32), j=np.zeros(n),
+        f=np.zeros(n), sequence=np.array(seqs), frame=np.array(frames), object_id=np.ones(n, np.int16),
+        round=np.ones(n, np.int16), strategy=np.full(n, "worst"), init=np.ones(n, np.int16),
+        backend=np.full(n, '{"class": "x.PropagationBackend", "version": 2}'), names=names,
+    )
+
+
+def test_worst_proxy_share_skips_annotated_frames_by_hand(tmp_path: Path) -> None:
+    # video a: frame 3 is annotated (true 1.0, lowest estimate .1); video b: 3 frames, none annotated
+    rows = _annotated_rows(["a"] * 4 + ["b"] * 3, [0, 1, 2, 3, 0, 1, 2], [0, 0, 0, 1, 0, 0, 0],
+                           [0.1, 0.5, 0.9, 1.0, 0.2, 0.6, 0.4])
+    pred = [0.5, 0.2, 0.8, 0.1, 0.3, 0.6, 0.9]
+    p = load_predictions([write_predictions(tmp_path / "p.npz", rows, rows.backend, np.array(pred), None)])
+    # every frame a candidate: a picks frame 3 (1.0) against random .625 and oracle .1; b picks its
+    # worst (.2) against random .4: share ((.625 - 1) + .2) / (.525 + .2)
+    assert worst_pick(p)["share"] == pytest.approx((0.625 - 1.0 + 0.2) / (0.525 + 0.2), rel=1e-5)
+    # without the annotated frame: a picks frame 1 (.5) = its random .5, oracle .1: share (0 + .2) / (.4 + .2)
+    q = with_annotated(p, rows)
+    wp = worst_pick(q)
+    assert wp["share"] == pytest.approx(1 / 3, rel=1e-5) and wp["regret"] == pytest.approx(0.2, rel=1e-5)
+    picks = round_picks(q)
+    np.testing.assert_allclose(picks["picked"], [0.5, 0.2], rtol=1e-6)
+    assert pick_share(picks) == pytest.approx(1 / 3, rel=1e-5)
+    # paired over videos: against itself 0; a perfect estimate has share 1, so the difference is -2/3
+    assert paired_share(q, q)["diff"] == 0.0 and paired_share(q, q)["hi"] == 0.0
+    perfect = Predictions({**q.arrays, "pred": q.arrays["jf"].copy()})
+    d = paired_share(q, perfect, n_boot=200)
+    assert d["diff"] == pytest.approx(-2 / 3, rel=1e-5)
+    assert -1.0 - 1e-6 <= d["lo"] <= d["diff"] <= d["hi"] <= 1e-6
+    assert compare_shares({"m": q, "ok": perfect}, "ok")["m"]["propagation-v2"]["diff"] == d["diff"]
+    with pytest.raises(DatasetError, match="no feature row"):
+        with_annotated(p, rows.subset(np.arange(6)))
+
+
+def test_cv_report_cli_worst_proxy_against_a_reference(tmp_path: Path) -> None:
+    import json
+
+    from ivos_rl.quality.cv_report import main
+
+    rows = _annotated_rows(["a"] * 4, [0, 1, 2, 3], [0, 0, 0, 1], [0.1, 0.5, 0.9, 1.0], FEATURE_NAMES)
+    rows.save(tmp_path / "rows")
+    est = write_predictions(tmp_path / "e.npz", rows, rows.backend, np.array([0.5, 0.2, 0.8, 0.1]), None)
+    ok = write_predictions(tmp_path / "o.npz", rows, rows.backend, rows.jf, None)
+    out = tmp_path / "r.json"
+    assert main([f"est={est}", f"ok={ok}", "--common", "--rows", str(tmp_path / "rows"), "--reference", "ok",
+                 "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    # est picks frame 1 (.5) = the mean of frames 0-2: share 0; the perfect estimate picks frame 0: share 1
+    share = report["models"]["est"]["pooled"]["propagation-v2"]["worst_pick"]["share"]
+    assert share == pytest.approx(0.0, abs=1e-6)
+    assert report["share_vs_reference"]["est"]["propagation-v2"]["diff"] == pytest.approx(-1.0, rel=1e-6)
+    assert main([f"est={est}", "--reference", "nope", "--output", str(out)]) == 2

@@ -73,6 +73,15 @@ def load_flows(path: str | Path, shape: tuple[int, int, int]) -> tuple[np.ndarra
     return fwd, bwd
 
 
+def as_float32(flow: np.ndarray) -> np.ndarray:
+    """A float16 flow (or box of one; up to 4 channels) as a new float32 array, exact.
+
+    OpenCV's conversion, ~3x faster than numpy's ``astype`` (no F16C path there): the same
+    bits for every finite float16 value, -0.0 included (x 1.0; checked on all 63,488 in a test).
+    """
+    return cv2.multiply(flow, 1.0, dtype=cv2.CV_32F)
+
+
 class Warper:
     """Pixel-coordinate grids of one frame size, built once: backward warping samples the source
     frame at ``(xs + flow_x, ys + flow_y)`` for every target pixel."""

@@ -46,23 +46,67 @@ def contrast_weights(image: np.ndarray, strength: float) -> list[tuple[np.ndarra
     ``beta`` is set from the mean squared contrast as in GrabCut, making ``strength``
     comparable across images.
     """
-    h, w = image.shape[:2]
-    idx = np.arange(h * w).reshape(h, w)
-    diffs = []
-    for dy, dx, dist in _NEIGHBOURS:
-        ys, ye = 0, h - dy
-        if dx >= 0:
-            xs, xe, xs2, xe2 = 0, w - dx, dx, w
-        else:
-            xs, xe, xs2, xe2 = -dx, w, 0, w + dx
-        d = image[ys:ye, xs:xe] - image[ys + dy : ye + dy, xs2:xe2]
-        d *= d
-        # Channel by channel, in the order np.sum(axis=-1) adds them (same bits, ~8x faster).
-        d2 = d[..., 0] + d[..., 1] + d[..., 2] if d.shape[-1] == 3 else np.sum(d, axis=-1)
-        diffs.append((idx[ys:ye, xs:xe].ravel(), idx[ys + dy : ye + dy, xs2:xe2].ravel(), d2.ravel(), dist))
-    mean_d2 = float(np.mean(np.concatenate([d[2] for d in diffs]))) if diffs else 0.0
-    beta = 1.0 / (2.0 * mean_d2) if mean_d2 > 0 else 0.0
-    return [(p, q, (strength / dist) * np.exp(-beta * d2)) for p, q, d2, dist in diffs]
+    return ContrastEdges(image, strength).per_direction()
+
+
+class ContrastEdges:
+    """The edges of :func:`contrast_weights` on one image, kept per direction with their squared
+    contrasts, so that a cut restricted to a band (``potts_graph_cut(free=...)``) gets the edges
+    touching its free pixels only (:meth:`touching`), their weights computed for those alone.
+
+    The band cut of a coarse-to-fine segmentation uses a thin ring of a box's edges; selecting it
+    from the whole list cost more than the cut's own set-up. The weights of an edge are the same
+    numbers either way (one exp per edge), and the edges keep their order.
+    """
+
+    def __init__(self, image: np.ndarray, strength: float) -> None:
+        h, w = image.shape[:2]
+        self.shape = (h, w)
+        self.strength = strength
+        #: per direction: (dy, ys, ye, xs, xe, xs2, xe2, dist, flat squared contrasts)
+        self._dirs: list[tuple[int, int, int, int, int, int, int, float, np.ndarray]] = []
+        for dy, dx, dist in _NEIGHBOURS:
+            ys, ye = 0, h - dy
+            if dx >= 0:
+                xs, xe, xs2, xe2 = 0, w - dx, dx, w
+            else:
+                xs, xe, xs2, xe2 = -dx, w, 0, w + dx
+            d = image[ys:ye, xs:xe] - image[ys + dy : ye + dy, xs2:xe2]
+            d *= d
+            # Channel by channel, in the order np.sum(axis=-1) adds them (same bits, ~8x faster).
+            d2 = d[..., 0] + d[..., 1] + d[..., 2] if d.shape[-1] == 3 else np.sum(d, axis=-1)
+            self._dirs.append((dy, ys, ye, xs, xe, xs2, xe2, dist, d2.ravel()))
+        mean_d2 = float(np.mean(np.concatenate([d[-1] for d in self._dirs]))) if self._dirs else 0.0
+        self.beta = 1.0 / (2.0 * mean_d2) if mean_d2 > 0 else 0.0
+
+    def _weights(self, dist: float, d2: np.ndarray) -> np.ndarray:
+        return (self.strength / dist) * np.exp(-self.beta * d2)
+
+    def per_direction(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every edge: per direction (p, q, w) (:func:`contrast_weights`)."""
+        idx = np.arange(self.shape[0] * self.shape[1]).reshape(self.shape)
+        return [
+            (idx[ys:ye, xs:xe].ravel(), idx[ys + dy : ye + dy, xs2:xe2].ravel(), self._weights(dist, d2))
+            for dy, ys, ye, xs, xe, xs2, xe2, dist, d2 in self._dirs
+        ]
+
+    def joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every edge as one (p, q, w), directions in order (:func:`_joined`)."""
+        return _joined(self.per_direction())
+
+    def touching(self, free: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The edges of :meth:`joined` with at least one end in ``free`` (H, W bool), in the same
+        order: the only ones ``potts_graph_cut(..., free=free)`` uses (the others join two fixed
+        pixels), so its labels are the same."""
+        width = self.shape[1]
+        parts = []
+        for dy, ys, ye, xs, xe, xs2, xe2, dist, d2 in self._dirs:
+            sel = np.flatnonzero(free[ys:ye, xs:xe] | free[ys + dy : ye + dy, xs2:xe2])
+            row, col = np.divmod(sel, max(xe - xs, 1))
+            p = (ys + row) * width + (xs + col)
+            q = (ys + dy + row) * width + (xs2 + col)
+            parts.append((p, q, self._weights(dist, d2[sel])))
+        return _joined(parts)
 
 
 def _min_cut(
@@ -430,13 +474,17 @@ class FrameSegmenter:
             member = np.zeros((n_labels, *shape), dtype=np.float32)
             member[0] = ~near
             return logp, member, reach
-        out = prior.astype(np.float32).copy()
+        out = prior.astype(np.float32)  # a copy
         reach = out[0] < 1.0 - prm.prior_floor
         for s, d in zip(new_strokes, dists, strict=True):
             if d is None:
                 d = win.distance(s)
             sigma = prm.correction_sigma * win.length(s)
-            g = prm.correction_strength * np.exp(-0.5 * (d / sigma) ** 2)
+            g = d / sigma  # correction_strength x exp(-0.5 (d / sigma)^2), in place: the same bits
+            g *= g
+            g *= -0.5
+            np.exp(g, out=g)
+            g *= prm.correction_strength
             out *= 1.0 - g
             out += g * (prm.correction_uniform / n_labels)
             out[s.label] += g * (1.0 - prm.correction_uniform)
@@ -448,7 +496,7 @@ class FrameSegmenter:
                 out *= 1.0 - core
                 out[s.label] += core
             reach |= d < 3.0 * sigma
-        logp = np.log(np.clip(out, prm.prior_floor, 1.0))
+        logp = np.log(np.clip(out, prm.prior_floor, 1.0, out=out), out=out)
         if prm.support_rate > 0:
             # Objects are contiguous: far from an object's current extent and its new strokes,
             # the prior against it grows linearly, so appearance cannot create distant blobs.
@@ -564,11 +612,12 @@ class FrameSegmenter:
         h, w = bins.shape
         lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
         # Each weight list joined once here, not in every cut of every iteration.
-        edges = [_joined(contrast_weights(lab, prm.smoothness))]
+        fine = ContrastEdges(lab, prm.smoothness)
         coarse_edges = None
         if prm.coarse_pixels > 0 and h * w > prm.coarse_pixels:
             small = cv2.resize(lab, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-            coarse_edges = [_joined(contrast_weights(small, prm.smoothness))]
+            coarse_edges = [ContrastEdges(small, prm.smoothness).joined()]
+        edges = [fine.joined()] if coarse_edges is None else []  # coarse-to-fine: band edges per cut
         seeded = seeds >= 0
         fixed = seeds if clamp is None else np.where(seeded, seeds, clamp)
         pinned = fixed >= 0
@@ -581,18 +630,26 @@ class FrameSegmenter:
             layer = cv2.dilate((seeds == label).astype(np.uint8), np.ones((3, 3), np.uint8))
             thick[label] = prm.stroke_weight * layer
         thick = thick.reshape(n_labels, -1)
+        # The strokes' samples are the same in every iteration: binned once, then added as before
+        # (a label without stroke pixels adds zeros: the same sums).
+        thick_colour = ColourModel(n_labels, self.bins)
+        thick_colour.add(bins, thick)
+        thick_motion = ColourModel(n_labels, prm.motion_bins, dims=2)
+        if mbins is not None:
+            thick_motion.add(mbins, thick)
         labels = np.argmax(log_pi - hard, axis=0)
+        soft: np.ndarray | None = membership.reshape(n_labels, -1)  # after the first cut: one-hot
         for _ in range(max(prm.iterations, 1)):
             model = ColourModel(n_labels, self.bins)
-            model.add(bins, membership.reshape(n_labels, -1))
-            model.add(bins, thick)
+            _add_members(model, bins, soft, labels)
+            model.counts += thick_colour.counts
             if global_model is not None:
                 model.merge(global_model, prm.global_weight)
             loglik = prm.colour_weight * model.log_likelihood(bins)
             if mbins is not None:
                 mmodel = ColourModel(n_labels, prm.motion_bins, dims=2)
-                mmodel.add(mbins, membership.reshape(n_labels, -1))
-                mmodel.add(mbins, thick)
+                _add_members(mmodel, mbins, soft, labels)
+                mmodel.counts += thick_motion.counts
                 loglik = loglik + prm.motion_weight * mmodel.log_likelihood(mbins)
             if prm.evidence_cap > 0:
                 # Appearance alone may not overrule a confident prior: a label's colour and
@@ -603,13 +660,21 @@ class FrameSegmenter:
             unary = -(loglik + prm.prior_weight * log_pi) + hard
             unary -= unary.min(axis=0, keepdims=True)
             if coarse_edges is not None:
-                labels = _coarse_to_fine(unary, edges, coarse_edges, labels)
+                labels = _coarse_to_fine(unary, fine, coarse_edges, labels)
             else:
                 labels = potts_graph_cut(unary, edges, init=labels)
-            # One-hot (L, h, w), contiguous (np.eye(L)[labels] is (h, w, L) and copied per use).
-            membership = np.stack([labels == k for k in range(n_labels)]).astype(np.float32)
+            soft = None  # the next fit's memberships: the cut's labels, one-hot
         labels[seeded] = seeds[seeded]
         return labels
+
+
+def _add_members(model: ColourModel, idx: np.ndarray, soft: np.ndarray | None, labels: np.ndarray) -> None:
+    """Add the box's samples to ``model``: soft memberships (L, n), or (None) the hard ``labels``
+    (``ColourModel.add_labels``: the counts one-hot weights give, exact sums of ones)."""
+    if soft is not None:
+        model.add(idx, soft)
+    else:
+        model.add_labels(idx, labels)
 
 
 def _border_labels(prior: np.ndarray, win: _Window) -> np.ndarray:
@@ -665,7 +730,7 @@ def _local_changes(
 
 def _coarse_to_fine(
     unary: np.ndarray,
-    edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    fine: ContrastEdges,
     coarse_edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     init: np.ndarray,
 ) -> np.ndarray:
@@ -683,10 +748,12 @@ def _coarse_to_fine(
     labels = potts_graph_cut(coarse, coarse_edges, init=coarse_init)
     up = cv2.resize(labels.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
     # Forbidden labels must stay forbidden (stroke pixels).
-    forbidden = unary[up, np.arange(h)[:, None], np.arange(w)[None, :]] >= HARD / 2
-    up = np.where(forbidden, unary.argmin(axis=0), up)
+    forbidden = np.take_along_axis(unary, up[None], axis=0)[0] >= HARD / 2
+    if forbidden.any():  # the unary's best label there (argmin of those pixels only: the same labels)
+        ys, xs = np.nonzero(forbidden)
+        up[ys, xs] = unary[:, ys, xs].argmin(axis=0)
     edge = np.zeros((h, w), dtype=np.uint8)
     edge[:, 1:] |= (up[:, 1:] != up[:, :-1]).astype(np.uint8)
     edge[1:, :] |= (up[1:, :] != up[:-1, :]).astype(np.uint8)
     free = cv2.dilate(edge, np.ones((5, 5), np.uint8)) > 0
-    return potts_graph_cut(unary, edges, init=up, free=free)
+    return potts_graph_cut(unary, [fine.touching(free)], init=up, free=free)

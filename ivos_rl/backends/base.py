@@ -82,7 +82,9 @@ class BackendOutput:
 
 def probs_to_uint8(probs: np.ndarray) -> np.ndarray:
     """Quantise float probabilities in [0, 1] to the uint8 storage of :class:`BackendOutput`."""
-    return np.clip(np.rint(np.asarray(probs, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    scaled = np.asarray(probs, dtype=np.float32) * 255.0  # a new array: rounded and clipped in place
+    np.rint(scaled, out=scaled)
+    return np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
 
 
 def labels_from_probs(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from ivos_rl.backends._colour_model import ColourModel, quantise_colours
-from ivos_rl.backends._flow import DIS_PRESETS, Warper, compute_flows, load_flows, save_flows
+from ivos_rl.backends._flow import DIS_PRESETS, Warper, as_float32, compute_flows, load_flows, save_flows
 from ivos_rl.backends._interactive_seg import (
     FrameSegmenter,
     SegParams,
@@ -181,6 +181,11 @@ class _Crop:
 def _to_float(p: np.ndarray) -> np.ndarray:
     """uint8 probabilities as float32 in [0, 1] (``p.astype(np.float32) / 255``, one pass)."""
     return np.divide(p, np.float32(255.0), dtype=np.float32)
+
+
+#: float64(float32(v / 255)), v = 0..255: uint8 probabilities as the float32 weights they were, widened.
+_FLOAT64_OF_UINT8 = _to_float(np.arange(256, dtype=np.uint8)).astype(np.float64)
+_FLOAT64_OF_UINT8.flags.writeable = False
 
 
 @dataclass
@@ -447,7 +452,7 @@ class PropagationBackend(VOSBackend):
         """Everything this round changes, computed without touching the backend's state."""
         cpu0 = time.process_time()
         strokes = self._strokes.get(k, []) + new
-        prior = self._soft[k].astype(np.float32) / 255.0 if self._segs else None
+        prior = _to_float(self._soft[k]) if self._segs else None
         labels = self._segmenter.segment(
             self._frames[k],
             self._bins[k],
@@ -458,10 +463,11 @@ class PropagationBackend(VOSBackend):
             motion_bins=self._motion_bins(k),
         )
         cpu1 = time.process_time()
-        colour = self._frame_colour(k, labels, rasterise(strokes, self._shape))
+        work_seeds = rasterise(strokes, self._shape)
+        colour = self._frame_colour(k, labels, work_seeds)
         tables = self._global_model(exclude=k, extra=colour).log_tables()
         probs, masks = self._previous_output()
-        seeds = rasterise(strokes, self._out_shape)
+        seeds = work_seeds if self._out_shape == self._shape else rasterise(strokes, self._out_shape)
         onehot = _onehot(labels, self.n_labels)
         soft = {k: (onehot * 255).astype(np.uint8)}
         self._render(onehot, probs, masks, k, seeds)
@@ -573,7 +579,10 @@ class PropagationBackend(VOSBackend):
         dbox, warped, conf = warp
         # Occluded or unreliable pixels: a uniform prior, so that colour alone decides them.
         if prm.uniform_weight == 1.0 and math.isinf(prm.uniform_reach):
-            warped = conf * warped + (1.0 - conf) * np.float32(1.0 / n_labels)  # version 2's bits
+            # conf x warped + (1 - conf) / L, version 2's bits (in place: the same operations)
+            prior = (1.0 - conf) * np.float32(1.0 / n_labels)
+            warped *= conf
+            warped += prior
         else:
             near = None
             if not math.isinf(prm.uniform_reach):
@@ -591,11 +600,17 @@ class PropagationBackend(VOSBackend):
             local = tables
         loglik = np.take(tables, self._bins[t_dst][dbox], axis=1)
         if prm.colour_band > 0:
-            loglik = loglik * _near_boundary(warped, prm.colour_band)
-        score = prm.prior_weight * np.log(np.maximum(warped, prm.prior_floor)) + prm.colour_weight * loglik
+            loglik *= _near_boundary(warped, prm.colour_band)
+        # prior_weight x log(max(warped, floor)) + colour_weight x loglik, in place (same bits)
+        score = np.maximum(warped, prm.prior_floor, out=warped)
+        np.log(score, out=score)
+        score *= prm.prior_weight
+        loglik *= prm.colour_weight
+        score += loglik
         q = _softmax0(score)
         if prm.smooth_sigma > 0:
-            q = np.stack([cv2.GaussianBlur(plane, (0, 0), prm.smooth_sigma) for plane in q])
+            for plane in q:  # blurred into a spent buffer, then back (np.stack made a new array)
+                plane[...] = cv2.GaussianBlur(plane, (0, 0), prm.smooth_sigma, dst=loglik[0])
         q = _remove_fragments(q, prm.min_fragment)
         return _Crop(dbox, probs_to_uint8(q)), local
 
@@ -615,7 +630,7 @@ class PropagationBackend(VOSBackend):
             flow = None
             mx, my = maps.mx[dbox], maps.my[dbox]
         else:
-            flow = to_src[dbox].astype(np.float32)
+            flow = as_float32(to_src[dbox])
             mx = self._warper.xs[dbox] + flow[..., 0]
             my = self._warper.ys[dbox] + flow[..., 1]
         # Only the source pixels the warp samples are converted and read (bilinear: +2).
@@ -632,7 +647,7 @@ class PropagationBackend(VOSBackend):
         if maps is not None:
             return dbox, warped, maps.confidence[dbox]
         assert flow is not None
-        back = _remap(from_src[rbox].astype(np.float32), mx, my)
+        back = _remap(as_float32(from_src[rbox]), mx, my)
         return dbox, warped, _fb_confidence(flow, back, prm.fb_sigma)
 
     def _motion2(self, t_src: int, t_dst: int, box: tuple[slice, slice]) -> np.ndarray:
@@ -640,7 +655,7 @@ class PropagationBackend(VOSBackend):
         the warp cache when it is on: the same numbers)."""
         if self.prop_params.warp_cache:
             return self._warp_maps(t_src, t_dst).motion2[box]
-        motion = self._flow_pair(t_src, t_dst)[1][box].astype(np.float32)
+        motion = as_float32(self._flow_pair(t_src, t_dst)[1][box])
         motion *= motion
         return motion[..., 0] + motion[..., 1]
 
@@ -657,21 +672,23 @@ class PropagationBackend(VOSBackend):
         cache = self._flows.warps
         if (t_src, t_dst) not in cache:
             to_src, from_src = self._flow_pair(t_src, t_dst)
-            motion = from_src.astype(np.float32)
+            motion = as_float32(from_src)
             motion *= motion
-            flow = to_src.astype(np.float32)
+            flow = as_float32(to_src)
             mx = self._warper.xs + flow[..., 0]
             my = self._warper.ys + flow[..., 1]
-            back = _remap(from_src.astype(np.float32), mx, my)
+            back = _remap(as_float32(from_src), mx, my)
             cache[(t_src, t_dst)] = _WarpMaps(
                 mx, my, _fb_confidence(flow, back, self.prop_params.fb_sigma), motion[..., 0] + motion[..., 1]
             )
         return cache[(t_src, t_dst)]
 
-    def _boundary_model(self, p: np.ndarray, bins: np.ndarray) -> ColourModel | None:
-        """Colour model of the pixels near the label boundary of soft labels ``p`` (L, h, w)."""
+    def _boundary_model(self, u: np.ndarray, bins: np.ndarray) -> ColourModel | None:
+        """Colour model of the pixels near the label boundary of soft labels ``u`` (L, h, w) uint8
+        (x 255; only the pixels used are converted to float: the same weights, and the argmax of
+        ``u`` is that of ``u`` / 255, ties included)."""
         prm = self.prop_params
-        labels = _argmax0(p)
+        labels = _argmax0(u)
         # Every label change (and so every pixel nearer to one than local_band) lies within the
         # objects' box grown by the band: the distances are computed there only (the same values:
         # a shortest chamfer path stays inside the rectangle of its two ends).
@@ -683,7 +700,8 @@ class PropagationBackend(VOSBackend):
         if not near.any():
             return None
         model = ColourModel(self.n_labels, self.colour_bins)
-        model.add(bins[box][near], p[(slice(None), *box)][:, near])
+        # u / 255 as float32 (the weights before), widened to the float64 bincount sums in: one look-up
+        model.add(bins[box][near], _FLOAT64_OF_UINT8[u[(slice(None), *box)][:, near]])
         return model
 
     def _mix_local(self, tables: np.ndarray, src: _Crop, sbox: tuple[slice, slice], t_src: int) -> np.ndarray:
@@ -695,7 +713,7 @@ class PropagationBackend(VOSBackend):
         """
         prm = self.prop_params
         region = _grow(sbox, prm.local_band + 1, self._shape)
-        model = self._boundary_model(src.region(region, self.n_labels), self._bins[t_src][region])
+        model = self._boundary_model(src.region_uint8(region, self.n_labels), self._bins[t_src][region])
         if model is None:
             return tables
         a = prm.local_mix
@@ -758,7 +776,11 @@ class PropagationBackend(VOSBackend):
                 b = (1.0 - w) * lut[u_rest.max(axis=0)]
             else:
                 b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
-            fused = (a * p_new + b * p_rest) / (a + b)
+            # (a p_new + b p_rest) / (a + b), in place where the arrays are this call's own (same bits)
+            total = a + b
+            fused = np.multiply(p_new, a, out=p_new)
+            fused += b * p_rest
+            fused /= total
         else:
             fused = w * p_new + (1.0 - w) * p_rest
         return region, fused
@@ -823,8 +845,11 @@ class PropagationBackend(VOSBackend):
 def _fb_confidence(flow: np.ndarray, back: np.ndarray, sigma: float) -> np.ndarray:
     """Trust (h, w) in a warp from the forward-backward error: ``flow`` (h, w, 2) to the source,
     ``back`` the source's flow back, sampled where ``flow`` points (0 error: 1)."""
-    err2 = (flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2
-    return np.exp(-0.5 / sigma**2 * err2)
+    err = flow + back  # (fx + bx)^2 + (fy + by)^2, x -0.5 / sigma^2, exp: in place, the same bits
+    err *= err
+    err2 = err[..., 0] + err[..., 1]
+    err2 *= -0.5 / sigma**2
+    return np.exp(err2, out=err2)
 
 
 def _unreliable_prior(
@@ -904,7 +929,10 @@ def _near_boundary(p: np.ndarray, width: float) -> np.ndarray:
     a distance transform and gives the same smooth band.
     """
     b = cv2.GaussianBlur(p[0], (0, 0), width)
-    return np.clip(4.0 * b * (1.0 - b), 0.0, 1.0)
+    rest = 1.0 - b  # 4 b (1 - b) clipped, in place: the same operations
+    b *= 4.0
+    b *= rest
+    return np.clip(b, 0.0, 1.0, out=b)
 
 
 def _boundary_distance(labels: np.ndarray) -> np.ndarray:
@@ -929,6 +957,8 @@ def _onehot(labels: np.ndarray, n_labels: int) -> np.ndarray:
 
 def _argmax0(p: np.ndarray) -> np.ndarray:
     """Argmax over the first axis of (L, H, W) as uint8, plane by plane (ties: lowest label)."""
+    if p.shape[0] == 2:  # one object: where it beats the background
+        return np.greater(p[1], p[0]).view(np.uint8)
     labels = np.zeros(p.shape[1:], dtype=np.uint8)
     best = p[0].copy()
     for k in range(1, p.shape[0]):
@@ -939,9 +969,10 @@ def _argmax0(p: np.ndarray) -> np.ndarray:
 
 
 def _softmax0(score: np.ndarray) -> np.ndarray:
-    """Softmax over the first axis of (L, H, W) float32."""
+    """Softmax over the first axis of (L, H, W) float32, in place (``score`` is overwritten)."""
     top = score.max(axis=0) if score.shape[0] > 2 else np.maximum(score[0], score[1])
-    e = np.exp(score - top)
+    score -= top
+    e = np.exp(score, out=score)
     e /= e.sum(axis=0)
     return e
 
@@ -961,9 +992,9 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
     small_labels = ((labels.shape[0] + 1) // 2) * ((labels.shape[1] + 1) // 2) < 65535
     ltype = cv2.CV_16U if small_labels else cv2.CV_32S
     for k in range(1, q.shape[0]):
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(
-            (labels == k).astype(np.uint8), connectivity=8, ltype=ltype
-        )
+        # with one object the labels are its 0/1 mask already
+        mask = labels if q.shape[0] == 2 else (labels == k).astype(np.uint8)
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
         if n <= 2:
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]

@@ -60,6 +60,25 @@ def quality_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     }
 
 
+def within_group_spearman(pred: np.ndarray, target: np.ndarray, groups: np.ndarray) -> float:
+    """Mean over groups (e.g. the frames of one round) of the Spearman correlation of estimate and
+    truth: the order the Worst rule uses. Groups with fewer than 3 rows or a constant side are
+    skipped (NaN when none is left)."""
+    from scipy.stats import rankdata
+
+    p, t = _pair(pred, target)
+    g = np.asarray(groups).reshape(-1)
+    if g.shape != p.shape:
+        raise InputValidationError(f"groups must have one entry per row, got {g.size} for {p.size}")
+    order = np.argsort(g, kind="stable")
+    bounds = np.flatnonzero(np.diff(g[order])) + 1
+    rhos = []
+    for idx in np.split(order, bounds):
+        if idx.size > 2 and p[idx].std() > 0 and t[idx].std() > 0:
+            rhos.append(pearson(rankdata(p[idx]), rankdata(t[idx])))
+    return float(np.mean(rhos)) if rhos else float("nan")
+
+
 def check_geometry(model: QualityNet, samples: SampleSet) -> None:
     """Refuse samples cropped with another enlargement/threshold than the model was built for."""
     cfg = model.config

@@ -22,7 +22,7 @@ import numpy as np
 
 from ivos_rl.data.splits import check_disjoint
 from ivos_rl.errors import ConfigError
-from ivos_rl.quality.assessment import quality_metrics
+from ivos_rl.quality.assessment import quality_metrics, within_group_spearman
 from ivos_rl.quality.calibration import coverage, reliability
 from ivos_rl.quality.feature_gbt import GBTQualityModel, Recipe, fit_model
 from ivos_rl.quality.feature_model import FeatureQualityModel, uncertainty_scale
@@ -45,17 +45,34 @@ def backend_label(fingerprint: str) -> str:
 
 
 Model = FeatureQualityModel | GBTQualityModel
-CRITERIA = ("pcc", "pcc-mae")
+CRITERIA = ("pcc", "pcc-mae", "spearman")
+# select_by spearman: a candidate whose mean inner PCC is below the first candidate's minus this is out
+SPEARMAN_PCC_SLACK = 0.01
 
 
 def _fit(rows: FeatureRows, sel: np.ndarray, cfg: Recipe, seed: int) -> Model:
-    return fit_model(rows.x[sel], rows.jf[sel], rows.names, cfg, seed=seed)
+    groups = rows.round_groups()[sel] if getattr(cfg, "rank_weight", 0.0) > 0 else None
+    return fit_model(rows.x[sel], rows.jf[sel], rows.names, cfg, seed=seed, groups=groups)
 
 
-def _score(pred: np.ndarray, target: np.ndarray, criterion: str) -> float:
-    """Validation score of a recipe (higher is better): PCC, or PCC - MAE (both targets of #15)."""
+def _score(pred: np.ndarray, target: np.ndarray, criterion: str, groups: np.ndarray) -> float:
+    """Validation score of a recipe (higher is better): PCC, PCC - MAE (both targets of #15), or the
+    within-round Spearman (``groups``: the rows' round groups; the order the Worst rule uses)."""
+    if criterion == "spearman":
+        return within_group_spearman(pred, target, groups)
     m = quality_metrics(pred, target)
     return float(m["pcc"] - (m["mae"] if criterion == "pcc-mae" else 0.0))
+
+
+def _pick(scores: list[float], pccs: list[float], criterion: str) -> tuple[int, list[float]]:
+    """Index of the best candidate and the scores it was chosen on: under ``spearman`` a candidate
+    whose mean inner PCC falls more than :data:`SPEARMAN_PCC_SLACK` below the first candidate's (the
+    reference recipe, e.g. no ranking term) is out (its score becomes NaN)."""
+    if criterion == "spearman":
+        floor = pccs[0] - SPEARMAN_PCC_SLACK
+        keep = [i == 0 or p >= floor for i, p in enumerate(pccs)]
+        scores = [s if k else float("nan") for s, k in zip(scores, keep, strict=True)]
+    return int(np.nanargmax(scores)), scores
 
 
 def choose_recipe(
@@ -68,27 +85,33 @@ def choose_recipe(
     criterion: str = "pcc",
 ) -> tuple[int, list[float], float, tuple[np.ndarray, np.ndarray]]:
     """(index, scores, uncertainty scale, (validation estimates, targets)) of the candidate with the
-    best mean validation score (``criterion``: PCC, or PCC - MAE) when each of the first ``n_val``
-    training folds (all when None) is held out in turn from the others (inner cross-validation);
+    best mean validation score (``criterion``: PCC, PCC - MAE, or the within-round Spearman among
+    the candidates that keep the first one's PCC within :data:`SPEARMAN_PCC_SLACK`) when each of the
+    first ``n_val`` training folds (all when None) is held out in turn from the others (inner
+    cross-validation);
     ``score_backend`` restricts the scoring rows to one backend. The scale
     (:func:`uncertainty_scale`) and the returned estimates are the chosen candidate's validation
     rows (what a level recalibration is fitted on)."""
-    scores, scales, vals = [], [], []
+    scores, pccs, scales, vals = [], [], [], []
+    groups = rows.round_groups() if criterion == "spearman" else np.zeros(len(rows), np.int64)
     for cfg in candidates:
-        pccs, val = [], []
+        fold_scores, fold_pccs, val = [], [], []
         for fold in train_folds[:n_val]:
             val_sel = np.isin(rows.sequence, fold)
             train_sel = ~val_sel & np.isin(rows.sequence, [s for f in train_folds for s in f])
             model = _fit(rows, train_sel, cfg, seed)
             score_sel = val_sel & backend_mask(rows, score_backend) & rows.original
             pred, sd = model.predict_rows(rows.x[score_sel], rows.names)
-            pccs.append(_score(pred, rows.jf[score_sel], criterion))
+            fold_scores.append(_score(pred, rows.jf[score_sel], criterion, groups[score_sel]))
+            fold_pccs.append(quality_metrics(pred, rows.jf[score_sel])["pcc"])
             val.append((pred, sd, rows.jf[score_sel]))
-        scores.append(float(np.mean(pccs)))
+        scores.append(float(np.mean(fold_scores)))
+        pccs.append(float(np.mean(fold_pccs)))
         v_pred, v_sd, v_target = (np.concatenate(v) for v in zip(*val, strict=True))
         scales.append(uncertainty_scale(v_pred, v_sd, v_target))
         vals.append((v_pred, v_target))
-    pick = int(np.nanargmax(scores))
+    pick, scores = _pick(scores, pccs, criterion)
+    log.info("inner choice (%s): scores %s, inner PCC %s -> candidate %d", criterion, scores, pccs, pick)
     return pick, scores, scales[pick], vals[pick]
 
 

@@ -296,12 +296,18 @@ def recipe_from_dict(raw: Mapping[str, Any]) -> Recipe:
 
 
 def fit_model(
-    x: np.ndarray, y: np.ndarray, names: tuple[str, ...], cfg: Recipe, seed: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    names: tuple[str, ...],
+    cfg: Recipe,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> FeatureQualityModel | GBTQualityModel:
-    """Fit the model kind of recipe ``cfg``."""
+    """Fit the model kind of recipe ``cfg`` (``groups``: the rows' round groups, used by the MLP's
+    ranking term only)."""
     if isinstance(cfg, GBTConfig):
         return fit_gbt(x, y, names, cfg, seed=seed)
-    return fit_feature_model(x, y, names, cfg, seed=seed)
+    return fit_feature_model(x, y, names, cfg, seed=seed, groups=groups)
 
 
 def state_of(model: FeatureQualityModel | GBTQualityModel) -> dict[str, Any]:

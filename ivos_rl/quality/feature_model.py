@@ -5,7 +5,10 @@ training rows' mean and standard deviation. Each member predicts J&F (sigmoid) a
 the mean head is trained with MSE (it is what PCC/MAE measure), the variance head with the Gaussian
 negative log-likelihood of the detached mean, so uncertainty never pulls the estimate (the recipe's
 ``loss`` may replace MSE by Huber or L1: MAE is a target of issue #15, and MSE's mean chases the
-rare large errors). The
+rare large errors). An opt-in ranking term (``rank_weight`` lambda > 0) adds lambda x the mean
+pairwise logistic loss over pairs of rows of one (trajectory, round, object) group whose targets
+differ by more than ``rank_margin`` (:func:`pairwise_rank_loss`): the Worst rule only needs the order
+of one round's frames, which a pooled MSE barely rewards; batches then hold whole groups. The
 ensemble's estimate is the members' mean; its uncertainty (a standard deviation in J&F units) is
 ``sqrt(mean variance + variance of the means)`` (aleatoric + epistemic, Lakshminarayanan et al.
 2017), times ``sd_scale``: a factor set from out-of-sample residuals (:func:`uncertainty_scale`),
@@ -47,6 +50,8 @@ class FeatureModelConfig:
     context_kinds: tuple[str, ...] = DEFAULT_KINDS  # which of them (subset of ivos_rl.quality.context.KINDS)
     loss: str = "mse"  # the mean head's loss, one of LOSSES (huber: quadratic within huber_delta)
     huber_delta: float = 0.05
+    rank_weight: float = 0.0  # lambda of the within-round ranking term (0: none; needs row groups)
+    rank_margin: float = 0.01  # pairs whose targets differ by at most this are not ranked
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "members", "epochs", "batch_size"):
@@ -63,6 +68,11 @@ class FeatureModelConfig:
             raise ConfigError(
                 f"feature model loss must be one of {LOSSES} with huber_delta > 0, got {self.loss!r}, "
                 f"{self.huber_delta!r}"
+            )
+        if not self.rank_weight >= 0 or not self.rank_margin >= 0:
+            raise ConfigError(
+                f"feature model rank_weight and rank_margin must be >= 0, got {self.rank_weight!r}, "
+                f"{self.rank_margin!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,9 +91,14 @@ class _Member(nn.Module):
         self.body = nn.Sequential(*body)
         self.head = nn.Linear(dims[-1], 2)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(J&F logit, log-variance): the ranking term compares logits (no sigmoid saturation)."""
         out = self.head(self.body(x))
-        return torch.sigmoid(out[:, 0]), out[:, 1].clamp(-12.0, 2.0)
+        return out[:, 0], out[:, 1].clamp(-12.0, 2.0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logit, log_var = self.logits(x)
+        return torch.sigmoid(logit), log_var
 
 
 class FeatureQualityModel(nn.Module):
@@ -155,10 +170,13 @@ def fit_feature_model(
     names: tuple[str, ...],
     cfg: FeatureModelConfig | None = None,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> FeatureQualityModel:
     """Train the ensemble on rows ``x`` (N, F) with J&F targets ``y`` (N,); deterministic per seed.
 
-    ``names`` are ``x``'s columns; the model keeps :func:`model_columns` of them."""
+    ``names`` are ``x``'s columns; the model keeps :func:`model_columns` of them. ``groups`` (N,) ints
+    name each row's (trajectory, round, object) group (:meth:`FeatureRows.round_groups`); the ranking
+    term (``cfg.rank_weight`` > 0) needs them, plain training ignores them."""
     cfg = cfg or FeatureModelConfig()
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32)
@@ -173,6 +191,7 @@ def fit_feature_model(
     x = np.ascontiguousarray(x)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise InputValidationError("feature rows or targets hold NaN/inf")
+    group_t = _check_groups(groups, len(y)) if cfg.rank_weight > 0 else None
     model = FeatureQualityModel(names, cfg)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     model.mean.copy_(xt.mean(0))
@@ -181,8 +200,63 @@ def fit_feature_model(
     for i, member in enumerate(model.members):
         gen = torch.Generator().manual_seed(name_seed(seed, "feature-model", i))
         _init_member(member, gen)
-        _train_member(member, z, yt, cfg, gen)
+        _train_member(member, z, yt, cfg, gen, group_t)
     return model.eval()
+
+
+def _check_groups(groups: np.ndarray | None, n: int) -> torch.Tensor:
+    """``groups`` as an int64 tensor (ConfigError when the ranking term has none to work with)."""
+    if groups is None:
+        raise ConfigError("feature model rank_weight > 0 needs row groups (fit_feature_model groups=...)")
+    g = np.asarray(groups)
+    if g.shape != (n,) or not np.issubdtype(g.dtype, np.integer):
+        raise InputValidationError(f"row groups must be ({n},) integers, got {g.shape} {g.dtype}")
+    return torch.from_numpy(g.astype(np.int64))
+
+
+def pairwise_rank_loss(
+    score: torch.Tensor, y: torch.Tensor, group: torch.Tensor, margin: float = 0.01
+) -> torch.Tensor:
+    """Mean over ordered pairs (i, j) of one group with ``y_i - y_j > margin`` of the logistic loss
+    ``log(1 + exp(-(score_i - score_j)))`` (RankNet); 0 when the rows hold no such pair.
+
+    Rows are laid out per group in a padded (groups, longest group) grid, so the pair matrices are
+    per group (a batch of 8 rounds of 70 frames: 8 x 70 x 70 entries, not 560 x 560)."""
+    _, inv = torch.unique(group, return_inverse=True)
+    order = torch.argsort(inv, stable=True)
+    counts = torch.bincount(inv)
+    starts = torch.cumsum(counts, 0) - counts
+    row, col = inv[order], torch.arange(len(order)) - starts[inv[order]]
+    shape = (len(counts), int(counts.max()))
+    s = score.new_zeros(shape).index_put((row, col), score[order])
+    t = y.new_zeros(shape).index_put((row, col), y[order])
+    valid = torch.zeros(shape, dtype=torch.bool)
+    valid[row, col] = True
+    better = (t[:, :, None] - t[:, None, :] > margin) & valid[:, :, None] & valid[:, None, :]
+    if not bool(better.any()):
+        return score.sum() * 0.0  # keeps the graph (and the dtype) without a pair
+    diff = s[:, :, None] - s[:, None, :]
+    return nn.functional.softplus(-diff[better]).mean()
+
+
+def group_batches(group: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Row indices in batches of whole groups: groups in a random order (drawn from ``gen``), each
+    batch closed once it holds ``batch_size`` rows or more (a group is never split, so every ranked
+    pair can meet in a batch)."""
+    ids, inverse = torch.unique(group, return_inverse=True)
+    order = torch.argsort(inverse, stable=True)
+    counts = torch.bincount(inverse, minlength=len(ids))
+    starts = torch.cumsum(counts, 0) - counts
+    batches, current, size = [], [], 0
+    for g in torch.randperm(len(ids), generator=gen).tolist():
+        current.append(order[starts[g] : starts[g] + counts[g]])
+        size += int(counts[g])
+        if size >= batch_size:
+            batches.append(torch.cat(current))
+            current, size = [], 0
+    if current:
+        batches.append(torch.cat(current))
+    return batches
 
 
 def point_loss(err: torch.Tensor, loss: str = "mse", delta: float = 0.05) -> torch.Tensor:
@@ -211,20 +285,32 @@ def mean_variance_loss(
 
 
 def _train_member(
-    member: nn.Module, z: torch.Tensor, y: torch.Tensor, cfg: FeatureModelConfig, gen: torch.Generator
+    member: _Member,
+    z: torch.Tensor,
+    y: torch.Tensor,
+    cfg: FeatureModelConfig,
+    gen: torch.Generator,
+    group: torch.Tensor | None = None,
 ) -> None:
-    """AdamW with cosine decay; MSE on the mean head + Gaussian NLL on the variance head."""
+    """AdamW with cosine decay; MSE on the mean head + Gaussian NLL on the variance head, plus the
+    ranking term over batches of whole groups when ``group`` is given (``rank_weight`` > 0); without
+    it the batches and every draw are those of plain training."""
     member.train()
     opt = torch.optim.AdamW(member.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(y)
     steps_per_epoch = max(1, (n + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
     for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            mu, log_var = member(z[idx])
-            loss = mean_variance_loss(mu, log_var, y[idx], cfg.loss, cfg.huber_delta)
+        if group is None:
+            order = torch.randperm(n, generator=gen)
+            batches = [order[s : s + cfg.batch_size] for s in range(0, n, cfg.batch_size)]
+        else:
+            batches = group_batches(group, cfg.batch_size, gen)
+        for idx in batches:
+            logit, log_var = member.logits(z[idx])
+            loss = mean_variance_loss(torch.sigmoid(logit), log_var, y[idx], cfg.loss, cfg.huber_delta)
+            if group is not None:
+                loss = loss + cfg.rank_weight * pairwise_rank_loss(logit, y[idx], group[idx], cfg.rank_margin)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -241,6 +327,8 @@ def model_state(model: FeatureQualityModel) -> dict[str, Any]:
         config["context_kinds"] = list(config["context_kinds"])
     if config["loss"] == "mse":  # likewise for the default loss
         del config["loss"], config["huber_delta"]
+    if not config["rank_weight"]:  # and without the ranking term
+        del config["rank_weight"], config["rank_margin"]
     return {
         "names": list(model.names),
         "config": config,

@@ -81,6 +81,16 @@ class FeatureRows:
             keys = [k if not d else f"{k}|degraded:{d}" for k, d in zip(keys, kinds, strict=True)]
         return np.array(keys)
 
+    def round_groups(self) -> np.ndarray:
+        """(N,) int64 id of each row's (trajectory, round, object) group: the frames one Worst pick
+        chooses among (what a ranking loss compares; a degraded copy's round is a group of its own)."""
+        keys = [
+            f"{k}|{r}|{o}"
+            for k, r, o in zip(self.trajectory_keys().tolist(), self.round.tolist(), self.object_id.tolist(),
+                               strict=True)
+        ]
+        return np.unique(np.array(keys), return_inverse=True)[1].reshape(-1).astype(np.int64)
+
     def save(self, out_dir: str | Path) -> Path:
         """Write ``features.npz`` in ``out_dir`` atomically."""
         path = Path(out_dir) / FILE

@@ -242,7 +242,8 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         _plot_reliability(cv["pooled"], out.with_suffix(".reliability.png"))
     report["recipe"] = pick
     if cfg.ship:
-        model = fit_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed))
+        groups = rows.round_groups() if getattr(candidates[pick], "rank_weight", 0.0) > 0 else None
+        model = fit_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed), groups=groups)
         model.sd_scale.fill_(sd_scale)
         on_backend = backend_mask(rows, cfg.score_backend) & rows.original
         fitted, _ = model.predict_rows(rows.x[on_backend], rows.names)

@@ -1,0 +1,121 @@
+"""The propagation backend's faster equivalents give the same bits as the plain formulas they
+replace (issue 14: the default outputs, and every row, model and agent made from them, must not
+change). The whole-round check on real videos is ``benchmarks/round_digests.py --check``."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from scipy.special import comb
+
+from ivos_rl.backends._colour_model import ColourModel
+from ivos_rl.backends._flow import as_float32
+from ivos_rl.backends.base import probs_to_uint8
+from ivos_rl.backends.propagation import (
+    _FLOAT64_OF_UINT8,
+    PropagationBackend,
+    _argmax0,
+    _boundary_distance,
+    _fb_confidence,
+    _near_boundary,
+    _softmax0,
+    _to_float,
+)
+from ivos_rl.scribbles import bezier_curve
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The raw bytes of a float array, so that -0.0 != 0.0 and NaN payloads count."""
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+def test_as_float32_converts_every_finite_float16_exactly_and_keeps_negative_zero() -> None:
+    every = np.arange(65536, dtype=np.uint16).view(np.float16)
+    finite = every[np.isfinite(every)]
+    assert finite.size == 63488
+    flow = finite.reshape(-1, 62, 2)  # (h, w, 2) like a flow field, and a strided box of it
+    np.testing.assert_array_equal(_bits(as_float32(flow)), _bits(flow.astype(np.float32)))
+    box = flow[100:300, 3:50]
+    np.testing.assert_array_equal(_bits(as_float32(box)), _bits(box.astype(np.float32)))
+    assert np.signbit(as_float32(np.array([[[-0.0, 0.0]]], np.float16))).tolist() == [[[True, False]]]
+
+
+def _bezier_reference(points: np.ndarray, nb_points: int) -> np.ndarray:
+    """davisinteractive's Bernstein form, computed per curve as before the table."""
+    t = np.linspace(0.0, 1.0, nb_points).reshape(1, -1)
+    i = np.arange(len(points)).reshape(-1, 1)
+    n = len(points) - 1
+    return (comb(n, i) * (t ** (n - i)) * (1 - t) ** i).T.dot(points)
+
+
+@pytest.mark.parametrize("nb_points", [1000, 37])
+def test_bezier_from_the_power_table_equals_the_per_curve_formula(nb_points: int) -> None:
+    rng = np.random.default_rng(0)
+    # lengths below and beyond the first table (64 rows), so the table grows in between
+    for n in [1, 2, 3, 17, 64, 65, 130, 5, 300, 1000]:
+        if n > nb_points:
+            continue
+        pts = rng.integers(0, 400, (n, 2)).astype(np.float64)
+        got, want = bezier_curve(pts, nb_points), _bezier_reference(pts, nb_points)
+        np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def test_two_label_argmax_breaks_ties_towards_the_background() -> None:
+    p = np.array([[[0.5, 0.2, 0.7]], [[0.5, 0.8, 0.3]]], dtype=np.float32)
+    assert _argmax0(p).tolist() == [[0, 1, 0]]
+    assert _argmax0(p).dtype == np.uint8
+    three = np.array([[[0.2, 0.4]], [[0.5, 0.4]], [[0.5, 0.2]]], dtype=np.float32)
+    assert _argmax0(three).tolist() == [[1, 0]]  # the generic loop: lowest label on ties
+    u = np.random.default_rng(1).integers(0, 256, (2, 30, 40)).astype(np.uint8)
+    np.testing.assert_array_equal(_argmax0(u), _argmax0(_to_float(u)))  # uint8 and float agree
+
+
+def test_in_place_arithmetic_matches_the_plain_formulas() -> None:
+    rng = np.random.default_rng(2)
+    flow = rng.normal(0, 2, (20, 30, 2)).astype(np.float32)
+    back = rng.normal(0, 2, (20, 30, 2)).astype(np.float32)
+    plain = np.exp(-0.5 / 0.5**2 * ((flow[..., 0] + back[..., 0]) ** 2 + (flow[..., 1] + back[..., 1]) ** 2))
+    np.testing.assert_array_equal(_bits(_fb_confidence(flow, back, 0.5)), _bits(plain))
+    p = rng.random((2, 20, 30)).astype(np.float32)
+    b = cv2.GaussianBlur(p[0], (0, 0), 3.0)
+    want = np.clip(4.0 * b * (1.0 - b), 0.0, 1.0)
+    np.testing.assert_array_equal(_bits(_near_boundary(p, 3.0)), _bits(want))
+    score = rng.normal(0, 3, (2, 20, 30)).astype(np.float32)
+    e = np.exp(score - np.maximum(score[0], score[1]))
+    np.testing.assert_array_equal(_bits(_softmax0(score.copy())), _bits(e / e.sum(axis=0)))
+
+
+def test_uint8_quantisation_rounds_half_to_even_and_clips() -> None:
+    # 0.5/255 -> 0 (round half to even), 1.5/255 -> 2, out of range clipped, shape and dtype kept
+    x = np.array([[0.5 / 255, 1.5 / 255, -0.1, 1.2, 1.0]], dtype=np.float32)
+    assert probs_to_uint8(x).tolist() == [[0, 2, 0, 255, 255]]
+    x = np.random.default_rng(3).random((2, 7, 9)).astype(np.float32)
+    plain = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(probs_to_uint8(x), plain)
+    assert np.array_equal(x, np.random.default_rng(3).random((2, 7, 9)).astype(np.float32))  # input untouched
+
+
+def test_local_colour_model_from_uint8_labels_has_the_float_labels_counts() -> None:
+    """The local colour model's counts from uint8 soft labels equal those from the float labels
+    (u / 255) the step converted before: same pixels, same weights, same float64 sums."""
+    assert _FLOAT64_OF_UINT8[255] == 1.0 and _FLOAT64_OF_UINT8[0] == 0.0
+    widened = _to_float(np.arange(256, dtype=np.uint8)).astype(np.float64)
+    np.testing.assert_array_equal(_FLOAT64_OF_UINT8, widened)
+    rng = np.random.default_rng(4)
+    h, w = 40, 60
+    fg = np.zeros((h, w), dtype=np.uint8)
+    fg[10:30, 15:45] = rng.integers(130, 256, (20, 30))
+    u = np.stack([255 - fg, fg]).astype(np.uint8)
+    bins = rng.integers(0, 16**3, (h, w)).astype(np.uint16)
+    backend = PropagationBackend(colour_bins=16)
+    backend.n_labels = 2
+    model = backend._boundary_model(u, bins)
+    assert model is not None
+    p = _to_float(u)  # the float path, written out
+    labels = (p[1] > p[0]).astype(np.uint8)
+    near = _boundary_distance(labels) < backend.prop_params.local_band
+    ref = ColourModel(2, 16)
+    ref.add(bins[near], p[:, near])
+    np.testing.assert_array_equal(_bits(model.counts), _bits(ref.counts))
+    assert model.counts.sum() > 0
