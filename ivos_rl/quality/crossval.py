@@ -50,7 +50,8 @@ CRITERIA = ("pcc", "pcc-mae", "spearman")
 SPEARMAN_PCC_SLACK = 0.01
 
 
-def _fit(rows: FeatureRows, sel: np.ndarray, cfg: Recipe, seed: int) -> Model:
+def fit_rows(rows: FeatureRows, sel: np.ndarray, cfg: Recipe, seed: int) -> Model:
+    """Fit recipe ``cfg`` on rows ``sel``, with their round groups when its ranking term needs them."""
     groups = rows.round_groups()[sel] if getattr(cfg, "rank_weight", 0.0) > 0 else None
     return fit_model(rows.x[sel], rows.jf[sel], rows.names, cfg, seed=seed, groups=groups)
 
@@ -99,7 +100,7 @@ def choose_recipe(
         for fold in train_folds[:n_val]:
             val_sel = np.isin(rows.sequence, fold)
             train_sel = ~val_sel & np.isin(rows.sequence, [s for f in train_folds for s in f])
-            model = _fit(rows, train_sel, cfg, seed)
+            model = fit_rows(rows, train_sel, cfg, seed)
             score_sel = val_sel & backend_mask(rows, score_backend) & rows.original
             pred, sd = model.predict_rows(rows.x[score_sel], rows.names)
             fold_scores.append(_score(pred, rows.jf[score_sel], criterion, groups[score_sel]))
@@ -168,7 +169,7 @@ def cross_validate(
         )
         train_sel = np.isin(rows.sequence, [s for f in train_folds for s in f])
         test_sel = np.isin(rows.sequence, test)
-        model = _fit(rows, train_sel, candidates[pick], seed)
+        model = fit_rows(rows, train_sel, candidates[pick], seed)
         model.sd_scale.fill_(scale)
         raw[test_sel], sd[test_sel] = model.predict_rows(rows.x[test_sel], rows.names)
         pred[test_sel] = calib.apply(raw[test_sel]) if calib.kind != "none" else raw[test_sel]

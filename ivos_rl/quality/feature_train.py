@@ -25,9 +25,9 @@ from ivos_rl.errors import ConfigError
 from ivos_rl.quality.assessment import write_predictions
 from ivos_rl.quality.calibration import format_reliability
 from ivos_rl.quality.context import rows_with_context
-from ivos_rl.quality.crossval import Model, backend_label, backend_mask, cross_validate
+from ivos_rl.quality.crossval import Model, backend_label, backend_mask, cross_validate, fit_rows
 from ivos_rl.quality.feature_estimator import save_feature_checkpoint
-from ivos_rl.quality.feature_gbt import Recipe, fit_model, recipe_from_dict
+from ivos_rl.quality.feature_gbt import Recipe, recipe_from_dict
 from ivos_rl.quality.feature_model import uncertainty_scale
 from ivos_rl.quality.feature_rows import FeatureRows, load_feature_rows
 from ivos_rl.quality.level_calibration import KINDS as LEVEL_KINDS
@@ -242,8 +242,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         _plot_reliability(cv["pooled"], out.with_suffix(".reliability.png"))
     report["recipe"] = pick
     if cfg.ship:
-        groups = rows.round_groups() if getattr(candidates[pick], "rank_weight", 0.0) > 0 else None
-        model = fit_model(rows.x, rows.jf, rows.names, candidates[pick], seed=int(cfg.seed), groups=groups)
+        model = fit_rows(rows, np.ones(len(rows), bool), candidates[pick], seed=int(cfg.seed))
         model.sd_scale.fill_(sd_scale)
         on_backend = backend_mask(rows, cfg.score_backend) & rows.original
         fitted, _ = model.predict_rows(rows.x[on_backend], rows.names)
