@@ -23,10 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ivos_rl.agents.checkpoint import load_policy
 from ivos_rl.agents.qnet import QNetwork
-from ivos_rl.agents.strategy import AgentStrategy, policy_state_options
-from ivos_rl.data.splits import SPLIT_KEY, read_split_record, split_record
+from ivos_rl.agents.strategy import AgentStrategy, read_policy_file
+from ivos_rl.data.splits import split_record
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.state import StateMode
 from ivos_rl.strategies.base import register_strategy
@@ -86,12 +85,10 @@ class AgentEnsembleStrategy(AgentStrategy):
         options: list[dict[str, Any]] = []
         splits: list[dict[str, Any] | None] = []
         for p in paths:
-            if p is None or not Path(p).is_file():
-                raise CheckpointError(f"agent checkpoint not found: {p}")
-            qnet, meta = load_policy(p, state_mode=state_mode, device=device)
+            qnet, opts, split = read_policy_file(p, state_mode, device)
             qnets.append(qnet)
-            options.append(policy_state_options(meta, p))
-            splits.append(read_split_record(meta.get(SPLIT_KEY), str(p)))
+            options.append(opts)
+            splits.append(split)
         for p, opt in zip(paths[1:], options[1:], strict=True):
             if opt != options[0]:
                 diff = {k: (options[0][k], opt[k]) for k in opt if opt[k] != options[0][k]}

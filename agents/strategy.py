@@ -83,11 +83,8 @@ class AgentStrategy(Strategy):
         cls, path: str | Path, state_mode: StateMode | str | None = None, device: str = "cpu"
     ) -> AgentStrategy:
         """Load a policy file; a ``state_mode`` that differs from the trained one is refused."""
-        if path is None or not Path(path).is_file():
-            raise CheckpointError(f"agent checkpoint not found: {path}")
-        qnet, meta = load_policy(path, state_mode=state_mode, device=device)
-        split = read_split_record(meta.get(SPLIT_KEY), str(path))
-        return cls(qnet, device=device, split=split, **policy_state_options(meta, path))
+        qnet, options, split = read_policy_file(path, state_mode, device)
+        return cls(qnet, device=device, split=split, **options)
 
     def observation(self, state: StrategyState) -> np.ndarray:
         """The (N, 2 + width) observation the policy was trained on, from what the strategy sees."""
@@ -116,6 +113,17 @@ class AgentStrategy(Strategy):
         values = self.q_values(state)
         self.last_q_values = values
         return int(np.argmax(values))
+
+
+def read_policy_file(
+    path: str | Path | None, state_mode: StateMode | str | None = None, device: str = "cpu"
+) -> tuple[QNetwork, dict[str, Any], dict[str, Any] | None]:
+    """(Q-network, :func:`policy_state_options`, split record) of one policy file; CheckpointError
+    when it is missing. Shared by a single agent and every member of an ensemble."""
+    if path is None or not Path(path).is_file():
+        raise CheckpointError(f"agent checkpoint not found: {path}")
+    qnet, meta = load_policy(path, state_mode=state_mode, device=device)
+    return qnet, policy_state_options(meta, path), read_split_record(meta.get(SPLIT_KEY), str(path))
 
 
 def policy_state_options(meta: dict[str, Any], path: str | Path) -> dict[str, Any]:
