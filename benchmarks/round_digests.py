@@ -29,6 +29,7 @@ from _configs import backend_from_config
 from ivos_rl.data.davis import DavisDataset
 from ivos_rl.envs import FrameRecommendationEnv
 from ivos_rl.robot import ScribbleRobot
+from ivos_rl.utils.io import atomic_write_json
 from ivos_rl.utils.seed import name_rng
 
 VIDEOS = "bear,bmx-bumps,boat,breakdance-flare,soccerball,dog-agility"
@@ -99,7 +100,7 @@ def main() -> None:
           f"step (each step's fastest of {len(runs)} runs): cut {fastest[1]:.1f}, propagate "
           f"{fastest[2]:.1f}, rest (robot, metrics, env) {fastest[0] - fastest[1] - fastest[2]:.1f}")
     if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_json(args.out, result, indent=1)
     if args.check is not None:
         sys.exit(_compare(json.loads(args.check.read_text()), result))
 
