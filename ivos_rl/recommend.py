@@ -632,7 +632,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivos-rl recommend",
         description="Recommend the next frame to annotate from a video and any segmenter's masks. "
-        "Without --agent/--strategy/--quality the shipped agent and quality net are used.",
+        "Without --agent/--strategy/--quality the shipped agent (a 3-seed ensemble) and the feature quality "
+        "model it was trained with are used (it needs --history: at least the initially annotated frame).",
     )
     parser.add_argument("--frames", type=Path, required=True, help="frame folder (JPEG/PNG) or DAVIS root")
     parser.add_argument(

@@ -159,7 +159,8 @@ def test_shipped_ensemble_loads_and_its_members_share_one_observation() -> None:
     ens = AgentEnsembleStrategy.from_checkpoints(paths)
     n = 12
     probs = np.zeros((n, 1, 8, 8), np.uint8)
-    probs[:, 0, 2:6, 2 : 2 + np.arange(n) % 4 + 1] = 230  # an object whose area changes over time
+    for t in range(n):  # an object whose area changes over time
+        probs[t, 0, 2:6, 2 : 3 + t % 4] = 230
     state = StrategyState(round=2, n_frames=n, history=(0, 7), quality=np.linspace(0.9, 0.4, n), probs=probs)
     members = np.mean([AgentStrategy.from_checkpoint(p).q_values(state) for p in paths], axis=0)
     np.testing.assert_allclose(ens.q_values(state), members, rtol=1e-5, atol=1e-6)
