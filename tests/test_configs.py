@@ -52,9 +52,13 @@ def test_standard_setting_composes(experiment: str) -> None:
 
 # Evaluation (not training) sweeps; each has its own composition test.
 EVAL_EXPERIMENTS = {e for e in EXPERIMENTS if e.startswith("table1_")} | {"headroom", *EVALUATION_EXPERIMENTS}
+# Sweeps of scripts/distill_agent.py (not train_agent); each has its own composition test.
+DISTILL_EXPERIMENTS = {"table6_distill"}
 
 
-@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in EVAL_EXPERIMENTS])
+@pytest.mark.parametrize(
+    "experiment", [e for e in EXPERIMENTS if e not in EVAL_EXPERIMENTS | DISTILL_EXPERIMENTS]
+)
 def test_agent_ablation_composes(experiment: str) -> None:
     cfg = _compose("train_agent", [f"+experiment={experiment}"])
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
@@ -63,6 +67,70 @@ def test_agent_ablation_composes(experiment: str) -> None:
         assert known, f"{experiment} sweeps unknown key {key}"
         for value in str(values).split(","):
             _compose("train_agent", [f"+experiment={experiment}", f"{key}={value}"])
+
+
+RECIPE_GROUPS = ["distance", "entropy", "area_change", "round", "span"]
+RECIPE_GRID = [{"residual": False, "demo_weight": 1.0}, {"residual": True, "demo_weight": 0.0}]
+
+
+def test_distill_table6_expands_to_the_recipe_its_five_leave_outs_and_the_paper_state() -> None:
+    """One ``-m`` command, 7 variants: every one the shipped recipe's cross-validation but for its state."""
+    import json
+
+    from ivos_rl.agents.distill import DistillConfig
+
+    sweep = _compose("distill_agent", ["+experiment=table6_distill"]).hydra.sweeper.params
+    variants = str(sweep.distill_state).split(",")
+    assert variants == ["recipe", *(f"no_{g}" for g in RECIPE_GROUPS), "paper"]
+    common = (
+        "data_dir",
+        "eval_dir",
+        "seeds",
+        "selection_seeds",
+        "inner_splits",
+        "inner_seed",
+        "final",
+        "folds",
+    )
+    shared, outs = None, set()
+    for name in variants:
+        cfg = _compose(
+            "distill_agent", ["+experiment=table6_distill", f"distill_state={name}", "table6.rows=R"]
+        )
+        groups = list(cfg.distill.state_features)
+        want = {"recipe": RECIPE_GROUPS, "paper": []}.get(
+            name, [g for g in RECIPE_GROUPS if f"no_{g}" != name]
+        )
+        assert groups == want
+        grid = OmegaConf.to_container(cfg.grid)
+        assert grid == (RECIPE_GRID if "span" in groups else RECIPE_GRID[:1])  # residual needs span
+        for knobs in grid:  # every knob set builds (DistillConfig refuses a residual head without span)
+            DistillConfig(**{**OmegaConf.to_container(cfg.distill), "state_features": tuple(groups), **knobs})
+        assert (cfg.distill.epochs, cfg.distill.flip, cfg.n_folds, cfg.inner_folds) == (12, False, 5, 4)
+        values = {
+            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in common
+        }
+        assert shared in (None, values)  # rows, seeds and inner splits do not depend on the variant
+        shared = values
+        outs.add(cfg.out_dir)
+    assert len(outs) == len(variants) and "runs/table6_distill/paper" in outs
+    assert shared is not None and shared["final"] is False and shared["folds"] is None
+    assert (shared["seeds"], shared["selection_seeds"], shared["inner_splits"], shared["inner_seed"]) == (
+        [0, 1, 2],
+        [0],
+        2,
+        "own",
+    )
+    # distill7.sh's rows: oracle s1 + span_error-Wild s2 + agent s1 per fold; scored on the agent rows only
+    rows = [f"R/{sub}/fold{k}" for sub in ("oracle-s1", "span-wild-s2", "agent-s1") for k in range(5)]
+    assert shared["data_dir"] == rows and shared["eval_dir"] == rows[10:]
+    # the recipe variant with the shipped agent's chosen knobs is the shipped agent's recorded distill config
+    shipped = json.loads((CONFIGS.parent / "checkpoints/agent/manifest.json").read_text())["fields"]
+    recipe = _compose("distill_agent", ["+experiment=table6_distill"])
+    knobs = {**shipped["chosen"]["knobs"], "epochs": shipped["chosen"]["epochs"]}
+    built = DistillConfig(**{**OmegaConf.to_container(recipe.distill), **knobs})
+    assert {**built.record(), "state_features": list(built.state_features)} == shipped["distill"]
 
 
 def test_state_feature_configs_match_the_network_width() -> None:
