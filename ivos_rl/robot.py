@@ -258,11 +258,13 @@ class ScribbleRobot:
     stamps the strokes' ``start_time``/``end_time`` at the start and end of each object's work;
     the default ``None`` writes 0.0 so that the output (and any dataset generated from it) is
     byte-identical across runs; pass ``time.time`` for davisinteractive's wall-clock stamps.
-    ``interact`` takes the ground truth's :class:`~ivos_rl.metrics.GroundTruth` as ``truth``
-    (``accepts_truth``: the round engine hands it over), which saves re-deriving it every answer.
+    ``interact`` also takes, beyond the :class:`~ivos_rl.interactions.Robot` protocol
+    (``engine_keywords``: the round engine passes them, :func:`ivos_rl.rounds.robot_options`),
+    the ground truth's :class:`~ivos_rl.metrics.GroundTruth` as ``truth`` (not re-derived every
+    answer) and ``path_arrays`` (paths as read-only arrays, not lists of points).
     """
 
-    accepts_truth: ClassVar[bool] = True
+    engine_keywords: ClassVar[frozenset[str]] = frozenset({"truth", "path_arrays"})
 
     def __init__(
         self,
@@ -351,12 +353,16 @@ class ScribbleRobot:
         frame: int | None = None,
         *,
         truth: GroundTruth | None = None,
+        path_arrays: bool = False,
     ) -> dict[str, Any]:
         """Scribbles correcting ``pred_masks`` (T, H, W) against ``gt_masks`` on one frame.
 
         ``frame`` defaults to the worst frame by mean Jaccard. Returns a DAVIS scribble dict with
         strokes only on that frame (none when there is nothing left to correct). ``truth``:
         ``gt_masks``' :class:`~ivos_rl.metrics.GroundTruth` (the same answer, less work).
+        ``path_arrays``: each path as a read-only (N, 2) float64 array instead of a list of
+        ``[x, y]`` (the same numbers). A session keeps every stroke, and its thousands of point
+        lists cost the garbage collector more than the robot's own work; JSON needs the lists.
         """
         if not isinstance(sequence, str):
             raise InputValidationError(f"sequence must be a string, got {sequence!r}")
@@ -376,7 +382,11 @@ class ScribbleRobot:
             curves = [bezier_curve(p.astype(np.float64), self.nb_points) / size for p in paths]
             end = self.clock()
             for curve in curves:
-                scribbles[frame].append(
-                    {"path": curve.tolist(), "object_id": obj, "start_time": start, "end_time": end}
-                )
+                curve.flags.writeable = False  # as an array path: shared by the answer's copies
+                scribbles[frame].append({
+                    "path": curve if path_arrays else curve.tolist(),
+                    "object_id": obj,
+                    "start_time": start,
+                    "end_time": end,
+                })
         return {"scribbles": scribbles, "sequence": sequence}

@@ -220,16 +220,19 @@ def load_sample(
             raise ConfigError("initial_interaction='robot' needs a robot")
         frame = first_annotated_frame(stored, f"initial scribble {scribble_idx} of {sequence!r}")
         initial = robot.interact(
-            sequence, np.zeros_like(gt), gt, nb_objects=n_objects, frame=frame, **truth_for(robot, truth)
+            sequence, np.zeros_like(gt), gt, nb_objects=n_objects, frame=frame,
+            **robot_options(robot, truth=truth),
         )
         check_interaction(initial, gt.shape[0], f"robot answer for {sequence!r}")
     return SampleContext(str(sequence), int(scribble_idx), frames, gt, int(n_objects), initial, truth)
 
 
-def truth_for(robot: Any, truth: GroundTruth | None) -> dict[str, Any]:
-    """The keyword that hands ``truth`` to a robot that takes it (``accepts_truth``: the scribble
-    robot), none for the others (the :class:`~ivos_rl.interactions.Robot` protocol's call)."""
-    return {"truth": truth} if truth is not None and getattr(robot, "accepts_truth", False) else {}
+def robot_options(robot: Any, **options: Any) -> dict[str, Any]:
+    """Those of ``options`` (not None) that ``robot`` takes beyond the
+    :class:`~ivos_rl.interactions.Robot` protocol (its ``engine_keywords``; the scribble robot's
+    ``truth`` and ``path_arrays``); robots of the plain protocol get none."""
+    known = getattr(robot, "engine_keywords", frozenset())
+    return {k: v for k, v in options.items() if k in known and v is not None}
 
 
 @dataclass
@@ -489,7 +492,7 @@ class RoundEngine:
         sample = s.sample
         answer = copy.deepcopy(self.robot).interact(
             sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame,
-            **truth_for(self.robot, sample.truth),
+            **robot_options(self.robot, truth=sample.truth, path_arrays=True),
         )
         check_interaction(answer, sample.n_frames, f"robot answer for {sample.sequence!r}")
         if count_marks(answer) == 0:
@@ -503,9 +506,10 @@ class RoundEngine:
         assert self.robot is not None and s.output is not None
         sample = s.sample
         tic = self.clock()
+        # Paths as arrays: the engine keeps every stroke, the backends read them as arrays anyway.
         answer = self.robot.interact(
             sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame,
-            **truth_for(self.robot, sample.truth),
+            **robot_options(self.robot, truth=sample.truth, path_arrays=True),
         )
         if timed:
             s.timings.robot += self.clock() - tic
