@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.special import comb
 
-from ivos_rl.backends._colour_model import ColourModel
+from ivos_rl.backends._colour_model import ColourModel, smooth_histograms
 from ivos_rl.backends._flow import as_float32
 from ivos_rl.backends.base import probs_to_uint8
 from ivos_rl.backends.propagation import (
@@ -119,3 +119,38 @@ def test_local_colour_model_from_uint8_labels_has_the_float_labels_counts() -> N
     ref.add(bins[near], p[:, near])
     np.testing.assert_array_equal(_bits(model.counts), _bits(ref.counts))
     assert model.counts.sum() > 0
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.3])
+def test_histogram_smoothing_equals_scipys_gaussian_filter(sigma: float) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(int(sigma * 10))
+    for shape in [(2, 16, 16, 16), (3, 16, 16), (1, 7, 5, 9)]:
+        hists = rng.random(shape) * 500.0
+        hists[rng.random(shape) < 0.7] = 0.0  # sparse, like a few strokes' colours
+        want = ndimage.gaussian_filter(hists, (0.0,) + (sigma,) * (len(shape) - 1), mode="nearest")
+        np.testing.assert_array_equal(_bits(smooth_histograms(hists, sigma)), _bits(want))
+
+
+def test_stroke_pixels_and_length_are_kept_and_equal_the_plain_raster() -> None:
+    from ivos_rl.backends._interactive_seg import Stroke, rasterise
+    from ivos_rl.scribbles import bresenham
+
+    rng = np.random.default_rng(3)
+    strokes = [Stroke(int(rng.integers(0, 3)), rng.random((int(n), 2)), 1) for n in rng.integers(1, 40, 6)]
+    strokes.append(Stroke(1, np.zeros((0, 2)), 1))
+    shape = (37, 53)
+    plain = np.full(shape, -1, dtype=np.int16)
+    for s in strokes:
+        if len(s.path):
+            pix = bresenham((s.path * [shape[1] - 1, shape[0] - 1]).astype(np.int64))
+            plain[pix[:, 1], pix[:, 0]] = s.label
+    for _ in range(2):  # computed, then from the stroke's memo
+        np.testing.assert_array_equal(rasterise(strokes, shape), plain)
+    kept = strokes[0].pixels(shape)
+    assert strokes[0].pixels(shape) is kept and not kept.flags.writeable
+    assert strokes[-1].pixels(shape).shape == (0, 2) and strokes[-1].length(shape) == 1.0
+    pts = strokes[0].path * [shape[1] - 1, shape[0] - 1]
+    want = max(float(np.sum(np.hypot(*np.diff(pts, axis=0).T))), 1.0) if len(pts) > 1 else 1.0
+    assert strokes[0].length(shape) == want and strokes[0].length((9, 9)) != want

@@ -12,7 +12,7 @@ a factor 2 for Potts.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -284,21 +284,41 @@ def quantise_motion(flow: np.ndarray, bins: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Stroke:
-    """One stroke: its label (0 = background), normalised (x, y) path, and the round it came in."""
+    """One stroke: its label (0 = background), normalised (x, y) path, and the round it came in.
+
+    Its pixels and length on a frame size are computed once (:meth:`pixels`, :meth:`length`): a
+    round rasterises the annotated frame's strokes several times, and the same strokes again in
+    every later round on that frame. The path must not change after construction.
+    """
 
     label: int
     path: np.ndarray
     round: int
+    _memo: dict[tuple[str, int, int], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path.tolist(), "object_id": self.label}
 
     def length(self, shape: tuple[int, int]) -> float:
         """Polyline length in pixels of a (H, W) frame (at least 1, so it can scale distances)."""
-        pts = self.path * [shape[1] - 1, shape[0] - 1]
-        if len(pts) < 2:
-            return 1.0
-        return max(float(np.sum(np.hypot(*np.diff(pts, axis=0).T))), 1.0)
+        key = ("length", int(shape[0]), int(shape[1]))
+        if key not in self._memo:
+            pts = self.path * [shape[1] - 1, shape[0] - 1]
+            steps = np.hypot(*np.diff(pts, axis=0).T) if len(pts) >= 2 else None
+            self._memo[key] = 1.0 if steps is None else max(float(np.sum(steps)), 1.0)
+        return float(self._memo[key])
+
+    def pixels(self, shape: tuple[int, int]) -> np.ndarray:
+        """(M, 2) int64 (x, y) pixels of the stroke on a (H, W) frame (read-only; none for an
+        empty path): its points at ``int(x (W - 1)), int(y (H - 1))`` joined by Bresenham lines."""
+        key = ("pixels", int(shape[0]), int(shape[1]))
+        if key not in self._memo:
+            scale = np.asarray([shape[1] - 1, shape[0] - 1], dtype=np.float64)
+            path = self.path.reshape(-1, 2)
+            pix = bresenham((path * scale).astype(np.int64)) if len(path) else np.zeros((0, 2), np.int64)
+            pix.flags.writeable = False
+            self._memo[key] = pix
+        return self._memo[key]  # type: ignore[no-any-return]
 
 
 def rasterise(strokes: list[Stroke], shape: tuple[int, int]) -> np.ndarray:
@@ -307,13 +327,12 @@ def rasterise(strokes: list[Stroke], shape: tuple[int, int]) -> np.ndarray:
     The pixels of :func:`ivos_rl.scribbles.scribbles2mask` (so that the pixels this backend pins
     are exactly the ones :func:`ivos_rl.backends.check.check_backend` verifies), without its
     validation and dict round trip: strokes were validated on arrival, and a round rasterises
-    them a dozen times.
+    them a dozen times (each stroke's pixels are kept: :meth:`Stroke.pixels`).
     """
     out = np.full(shape, -1, dtype=np.int16)
-    scale = np.asarray([shape[1] - 1, shape[0] - 1], dtype=np.float64)
     for s in strokes:
         if len(s.path):
-            pix = bresenham((s.path.reshape(-1, 2) * scale).astype(np.int64))
+            pix = s.pixels(shape)
             out[pix[:, 1], pix[:, 0]] = s.label
     return out
 
