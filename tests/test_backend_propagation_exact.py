@@ -11,11 +11,11 @@ from scipy.special import comb
 
 from ivos_rl.backends._colour_model import ColourModel, smooth_histograms
 from ivos_rl.backends._flow import as_float32
+from ivos_rl.backends._interactive_seg import argmax0
 from ivos_rl.backends.base import probs_to_uint8
 from ivos_rl.backends.propagation import (
     _FLOAT64_OF_UINT8,
     PropagationBackend,
-    _argmax0,
     _boundary_distance,
     _fb_confidence,
     _near_boundary,
@@ -63,12 +63,23 @@ def test_bezier_from_the_power_table_equals_the_per_curve_formula(nb_points: int
 
 def test_two_label_argmax_breaks_ties_towards_the_background() -> None:
     p = np.array([[[0.5, 0.2, 0.7]], [[0.5, 0.8, 0.3]]], dtype=np.float32)
-    assert _argmax0(p).tolist() == [[0, 1, 0]]
-    assert _argmax0(p).dtype == np.uint8
+    assert argmax0(p).tolist() == [[0, 1, 0]]
+    assert argmax0(p).dtype == np.uint8
     three = np.array([[[0.2, 0.4]], [[0.5, 0.4]], [[0.5, 0.2]]], dtype=np.float32)
-    assert _argmax0(three).tolist() == [[1, 0]]  # the generic loop: lowest label on ties
+    assert argmax0(three).tolist() == [[1, 0]]  # the generic loop: lowest label on ties
     u = np.random.default_rng(1).integers(0, 256, (2, 30, 40)).astype(np.uint8)
-    np.testing.assert_array_equal(_argmax0(u), _argmax0(_to_float(u)))  # uint8 and float agree
+    np.testing.assert_array_equal(argmax0(u), argmax0(_to_float(u)))  # uint8 and float agree
+
+
+@pytest.mark.parametrize("n_labels", [2, 3, 5])
+def test_argmax0_is_numpys_argmax_over_labels(n_labels: int) -> None:
+    rng = np.random.default_rng(n_labels)
+    for dtype in (np.uint8, np.float32, np.float64):  # coarse values: many ties between labels
+        p = rng.integers(0, 4, (n_labels, 37, 41)).astype(dtype)
+        np.testing.assert_array_equal(argmax0(p), np.argmax(p, axis=0))
+    energy = rng.normal(size=(n_labels, 20, 30)).astype(np.float32)
+    energy[:, :5] = 1e5  # forbidden labels everywhere on some rows (a tie at HARD)
+    np.testing.assert_array_equal(argmax0(-energy), np.argmax(-energy, axis=0))
 
 
 def test_in_place_arithmetic_matches_the_plain_formulas() -> None:

@@ -48,6 +48,7 @@ from ivos_rl.backends._interactive_seg import (
     FrameSegmenter,
     SegParams,
     Stroke,
+    argmax0,
     bbox,
     quantise_motion,
     rasterise,
@@ -590,7 +591,7 @@ class PropagationBackend(VOSBackend):
                 reach = prm.uniform_reach
                 if prm.reach_motion > 0:
                     recent = [] if motions is None else motions
-                    recent.append(_object_motion(_argmax0(p_src) != 0, self._motion2(t_src, t_dst, dbox),
+                    recent.append(_object_motion(argmax0(p_src) != 0, self._motion2(t_src, t_dst, dbox),
                                                  prm.reach_quantile))
                     reach = max(reach, prm.reach_motion * max(recent[-prm.reach_memory :]))
                 near = _within_reach(p_src, reach)
@@ -688,7 +689,7 @@ class PropagationBackend(VOSBackend):
         (x 255; only the pixels used are converted to float: the same weights, and the argmax of
         ``u`` is that of ``u`` / 255, ties included)."""
         prm = self.prop_params
-        labels = _argmax0(u)
+        labels = argmax0(u)
         # Every label change (and so every pixel nearer to one than local_band) lies within the
         # objects' box grown by the band: the distances are computed there only (the same values:
         # a shortest chamfer path stays inside the rectangle of its two ends).
@@ -809,7 +810,7 @@ class PropagationBackend(VOSBackend):
         probs[t] = soft[1:]
         masks[t] = 0
         if region is not None and p is not None:
-            masks[t][region] = _argmax0(p)
+            masks[t][region] = argmax0(p)
         return soft
 
     def _previous_output(self) -> tuple[np.ndarray, np.ndarray]:
@@ -831,7 +832,7 @@ class PropagationBackend(VOSBackend):
         oh, ow = self._out_shape
         if (oh, ow) != self._shape:
             p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
-        labels = _argmax0(p)
+        labels = argmax0(p)
         obj = p[1:]
         if seeds is not None:
             on = seeds >= 0
@@ -868,7 +869,7 @@ def _unreliable_prior(
 def _within_reach(p: np.ndarray, reach: float) -> np.ndarray:
     """(h, w) bool: pixels within ``reach`` px (Euclidean) of an object pixel of soft labels ``p``
     (L, h, w; its argmax is not background); all False when no object pixel is there."""
-    objects = _argmax0(p) != 0
+    objects = argmax0(p) != 0
     if not objects.any():
         return objects
     dist = cv2.distanceTransform((~objects).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
@@ -955,19 +956,6 @@ def _onehot(labels: np.ndarray, n_labels: int) -> np.ndarray:
     return np.stack([(labels == k).astype(np.float32) for k in range(n_labels)])
 
 
-def _argmax0(p: np.ndarray) -> np.ndarray:
-    """Argmax over the first axis of (L, H, W) as uint8, plane by plane (ties: lowest label)."""
-    if p.shape[0] == 2:  # one object: where it beats the background
-        return np.greater(p[1], p[0]).view(np.uint8)
-    labels = np.zeros(p.shape[1:], dtype=np.uint8)
-    best = p[0].copy()
-    for k in range(1, p.shape[0]):
-        better = p[k] > best
-        labels[better] = k
-        np.maximum(best, p[k], out=best)
-    return labels
-
-
 def _softmax0(score: np.ndarray) -> np.ndarray:
     """Softmax over the first axis of (L, H, W) float32, in place (``score`` is overwritten)."""
     top = score.max(axis=0) if score.shape[0] > 2 else np.maximum(score[0], score[1])
@@ -986,7 +974,7 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
     """
     if min_fragment <= 0:
         return q
-    labels = _argmax0(q)
+    labels = argmax0(q)
     # 16-bit component labels when they cannot overflow (8-connected pieces need a gap, so there
     # are at most ceil(h/2) x ceil(w/2)): the same components, ~25 % faster than 32-bit.
     small_labels = ((labels.shape[0] + 1) // 2) * ((labels.shape[1] + 1) // 2) < 65535
