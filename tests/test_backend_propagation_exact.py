@@ -4,6 +4,8 @@ change). The whole-round check on real videos is ``benchmarks/round_digests.py -
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -165,3 +167,50 @@ def test_stroke_pixels_and_length_are_kept_and_equal_the_plain_raster() -> None:
     pts = strokes[0].path * [shape[1] - 1, shape[0] - 1]
     want = max(float(np.sum(np.hypot(*np.diff(pts, axis=0).T))), 1.0) if len(pts) > 1 else 1.0
     assert strokes[0].length(shape) == want and strokes[0].length((9, 9)) != want
+
+
+def _plain_loosened_prior(
+    prior: np.ndarray, strokes: list[Any], dists: list[Any], win: Any, prm: Any
+) -> np.ndarray:
+    """The correction loop of ``FrameSegmenter._log_prior`` as written before (whole frame)."""
+    out = prior.astype(np.float32)
+    n_labels = out.shape[0]
+    for s, d in zip(strokes, dists, strict=True):
+        sigma = prm.correction_sigma * win.length(s)
+        g = d / sigma
+        g *= g
+        g *= -0.5
+        np.exp(g, out=g)
+        g *= prm.correction_strength
+        out *= 1.0 - g
+        out += g * (prm.correction_uniform / n_labels)
+        out[s.label] += g * (1.0 - prm.correction_uniform)
+        radius = float(np.clip(prm.core_fraction * win.length(s), 1.5, prm.core_max))
+        core = (d <= radius).astype(np.float32) * prm.core_strength
+        out *= 1.0 - core
+        out[s.label] += core
+    return np.log(np.clip(out, prm.prior_floor, 1.0, out=out), out=out)
+
+
+@pytest.mark.parametrize("uniform", [1.0, 0.6])
+def test_the_loosened_prior_on_boxes_equals_the_whole_frame_formula(uniform: float) -> None:
+    from dataclasses import replace
+
+    from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, _Window
+
+    rng = np.random.default_rng(7)
+    shape, n_labels = (120, 200), 3
+    prm = replace(SegParams(), correction_uniform=uniform, support_rate=0.0)
+    u = rng.integers(0, 256, (n_labels, *shape)).astype(np.float32)
+    prior = _to_float((u / u.sum(axis=0) * 255).astype(np.uint8))
+    prior[:, :, :20] = 0.0  # zero probabilities stay zero (non-negative: x 1 and + 0 change nothing)
+    win = _Window(shape)
+    strokes = [
+        Stroke(1, np.array([[0.50, 0.50], [0.52, 0.51]]), 2),  # 4 px: loosens a small box only
+        Stroke(2, np.array([[0.05, 0.10], [0.90, 0.80]]), 2),  # long: the whole frame
+        Stroke(0, np.array([[0.95, 0.95]]), 2),  # one point
+    ]
+    dists = [win.distance(s) for s in strokes]
+    logp, _, _ = FrameSegmenter(n_labels, 16, prm)._log_prior(win, strokes, prior, dists)
+    want = _plain_loosened_prior(prior, strokes, dists, win, prm)
+    np.testing.assert_array_equal(_bits(logp), _bits(want))

@@ -521,16 +521,27 @@ class FrameSegmenter:
             g *= -0.5
             np.exp(g, out=g)
             g *= prm.correction_strength
-            out *= 1.0 - g
-            out += g * (prm.correction_uniform / n_labels)
-            out[s.label] += g * (1.0 - prm.correction_uniform)
+            # Where g is 0 (exp underflows some 4 stroke lengths away) the updates change nothing
+            # (x 1, + 0 on non-negative values), so they run on the box of g > 0: the same bits.
+            box = bbox(g > 0, 0, shape)
+            if box is not None:
+                g_box, out_box = g[box], out[(slice(None), *box)]
+                out_box *= 1.0 - g_box
+                out_box += g_box * (prm.correction_uniform / n_labels)
+                if prm.correction_uniform != 1.0:
+                    out_box[s.label] += g_box * (1.0 - prm.correction_uniform)
             if prm.core_fraction > 0:
                 # The robot draws on the medial axis of the error region opened by a disk, so a
-                # disk around every stroke point lies inside the region to correct.
+                # disk around every stroke point lies inside the region to correct (its box only,
+                # as above: the same bits).
                 radius = float(np.clip(prm.core_fraction * win.length(s), 1.5, prm.core_max))
-                core = (d <= radius).astype(np.float32) * prm.core_strength
-                out *= 1.0 - core
-                out[s.label] += core
+                on = d <= radius
+                box = bbox(on, 0, shape)
+                if box is not None:
+                    core = on[box].astype(np.float32) * prm.core_strength
+                    out_box = out[(slice(None), *box)]
+                    out_box *= 1.0 - core
+                    out_box[s.label] += core
             reach |= d < 3.0 * sigma
         logp = np.log(np.clip(out, prm.prior_floor, 1.0, out=out), out=out)
         if prm.support_rate > 0:
