@@ -214,3 +214,17 @@ def test_the_loosened_prior_on_boxes_equals_the_whole_frame_formula(uniform: flo
     logp, _, _ = FrameSegmenter(n_labels, 16, prm)._log_prior(win, strokes, prior, dists)
     want = _plain_loosened_prior(prior, strokes, dists, win, prm)
     np.testing.assert_array_equal(_bits(logp), _bits(want))
+
+
+def test_opencv_lookup_equals_numpys_gather() -> None:
+    from ivos_rl.backends.propagation import _certainty_power_table, _lookup
+
+    every = np.arange(256, dtype=np.uint8)
+    rng = np.random.default_rng(11)
+    tables = (_FLOAT64_OF_UINT8, _certainty_power_table(2, 3.0), rng.normal(size=256).astype(np.float32))
+    for table in tables:
+        for idx in (every, every.reshape(16, 16), rng.integers(0, 256, (2, 777)).astype(np.uint8),
+                    np.zeros((0,), np.uint8), np.zeros((3, 0), np.uint8)):
+            got, want = _lookup(table, idx), table[idx]
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(_bits(got), _bits(want))
