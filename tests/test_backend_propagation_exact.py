@@ -109,6 +109,25 @@ def test_uint8_quantisation_rounds_half_to_even_and_clips() -> None:
     assert np.array_equal(x, np.random.default_rng(3).random((2, 7, 9)).astype(np.float32))  # input untouched
 
 
+def test_uint8_quantisation_by_opencv_equals_numpys_near_every_rounding_edge() -> None:
+    # Non-negative inputs take OpenCV's path (checked once for all 2^30 float32 in [0, 1]); here
+    # the values around every k / 255 and (k + 0.5) / 255, a few ulps each way, and beyond 1.
+    edges = np.concatenate([np.arange(256) / 255.0, (np.arange(255) + 0.5) / 255.0]).astype(np.float32)
+    near = edges.view(np.int32)[:, None] + np.arange(-4, 5)[None, :]
+    x = np.concatenate([near.ravel().astype(np.int32).view(np.float32), [0.0, 1.0, 1.0 + 1e-7, 3.0, np.inf]])
+    x = x[x >= 0].astype(np.float32)
+    plain = np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
+    for shape in ((-1,), (1, -1), (x.size // 7, -1) if x.size % 7 == 0 else (1, 1, -1)):
+        np.testing.assert_array_equal(probs_to_uint8(x.reshape(shape)).ravel(), plain)
+    strided = np.random.default_rng(4).random((3, 20, 30)).astype(np.float32)[:, ::2, 1::3]
+    np.testing.assert_array_equal(probs_to_uint8(strided), np.rint(strided * 255.0).astype(np.uint8))
+    with_nan = np.array([0.2, np.nan, 0.7], dtype=np.float32)  # numpy's path: NaN is not >= 0
+    with np.errstate(invalid="ignore"):  # NaN has no uint8 value
+        assert probs_to_uint8(with_nan)[[0, 2]].tolist() == [51, 178]
+    huge = np.array([0.5, 3e9, np.inf], dtype=np.float32)  # numpy's path: OpenCV would give 0
+    assert probs_to_uint8(huge).tolist() == [128, 255, 255]
+
+
 def test_local_colour_model_from_uint8_labels_has_the_float_labels_counts() -> None:
     """The local colour model's counts from uint8 soft labels equal those from the float labels
     (u / 255) the step converted before: same pixels, same weights, same float64 sums."""
