@@ -247,3 +247,30 @@ def test_opencv_lookup_equals_numpys_gather() -> None:
             got, want = _lookup(table, idx), table[idx]
             assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def _plain_quantise_motion(flow: np.ndarray, bins: int) -> np.ndarray:
+    """``quantise_motion`` as written before (numpy's median and temporaries)."""
+    f = flow.astype(np.float32)
+    rel = f - np.median(f.reshape(-1, 2), axis=0)
+    mag = np.hypot(rel[..., 0], rel[..., 1])
+    step = max(float(np.percentile(mag, 95)) * 2.0 / bins, 0.25)
+    q = np.clip(np.floor(rel / step) + bins // 2, 0, bins - 1).astype(np.int64)
+    return q[..., 0] * bins + q[..., 1]
+
+
+@pytest.mark.parametrize("shape", [(24, 31, 2), (17, 9, 2), (1, 1, 2)])
+def test_motion_bins_of_float16_flows_equal_the_plain_formula(shape: tuple[int, int, int]) -> None:
+    from ivos_rl.backends._interactive_seg import _median_float16, quantise_motion
+
+    rng = np.random.default_rng(sum(shape))
+    for scale, zeros in ((0.3, 0.0), (8.0, 0.3), (40.0, 0.9)):  # slow, fast, mostly still (ties at 0)
+        flow = (rng.normal(0.0, scale, shape) + rng.normal(0.0, scale)).astype(np.float16)
+        flow[rng.random(shape) < zeros] = 0.0
+        flow[rng.random(shape) < zeros / 4] = np.float16(-0.0)
+        for c in (0, 1):
+            assert _median_float16(flow[..., c]) == float(np.median(flow[..., c].astype(np.float32)))
+        for bins in (4, 16):
+            np.testing.assert_array_equal(quantise_motion(flow, bins), _plain_quantise_motion(flow, bins))
+            wide = flow.astype(np.float32)  # the generic road
+            np.testing.assert_array_equal(quantise_motion(wide, bins), _plain_quantise_motion(wide, bins))

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from ivos_rl.backends._colour_model import ColourModel
+from ivos_rl.backends._flow import as_float32
 from ivos_rl.scribbles import bresenham
 from ivos_rl.utils.logging import get_logger
 
@@ -273,13 +274,48 @@ def quantise_motion(flow: np.ndarray, bins: int) -> np.ndarray:
 
     The bin width adapts to the spread of motion in the frame so that both slow and fast scenes
     use the whole histogram. Returns (H, W) int64 indices in [0, bins**2).
+
+    A float16 flow (the backend's) takes a faster road to the same indices: its median counted
+    from its 65,536 codes (:func:`_median_float16`), the subtraction and binning in place.
     """
-    f = flow.astype(np.float32)
-    rel = f - np.median(f.reshape(-1, 2), axis=0)
+    if flow.dtype != np.float16 or flow.size == 0:
+        f = flow.astype(np.float32)
+        rel = f - np.median(f.reshape(-1, 2), axis=0)
+    else:
+        med = (_median_float16(flow[..., 0]), _median_float16(flow[..., 1]))
+        rel = cv2.subtract(as_float32(flow), (med[0], med[1], 0.0, 0.0))  # float32 - float32, per channel
     mag = np.hypot(rel[..., 0], rel[..., 1])
     step = max(float(np.percentile(mag, 95)) * 2.0 / bins, 0.25)
-    q = np.clip(np.floor(rel / step) + bins // 2, 0, bins - 1).astype(np.int64)
+    # clip(floor(rel / step) + bins // 2, 0, bins - 1), in place: the same float32 operations
+    np.divide(rel, np.float32(step), out=rel)
+    np.floor(rel, out=rel)
+    rel += bins // 2
+    np.clip(rel, 0, bins - 1, out=rel)
+    q = rel.astype(np.int64)
     return q[..., 0] * bins + q[..., 1]
+
+
+def _median_float16(x: np.ndarray) -> float:
+    """``np.median`` of a finite float16 array's values, as the float32 numpy returns (widened).
+
+    By counting the codes (65,536 bins, in value order) instead of partitioning: the middle
+    values are found exactly, and their mean is numpy's float32 ``(a + b) / 2``. The sign of a
+    zero median may differ from numpy's choice, which no caller can see (``x - 0.0`` and
+    ``x + 0.0`` bin alike).
+    """
+    bits = np.ascontiguousarray(x).view(np.uint16).ravel()
+    key = np.where(bits >= 0x8000, ~bits, bits | 0x8000)  # negatives reversed below the positives
+    cum = np.cumsum(np.bincount(key, minlength=65536))
+
+    def value(rank: int) -> np.float32:
+        k = int(np.searchsorted(cum, rank, side="right"))
+        code = k & 0x7FFF if k >= 0x8000 else ~k & 0xFFFF
+        return np.array([code], np.uint16).view(np.float16).astype(np.float32)[0]  # type: ignore[no-any-return]
+
+    n = bits.size
+    if n % 2:
+        return float(value(n // 2))
+    return float(np.float32(value(n // 2 - 1) + value(n // 2)) / np.float32(2))
 
 
 @dataclass(frozen=True)
