@@ -641,8 +641,11 @@ class PropagationBackend(VOSBackend):
         )
         if rbox[0].start >= rbox[0].stop or rbox[1].start >= rbox[1].stop:
             return None
-        mx = mx - rbox[1].start
-        my = my - rbox[0].start
+        if maps is not None:  # the cache's arrays: new ones
+            mx, my = mx - rbox[1].start, my - rbox[0].start
+        else:  # this step's own sums: in place (the same float32 subtraction)
+            mx -= rbox[1].start
+            my -= rbox[0].start
         p_src = src.region(rbox, n_labels)
         warped = np.stack([_remap(p_src[k], mx, my) for k in range(n_labels)])
         if maps is not None:
