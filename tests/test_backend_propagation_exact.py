@@ -186,6 +186,10 @@ def test_stroke_pixels_and_length_are_kept_and_equal_the_plain_raster() -> None:
     pts = strokes[0].path * [shape[1] - 1, shape[0] - 1]
     want = max(float(np.sum(np.hypot(*np.diff(pts, axis=0).T))), 1.0) if len(pts) > 1 else 1.0
     assert strokes[0].length(shape) == want and strokes[0].length((9, 9)) != want
+    from dataclasses import replace
+
+    moved = replace(strokes[0], path=strokes[0].path[:1])  # a new stroke: nothing kept from the old one
+    assert moved.pixels(shape).shape == (1, 2) and moved.length(shape) == 1.0
 
 
 def _plain_loosened_prior(

@@ -330,7 +330,10 @@ class Stroke:
     label: int
     path: np.ndarray
     round: int
-    _memo: dict[tuple[str, int, int], Any] = field(default_factory=dict, compare=False, repr=False)
+    #: (what, H, W) -> pixels or length; not an argument, so ``dataclasses.replace`` starts it afresh
+    _memo: dict[tuple[str, int, int], Any] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path.tolist(), "object_id": self.label}
