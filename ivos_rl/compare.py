@@ -7,6 +7,7 @@ CSV and the Figure-3-style curve plot.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.errors import ConfigError
-from ivos_rl.evaluation import EvaluationResult, checkpoint_provenance, evaluate
+from ivos_rl.evaluation import EvaluationConfig, EvaluationResult, checkpoint_provenance, evaluate
 from ivos_rl.reporting import curves_table, plot_curves, to_markdown
 from ivos_rl.utils import seed_everything
 from ivos_rl.utils.io import atomic_write_text, ensure_writable_dir
@@ -44,6 +45,7 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(int(cfg.seed))
     if not cfg.get("runs"):
         raise ConfigError("compare: cfg.runs is empty; give at least one {strategy, setting} entry")
+    config = EvaluationConfig.from_cfg(cfg)  # rounds, samples, seed: shared by every run
     out_dir = ensure_writable_dir(Path(cfg.output_dir))  # fail before any compute
     dataset = instantiate(cfg.dataset)
     robot = instantiate(cfg.robot) if cfg.get("robot") is not None else None
@@ -72,17 +74,10 @@ def compare_strategies(cfg: DictConfig) -> dict[str, Any]:
             dataset,
             backend,
             strategy,
-            setting=setting,  # type: ignore[arg-type]
+            replace(config, setting=setting),  # type: ignore[arg-type]
             quality=run_estimator,
             robot=robot,
-            max_rounds=int(cfg.max_rounds),
-            sequences=list(cfg.sequences) if cfg.get("sequences") else None,
-            scribbles=list(cfg.scribbles) if cfg.get("scribbles") else None,
-            max_samples=cfg.get("max_samples"),
-            initial_interaction=str(cfg.initial_interaction),  # type: ignore[arg-type]
             out_dir=out_dir / str(label),
-            seed=int(cfg.seed),
-            progress=bool(cfg.progress),
             provenance=provenance,  # the checkpoints' hashes: a retrained file is another run
         )
     table = curves_table(results)

@@ -4,8 +4,10 @@ IVOS-W's recommender only needs what every interactive VOS tool has: the video, 
 masks (label maps or per-object probabilities) and the frames the user annotated so far. The
 quality net estimates each frame's J&F from (frame, mask) crops, and the agent's Q-network, which
 is length-agnostic, scores every frame from the (quality, history) state; the frame with the
-highest Q value is recommended. Instead of an agent, a named training-free strategy (e.g.
-``worst`` on the estimated quality) can be asked for explicitly; nothing is chosen silently.
+highest Q value is recommended; several policy files (a seed ensemble, as shipped) act with the
+mean of their Q values (:mod:`ivos_rl.agents.ensemble`). Instead of an agent, a named training-free
+strategy (e.g. ``worst`` on the estimated quality) can be asked for explicitly; nothing is chosen
+silently.
 
 Python::
 
@@ -16,7 +18,8 @@ Command line (``ivos-rl recommend``)::
 
     ivos-rl recommend --frames video/ --masks masks/ --history 0,17 \
         --quality checkpoints/quality.pt --agent checkpoints/agent.pt --out rec.json
-    ivos-rl recommend --frames video/ --masks masks/   # the shipped quality net and agent
+    ivos-rl recommend --frames video/ --masks masks/ --history 0   # the shipped agent and its estimator
+    ivos-rl recommend ... --agent seed0.pt seed1.pt seed2.pt     # an ensemble: argmax of the mean Q
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch
 from PIL import Image
 
 from ivos_rl.agents.checkpoint import load_policy
+from ivos_rl.agents.ensemble import AgentEnsembleStrategy
 from ivos_rl.agents.strategy import AgentStrategy, policy_state_options
 from ivos_rl.backends.base import validate_frames
 from ivos_rl.data.imageio import open_decoded, read_image
@@ -63,6 +67,7 @@ __all__ = [
     "read_mask_folder",
     "resolve_sequence_folder",
     "shipped_checkpoint",
+    "shipped_checkpoints",
 ]
 
 FRAME_EXTS = (".jpg", ".jpeg", ".png")
@@ -239,7 +244,7 @@ class Recommender:
             )
         assert strategy is not None
         if strategy.needs_quality and quality is None:
-            who = "the agent" if agent is not None else f"strategy {strategy.name!r}"
+            who = "the agent" if isinstance(strategy, AgentStrategy) else f"strategy {strategy.name!r}"
             raise ConfigError(f"{who} needs per-frame quality: give a quality checkpoint too")
         self.quality = quality
         self.strategy = strategy
@@ -249,7 +254,7 @@ class Recommender:
     def from_checkpoints(
         cls,
         quality: str | Path | None = None,
-        agent: str | Path | None = None,
+        agent: str | Path | Sequence[str | Path] | None = None,
         strategy: str | Strategy | None = None,
         device: str | torch.device = "cpu",
         *,
@@ -258,15 +263,21 @@ class Recommender:
     ) -> Recommender:
         """Load the quality net and the agent policy; ``strategy`` is a registry name or object.
 
-        Missing or foreign checkpoints raise :class:`~ivos_rl.errors.CheckpointError`.
+        ``agent`` is one policy file or a list of them: a list acts with the argmax of the members'
+        mean Q (:class:`~ivos_rl.agents.ensemble.AgentEnsembleStrategy`; one listed file is that
+        policy, bit for bit). Missing or foreign checkpoints raise
+        :class:`~ivos_rl.errors.CheckpointError`, members trained on different observations too;
+        an empty list raises :class:`~ivos_rl.errors.ConfigError`.
         """
         if (agent is None) == (strategy is None):
             raise ConfigError(
                 "Recommender needs exactly one of an agent checkpoint or an explicit strategy "
                 f"(got agent={agent}, strategy={strategy!r})"
             )
-        if strategy == "agent":
-            raise ConfigError("strategy 'agent' needs a policy file: pass agent=PATH instead")
+        if strategy in ("agent", "agent_ensemble"):
+            raise ConfigError(
+                f"strategy {strategy!r} needs policy files: pass agent=PATH (a list of paths for an ensemble)"
+            )
         estimator = None
         if quality is not None:
             from ivos_rl.quality.estimator import QualityEstimator
@@ -276,10 +287,13 @@ class Recommender:
                 estimator = FeatureQualityEstimator.from_checkpoint(quality)
             else:
                 estimator = QualityEstimator.from_checkpoint(quality, device=device, batch_size=batch_size)
-        if agent is not None:
+        if isinstance(agent, (str, os.PathLike)):
             qnet, meta = load_policy(agent, device=device)
             options = policy_state_options(meta, agent)  # state mode, features, horizon as trained
             return cls(estimator, agent=qnet, device=device, seed=seed, **options)
+        if agent is not None:  # several files: the mean Q of the members (same observation or refused)
+            members = AgentEnsembleStrategy.from_checkpoints(list(agent), device=str(device))
+            return cls(estimator, strategy=members, device=device, seed=seed)
         strat = build_strategy(strategy) if isinstance(strategy, str) else strategy
         return cls(estimator, strategy=strat, device=device, seed=seed)
 
@@ -517,10 +531,13 @@ def _parse_history(text: str) -> list[int]:
         ) from exc
 
 
-#: the shipped checkpoints (model cards in checkpoints/*/README.md), relative to a checkpoints folder
-SHIPPED_CHECKPOINTS = {
-    "quality": Path("quality/mobilenet_v3_small-128-davis2016-propagation.pt"),
-    "agent": Path("agent/agent_policy.pt"),
+#: the shipped checkpoints (model cards in checkpoints/*/README.md), relative to a checkpoints folder:
+#: the agent is a 3-seed ensemble (its members' mean Q) whose Wild state came from the feature quality
+#: model ``agent_estimator``; ``quality`` is the quality net for strategies that need one.
+SHIPPED_CHECKPOINTS: dict[str, tuple[Path, ...]] = {
+    "quality": (Path("quality/mobilenet_v3_small-128-davis2016-propagation.pt"),),
+    "agent": tuple(Path(f"agent/dagger2_seed{s}.pt") for s in range(3)),
+    "agent_estimator": (Path("quality/features-davis2016-propagation-v2.1.features.pt"),),
 }
 
 
@@ -537,39 +554,65 @@ def checkpoint_dirs() -> list[Path]:
     return list(dict.fromkeys(p.resolve() for p in dirs))
 
 
-def shipped_checkpoint(kind: str) -> Path:
-    """Path of the shipped ``"quality"`` or ``"agent"`` checkpoint; CheckpointError saying where it looked."""
+def shipped_checkpoints(kind: str) -> list[Path]:
+    """Paths of the shipped checkpoint files of ``kind`` (``"quality"``, ``"agent"``: its ensemble
+    members, ``"agent_estimator"``), all from the first folder of :func:`checkpoint_dirs` that holds
+    every one of them (members are never mixed across folders); CheckpointError saying where it looked."""
     if kind not in SHIPPED_CHECKPOINTS:
         raise ConfigError(f"no shipped checkpoint of kind {kind!r}; kinds: {sorted(SHIPPED_CHECKPOINTS)}")
+    files = SHIPPED_CHECKPOINTS[kind]
     for folder in checkpoint_dirs():
-        path = folder / SHIPPED_CHECKPOINTS[kind]
-        if path.is_file():
-            return path
-    looked = ", ".join(str(d / SHIPPED_CHECKPOINTS[kind]) for d in checkpoint_dirs())
+        paths = [folder / f for f in files]
+        if all(p.is_file() for p in paths):
+            return paths
+    looked = ", ".join(str(d / f) for d in checkpoint_dirs() for f in files)
+    flag = "--quality" if kind == "agent_estimator" else f"--{kind}"
     raise CheckpointError(
-        f"the shipped {kind} checkpoint was not found (looked at {looked}); pass --{kind} PATH "
+        f"the shipped {kind} checkpoint was not found (looked at {looked}); pass {flag} PATH "
         "or set IVOS_RL_ROOT to the ivos-rl repository"
     )
 
 
-def _models(args: argparse.Namespace) -> tuple[Path | None, Path | None, Strategy | None, list[str]]:
-    """(quality, agent, strategy, notes): explicit flags win; otherwise the shipped agent, and the
-    shipped quality net whenever the chooser needs per-frame quality. ``notes`` say which was used."""
-    if args.strategy == "agent":
-        raise ConfigError("--strategy agent needs a policy: pass --agent PATH, or no flag (shipped agent)")
+def shipped_checkpoint(kind: str) -> Path:
+    """Path of a one-file shipped checkpoint (``"quality"``, ``"agent_estimator"``); see
+    :func:`shipped_checkpoints`, which the ensemble ``"agent"`` needs."""
+    paths = shipped_checkpoints(kind)
+    if len(paths) != 1:
+        raise ConfigError(f"the shipped {kind} checkpoint is {len(paths)} files: use shipped_checkpoints")
+    return paths[0]
+
+
+def _models(
+    args: argparse.Namespace,
+) -> tuple[Path | None, Path | list[Path] | None, Strategy | None, list[str]]:
+    """(quality, agent, strategy, notes): explicit flags win; otherwise the shipped agent (a seed
+    ensemble) with the estimator it was trained with, and the shipped quality net whenever another
+    chooser needs per-frame quality. ``agent`` is one path, or a list for several files. ``notes``
+    say which were used."""
+    if args.strategy in ("agent", "agent_ensemble"):
+        raise ConfigError(
+            f"--strategy {args.strategy} needs policies: pass --agent PATH [PATH ...], "
+            "or no flag (the shipped agent)"
+        )
     strategy = None if args.strategy is None else build_strategy(args.strategy)
-    agent = args.agent
+    agent: Path | list[Path] | None = None
     notes = []
-    if agent is None and strategy is None:
-        agent = shipped_checkpoint("agent")
-        notes.append(f"agent: {agent} (shipped default)")
-    elif agent is not None:
-        notes.append(f"agent: {agent}")
+    shipped_agent = args.agent is None and strategy is None
+    if shipped_agent:
+        agent = shipped_checkpoints("agent")
+    elif args.agent is not None:
+        agent = args.agent[0] if len(args.agent) == 1 else list(args.agent)
+    if agent is not None:
+        files = [agent] if isinstance(agent, Path) else agent
+        what = f"{len(files)}-member ensemble " if len(files) > 1 else ""
+        origin = " (shipped default)" if shipped_agent else ""
+        notes.append(f"agent: {what}{', '.join(map(str, files))}{origin}")
     quality = args.quality
     needs_quality = agent is not None or (strategy is not None and strategy.needs_quality)
     if quality is None and needs_quality:
-        quality = shipped_checkpoint("quality")
-        notes.append(f"quality net: {quality} (shipped default)")
+        quality = shipped_checkpoint("agent_estimator" if shipped_agent else "quality")
+        paired = ", the shipped agent's estimator" if shipped_agent else ""
+        notes.append(f"quality net: {quality} (shipped default{paired})")
     elif quality is not None:
         notes.append(f"quality net: {quality}")
     return quality, agent, strategy, notes
@@ -589,7 +632,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivos-rl recommend",
         description="Recommend the next frame to annotate from a video and any segmenter's masks. "
-        "Without --agent/--strategy/--quality the shipped agent and quality net are used.",
+        "Without --agent/--strategy/--quality the shipped agent (a 3-seed ensemble) and the feature quality "
+        "model it was trained with are used (it needs --history: at least the initially annotated frame).",
     )
     parser.add_argument("--frames", type=Path, required=True, help="frame folder (JPEG/PNG) or DAVIS root")
     parser.add_argument(
@@ -611,7 +655,10 @@ def _parser() -> argparse.ArgumentParser:
         help="answer stop when one more annotation is expected to gain less mean J&F (needs a *.features.pt)",
     )
     choose = parser.add_mutually_exclusive_group()
-    choose.add_argument("--agent", type=Path, default=None, help="agent policy checkpoint (default: shipped)")
+    choose.add_argument(
+        "--agent", type=Path, nargs="+", default=None, metavar="CKPT",
+        help="agent policy checkpoint, or several (an ensemble: argmax of their mean Q); default: shipped",
+    )
     choose.add_argument("--strategy", default=None, help="strategy name instead of an agent, e.g. worst")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed of random strategies")
@@ -621,7 +668,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``ivos-rl recommend --frames DIR --masks DIR [--history 0,17] [--n-objects K] [--quality CKPT]
-    [--agent CKPT | --strategy NAME] [--out rec.json]``."""
+    [--agent CKPT [CKPT ...] | --strategy NAME] [--out rec.json]``. The JSON's ``agent_checkpoint``
+    is the policy file, or the list of files of an ensemble (as an evaluation manifest hashes them)."""
     args = _parser().parse_args(argv)
     setup_logging()
     try:
@@ -644,7 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         "frames_dir": str(frames_dir),
         "masks_dir": str(masks_dir),
         "quality_checkpoint": None if quality is None else str(quality),
-        "agent_checkpoint": None if agent is None else str(agent),
+        "agent_checkpoint": None if agent is None else (
+            str(agent) if isinstance(agent, Path) else [str(a) for a in agent]
+        ),
     }
     atomic_write_json(args.out, payload)
     for note in notes:

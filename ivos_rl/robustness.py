@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from scipy.stats import rankdata
 
 from ivos_rl.annotators import build_annotators
 from ivos_rl.errors import ConfigError, InputValidationError
-from ivos_rl.evaluation import evaluate
+from ivos_rl.evaluation import EvaluationConfig, evaluate
 from ivos_rl.reporting import gap_closed, gap_markdown, per_sample_auc, to_markdown
 from ivos_rl.utils import seed_everything
 from ivos_rl.utils.io import atomic_path, atomic_write_json, atomic_write_text
@@ -230,6 +231,7 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
     """
     seed = int(cfg.seed)
     seed_everything(seed)
+    config = EvaluationConfig.from_cfg(cfg)  # rounds, samples, seed: shared by every run
     runs = {str(k): v for k, v in (cfg.get("runs") or {}).items() if v is not None}
     if not runs:
         raise ConfigError("robustness: cfg.runs is empty; give at least one {strategy, setting} entry")
@@ -249,17 +251,10 @@ def run_robustness(cfg: DictConfig) -> dict[str, Any]:
                 dataset,
                 instantiate(cfg.backend),  # fresh backend and strategy: no state shared between runs
                 instantiate(runs[label].strategy),
-                setting=settings[label],  # type: ignore[arg-type]
+                replace(config, setting=settings[label]),  # type: ignore[arg-type]
                 quality=estimator,
                 robot=robot,
-                max_rounds=int(cfg.max_rounds),
-                sequences=list(cfg.sequences) if cfg.get("sequences") else None,
-                scribbles=list(cfg.scribbles) if cfg.get("scribbles") else None,
-                max_samples=cfg.get("max_samples"),
-                initial_interaction=str(cfg.initial_interaction),  # type: ignore[arg-type]
                 out_dir=out_dir / "annotators" / f"{i:03d}" / label,
-                seed=seed,
-                progress=bool(cfg.get("progress", False)),
             )
             auc[i, j] = result.auc_rounds
             per_sample[label].append(per_sample_auc(result.samples))

@@ -118,3 +118,50 @@ def test_one_file_evaluates_exactly_as_the_agent(synthetic_root: Path, tmp_path:
     ens = evaluate(dataset, SimulatedBackend(seed=0), AgentEnsembleStrategy.from_checkpoints([p0]), **kw)
     assert [s.annotated_frames for s in ens.samples] == [s.annotated_frames for s in plain.samples]
     assert ens.report["j_and_f"].to_numpy().tobytes() == plain.report["j_and_f"].to_numpy().tobytes()
+
+
+def test_shipped_ensemble_loads_and_its_members_share_one_observation() -> None:
+    """checkpoints/agent: the 3 members (strategy=agent_ensemble's default; strategy=agent's is seed 0)
+    read the same observation, were trained on all 30 videos of backend v2, and the manifest hashes
+    exactly these files; the ensemble's Q is the mean of the members' Q on a state with probabilities."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ivos_rl.agents.strategy import read_policy_file
+    from ivos_rl.provenance import fingerprint, read_manifest
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "checkpoints" / "agent"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(root / "configs"), version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=["strategy=agent_ensemble", f"paths.root_dir={root}"])
+        single = compose(config_name="evaluate", overrides=["strategy=agent", f"paths.root_dir={root}"])
+    GlobalHydra.instance().clear()
+    paths = [Path(p) for p in cfg.strategy.path]
+    assert paths == [folder / f"dagger2_seed{s}.pt" for s in range(3)]
+    assert Path(single.strategy.path) == paths[0]
+    options, splits = [], []
+    for p in paths:
+        _, opts, split = read_policy_file(p)
+        options.append(opts)
+        splits.append(split)
+    assert options == [options[0]] * 3
+    assert options[0] == {
+        "state_mode": "both",
+        "state_features": ["distance", "entropy", "area_change", "round", "span"],
+        "horizon": 7,
+    }
+    assert all(len(s["train"]) == 30 and s["held_out"] == [] for s in splits)
+    manifest = read_manifest(folder)
+    assert manifest is not None and manifest["fingerprint"] == fingerprint(manifest["fields"])
+    assert manifest["fields"]["members"] == {p.name: file_sha256(p) for p in paths}
+    assert '"version": "2"' in manifest["fields"]["backend"]
+    ens = AgentEnsembleStrategy.from_checkpoints(paths)
+    n = 12
+    probs = np.zeros((n, 1, 8, 8), np.uint8)
+    for t in range(n):  # an object whose area changes over time
+        probs[t, 0, 2:6, 2 : 3 + t % 4] = 230
+    state = StrategyState(round=2, n_frames=n, history=(0, 7), quality=np.linspace(0.9, 0.4, n), probs=probs)
+    members = np.mean([AgentStrategy.from_checkpoint(p).q_values(state) for p in paths], axis=0)
+    np.testing.assert_allclose(ens.q_values(state), members, rtol=1e-5, atol=1e-6)
+    assert ens.select(state) == int(np.argmax(members))

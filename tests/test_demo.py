@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from ivos_rl.compare import compare_strategies
-from ivos_rl.provenance import file_sha256, read_manifest
+from ivos_rl.provenance import file_sha256, files_sha256, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,11 @@ def test_demo_compares_every_strategy_and_writes_its_table(tmp_path: Path) -> No
     own = cfg.runs.span_error_wild.estimator.path
     assert fields["span_error_wild"]["quality_checkpoint"] == file_sha256(own)
     assert fields["worst_wild"]["quality_checkpoint"] == file_sha256(cfg.estimator.path)
-    assert fields["agent_wild"]["agent_checkpoint"] == file_sha256(cfg.runs.agent_wild.strategy.path)
+    # the shipped agent: the 3-seed ensemble, on the estimator its training rows used
+    members = list(cfg.runs.agent_wild.strategy.path)
+    assert [Path(m).name for m in members] == [f"dagger2_seed{s}.pt" for s in range(3)]
+    assert fields["agent_wild"]["agent_checkpoint"] == files_sha256(members)
+    assert fields["agent_wild"]["quality_checkpoint"] == file_sha256(own)
     for label in ("worst_oracle", "farthest"):
         assert not {"quality_checkpoint", "agent_checkpoint"} & set(fields[label])
 

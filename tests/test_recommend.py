@@ -250,3 +250,41 @@ def test_cli_errors_write_nothing(video: tuple, tmp_path: Path, capsys: pytest.C
     assert main(["--frames", str(fdir2), "--masks", str(mdir2), "--strategy", "farthest",
                  "--out", str(out)]) == 1
     assert "mode 'RGB'" in capsys.readouterr().err and not out.exists()
+
+
+def test_several_agent_files_recommend_with_their_mean_q(
+    video: tuple, checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames, masks = video
+    torch.manual_seed(1)
+    qual = checkpoints["quality"]
+    net = QNetwork("bilstm", hidden=8, decoder_hidden=4)
+    other = save_policy(tmp_path / "o.pt", net, {"state_mode": "both"})
+    one = [Recommender.from_checkpoints(quality=qual, agent=a).recommend(frames, masks, [0, 3])
+           for a in (checkpoints["agent"], other)]
+    both = Recommender.from_checkpoints(quality=qual, agent=[checkpoints["agent"], other])
+    r = both.recommend(frames, masks, [0, 3])
+    mean = (one[0].q_values + one[1].q_values) / 2
+    np.testing.assert_allclose(r.q_values, mean, rtol=1e-5, atol=1e-6)
+    assert r.frame == int(np.argmax(mean)) and r.source == "agent"
+    # a one-file list is that policy, bit for bit
+    alone = Recommender.from_checkpoints(quality=qual, agent=[other])
+    assert np.array_equal(alone.recommend(frames, masks, [0, 3]).q_values, one[1].q_values)
+    # the CLI takes several files after --agent and says which in the JSON
+    fdir, mdir = _write_folders(tmp_path, frames, masks)
+    out = tmp_path / "rec.json"
+    base = ["--frames", str(fdir), "--masks", str(mdir), "--history", "0,3", "--quality", str(qual)]
+    assert main([*base, "--agent", str(checkpoints["agent"]), str(other), "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["agent_checkpoint"] == [str(checkpoints["agent"]), str(other)] and data["source"] == "agent"
+    assert "2-member ensemble" in capsys.readouterr().out
+    # the strategy's typed errors: a member trained on another observation, a missing member, no member
+    mixed = [str(checkpoints["agent"]), str(checkpoints["q_only"])]
+    assert main([*base, "--agent", *mixed, "--out", str(out)]) == 1
+    assert "trained on different observations" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="not found"):
+        Recommender.from_checkpoints(quality=checkpoints["quality"], agent=[other, tmp_path / "nope.pt"])
+    with pytest.raises(ConfigError, match="no policy file"):
+        Recommender.from_checkpoints(quality=checkpoints["quality"], agent=[])
+    with pytest.raises(ConfigError, match="pass agent=PATH"):
+        Recommender.from_checkpoints(quality=checkpoints["quality"], strategy="agent_ensemble")

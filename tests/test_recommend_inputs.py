@@ -11,7 +11,7 @@ import pytest
 
 import ivos_rl.recommend as recommend
 from ivos_rl.data.imageio import write_jpeg, write_mask
-from ivos_rl.errors import CheckpointError, InputValidationError, MaskFormatError
+from ivos_rl.errors import CheckpointError, ConfigError, InputValidationError, MaskFormatError
 from ivos_rl.recommend import as_probabilities, main, read_mask_folder
 
 T, H, W = 6, 16, 20
@@ -84,17 +84,21 @@ def test_no_model_flags_use_the_shipped_checkpoints(
     base = ["--frames", str(SAMPLE), "--masks", str(SAMPLE), "--sequence", "dog-agility", "--history", "12"]
     assert main([*base, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    agent = REPO / "checkpoints" / "agent" / "agent_policy.pt"
-    quality = REPO / "checkpoints" / "quality" / "mobilenet_v3_small-128-davis2016-propagation.pt"
-    assert f"using agent: {agent} (shipped default)" in printed
-    assert f"using quality net: {quality} (shipped default)" in printed
+    # the shipped agent is a 3-seed ensemble, paired with the feature quality model its rows used
+    agents = [str(REPO / "checkpoints" / "agent" / f"dagger2_seed{s}.pt") for s in range(3)]
+    quality = REPO / "checkpoints" / "quality" / "features-davis2016-propagation-v2.1.features.pt"
+    assert f"using agent: 3-member ensemble {', '.join(agents)} (shipped default)" in printed
+    assert f"using quality net: {quality} (shipped default, the shipped agent's estimator)" in printed
     data = json.loads(out.read_text())
     assert data["source"] == "agent"
-    assert data["agent_checkpoint"] == str(agent) and data["quality_checkpoint"] == str(quality)
+    assert data["agent_checkpoint"] == agents and data["quality_checkpoint"] == str(quality)
     explicit = tmp_path / "explicit.json"
-    assert main([*base, "--agent", str(agent), "--quality", str(quality), "--out", str(explicit)]) == 0
+    assert main([*base, "--agent", *agents, "--quality", str(quality), "--out", str(explicit)]) == 0
     assert json.loads(explicit.read_text())["frame"] == data["frame"]
     # a strategy that needs quality gets the shipped quality net; one that does not gets none
+    assert main([*base, "--strategy", "worst", "--out", str(out)]) == 0
+    net = REPO / "checkpoints" / recommend.SHIPPED_CHECKPOINTS["quality"][0]
+    assert json.loads(out.read_text())["quality_checkpoint"] == str(net)
     assert main([*base, "--strategy", "linspace", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["quality_checkpoint"] is None
 
@@ -104,16 +108,28 @@ def test_missing_shipped_checkpoints_say_where_they_were_looked_for(
 ) -> None:
     monkeypatch.setattr(recommend, "checkpoint_dirs", lambda: [tmp_path / "checkpoints"])
     with pytest.raises(CheckpointError, match="--agent PATH") as exc:
+        recommend.shipped_checkpoints("agent")
+    assert str(tmp_path / "checkpoints" / "agent" / "dagger2_seed0.pt") in str(exc.value)
+    # an ensemble is never assembled from a partial folder
+    members = [tmp_path / "checkpoints" / "agent" / f"dagger2_seed{s}.pt" for s in range(3)]
+    members[0].parent.mkdir(parents=True)
+    for m in members[:2]:
+        m.write_bytes(b"placeholder")
+    with pytest.raises(CheckpointError, match=r"dagger2_seed2\.pt"):
+        recommend.shipped_checkpoints("agent")
+    members[2].write_bytes(b"placeholder")
+    assert recommend.shipped_checkpoints("agent") == members
+    with pytest.raises(ConfigError, match="3 files"):  # the one-file accessor refuses an ensemble
         recommend.shipped_checkpoint("agent")
-    assert str(tmp_path / "checkpoints" / "agent" / "agent_policy.pt") in str(exc.value)
 
 
 def test_ivos_rl_root_is_searched_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "checkpoints" / "agent" / "agent_policy.pt"
-    target.parent.mkdir(parents=True)
-    target.write_bytes(b"placeholder")
+    targets = [tmp_path / "checkpoints" / "agent" / f"dagger2_seed{s}.pt" for s in range(3)]
+    targets[0].parent.mkdir(parents=True)
+    for t in targets:
+        t.write_bytes(b"placeholder")
     monkeypatch.setenv("IVOS_RL_ROOT", str(tmp_path))
-    assert recommend.shipped_checkpoint("agent") == target.resolve()
+    assert recommend.shipped_checkpoints("agent") == [t.resolve() for t in targets]
 
 
 def _run_expecting_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], agent: Path, out: Path) -> str:
