@@ -79,7 +79,7 @@ from ivos_rl.backends.base import VOSBackend
 from ivos_rl.envs.rewards import RewardConfig, aux_reward, goal_reward, performance
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.interactions import Robot
-from ivos_rl.metrics import METRIC_KEYS
+from ivos_rl.metrics import METRIC_KEYS, GroundTruth
 from ivos_rl.rounds import (
     EngineSnapshot,
     QualitySource,
@@ -289,6 +289,8 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self.rounds_restored = 0
         self._max_cached_sequences = int(max_cached_sequences)
         self._videos: OrderedDict[str, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+        #: the cached videos' ground truths as :class:`GroundTruth` (built by their first sample)
+        self._truths: dict[str, GroundTruth] = {}
         n0 = self.subsequence_length or dataset.info(self.samples[0][0]).n_frames
         self._set_spaces(n0)
         self._episode: dict[str, Any] | None = None
@@ -328,12 +330,16 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         item = (self.dataset.load_frames(seq), self.dataset.load_masks(seq), int(info.n_objects))
         self._videos[seq] = item
         while len(self._videos) > self._max_cached_sequences:
-            self._videos.popitem(last=False)
+            self._truths.pop(self._videos.popitem(last=False)[0], None)
         return item
 
     def _sample(self, seq: str, idx: int) -> SampleContext:
         """The whole-video sample (initial scribble as stored; its first marked frame is the initial)."""
-        return load_sample(self.dataset, seq, idx, video=self._video(seq))
+        video = self._video(seq)
+        sample = load_sample(self.dataset, seq, idx, video=video, truth=self._truths.get(seq))
+        if sample.truth is not None:  # what the metrics and the robot derive from it: once per video
+            self._truths[seq] = sample.truth
+        return sample
 
     def subsequence_starts(self, sequence: str, scribble_idx: int) -> list[int]:
         """Every start ``reset`` may pick for this sample (what a baseline must cover)."""
@@ -520,6 +526,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
 
     def close(self) -> None:
         self._videos.clear()
+        self._truths.clear()
         self._cache.clear()
         self._snapshots.clear()
         self._episode = None

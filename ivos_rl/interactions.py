@@ -138,8 +138,9 @@ def copy_items(items: list[Any]) -> list[Any]:
     """Copies of one frame's strokes or clicks that share nothing mutable with the input.
 
     Strokes are dicts of scalars and a list of [x, y] points; copying exactly that is much
-    cheaper than ``copy.deepcopy``, which dominated long sessions' fusing time. Anything else
-    (tuples stay tuples, deeper nesting) is deep-copied.
+    cheaper than ``copy.deepcopy``, which dominated long sessions' fusing time. A read-only array
+    (the scribble robot's ``path_arrays``) cannot change and is shared; a writable one is copied.
+    Anything else (tuples stay tuples, deeper nesting) is deep-copied.
     """
     out = []
     for item in items:
@@ -148,7 +149,9 @@ def copy_items(items: list[Any]) -> list[Any]:
             continue
         c = dict(item)
         for key, value in c.items():
-            if isinstance(value, list) and _is_point_list(value):
+            if isinstance(value, np.ndarray):
+                c[key] = value if not value.flags.writeable else value.copy()
+            elif isinstance(value, list) and _is_point_list(value):
                 c[key] = list(map(list, value))
             elif isinstance(value, (list, dict)):
                 c[key] = copy.deepcopy(value)

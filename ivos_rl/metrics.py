@@ -23,7 +23,11 @@ seg2bmap rule), and matching only within the true box grown by the tolerance, in
 stages (the square inscribed in the disk settles most pixels, the bounding square rules out most
 others, the ring offsets decide the rest), so a noisy prediction's scattered boundary costs one
 count. ``threads`` > 1 spreads frames over a thread pool (OpenCV and numpy release the GIL); each
-frame fills its own cells, so the figures do not depend on it. Results are identical to the
+frame fills its own cells, so the figures do not depend on it. The ground truth's side (present
+ids, each object's box, mask, boundary and its dilations for the matching) depends on the ground
+truth alone: a :class:`GroundTruth` built once per sample and passed as ``truth=`` saves it in
+every later round (the round engine does; without it the same numbers are derived per call).
+Results are identical to the
 reference's full-frame processing (0 difference in tests/test_parity_davisinteractive.py and in
 benchmarks/bench_metrics.py on real 480p masks; speed-ups and their conditions in
 benchmarks/RESULTS.md: over x20 on uint8, x4-8 on int64 label maps in CPU time, one thread).
@@ -35,7 +39,8 @@ metric definitions (reports, summaries) does not pay for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +48,7 @@ from ivos_rl.errors import InputValidationError
 
 __all__ = [
     "METRIC_KEYS",
+    "GroundTruth",
     "as_label_stack",
     "batched_f_measure",
     "batched_j_and_f",
@@ -142,10 +148,13 @@ def present_object_ids(y_true: np.ndarray) -> np.ndarray:
     return ids[(ids > 0) & (ids < VOID_ID)].astype(np.int64)
 
 
-def object_ids(y_true: np.ndarray, nb_objects: int | None = None) -> np.ndarray:
-    """Object ids the metrics iterate over: ``1..nb_objects`` or those present in ``y_true``."""
+def object_ids(
+    y_true: np.ndarray, nb_objects: int | None = None, present: np.ndarray | None = None
+) -> np.ndarray:
+    """Object ids the metrics iterate over: ``1..nb_objects`` or those present in ``y_true``
+    (``present``: those ids when already known, e.g. :attr:`GroundTruth.ids`)."""
     if nb_objects is None:
-        ids = present_object_ids(np.asarray(y_true))
+        ids = present_object_ids(np.asarray(y_true)) if present is None else present
         if ids.size == 0:
             raise InputValidationError(
                 "y_true contains no object (ids other than 0 and 255); pass nb_objects explicitly"
@@ -258,27 +267,50 @@ class _Matcher:
         self.ring_dy, self.ring_dx = jj - ay, ii - ax
         self.pad = (ay, kh - 1 - ay, ax, kw - 1 - ax)  # top, bottom, left, right: room for every offset
 
-    def count(self, src: np.ndarray, dst: np.ndarray) -> int:
-        """Number of nonzero ``dst`` pixels with a nonzero ``src`` pixel inside the disk around them.
-
-        ``src`` and ``dst`` are uint8 maps (0 or 1) of the same shape.
-        """
+    def prepare(self, src: np.ndarray) -> _Dilated:
+        """``src`` with the dilations :meth:`count` matches against (a true boundary's are kept by
+        :class:`GroundTruth`): by the inscribed square (or the whole kernel), by the bounding
+        square, and zero-padded for the ring offsets."""
         import cv2
 
         if self.square is None:
-            return cv2.countNonZero(cv2.bitwise_and(cv2.dilate(src, self.kernel), dst))
+            return _Dilated(src, cv2.dilate(src, self.kernel), None, None)
         near = cv2.dilate(src, self.square)
-        hits = cv2.countNonZero(cv2.bitwise_and(near, dst))
         if self.ring_dy.size == 0:
+            return _Dilated(src, near, None, None)
+        top, bottom, left, right = self.pad
+        padded = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
+        return _Dilated(src, near, cv2.dilate(src, self.bounding), padded)
+
+    def count(self, src: np.ndarray | _Dilated, dst: np.ndarray) -> int:
+        """Number of nonzero ``dst`` pixels with a nonzero ``src`` pixel inside the disk around them.
+
+        ``src`` and ``dst`` are uint8 maps (0 or 1) of the same shape; ``src`` may come
+        :meth:`prepare` d (its dilations then are not computed again).
+        """
+        import cv2
+
+        if not isinstance(src, _Dilated):
+            if self.square is None:
+                return cv2.countNonZero(cv2.bitwise_and(cv2.dilate(src, self.kernel), dst))
+            near = cv2.dilate(src, self.square)
+            bounding = None if self.ring_dy.size == 0 else cv2.dilate(src, self.bounding)
+            padded = None
+        else:
+            near, bounding, padded = src.near, src.bounding, src.padded
+            src = src.src
+        hits = cv2.countNonZero(cv2.bitwise_and(near, dst))
+        if self.square is None or bounding is None:
             return hits
-        reach = cv2.bitwise_and(cv2.dilate(src, self.bounding), dst)
+        reach = cv2.bitwise_and(bounding, dst)
         unsure = cv2.subtract(reach, near)  # in the bounding square, outside the inscribed one
         pts = cv2.findNonZero(unsure)
         if pts is None:
             return hits
         pts = pts.reshape(-1, 2).astype(np.intp)
         top, bottom, left, right = self.pad
-        padded = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
+        if padded is None:
+            padded = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
         width = padded.shape[1]
         base = (pts[:, 1] + top) * width + (pts[:, 0] + left)
         offsets = self.ring_dy * width + self.ring_dx
@@ -286,28 +318,67 @@ class _Matcher:
         return hits + int(np.count_nonzero(found))
 
 
+@dataclass(frozen=True)
+class _Dilated:
+    """A uint8 map and its dilations for :meth:`_Matcher.count` (:meth:`_Matcher.prepare`)."""
+
+    src: np.ndarray
+    near: np.ndarray
+    bounding: np.ndarray | None
+    padded: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _TruthPart:
+    """One object on one true frame, as J and F use it: its box, its uint8 mask on the box and
+    pixel count; for F its seg2bmap boundary's pixel count, the region the matching runs on (the
+    boundary's box grown by the matching reach) and the boundary pasted there with its dilations
+    (None without F or when the object is absent)."""
+
+    box: tuple[int, int, int, int] | None
+    crop: np.ndarray | None
+    n_px: int
+    n_boundary: int
+    region: tuple[int, int, int, int] | None
+    boundary: _Dilated | None
+
+
+def _truth_part(frame: np.ndarray, obj: int, matcher: _Matcher | None, reach: int) -> _TruthPart:
+    """The :class:`_TruthPart` of object ``obj`` on a (H, W) label frame (F's side only with a
+    ``matcher``)."""
+    import cv2
+
+    gt = _object_mask(frame, obj)
+    box = _box(gt)
+    if box is None:
+        return _TruthPart(None, None, 0, 0, None, None)
+    crop = gt[box[0] : box[1], box[2] : box[3]].copy()
+    n_px = cv2.countNonZero(crop)
+    if matcher is None:
+        return _TruthPart(box, crop, n_px, 0, None, None)
+    boundary, boundary_box = _boundary(gt, box)
+    region = _grow(boundary_box, reach, frame.shape)
+    dilated = matcher.prepare(_paste(boundary, boundary_box, region))
+    return _TruthPart(box, crop, n_px, cv2.countNonZero(boundary), region, dilated)
+
+
 def _f_measure(
-    gt: np.ndarray,
+    truth: _TruthPart,
     pr: np.ndarray,
-    gt_box: tuple[int, int, int, int] | None,
     pr_box: tuple[int, int, int, int] | None,
     matcher: _Matcher,
-    reach: int,
 ) -> float:
-    """F-measure of two uint8 object masks with davisinteractive's precision/recall edge cases.
+    """F-measure of a true object (:class:`_TruthPart`) and a uint8 predicted mask with
+    davisinteractive's precision/recall edge cases.
 
-    Boundaries are built on each mask's own box. Matches happen only within ``reach`` pixels
-    (the kernel's half-size) of the true boundary, so the matching runs on the true box grown by
-    ``reach``: the predicted boundary outside it only counts towards the number of predicted
-    boundary pixels, which keeps noisy predictions cheap.
+    Boundaries are built on each mask's own box. Matches happen only within the matching reach
+    (the kernel's half-size) of the true boundary, so the matching runs on the true boundary's
+    box grown by it (``truth.region``): the predicted boundary outside it only counts towards the
+    number of predicted boundary pixels, which keeps noisy predictions cheap.
     """
     import cv2
 
-    if gt_box is None:
-        gt_b, gt_cb, n_gt = None, None, 0
-    else:
-        gt_b, gt_cb = _boundary(gt, gt_box)
-        n_gt = cv2.countNonZero(gt_b)
+    n_gt = truth.n_boundary
     if pr_box is None:
         pr_b, pr_cb, n_fg = None, None, 0
     else:
@@ -320,33 +391,31 @@ def _f_measure(
     elif n_fg == 0 and n_gt == 0:
         precision, recall = 1.0, 1.0
     else:
-        assert gt_b is not None and pr_b is not None and gt_cb is not None and pr_cb is not None
-        region = _grow(gt_cb, reach, gt.shape)
-        gt_r, pr_r = _paste(gt_b, gt_cb, region), _paste(pr_b, pr_cb, region)
-        precision = matcher.count(gt_r, pr_r) / float(n_fg)
-        recall = matcher.count(pr_r, gt_r) / float(n_gt)
+        assert pr_b is not None and pr_cb is not None
+        assert truth.region is not None and truth.boundary is not None
+        pr_r = _paste(pr_b, pr_cb, truth.region)
+        precision = matcher.count(truth.boundary, pr_r) / float(n_fg)
+        recall = matcher.count(pr_r, truth.boundary.src) / float(n_gt)
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)
 
 
-def _jaccard(
-    gt: np.ndarray,
-    pr: np.ndarray,
-    gt_box: tuple[int, int, int, int] | None,
-    pr_box: tuple[int, int, int, int] | None,
-) -> float:
-    """|A ∩ B| / |A ∪ B| of two uint8 masks (1 when both are empty); counts run on the boxes."""
+def _jaccard(truth: _TruthPart, pr: np.ndarray, pr_box: tuple[int, int, int, int] | None) -> float:
+    """|A ∩ B| / |A ∪ B| of a true object and a uint8 predicted mask (1 when both are empty);
+    counts run on the boxes."""
     import cv2
 
-    n_gt = 0 if gt_box is None else cv2.countNonZero(gt[gt_box[0] : gt_box[1], gt_box[2] : gt_box[3]])
+    gt_box, n_gt = truth.box, truth.n_px
     n_pr = 0 if pr_box is None else cv2.countNonZero(pr[pr_box[0] : pr_box[1], pr_box[2] : pr_box[3]])
     inter = 0
     if gt_box is not None and pr_box is not None:
+        assert truth.crop is not None
         y0, y1 = max(gt_box[0], pr_box[0]), min(gt_box[1], pr_box[1])
         x0, x1 = max(gt_box[2], pr_box[2]), min(gt_box[3], pr_box[3])
         if y0 < y1 and x0 < x1:
-            inter = cv2.countNonZero(cv2.bitwise_and(gt[y0:y1, x0:x1], pr[y0:y1, x0:x1]))
+            gt_part = truth.crop[y0 - gt_box[0] : y1 - gt_box[0], x0 - gt_box[2] : x1 - gt_box[2]]
+            inter = cv2.countNonZero(cv2.bitwise_and(gt_part, pr[y0:y1, x0:x1]))
     union = n_gt + n_pr - inter
     return 1.0 if union == 0 else inter / union
 
@@ -398,34 +467,158 @@ def _compute(
     bound_th: float,
     want: tuple[bool, bool],
     threads: int,
+    truth: GroundTruth | None = None,
+    frames: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame, per-object J and F, shape (T, K) each (a zero array for the one not wanted)."""
+    """Per-frame, per-object J and F, shape (T, K) each (a zero array for the one not wanted);
+    with ``frames``, only those frames' rows, in that order. The ground truth's side comes from
+    ``truth`` when given, else it is derived here (the same numbers)."""
     want_j, want_f = want
     threads = _check_threads(threads)
-    ids = object_ids(y_true, nb_objects).tolist()
-    n_frames = y_true.shape[0]
-    jac = np.full((n_frames, len(ids)), 1.0 if want_j else 0.0)
-    fme = np.full((n_frames, len(ids)), 1.0 if want_f else 0.0)
+    if truth is not None:
+        truth.check(y_true, bound_th if want_f else None)
+        ids = object_ids(y_true, nb_objects, truth.ids).tolist()
+        columns = [truth.column(obj) for obj in ids]
+    else:
+        ids = object_ids(y_true, nb_objects).tolist()
+    rows = np.arange(y_true.shape[0]) if frames is None else frames
+    jac = np.full((len(rows), len(ids)), 1.0 if want_j else 0.0)
+    fme = np.full((len(rows), len(ids)), 1.0 if want_f else 0.0)
     matcher = _Matcher(disk_footprint(boundary_radius(y_true.shape[1:], bound_th))) if want_f else None
     reach = 0 if matcher is None else max(matcher.pad)
 
-    def frames(span: range) -> None:
-        for t in span:
-            true_t, pred_t = y_true[t], y_pred[t]
+    def work(span: range) -> None:
+        for r in span:
+            t = int(rows[r])
+            pred_t = y_pred[t]
+            if truth is not None:
+                parts = [truth.parts[t][c] for c in columns]
+            else:
+                true_t = _compact(y_true[t]) if len(ids) > 1 else y_true[t]
+                parts = [_truth_part(true_t, obj, matcher, reach) for obj in ids]
             if len(ids) > 1:  # one object: its comparison is already the single read
-                true_t, pred_t = _compact(true_t), _compact(pred_t)
+                pred_t = _compact(pred_t)
             for i, obj in enumerate(ids):
-                gt, pr = _object_mask(true_t, obj), _object_mask(pred_t, obj)
-                gt_box, pr_box = _box(gt), _box(pr)
-                if gt_box is None and pr_box is None:  # empty union: J = 1, no boundaries: F = 1
+                pr = _object_mask(pred_t, obj)
+                pr_box = _box(pr)
+                if parts[i].box is None and pr_box is None:  # empty union: J = 1, no boundaries: F = 1
                     continue
                 if want_j:
-                    jac[t, i] = _jaccard(gt, pr, gt_box, pr_box)
+                    jac[r, i] = _jaccard(parts[i], pr, pr_box)
                 if matcher is not None:
-                    fme[t, i] = _f_measure(gt, pr, gt_box, pr_box, matcher, reach)
+                    fme[r, i] = _f_measure(parts[i], pr, pr_box, matcher)
 
-    _run_spans(frames, n_frames, threads)
+    _run_spans(work, len(rows), threads)
     return jac, fme
+
+
+@dataclass(frozen=True, eq=False)
+class GroundTruth:
+    """What J, F and the scribble robot derive from one sample's ground truth, built once.
+
+    A sample is scored every round (its changed frames) against the same ground truth: its present
+    ids, and per frame and object the box, the mask on it and the boundary with its dilations for
+    the matching, do not change. Build one per sample (:meth:`build`; the round engine gets it with
+    the sample) and pass it as ``truth=`` beside that same ground truth: the figures are the ones
+    computed without it, bit for bit. It describes the stack as it was when built (an owner that
+    edits its ground truth in place builds a new one; only the shape is checked), is immutable
+    (its arrays are read-only), and :meth:`window` gives a subsequence's without recomputing
+    anything. ``ids`` are the present object ids (not 0 or 255), ``objects`` the ids its parts
+    cover (``1..nb_objects``, or the present ids), ``bound_th`` the F tolerance of its dilations.
+    """
+
+    shape: tuple[int, int, int]
+    ids: np.ndarray
+    objects: tuple[int, ...]
+    bound_th: float
+    frame_ids: tuple[np.ndarray, ...]
+    parts: tuple[tuple[_TruthPart, ...], ...]
+
+    @classmethod
+    def build(cls, y_true: object, nb_objects: int | None = None, bound_th: float = 0.008) -> GroundTruth:
+        """The ground-truth side of ``y_true`` (T, H, W) for objects ``1..nb_objects`` (default:
+        the present ids) and F tolerance ``bound_th`` (typed errors as the metrics give them)."""
+        t = as_label_stack(y_true, "y_true")
+        if t.shape[1] == 0 or t.shape[2] == 0:
+            raise InputValidationError(f"y_true frames must be non-empty, got shape {t.shape}")
+        frame_ids = tuple(_read_only(present_object_ids(f[None])) for f in t)
+        present = np.unique(np.concatenate(frame_ids)) if frame_ids else np.zeros(0, np.int64)
+        ids = _read_only(present.astype(np.int64))
+        objects = tuple(int(i) for i in object_ids(t, nb_objects, ids))
+        matcher = _Matcher(disk_footprint(boundary_radius(t.shape[1:], bound_th)))
+        reach = max(matcher.pad)
+        parts = []
+        for frame in t:
+            if len(objects) > 1:
+                frame = _compact(frame)
+            parts.append(tuple(_frozen_part(_truth_part(frame, obj, matcher, reach)) for obj in objects))
+        shape = (int(t.shape[0]), int(t.shape[1]), int(t.shape[2]))
+        return cls(shape, ids, objects, float(bound_th), frame_ids, tuple(parts))
+
+    @property
+    def n_frames(self) -> int:
+        return self.shape[0]
+
+    def window(self, start: int, length: int) -> GroundTruth:
+        """The ground truth of frames ``[start, start + length)`` (a training subsequence)."""
+        if length < 1 or start < 0 or start + length > self.n_frames:
+            raise InputValidationError(
+                f"window [{start}, {start + length}) outside the ground truth's {self.n_frames} frames"
+            )
+        frame_ids = self.frame_ids[start : start + length]
+        ids = _read_only(np.unique(np.concatenate(frame_ids)).astype(np.int64))
+        shape = (length, self.shape[1], self.shape[2])
+        parts = self.parts[start : start + length]
+        return GroundTruth(shape, ids, self.objects, self.bound_th, frame_ids, parts)
+
+    def check(self, y_true: np.ndarray, bound_th: float | None = None, name: str = "truth") -> None:
+        """:class:`InputValidationError` unless this object can stand for ``y_true`` (the same
+        shape) and, when F is wanted, was built for ``bound_th``."""
+        shape = tuple(np.shape(y_true))
+        if shape != self.shape:
+            raise InputValidationError(f"{name} was built for ground truth shaped {self.shape}, got {shape}")
+        if bound_th is not None and float(bound_th) != self.bound_th:
+            raise InputValidationError(f"{name} was built for bound_th={self.bound_th}, got {bound_th}")
+
+    def column(self, obj: int) -> int:
+        """Position of object ``obj`` among :attr:`objects` (typed error when not covered)."""
+        if obj not in self.objects:
+            raise InputValidationError(
+                f"the ground truth was built for objects {list(self.objects)}, not object {obj}"
+            )
+        return self.objects.index(obj)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _frozen_part(part: _TruthPart) -> _TruthPart:
+    """``part`` with every array read-only (a :class:`GroundTruth` is shared by every round)."""
+    for a in (part.crop, *(() if part.boundary is None else vars(part.boundary).values())):
+        if a is not None:
+            a.flags.writeable = False
+    return part
+
+
+def _check_truth(truth: object) -> GroundTruth | None:
+    if truth is not None and not isinstance(truth, GroundTruth):
+        raise InputValidationError(f"truth must be a GroundTruth or None, got {type(truth).__name__}")
+    return truth
+
+
+def _check_frames(frames: Sequence[int] | np.ndarray | None, n_frames: int) -> np.ndarray | None:
+    """``frames`` as int64 indices in [0, n_frames) (typed error otherwise), or None."""
+    if frames is None:
+        return None
+    idx = np.asarray(frames)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise InputValidationError(f"frames must be a 1-D sequence of frame indices, got {frames!r}")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_frames):
+        raise InputValidationError(f"frames must lie in [0, {n_frames}), got {idx.tolist()}")
+    return idx
 
 
 def batched_jaccard(
@@ -434,15 +627,17 @@ def batched_jaccard(
     average_over_objects: bool = True,
     nb_objects: int | None = None,
     threads: int = 1,
+    truth: GroundTruth | None = None,
 ) -> np.ndarray:
     """Jaccard index per frame (T,) averaged over objects, or per object (T, K).
 
     ``y_true``/``y_pred`` are (T, H, W) integer label maps; see the module docstring for the id
-    rules. ``threads`` > 1 spreads frames over a thread pool (same figures for any value).
+    rules. ``threads`` > 1 spreads frames over a thread pool (same figures for any value);
+    ``truth``: ``y_true``'s :class:`GroundTruth` (same figures, less work).
     Raises :class:`InputValidationError` on bad shapes/dtypes or when there is no object.
     """
     t, p = _validate_pair(y_true, y_pred)
-    jac, _ = _compute(t, p, nb_objects, 0.008, (True, False), threads)
+    jac, _ = _compute(t, p, nb_objects, 0.008, (True, False), threads, _check_truth(truth))
     return jac.mean(axis=1) if average_over_objects else jac
 
 
@@ -453,10 +648,11 @@ def batched_f_measure(
     nb_objects: int | None = None,
     bound_th: float = 0.008,
     threads: int = 1,
+    truth: GroundTruth | None = None,
 ) -> np.ndarray:
     """Boundary F-measure per frame (T,) averaged over objects, or per object (T, K)."""
     t, p = _validate_pair(y_true, y_pred)
-    _, fme = _compute(t, p, nb_objects, bound_th, (False, True), threads)
+    _, fme = _compute(t, p, nb_objects, bound_th, (False, True), threads, _check_truth(truth))
     return fme.mean(axis=1) if average_over_objects else fme
 
 
@@ -466,10 +662,17 @@ def batched_jaccard_and_f_measure(
     nb_objects: int | None = None,
     bound_th: float = 0.008,
     threads: int = 1,
+    truth: GroundTruth | None = None,
+    frames: Sequence[int] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-object J and F, each (T, K), in one pass (the session needs both every round)."""
+    """Per-object J and F, each (T, K), in one pass (the session needs both every round).
+
+    ``frames`` scores only those frames (rows in that order; a round that changed a few frames
+    keeps the whole stack and its ``truth``).
+    """
     t, p = _validate_pair(y_true, y_pred)
-    return _compute(t, p, nb_objects, bound_th, (True, True), threads)
+    idx = _check_frames(frames, t.shape[0])
+    return _compute(t, p, nb_objects, bound_th, (True, True), threads, _check_truth(truth), idx)
 
 
 def batched_j_and_f(
@@ -479,10 +682,11 @@ def batched_j_and_f(
     average_over_objects: bool = True,
     bound_th: float = 0.008,
     threads: int = 1,
+    truth: GroundTruth | None = None,
 ) -> np.ndarray:
     """J&F = 0.5 J + 0.5 F per object, then averaged over objects as the reference service does."""
     jac, fme = batched_jaccard_and_f_measure(
-        y_true, y_pred, nb_objects=nb_objects, bound_th=bound_th, threads=threads
+        y_true, y_pred, nb_objects=nb_objects, bound_th=bound_th, threads=threads, truth=truth
     )
     jf = 0.5 * jac + 0.5 * fme
     return jf.mean(axis=1) if average_over_objects else jf

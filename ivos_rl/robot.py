@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -37,7 +37,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
 from ivos_rl.errors import InputValidationError
-from ivos_rl.metrics import as_label_stack, batched_jaccard, disk_footprint, present_object_ids
+from ivos_rl.metrics import GroundTruth, as_label_stack, batched_jaccard, disk_footprint, present_object_ids
 from ivos_rl.scribbles import bezier_curve
 from ivos_rl.utils.logging import get_logger
 
@@ -258,7 +258,13 @@ class ScribbleRobot:
     stamps the strokes' ``start_time``/``end_time`` at the start and end of each object's work;
     the default ``None`` writes 0.0 so that the output (and any dataset generated from it) is
     byte-identical across runs; pass ``time.time`` for davisinteractive's wall-clock stamps.
+    ``interact`` also takes, beyond the :class:`~ivos_rl.interactions.Robot` protocol
+    (``engine_keywords``: the round engine passes them, :func:`ivos_rl.rounds.robot_options`),
+    the ground truth's :class:`~ivos_rl.metrics.GroundTruth` as ``truth`` (not re-derived every
+    answer) and ``path_arrays`` (paths as read-only arrays, not lists of points).
     """
+
+    engine_keywords: ClassVar[frozenset[str]] = frozenset({"truth", "path_arrays"})
 
     def __init__(
         self,
@@ -300,7 +306,8 @@ class ScribbleRobot:
         return skel
 
     def _validate(
-        self, pred_masks: Any, gt_masks: Any, nb_objects: int | None, frame: int | None
+        self, pred_masks: Any, gt_masks: Any, nb_objects: int | None, frame: int | None,
+        truth: GroundTruth | None,
     ) -> tuple[np.ndarray, np.ndarray, int, int | None]:
         pred = as_label_stack(pred_masks, "pred_masks")
         gt = as_label_stack(gt_masks, "gt_masks")
@@ -308,7 +315,11 @@ class ScribbleRobot:
             raise InputValidationError(f"pred_masks shape {pred.shape} != gt_masks shape {gt.shape}")
         if gt.shape[0] == 0 or gt.shape[1] == 0 or gt.shape[2] == 0:
             raise InputValidationError(f"gt_masks must be non-empty (T, H, W), got shape {gt.shape}")
-        present = present_object_ids(gt)
+        if truth is not None and not isinstance(truth, GroundTruth):
+            raise InputValidationError(f"truth must be a GroundTruth or None, got {type(truth).__name__}")
+        if truth is not None:
+            truth.check(gt, name="truth (of gt_masks)")
+        present = present_object_ids(gt) if truth is None else truth.ids
         if nb_objects is None:
             if present.size == 0:
                 raise InputValidationError("gt_masks is empty (no object id other than 0 and 255)")
@@ -340,18 +351,25 @@ class ScribbleRobot:
         gt_masks: np.ndarray,
         nb_objects: int | None = None,
         frame: int | None = None,
+        *,
+        truth: GroundTruth | None = None,
+        path_arrays: bool = False,
     ) -> dict[str, Any]:
         """Scribbles correcting ``pred_masks`` (T, H, W) against ``gt_masks`` on one frame.
 
         ``frame`` defaults to the worst frame by mean Jaccard. Returns a DAVIS scribble dict with
-        strokes only on that frame (none when there is nothing left to correct).
+        strokes only on that frame (none when there is nothing left to correct). ``truth``:
+        ``gt_masks``' :class:`~ivos_rl.metrics.GroundTruth` (the same answer, less work).
+        ``path_arrays``: each path as a read-only (N, 2) float64 array instead of a list of
+        ``[x, y]`` (the same numbers). A session keeps every stroke, and its thousands of point
+        lists cost the garbage collector more than the robot's own work; JSON needs the lists.
         """
         if not isinstance(sequence, str):
             raise InputValidationError(f"sequence must be a string, got {sequence!r}")
-        pred, gt, nb_objects, frame = self._validate(pred_masks, gt_masks, nb_objects, frame)
+        pred, gt, nb_objects, frame = self._validate(pred_masks, gt_masks, nb_objects, frame, truth)
         n_frames, height, width = gt.shape
         if frame is None:
-            frame = int(np.argmin(batched_jaccard(gt, pred, nb_objects=nb_objects)))
+            frame = int(np.argmin(batched_jaccard(gt, pred, nb_objects=nb_objects, truth=truth)))
         pred_f, gt_f = pred[frame], gt[frame]
         size = np.asarray([width, height], dtype=np.float64)
         scribbles: list[list[dict[str, Any]]] = [[] for _ in range(n_frames)]
@@ -364,7 +382,11 @@ class ScribbleRobot:
             curves = [bezier_curve(p.astype(np.float64), self.nb_points) / size for p in paths]
             end = self.clock()
             for curve in curves:
-                scribbles[frame].append(
-                    {"path": curve.tolist(), "object_id": obj, "start_time": start, "end_time": end}
-                )
+                curve.flags.writeable = False  # as an array path: shared by the answer's copies
+                scribbles[frame].append({
+                    "path": curve if path_arrays else curve.tolist(),
+                    "object_id": obj,
+                    "start_time": start,
+                    "end_time": end,
+                })
         return {"scribbles": scribbles, "sequence": sequence}

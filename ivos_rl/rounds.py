@@ -39,6 +39,7 @@ from ivos_rl.interactions import (
     first_annotated_frame,
     fuse_interactions,
 )
+from ivos_rl.metrics import GroundTruth
 from ivos_rl.scoring import Scores, oracle_quality, score_masks, update_scores
 from ivos_rl.strategies.base import Strategy, StrategyState
 
@@ -134,7 +135,12 @@ def estimate_quality(
 
 @dataclass(frozen=True)
 class SampleContext:
-    """Everything a round loop needs about one sample: video, ground truth, initial interaction."""
+    """Everything a round loop needs about one sample: video, ground truth, initial interaction.
+
+    ``truth``: what the metrics and the scribble robot derive from ``gt``
+    (:class:`~ivos_rl.metrics.GroundTruth`, built once by :func:`load_sample`); without it they
+    derive it every round (the same numbers).
+    """
 
     sequence: str
     scribble_idx: int
@@ -142,6 +148,7 @@ class SampleContext:
     gt: np.ndarray
     n_objects: int
     initial: dict[str, Any]
+    truth: GroundTruth | None = None
 
     @property
     def n_frames(self) -> int:
@@ -156,17 +163,23 @@ class SampleContext:
         """The sample restricted to frames ``[start, start + length)`` (training subsequences)."""
         sl = slice(start, start + length)
         initial = {k: (v[sl] if isinstance(v, list) else v) for k, v in self.initial.items()}
+        truth = None if self.truth is None else self.truth.window(start, length)
         return SampleContext(
-            self.sequence, self.scribble_idx, self.frames[sl], self.gt[sl], self.n_objects, initial
+            self.sequence, self.scribble_idx, self.frames[sl], self.gt[sl], self.n_objects, initial, truth
         )
 
 
-def check_ground_truth(gt: np.ndarray, sequence: str) -> np.ndarray:
-    """(T, H, W) ground truth with at least one object pixel, or :class:`MaskFormatError`."""
+def check_ground_truth(gt: np.ndarray, sequence: str, truth: GroundTruth | None = None) -> np.ndarray:
+    """(T, H, W) ground truth with at least one object pixel, or :class:`MaskFormatError`
+    (``truth``: its :class:`~ivos_rl.metrics.GroundTruth`, which knows the present ids)."""
     gt = np.asarray(gt)
     if gt.ndim != 3:
         raise MaskFormatError(f"ground truth of {sequence!r} must be (T, H, W), got shape {gt.shape}")
-    if not ((gt > 0) & (gt != 255)).any():
+    if truth is not None:
+        truth.check(gt, name=f"ground truth object of {sequence!r}")
+    # uint8 labels: an object pixel is a present id, which the truth knows (wider labels may exceed 255)
+    known = truth is not None and gt.dtype == np.uint8
+    if not (truth.ids.size > 0 if known else ((gt > 0) & (gt != 255)).any()):
         raise MaskFormatError(f"ground truth of {sequence!r} is empty (no object pixel in any frame)")
     return gt
 
@@ -179,8 +192,11 @@ def load_sample(
     initial_interaction: InitialInteraction = "dataset",
     robot: Robot | None = None,
     video: tuple[np.ndarray, np.ndarray, int] | None = None,
+    truth: GroundTruth | None = None,
 ) -> SampleContext:
-    """Load one sample; ``video`` = (frames, gt, K) already loaded for this sequence, if any.
+    """Load one sample; ``video`` = (frames, gt, K) already loaded for this sequence, if any, and
+    ``truth`` its ground truth's :class:`~ivos_rl.metrics.GroundTruth` (built here otherwise:
+    once per sample, every round's scores and robot answers then use it).
 
     ``initial_interaction="robot"`` replaces the stored scribble by the robot's answer to an empty
     prediction on the stored scribble's first annotated frame (how click robots start).
@@ -193,7 +209,9 @@ def load_sample(
     frames, gt, n_objects = video
     if n_objects < 1:
         raise MaskFormatError(f"sequence {sequence!r} has an empty ground truth (no object)")
-    gt = check_ground_truth(gt, sequence)
+    gt = check_ground_truth(gt, sequence, truth)
+    if truth is None:
+        truth = GroundTruth.build(gt, n_objects)
     stored = dataset.load_scribbles(sequence, scribble_idx)
     check_interaction(stored, gt.shape[0], f"initial scribble {scribble_idx} of {sequence!r}")
     initial = stored
@@ -201,9 +219,20 @@ def load_sample(
         if robot is None:
             raise ConfigError("initial_interaction='robot' needs a robot")
         frame = first_annotated_frame(stored, f"initial scribble {scribble_idx} of {sequence!r}")
-        initial = robot.interact(sequence, np.zeros_like(gt), gt, nb_objects=n_objects, frame=frame)
+        initial = robot.interact(
+            sequence, np.zeros_like(gt), gt, nb_objects=n_objects, frame=frame,
+            **robot_options(robot, truth=truth),
+        )
         check_interaction(initial, gt.shape[0], f"robot answer for {sequence!r}")
-    return SampleContext(str(sequence), int(scribble_idx), frames, gt, int(n_objects), initial)
+    return SampleContext(str(sequence), int(scribble_idx), frames, gt, int(n_objects), initial, truth)
+
+
+def robot_options(robot: Any, **options: Any) -> dict[str, Any]:
+    """Those of ``options`` (not None) that ``robot`` takes beyond the
+    :class:`~ivos_rl.interactions.Robot` protocol (its ``engine_keywords``; the scribble robot's
+    ``truth`` and ``path_arrays``); robots of the plain protocol get none."""
+    known = getattr(robot, "engine_keywords", frozenset())
+    return {k: v for k, v in options.items() if k in known and v is not None}
 
 
 @dataclass
@@ -462,7 +491,8 @@ class RoundEngine:
             raise ConfigError("lookahead needs a robot (simulated user)")
         sample = s.sample
         answer = copy.deepcopy(self.robot).interact(
-            sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame
+            sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame,
+            **robot_options(self.robot, truth=sample.truth, path_arrays=True),
         )
         check_interaction(answer, sample.n_frames, f"robot answer for {sample.sequence!r}")
         if count_marks(answer) == 0:
@@ -476,8 +506,10 @@ class RoundEngine:
         assert self.robot is not None and s.output is not None
         sample = s.sample
         tic = self.clock()
+        # Paths as arrays: the engine keeps every stroke, the backends read them as arrays anyway.
         answer = self.robot.interact(
-            sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame
+            sample.sequence, s.output.masks, sample.gt, nb_objects=sample.n_objects, frame=frame,
+            **robot_options(self.robot, truth=sample.truth, path_arrays=True),
         )
         if timed:
             s.timings.robot += self.clock() - tic
@@ -519,8 +551,10 @@ def _score_output(
     """Scores of ``out``'s masks; with the scores of the output before it and ``out.changed_frames``
     only the changed frames are scored again (the others are byte-identical)."""
     if previous is None or out.changed_frames is None:
-        return score_masks(sample.gt, out.masks, sample.n_objects, threads)
-    return update_scores(previous, sample.gt, out.masks, sample.n_objects, out.changed_frames, threads)
+        return score_masks(sample.gt, out.masks, sample.n_objects, threads, truth=sample.truth)
+    return update_scores(
+        previous, sample.gt, out.masks, sample.n_objects, out.changed_frames, threads, truth=sample.truth
+    )
 
 
 def wild_setting_with_quality(setting: Any, quality: Any) -> dict[str, Any]:

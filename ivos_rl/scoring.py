@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ivos_rl.metrics import batched_jaccard_and_f_measure
+from ivos_rl.metrics import GroundTruth, batched_jaccard_and_f_measure
 from ivos_rl.summary import REPORT_COLUMNS
 
 __all__ = [
@@ -56,13 +56,16 @@ class Scores:
         return float(self.jf.mean())
 
 
-def score_masks(gt: np.ndarray, masks: np.ndarray, n_objects: int, threads: int = 1) -> Scores:
+def score_masks(
+    gt: np.ndarray, masks: np.ndarray, n_objects: int, threads: int = 1, truth: GroundTruth | None = None
+) -> Scores:
     """J and F of label masks ``masks`` (T, H, W) against ``gt`` for objects 1..``n_objects``.
 
     ``threads`` spreads frames over a thread pool (:mod:`ivos_rl.metrics`); the figures do not
     depend on it, only the wall time does (worth it at 480p: ``metric_threads`` of evaluation).
+    ``truth``: ``gt``'s :class:`~ivos_rl.metrics.GroundTruth` (the same figures, less work).
     """
-    j, f = batched_jaccard_and_f_measure(gt, masks, nb_objects=n_objects, threads=threads)
+    j, f = batched_jaccard_and_f_measure(gt, masks, nb_objects=n_objects, threads=threads, truth=truth)
     return Scores(np.asarray(j, dtype=np.float64), np.asarray(f, dtype=np.float64))
 
 
@@ -73,15 +76,17 @@ def update_scores(
     n_objects: int,
     changed: Iterable[int],
     threads: int = 1,
+    truth: GroundTruth | None = None,
 ) -> Scores:
     """:func:`score_masks` of ``masks`` that differ from the masks ``previous`` scored only on the
     ``changed`` frames (a backend's ``BackendOutput.changed_frames``): J and F are per frame, so
     only those frames are scored again and the others' values are copied."""
     j, f = previous.j.copy(), previous.f.copy()
     idx = np.asarray(sorted({int(t) for t in changed}), dtype=np.int64)
-    if idx.size:
-        sub = score_masks(gt[idx], masks[idx], n_objects, threads)
-        j[idx], f[idx] = sub.j, sub.f
+    if idx.size:  # those rows of the whole stacks (no copies of the frames; ``truth`` covers the whole)
+        j[idx], f[idx] = batched_jaccard_and_f_measure(
+            gt, masks, nb_objects=n_objects, threads=threads, truth=truth, frames=idx
+        )
     return Scores(j, f)
 
 

@@ -2,7 +2,9 @@
 
 A scribble dict is ``{"scribbles": [[stroke, ...] per frame], "sequence": name}`` with strokes
 ``{"path": [[x, y], ...], "object_id": k, "start_time": s, "end_time": e}`` where ``x``/``y`` are
-normalised to [0, 1] by the frame width/height (object id 0 is the background). Functions keep
+normalised to [0, 1] by the frame width/height (object id 0 is the background); inside the round
+engine a path may also be a read-only (N, 2) float64 array (the scribble robot's ``path_arrays``:
+the same points, without thousands of small lists). Functions keep
 davisinteractive's names and semantics (``scribbles2mask``, ``bresenham``, ``bezier_curve``...) so
 IVOS code written against it can switch imports; the few deliberate deviations are documented on
 the function (inputs are never mutated; ``scribbles2points`` scales x by W and y by H).

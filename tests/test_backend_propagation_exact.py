@@ -4,18 +4,20 @@ change). The whole-round check on real videos is ``benchmarks/round_digests.py -
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
 from scipy.special import comb
 
-from ivos_rl.backends._colour_model import ColourModel
+from ivos_rl.backends._colour_model import ColourModel, smooth_histograms
 from ivos_rl.backends._flow import as_float32
+from ivos_rl.backends._interactive_seg import argmax0
 from ivos_rl.backends.base import probs_to_uint8
 from ivos_rl.backends.propagation import (
     _FLOAT64_OF_UINT8,
     PropagationBackend,
-    _argmax0,
     _boundary_distance,
     _fb_confidence,
     _near_boundary,
@@ -63,12 +65,23 @@ def test_bezier_from_the_power_table_equals_the_per_curve_formula(nb_points: int
 
 def test_two_label_argmax_breaks_ties_towards_the_background() -> None:
     p = np.array([[[0.5, 0.2, 0.7]], [[0.5, 0.8, 0.3]]], dtype=np.float32)
-    assert _argmax0(p).tolist() == [[0, 1, 0]]
-    assert _argmax0(p).dtype == np.uint8
+    assert argmax0(p).tolist() == [[0, 1, 0]]
+    assert argmax0(p).dtype == np.uint8
     three = np.array([[[0.2, 0.4]], [[0.5, 0.4]], [[0.5, 0.2]]], dtype=np.float32)
-    assert _argmax0(three).tolist() == [[1, 0]]  # the generic loop: lowest label on ties
+    assert argmax0(three).tolist() == [[1, 0]]  # the generic loop: lowest label on ties
     u = np.random.default_rng(1).integers(0, 256, (2, 30, 40)).astype(np.uint8)
-    np.testing.assert_array_equal(_argmax0(u), _argmax0(_to_float(u)))  # uint8 and float agree
+    np.testing.assert_array_equal(argmax0(u), argmax0(_to_float(u)))  # uint8 and float agree
+
+
+@pytest.mark.parametrize("n_labels", [2, 3, 5])
+def test_argmax0_is_numpys_argmax_over_labels(n_labels: int) -> None:
+    rng = np.random.default_rng(n_labels)
+    for dtype in (np.uint8, np.float32, np.float64):  # coarse values: many ties between labels
+        p = rng.integers(0, 4, (n_labels, 37, 41)).astype(dtype)
+        np.testing.assert_array_equal(argmax0(p), np.argmax(p, axis=0))
+    energy = rng.normal(size=(n_labels, 20, 30)).astype(np.float32)
+    energy[:, :5] = 1e5  # forbidden labels everywhere on some rows (a tie at HARD)
+    np.testing.assert_array_equal(argmax0(-energy), np.argmax(-energy, axis=0))
 
 
 def test_in_place_arithmetic_matches_the_plain_formulas() -> None:
@@ -96,6 +109,25 @@ def test_uint8_quantisation_rounds_half_to_even_and_clips() -> None:
     assert np.array_equal(x, np.random.default_rng(3).random((2, 7, 9)).astype(np.float32))  # input untouched
 
 
+def test_uint8_quantisation_by_opencv_equals_numpys_near_every_rounding_edge() -> None:
+    # Non-negative inputs take OpenCV's path (checked once for all 2^30 float32 in [0, 1]); here
+    # the values around every k / 255 and (k + 0.5) / 255, a few ulps each way, and beyond 1.
+    edges = np.concatenate([np.arange(256) / 255.0, (np.arange(255) + 0.5) / 255.0]).astype(np.float32)
+    near = edges.view(np.int32)[:, None] + np.arange(-4, 5)[None, :]
+    x = np.concatenate([near.ravel().astype(np.int32).view(np.float32), [0.0, 1.0, 1.0 + 1e-7, 3.0, np.inf]])
+    x = x[x >= 0].astype(np.float32)
+    plain = np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
+    for shape in ((-1,), (1, -1), (x.size // 7, -1) if x.size % 7 == 0 else (1, 1, -1)):
+        np.testing.assert_array_equal(probs_to_uint8(x.reshape(shape)).ravel(), plain)
+    strided = np.random.default_rng(4).random((3, 20, 30)).astype(np.float32)[:, ::2, 1::3]
+    np.testing.assert_array_equal(probs_to_uint8(strided), np.rint(strided * 255.0).astype(np.uint8))
+    with_nan = np.array([0.2, np.nan, 0.7], dtype=np.float32)  # numpy's path: NaN is not >= 0
+    with np.errstate(invalid="ignore"):  # NaN has no uint8 value
+        assert probs_to_uint8(with_nan)[[0, 2]].tolist() == [51, 178]
+    huge = np.array([0.5, 3e9, np.inf], dtype=np.float32)  # numpy's path: OpenCV would give 0
+    assert probs_to_uint8(huge).tolist() == [128, 255, 255]
+
+
 def test_local_colour_model_from_uint8_labels_has_the_float_labels_counts() -> None:
     """The local colour model's counts from uint8 soft labels equal those from the float labels
     (u / 255) the step converted before: same pixels, same weights, same float64 sums."""
@@ -119,3 +151,130 @@ def test_local_colour_model_from_uint8_labels_has_the_float_labels_counts() -> N
     ref.add(bins[near], p[:, near])
     np.testing.assert_array_equal(_bits(model.counts), _bits(ref.counts))
     assert model.counts.sum() > 0
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.3])
+def test_histogram_smoothing_equals_scipys_gaussian_filter(sigma: float) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(int(sigma * 10))
+    for shape in [(2, 16, 16, 16), (3, 16, 16), (1, 7, 5, 9)]:
+        hists = rng.random(shape) * 500.0
+        hists[rng.random(shape) < 0.7] = 0.0  # sparse, like a few strokes' colours
+        want = ndimage.gaussian_filter(hists, (0.0,) + (sigma,) * (len(shape) - 1), mode="nearest")
+        np.testing.assert_array_equal(_bits(smooth_histograms(hists, sigma)), _bits(want))
+
+
+def test_stroke_pixels_and_length_are_kept_and_equal_the_plain_raster() -> None:
+    from ivos_rl.backends._interactive_seg import Stroke, rasterise
+    from ivos_rl.scribbles import bresenham
+
+    rng = np.random.default_rng(3)
+    strokes = [Stroke(int(rng.integers(0, 3)), rng.random((int(n), 2)), 1) for n in rng.integers(1, 40, 6)]
+    strokes.append(Stroke(1, np.zeros((0, 2)), 1))
+    shape = (37, 53)
+    plain = np.full(shape, -1, dtype=np.int16)
+    for s in strokes:
+        if len(s.path):
+            pix = bresenham((s.path * [shape[1] - 1, shape[0] - 1]).astype(np.int64))
+            plain[pix[:, 1], pix[:, 0]] = s.label
+    for _ in range(2):  # computed, then from the stroke's memo
+        np.testing.assert_array_equal(rasterise(strokes, shape), plain)
+    kept = strokes[0].pixels(shape)
+    assert strokes[0].pixels(shape) is kept and not kept.flags.writeable
+    assert strokes[-1].pixels(shape).shape == (0, 2) and strokes[-1].length(shape) == 1.0
+    pts = strokes[0].path * [shape[1] - 1, shape[0] - 1]
+    want = max(float(np.sum(np.hypot(*np.diff(pts, axis=0).T))), 1.0) if len(pts) > 1 else 1.0
+    assert strokes[0].length(shape) == want and strokes[0].length((9, 9)) != want
+    from dataclasses import replace
+
+    moved = replace(strokes[0], path=strokes[0].path[:1])  # a new stroke: nothing kept from the old one
+    assert moved.pixels(shape).shape == (1, 2) and moved.length(shape) == 1.0
+
+
+def _plain_loosened_prior(
+    prior: np.ndarray, strokes: list[Any], dists: list[Any], win: Any, prm: Any
+) -> np.ndarray:
+    """The correction loop of ``FrameSegmenter._log_prior`` as written before (whole frame)."""
+    out = prior.astype(np.float32)
+    n_labels = out.shape[0]
+    for s, d in zip(strokes, dists, strict=True):
+        sigma = prm.correction_sigma * win.length(s)
+        g = d / sigma
+        g *= g
+        g *= -0.5
+        np.exp(g, out=g)
+        g *= prm.correction_strength
+        out *= 1.0 - g
+        out += g * (prm.correction_uniform / n_labels)
+        out[s.label] += g * (1.0 - prm.correction_uniform)
+        radius = float(np.clip(prm.core_fraction * win.length(s), 1.5, prm.core_max))
+        core = (d <= radius).astype(np.float32) * prm.core_strength
+        out *= 1.0 - core
+        out[s.label] += core
+    return np.log(np.clip(out, prm.prior_floor, 1.0, out=out), out=out)
+
+
+@pytest.mark.parametrize("uniform", [1.0, 0.6])
+def test_the_loosened_prior_on_boxes_equals_the_whole_frame_formula(uniform: float) -> None:
+    from dataclasses import replace
+
+    from ivos_rl.backends._interactive_seg import FrameSegmenter, SegParams, Stroke, _Window
+
+    rng = np.random.default_rng(7)
+    shape, n_labels = (120, 200), 3
+    prm = replace(SegParams(), correction_uniform=uniform, support_rate=0.0)
+    u = rng.integers(0, 256, (n_labels, *shape)).astype(np.float32)
+    prior = _to_float((u / u.sum(axis=0) * 255).astype(np.uint8))
+    prior[:, :, :20] = 0.0  # zero probabilities stay zero (non-negative: x 1 and + 0 change nothing)
+    win = _Window(shape)
+    strokes = [
+        Stroke(1, np.array([[0.50, 0.50], [0.52, 0.51]]), 2),  # 4 px: loosens a small box only
+        Stroke(2, np.array([[0.05, 0.10], [0.90, 0.80]]), 2),  # long: the whole frame
+        Stroke(0, np.array([[0.95, 0.95]]), 2),  # one point
+    ]
+    dists = [win.distance(s) for s in strokes]
+    logp, _, _ = FrameSegmenter(n_labels, 16, prm)._log_prior(win, strokes, prior, dists)
+    want = _plain_loosened_prior(prior, strokes, dists, win, prm)
+    np.testing.assert_array_equal(_bits(logp), _bits(want))
+
+
+def test_opencv_lookup_equals_numpys_gather() -> None:
+    from ivos_rl.backends.propagation import _certainty_power_table, _lookup
+
+    every = np.arange(256, dtype=np.uint8)
+    rng = np.random.default_rng(11)
+    tables = (_FLOAT64_OF_UINT8, _certainty_power_table(2, 3.0), rng.normal(size=256).astype(np.float32))
+    for table in tables:
+        for idx in (every, every.reshape(16, 16), rng.integers(0, 256, (2, 777)).astype(np.uint8),
+                    np.zeros((0,), np.uint8), np.zeros((3, 0), np.uint8)):
+            got, want = _lookup(table, idx), table[idx]
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def _plain_quantise_motion(flow: np.ndarray, bins: int) -> np.ndarray:
+    """``quantise_motion`` as written before (numpy's median and temporaries)."""
+    f = flow.astype(np.float32)
+    rel = f - np.median(f.reshape(-1, 2), axis=0)
+    mag = np.hypot(rel[..., 0], rel[..., 1])
+    step = max(float(np.percentile(mag, 95)) * 2.0 / bins, 0.25)
+    q = np.clip(np.floor(rel / step) + bins // 2, 0, bins - 1).astype(np.int64)
+    return q[..., 0] * bins + q[..., 1]
+
+
+@pytest.mark.parametrize("shape", [(24, 31, 2), (17, 9, 2), (1, 1, 2)])
+def test_motion_bins_of_float16_flows_equal_the_plain_formula(shape: tuple[int, int, int]) -> None:
+    from ivos_rl.backends._interactive_seg import _median_float16, quantise_motion
+
+    rng = np.random.default_rng(sum(shape))
+    for scale, zeros in ((0.3, 0.0), (8.0, 0.3), (40.0, 0.9)):  # slow, fast, mostly still (ties at 0)
+        flow = (rng.normal(0.0, scale, shape) + rng.normal(0.0, scale)).astype(np.float16)
+        flow[rng.random(shape) < zeros] = 0.0
+        flow[rng.random(shape) < zeros / 4] = np.float16(-0.0)
+        for c in (0, 1):
+            assert _median_float16(flow[..., c]) == float(np.median(flow[..., c].astype(np.float32)))
+        for bins in (4, 16):
+            np.testing.assert_array_equal(quantise_motion(flow, bins), _plain_quantise_motion(flow, bins))
+            wide = flow.astype(np.float32)  # the generic road
+            np.testing.assert_array_equal(quantise_motion(wide, bins), _plain_quantise_motion(wide, bins))

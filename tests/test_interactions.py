@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ivos_rl.errors import ScribbleError
-from ivos_rl.interactions import count_marks, first_annotated_frame, fuse_interactions, marked_frames
+from ivos_rl.interactions import (
+    copy_items,
+    count_marks,
+    first_annotated_frame,
+    fuse_interactions,
+    marked_frames,
+)
 
 
 def _stroke(n_points: int, obj: int = 1) -> dict[str, Any]:
@@ -61,3 +68,15 @@ def test_fusing_in_place_extends_the_first_dict_with_copies_of_the_second() -> N
     assert c["scribbles"][1][0]["path"][0][0] == 0.5 and b["clicks"][1][0]["point"][0] == 0.2  # b copied
     with pytest.raises(ScribbleError, match="different sequences"):
         fuse_interactions(own, {**c, "sequence": "t"}, in_place=True)
+
+
+def test_copies_share_read_only_array_paths_and_copy_writable_ones() -> None:
+    frozen = np.array([[0.1, 0.2], [0.3, 0.4]])
+    frozen.flags.writeable = False
+    loose = np.array([[0.5, 0.6]])
+    (a, b) = copy_items([{"path": frozen, "object_id": 1}, {"path": loose, "object_id": 0}])
+    assert a["path"] is frozen  # cannot change: nothing to copy
+    assert b["path"] is not loose and b["path"].tolist() == [[0.5, 0.6]]
+    loose[0, 0] = 0.0
+    assert b["path"].tolist() == [[0.5, 0.6]]
+    assert count_marks({"scribbles": [[a, b]], "sequence": "s"}) == 2

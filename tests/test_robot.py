@@ -93,6 +93,18 @@ def test_deterministic(two_objects: tuple[np.ndarray, np.ndarray]) -> None:
     assert all(s["start_time"] == 0.0 for s in a["scribbles"][1])
 
 
+def test_path_arrays_are_the_same_points_read_only(two_objects: tuple[np.ndarray, np.ndarray]) -> None:
+    gt, pred = two_objects
+    lists = ScribbleRobot().interact("s", pred, gt)
+    arrays = ScribbleRobot().interact("s", pred, gt, path_arrays=True)
+    assert [len(f) for f in arrays["scribbles"]] == [len(f) for f in lists["scribbles"]]
+    for a, b in zip(lists["scribbles"][1], arrays["scribbles"][1], strict=True):
+        assert isinstance(a["path"], list) and isinstance(b["path"], np.ndarray)
+        assert b["path"].dtype == np.float64 and not b["path"].flags.writeable
+        assert np.asarray(a["path"]).tobytes() == b["path"].tobytes()
+        assert {k: v for k, v in a.items() if k != "path"} == {k: v for k, v in b.items() if k != "path"}
+
+
 # ----------------------------------------------------------------------------- building blocks
 
 

@@ -48,6 +48,7 @@ from ivos_rl.backends._interactive_seg import (
     FrameSegmenter,
     SegParams,
     Stroke,
+    argmax0,
     bbox,
     quantise_motion,
     rasterise,
@@ -590,7 +591,7 @@ class PropagationBackend(VOSBackend):
                 reach = prm.uniform_reach
                 if prm.reach_motion > 0:
                     recent = [] if motions is None else motions
-                    recent.append(_object_motion(_argmax0(p_src) != 0, self._motion2(t_src, t_dst, dbox),
+                    recent.append(_object_motion(argmax0(p_src) != 0, self._motion2(t_src, t_dst, dbox),
                                                  prm.reach_quantile))
                     reach = max(reach, prm.reach_motion * max(recent[-prm.reach_memory :]))
                 near = _within_reach(p_src, reach)
@@ -640,8 +641,11 @@ class PropagationBackend(VOSBackend):
         )
         if rbox[0].start >= rbox[0].stop or rbox[1].start >= rbox[1].stop:
             return None
-        mx = mx - rbox[1].start
-        my = my - rbox[0].start
+        if maps is not None:  # the cache's arrays: new ones
+            mx, my = mx - rbox[1].start, my - rbox[0].start
+        else:  # this step's own sums: in place (the same float32 subtraction)
+            mx -= rbox[1].start
+            my -= rbox[0].start
         p_src = src.region(rbox, n_labels)
         warped = np.stack([_remap(p_src[k], mx, my) for k in range(n_labels)])
         if maps is not None:
@@ -688,7 +692,7 @@ class PropagationBackend(VOSBackend):
         (x 255; only the pixels used are converted to float: the same weights, and the argmax of
         ``u`` is that of ``u`` / 255, ties included)."""
         prm = self.prop_params
-        labels = _argmax0(u)
+        labels = argmax0(u)
         # Every label change (and so every pixel nearer to one than local_band) lies within the
         # objects' box grown by the band: the distances are computed there only (the same values:
         # a shortest chamfer path stays inside the rectangle of its two ends).
@@ -701,7 +705,7 @@ class PropagationBackend(VOSBackend):
             return None
         model = ColourModel(self.n_labels, self.colour_bins)
         # u / 255 as float32 (the weights before), widened to the float64 bincount sums in: one look-up
-        model.add(bins[box][near], _FLOAT64_OF_UINT8[u[(slice(None), *box)][:, near]])
+        model.add(bins[box][near], _lookup(_FLOAT64_OF_UINT8, u[(slice(None), *box)][:, near]))
         return model
 
     def _mix_local(self, tables: np.ndarray, src: _Crop, sbox: tuple[slice, slice], t_src: int) -> np.ndarray:
@@ -771,9 +775,9 @@ class PropagationBackend(VOSBackend):
         if prm.fusion_certainty > 0:
             # certainty ** power of uint8-valued labels: a look-up of the top value (same bits).
             lut = _certainty_power_table(n_labels, prm.fusion_certainty)
-            a = w * lut[u_new.max(axis=0)]
+            a = w * _lookup(lut, u_new.max(axis=0))
             if u_rest is not None:
-                b = (1.0 - w) * lut[u_rest.max(axis=0)]
+                b = (1.0 - w) * _lookup(lut, u_rest.max(axis=0))
             else:
                 b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
             # (a p_new + b p_rest) / (a + b), in place where the arrays are this call's own (same bits)
@@ -809,7 +813,7 @@ class PropagationBackend(VOSBackend):
         probs[t] = soft[1:]
         masks[t] = 0
         if region is not None and p is not None:
-            masks[t][region] = _argmax0(p)
+            masks[t][region] = argmax0(p)
         return soft
 
     def _previous_output(self) -> tuple[np.ndarray, np.ndarray]:
@@ -831,7 +835,7 @@ class PropagationBackend(VOSBackend):
         oh, ow = self._out_shape
         if (oh, ow) != self._shape:
             p = np.stack([cv2.resize(plane, (ow, oh), interpolation=cv2.INTER_LINEAR) for plane in p])
-        labels = _argmax0(p)
+        labels = argmax0(p)
         obj = p[1:]
         if seeds is not None:
             on = seeds >= 0
@@ -868,7 +872,7 @@ def _unreliable_prior(
 def _within_reach(p: np.ndarray, reach: float) -> np.ndarray:
     """(h, w) bool: pixels within ``reach`` px (Euclidean) of an object pixel of soft labels ``p``
     (L, h, w; its argmax is not background); all False when no object pixel is there."""
-    objects = _argmax0(p) != 0
+    objects = argmax0(p) != 0
     if not objects.any():
         return objects
     dist = cv2.distanceTransform((~objects).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
@@ -904,6 +908,15 @@ def _certainty_power_table(n_labels: int, power: float) -> np.ndarray:
     table = _certainty(p) ** power
     table.flags.writeable = False
     return table
+
+
+def _lookup(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``table[idx]`` for a 256-entry float table and a 1- or 2-D uint8 index array: OpenCV's
+    look-up (the same values, 3-4x faster than numpy's gather)."""
+    if idx.size == 0 or idx.ndim > 2:
+        return table[idx]  # type: ignore[no-any-return]
+    out = cv2.LUT(idx, table)
+    return out.reshape(idx.shape)  # cv2 gives a 1-D index back as (n, 1)
 
 
 def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
@@ -955,19 +968,6 @@ def _onehot(labels: np.ndarray, n_labels: int) -> np.ndarray:
     return np.stack([(labels == k).astype(np.float32) for k in range(n_labels)])
 
 
-def _argmax0(p: np.ndarray) -> np.ndarray:
-    """Argmax over the first axis of (L, H, W) as uint8, plane by plane (ties: lowest label)."""
-    if p.shape[0] == 2:  # one object: where it beats the background
-        return np.greater(p[1], p[0]).view(np.uint8)
-    labels = np.zeros(p.shape[1:], dtype=np.uint8)
-    best = p[0].copy()
-    for k in range(1, p.shape[0]):
-        better = p[k] > best
-        labels[better] = k
-        np.maximum(best, p[k], out=best)
-    return labels
-
-
 def _softmax0(score: np.ndarray) -> np.ndarray:
     """Softmax over the first axis of (L, H, W) float32, in place (``score`` is overwritten)."""
     top = score.max(axis=0) if score.shape[0] > 2 else np.maximum(score[0], score[1])
@@ -986,7 +986,7 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
     """
     if min_fragment <= 0:
         return q
-    labels = _argmax0(q)
+    labels = argmax0(q)
     # 16-bit component labels when they cannot overflow (8-connected pieces need a gap, so there
     # are at most ceil(h/2) x ceil(w/2)): the same components, ~25 % faster than 32-bit.
     small_labels = ((labels.shape[0] + 1) // 2) * ((labels.shape[1] + 1) // 2) < 65535
