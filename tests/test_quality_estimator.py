@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from ivos_rl.backends.cached import backend_fingerprint
+from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.errors import CheckpointError, InputValidationError
 from ivos_rl.quality.checkpoint import save_checkpoint
 from ivos_rl.quality.estimator import QualityEstimator
@@ -154,3 +157,26 @@ def test_shipped_checkpoint_ranks_masks_sensibly(davis_excerpt_root: Path) -> No
             q_empty, _ = est.predict(frames, np.zeros_like(true), **kw)
             assert q_true.mean() > q_shift.mean(), (path.name, seq)
             assert q_true.mean() > q_empty.mean() + 0.2, (path.name, seq)
+
+
+DEFAULT = SHIPPED / "mobilenet_v3_small-128-davis2016-propagation.pt"
+
+
+@pytest.mark.skipif(not DEFAULT.is_file(), reason="no shipped default quality net")
+def test_default_net_matches_the_default_backend_and_warns_once_on_another() -> None:
+    """The default Wild net learned the default propagation backend's masks (issue 14): no warning
+    with it, one warning naming both with another version; it is the all-videos fit (issue 15)."""
+    est = QualityEstimator.from_checkpoint(DEFAULT)
+    current = backend_fingerprint(PropagationBackend())
+    other = current.replace('"version": "2"', '"version": "0-test"')
+    assert other != current
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert est.check_backend(current)
+        assert est.check_backend(backend_fingerprint(PropagationBackend(flow_cache_dir="/tmp/x")))
+        assert not est.check_backend(other)
+        assert not est.check_backend(other)
+    msgs = [str(w.message) for w in caught]
+    assert est.backends is not None and len(est.backends) == 1 and '"version": "2"' in est.backends[0]
+    assert len(msgs) == 1 and est.backends[0] in msgs[0] and other in msgs[0] and DEFAULT.name in msgs[0]
+    assert est.split is not None and len(est.split["train"]) == 30 and est.split["held_out"] == []
