@@ -532,12 +532,11 @@ def _parse_history(text: str) -> list[int]:
 
 
 #: the shipped checkpoints (model cards in checkpoints/*/README.md), relative to a checkpoints folder:
-#: the agent is a 3-seed ensemble (its members' mean Q) whose Wild state came from the feature quality
-#: model ``agent_estimator``; ``quality`` is the quality net for strategies that need one.
+#: the agent is a 3-seed ensemble (its members' mean Q); ``quality`` is the default Wild estimator
+#: (the feature model v2.1, as ``configs/setting/wild.yaml``), the one the agent's training rows used.
 SHIPPED_CHECKPOINTS: dict[str, tuple[Path, ...]] = {
-    "quality": (Path("quality/mobilenet_v3_small-128-davis2016-propagation.pt"),),
+    "quality": (Path("quality/features-davis2016-propagation-v2.1.features.pt"),),
     "agent": tuple(Path(f"agent/dagger2_seed{s}.pt") for s in range(3)),
-    "agent_estimator": (Path("quality/features-davis2016-propagation-v2.1.features.pt"),),
 }
 
 
@@ -556,7 +555,7 @@ def checkpoint_dirs() -> list[Path]:
 
 def shipped_checkpoints(kind: str) -> list[Path]:
     """Paths of the shipped checkpoint files of ``kind`` (``"quality"``, ``"agent"``: its ensemble
-    members, ``"agent_estimator"``), all from the first folder of :func:`checkpoint_dirs` that holds
+    members), all from the first folder of :func:`checkpoint_dirs` that holds
     every one of them (members are never mixed across folders); CheckpointError saying where it looked."""
     if kind not in SHIPPED_CHECKPOINTS:
         raise ConfigError(f"no shipped checkpoint of kind {kind!r}; kinds: {sorted(SHIPPED_CHECKPOINTS)}")
@@ -566,15 +565,14 @@ def shipped_checkpoints(kind: str) -> list[Path]:
         if all(p.is_file() for p in paths):
             return paths
     looked = ", ".join(str(d / f) for d in checkpoint_dirs() for f in files)
-    flag = "--quality" if kind == "agent_estimator" else f"--{kind}"
     raise CheckpointError(
-        f"the shipped {kind} checkpoint was not found (looked at {looked}); pass {flag} PATH "
+        f"the shipped {kind} checkpoint was not found (looked at {looked}); pass --{kind} PATH "
         "or set IVOS_RL_ROOT to the ivos-rl repository"
     )
 
 
 def shipped_checkpoint(kind: str) -> Path:
-    """Path of a one-file shipped checkpoint (``"quality"``, ``"agent_estimator"``); see
+    """Path of a one-file shipped checkpoint (``"quality"``); see
     :func:`shipped_checkpoints`, which the ensemble ``"agent"`` needs."""
     paths = shipped_checkpoints(kind)
     if len(paths) != 1:
@@ -586,8 +584,8 @@ def _models(
     args: argparse.Namespace,
 ) -> tuple[Path | None, Path | list[Path] | None, Strategy | None, list[str]]:
     """(quality, agent, strategy, notes): explicit flags win; otherwise the shipped agent (a seed
-    ensemble) with the estimator it was trained with, and the shipped quality net whenever another
-    chooser needs per-frame quality. ``agent`` is one path, or a list for several files. ``notes``
+    ensemble), and the shipped quality estimator (the one the agent's rows used) whenever the agent
+    or another chooser needs per-frame quality. ``agent`` is one path, or a list for several files. ``notes``
     say which were used."""
     if args.strategy in ("agent", "agent_ensemble"):
         raise ConfigError(
@@ -610,9 +608,8 @@ def _models(
     quality = args.quality
     needs_quality = agent is not None or (strategy is not None and strategy.needs_quality)
     if quality is None and needs_quality:
-        quality = shipped_checkpoint("agent_estimator" if shipped_agent else "quality")
-        paired = ", the shipped agent's estimator" if shipped_agent else ""
-        notes.append(f"quality net: {quality} (shipped default{paired})")
+        quality = shipped_checkpoint("quality")
+        notes.append(f"quality net: {quality} (shipped default)")
     elif quality is not None:
         notes.append(f"quality net: {quality}")
     return quality, agent, strategy, notes

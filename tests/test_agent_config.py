@@ -82,7 +82,8 @@ def test_wild_training_fingerprints_the_estimator_config() -> None:
     cfg = _compose("train_agent", "setting=wild", "setting.estimator.path=nets/qa.pt")
     assert cfg.setting.name == "wild"
     assert quality_fingerprint(cfg) == {
-        "_target_": "ivos_rl.quality.QualityEstimator.from_checkpoint", "path": "nets/qa.pt"
+        "_target_": "ivos_rl.quality.feature_estimator.FeatureQualityEstimator.from_checkpoint",
+        "path": "nets/qa.pt",
     }
 
 

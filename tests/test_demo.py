@@ -44,27 +44,31 @@ def test_demo_compares_every_strategy_and_writes_its_table(tmp_path: Path) -> No
     assert len(list((tmp_path / "agent_wild" / "samples").glob("*.json"))) == 3
     # each run's manifest fingerprints the checkpoints its numbers depend on, by content
     fields = {k: read_manifest(tmp_path / k)["fields"] for k in results}
-    own = cfg.runs.span_error_wild.estimator.path
-    assert fields["span_error_wild"]["quality_checkpoint"] == file_sha256(own)
-    assert fields["worst_wild"]["quality_checkpoint"] == file_sha256(cfg.estimator.path)
-    # the shipped agent: the 3-seed ensemble, on the estimator its training rows used
+    # every Wild run uses the default estimator (feature model v2.1), the one the agent's rows used
+    shared = cfg.estimator.path
+    assert shared.endswith("features-davis2016-propagation-v2.1.features.pt")
+    for label in ("span_error_wild", "worst_wild", "agent_wild"):
+        assert fields[label]["quality_checkpoint"] == file_sha256(shared)
+    # the shipped agent: the 3-seed ensemble
     members = list(cfg.runs.agent_wild.strategy.path)
     assert [Path(m).name for m in members] == [f"dagger2_seed{s}.pt" for s in range(3)]
     assert fields["agent_wild"]["agent_checkpoint"] == files_sha256(members)
-    assert fields["agent_wild"]["quality_checkpoint"] == file_sha256(own)
     for label in ("worst_oracle", "farthest"):
         assert not {"quality_checkpoint", "agent_checkpoint"} & set(fields[label])
 
 
 def test_a_run_may_bring_its_own_estimator(tmp_path: Path) -> None:
     # no shared estimator: Worst in the Wild is skipped, span-error runs on the estimator its run names
+    own = ROOT / "checkpoints" / "quality" / "features-davis2016-propagation-v2.1.features.pt"
     cfg = _demo_config(
         tmp_path, "backend=simulated", "max_rounds=2", "progress=false", "estimator=null",
         "runs.random=null", "runs.linspace=null", "runs.farthest=null", "runs.agent_wild=null",
+        "+runs.span_error_wild.estimator._target_=ivos_rl.quality.feature_estimator.FeatureQualityEstimator"
+        ".from_checkpoint", f"+runs.span_error_wild.estimator.path={own}",
     )
-    assert cfg.runs.span_error_wild.estimator.path.endswith("features-davis2016-propagation-v2.1.features.pt")
     results = compare_strategies(cfg)
     assert set(results) == {"span_error_wild", "worst_oracle"}
+    assert read_manifest(tmp_path / "span_error_wild")["fields"]["quality_checkpoint"] == file_sha256(own)
 
 
 @pytest.mark.slow

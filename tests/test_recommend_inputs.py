@@ -84,11 +84,11 @@ def test_no_model_flags_use_the_shipped_checkpoints(
     base = ["--frames", str(SAMPLE), "--masks", str(SAMPLE), "--sequence", "dog-agility", "--history", "12"]
     assert main([*base, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    # the shipped agent is a 3-seed ensemble, paired with the feature quality model its rows used
+    # the shipped agent is a 3-seed ensemble; the shipped quality model is the one its rows used
     agents = [str(REPO / "checkpoints" / "agent" / f"dagger2_seed{s}.pt") for s in range(3)]
     quality = REPO / "checkpoints" / "quality" / "features-davis2016-propagation-v2.1.features.pt"
     assert f"using agent: 3-member ensemble {', '.join(agents)} (shipped default)" in printed
-    assert f"using quality net: {quality} (shipped default, the shipped agent's estimator)" in printed
+    assert f"using quality net: {quality} (shipped default)" in printed
     data = json.loads(out.read_text())
     assert data["source"] == "agent"
     assert data["agent_checkpoint"] == agents and data["quality_checkpoint"] == str(quality)
