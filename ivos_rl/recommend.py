@@ -360,7 +360,10 @@ def _estimate(
     """Per-frame estimate, plus uncertainty / expected gain / stop from estimators that offer them."""
     if getattr(quality, "needs_history", False):
         if not hist:
-            raise InputValidationError(f"{type(quality).__name__} needs the annotated frames: give a history")
+            raise InputValidationError(
+                f"{type(quality).__name__} reads the annotated frames: pass history= (ivos-rl recommend: "
+                "--history, at least the initially annotated frame, e.g. --history 0)"
+            )
         q, _ = quality.predict(frames, probs, history=hist)
     else:
         q, _ = quality.predict(frames, probs)

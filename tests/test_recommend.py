@@ -105,6 +105,26 @@ def test_worst_strategy_respects_history(video: tuple) -> None:
     assert r.q_values is None and r.source == "strategy:worst"
 
 
+class HistoryQuality(FixedQuality):
+    """A fixed estimate from an estimator that, like the feature model, reads the annotated frames."""
+
+    needs_history = True
+
+    def predict(  # type: ignore[override]
+        self, frames: np.ndarray, probs: np.ndarray, history: tuple[int, ...] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert history, "called without the annotated frames"
+        return super().predict(frames, probs)
+
+
+def test_estimator_reading_history_refuses_an_empty_one(video: tuple) -> None:
+    frames, masks = video
+    rec = Recommender(HistoryQuality([0.9, 0.1, 0.5, 0.2, 0.8, 0.7]), strategy=WorstStrategy())
+    with pytest.raises(InputValidationError, match=r"HistoryQuality reads the annotated frames.*--history"):
+        rec.recommend(frames, masks, [])
+    assert rec.recommend(frames, masks, [1]).frame == 3
+
+
 def test_strategy_by_name_with_a_real_quality_net(video: tuple, checkpoints: dict[str, Path]) -> None:
     frames, masks = video
     rec = Recommender.from_checkpoints(quality=checkpoints["quality"], strategy="worst")
