@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from ivos_rl.backends._colour_model import ColourModel, quantise_colours
+from ivos_rl.backends._distance import exact_distance
 from ivos_rl.backends._flow import DIS_PRESETS, Warper, as_float32, compute_flows, load_flows, save_flows
 from ivos_rl.backends._interactive_seg import (
     FrameSegmenter,
@@ -875,8 +876,7 @@ def _within_reach(p: np.ndarray, reach: float) -> np.ndarray:
     objects = argmax0(p) != 0
     if not objects.any():
         return objects
-    dist = cv2.distanceTransform((~objects).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return dist <= reach
+    return exact_distance(~objects) <= reach
 
 
 def _object_motion(objects: np.ndarray, motion2: np.ndarray, quantile: float) -> float:

@@ -45,6 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ivos_rl.backends._distance import exact_distance
 from ivos_rl.backends._prompts import stroke_label_map
 from ivos_rl.backends.base import (
     BackendOutput,
@@ -183,8 +184,8 @@ class SimulatedBackend(VOSBackend):
                     self._sd[ti, ki] = _FAR
                     continue
                 m8 = m.astype(np.uint8)
-                d_in = cv2.distanceTransform(m8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-                d_out = cv2.distanceTransform(1 - m8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+                d_in = exact_distance(m8)
+                d_out = exact_distance(1 - m8)
                 sd = d_in - d_out
                 self._sd[ti, ki] = sd
                 gy, gx = np.gradient(sd)
