@@ -4,12 +4,14 @@ Used by ``bench_metrics.py --stages``. The stages are those of ``ivos_rl.metrics
 object, timed separately over all frames by the caller's timer (bench_metrics.py: best CPU time of
 the repeats), each stage fed with the previous stage's outputs, computed once beforehand:
 
-* ``read``: the two object masks of every frame (one comparison pass over each input frame in its
-  own dtype; for int64 inputs this is the memory-bound read of 2 x 8 bytes per pixel);
-* ``boxes``: the masks' bounding boxes (one scan of each uint8 mask);
+* ``read``: the predicted object mask of every frame (one comparison pass over each input frame in its
+  own dtype; for int64 inputs this is the memory-bound read of 8 bytes per pixel);
+* ``boxes``: the predicted masks' bounding boxes (one scan of each uint8 mask);
+* ``truth``: the true side, once per sample (:class:`ivos_rl.metrics.GroundTruth`): the true mask, its
+  box and crop, its seg2bmap boundary on the matching region and that boundary's dilations;
 * ``J``: the three counts of the Jaccard index on the boxes;
-* ``boundaries``: the two seg2bmap boundaries on the boxes (2x2 morphological gradients), their counts
-  and their copies on the matching region;
+* ``boundaries``: the predicted seg2bmap boundary on its box (a 2x2 morphological gradient), its count
+  and its copy on the matching region;
 * ``matching``: the two match counts of F on the true box grown by the tolerance (the three-stage
   matcher: inscribed square, bounding square, ring offsets);
 * ``matching, point sets``: the same two counts by point sets instead of dilations (``cv2.findNonZero``
@@ -63,7 +65,11 @@ Timer = Callable[[Callable[[], Any]], tuple[Any, float]]
 
 
 def stage_times(gt: np.ndarray, pred: np.ndarray, timer: Timer, bound_th: float = 0.008) -> dict[str, float]:
-    """Seconds of each stage of one-object J+F over the (T, H, W) stacks (object id 1), per ``timer``."""
+    """Seconds of each stage of one-object J+F over the (T, H, W) stacks (object id 1), per ``timer``.
+
+    The truth's side (box, crop, boundary and its dilations: ``truth``) is what
+    :class:`ivos_rl.metrics.GroundTruth` builds once per sample; the other stages are each round's work.
+    """
     frames = range(gt.shape[0])
     radius = m.boundary_radius(gt.shape[1:], bound_th)
     if radius != int(radius):
@@ -71,32 +77,31 @@ def stage_times(gt: np.ndarray, pred: np.ndarray, timer: Timer, bound_th: float 
     matcher = m._Matcher(m.disk_footprint(radius))
     reach = max(matcher.pad)
     times: dict[str, float] = {}
-    masks, times["read"] = timer(
-        lambda: [(m._object_mask(gt[t], 1), m._object_mask(pred[t], 1)) for t in frames]
-    )
-    boxes, times["boxes"] = timer(lambda: [(m._box(g), m._box(p)) for g, p in masks])
-    both = zip(masks, boxes, strict=True)
-    pairs = [(g, p, a, b) for (g, p), (a, b) in both if a is not None and b is not None]  # frames to match
-    _, times["J"] = timer(lambda: [m._jaccard(g, p, a, b) for g, p, a, b in pairs])
+    masks, times["read"] = timer(lambda: [m._object_mask(pred[t], 1) for t in frames])
+    boxes, times["boxes"] = timer(lambda: [m._box(p) for p in masks])
+    parts, times["truth"] = timer(lambda: [m._truth_part(gt[t], 1, matcher, reach) for t in frames])
+    both = zip(parts, masks, boxes, strict=True)
+    pairs = [(part, p, b) for part, p, b in both if part.box is not None and b is not None]  # frames to match
+    _, times["J"] = timer(lambda: [m._jaccard(part, p, b) for part, p, b in pairs])
 
     def boundaries() -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
-        for g, p, a, b in pairs:
-            (gb, gcb), (pb, pcb) = m._boundary(g, a), m._boundary(p, b)
-            cv2.countNonZero(gb), cv2.countNonZero(pb)
-            region = m._grow(gcb, reach, g.shape)
-            out.append((m._paste(gb, gcb, region), m._paste(pb, pcb, region)))
+        for part, p, b in pairs:
+            pb, pcb = m._boundary(p, b)
+            cv2.countNonZero(pb)
+            assert part.region is not None and part.boundary is not None
+            out.append((part.boundary, m._paste(pb, pcb, part.region)))
         return out
 
     crops, times["boundaries"] = timer(boundaries)
     counts, times["matching"] = timer(
-        lambda: [(matcher.count(gb, pb), matcher.count(pb, gb)) for gb, pb in crops]
+        lambda: [(matcher.count(gd, pb), matcher.count(pb, gd.src)) for gd, pb in crops]
     )
 
     def by_points() -> list[tuple[int, int]]:
         out = []
-        for gb, pb in crops:
-            gp, pp = _points(gb), _points(pb)
+        for gd, pb in crops:
+            gp, pp = _points(gd.src), _points(pb)
             out.append((point_set_count(gp, pp, int(radius)), point_set_count(pp, gp, int(radius))))
         return out
 

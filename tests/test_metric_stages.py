@@ -42,3 +42,22 @@ def test_point_set_count_uses_the_nearest_point_and_handles_empty_sets(
     assert count(src, dst, 5) == 0
     assert count(np.zeros((0, 2), np.int64), dst, 5) == 0
     assert count(src, np.zeros((0, 2), np.int64), 5) == 0
+
+
+def test_stage_times_runs_every_stage_on_the_package_metrics(
+    benchmark_module: Callable[[str], ModuleType],
+) -> None:
+    # two 60x80 frames: a 20x30 true box and a prediction shifted by 3 px (its boundaries must match in part)
+    gt = np.zeros((2, 60, 80), np.uint8)
+    gt[:, 20:40, 25:55] = 1
+    pred = np.zeros_like(gt)
+    pred[:, 23:43, 25:55] = 1
+    calls: list[str] = []
+
+    def timer(fn: Callable[[], object]) -> tuple[object, float]:
+        calls.append("x")
+        return fn(), 0.001
+
+    times = benchmark_module("_metric_stages.py").stage_times(gt, pred, timer)
+    assert list(times) == ["read", "boxes", "truth", "J", "boundaries", "matching", "matching, point sets"]
+    assert len(calls) == 7 and all(v == 0.001 for v in times.values())
