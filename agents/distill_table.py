@@ -59,21 +59,64 @@ def _load_checked(folders: list[dict[str, str]]) -> list[tuple[str, dict[str, np
     return data
 
 
+_SUMMARY_KEYS = ("test", "policies", "test_offline")
+
+
+def _read_summary(path: Path) -> tuple[dict[str, Any], list[Path]]:
+    """A fold's ``summary.json`` and its seed policies, found **in the run tree** beside it.
+
+    distill_cv records each policy as ``<out>/seed<s>/agent.pt`` relative to the directory it ran from;
+    reading them back through that path would depend on the current directory (and could load a newer
+    run's files), so each is looked up as ``<summary's folder>/seed<s>/agent.pt``. Every error names
+    the summary file."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputValidationError(f"{path}: not a readable distill_agent summary ({err})") from err
+    missing = [k for k in _SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
+    if missing:
+        raise InputValidationError(f"{path}: no {missing} (not a distill_agent.py fold summary)")
+    policies = []
+    for recorded in summary["policies"]:
+        where = path.parent / Path(recorded).parent.name / Path(recorded).name
+        if not where.is_file():
+            raise InputValidationError(f"{path}: its policy {recorded} is not in the run tree ({where})")
+        policies.append(where)
+    return summary, policies
+
+
 def _fold_scores(
-    summary: dict[str, Any], cache: dict[str, list[tuple[str, dict[str, np.ndarray]]]]
+    path: Path, cache: dict[str, list[tuple[str, dict[str, np.ndarray]]]]
 ) -> dict[str, dict[str, float]]:
-    """Per test video of one fold: :data:`SCORE_COLUMNS` (the ensemble of the fold's seed policies)."""
-    members = [load_policy(p) for p in summary["policies"]]
+    """Per test video of the fold ``path`` (its ``summary.json``): :data:`SCORE_COLUMNS` (the
+    ensemble of the fold's seed policies, each checked to hold out exactly the fold's test videos)."""
+    summary, paths = _read_summary(path)
+    members = [load_policy(p) for p in paths]
+    for p, (_, m) in zip(paths, members, strict=True):
+        if "distill" not in m:
+            raise InputValidationError(f"{path}: policy {p} is not a distilled policy (no 'distill' record)")
+        if sorted(m.get("held_out_sequences", [])) != sorted(summary["test"]):
+            raise ProvenanceError(
+                f"{path}: policy {p} held out {m.get('held_out_sequences')}, the summary's test videos are "
+                f"{summary['test']}"
+            )
     records = {json.dumps([m["distill"], _data_folders(m)], sort_keys=True, default=str) for _, m in members}
     if len(records) != 1:
-        raise ConfigError(f"the seed policies {summary['policies']} differ in distill config or rows")
+        raise ConfigError(
+            f"{path}: the seed policies {[str(p) for p in paths]} differ in distill config or rows"
+        )
     meta = members[0][1]
     folders = _data_folders(meta)
     key = json.dumps(folders, sort_keys=True)
     if key not in cache:
         cache[key] = _load_checked(folders)
     record = dict(meta["distill"])
-    cfg = DistillConfig(**{**record, "state_features": tuple(record["state_features"])})
+    try:
+        cfg = DistillConfig(**{**record, "state_features": tuple(record.get("state_features", ()))})
+    except TypeError as err:  # a record written by another version of DistillConfig
+        raise InputValidationError(
+            f"{path}: its policies' distill record does not fit DistillConfig ({err})"
+        ) from err
     test = set(summary["test"])
     rows = build_rows([(s, r) for s, r in cache[key] if s in test], cfg, flip=False)
     ensemble = MeanQNetwork([q for q, _ in members])
@@ -83,7 +126,12 @@ def _fold_scores(
         if not mine:
             raise InputValidationError(f"no held-out rows for {video} in {[f['path'] for f in folders]}")
         g = offline_gain(ensemble, mine)
-        seeds = [float(s["per_video"][video]["gain_agent"]) for s in summary["test_offline"]]
+        try:
+            seeds = [float(s["per_video"][video]["gain_agent"]) for s in summary["test_offline"]]
+        except (KeyError, TypeError) as err:
+            raise InputValidationError(
+                f"{path}: test_offline holds no gain_agent for {video} ({err})"
+            ) from err
         out[video] = {
             "ensemble": g["gain_agent"],
             "seed_mean": float(np.mean(seeds)),
@@ -103,7 +151,7 @@ def run_scores(run_dir: str | Path) -> pd.DataFrame:
     cache: dict[str, list[tuple[str, dict[str, np.ndarray]]]] = {}
     per: dict[str, dict[str, float]] = {}
     for path in summaries:
-        scores = _fold_scores(json.loads(path.read_text()), cache)
+        scores = _fold_scores(path, cache)
         twice = sorted(set(scores) & set(per))
         if twice:
             raise InputValidationError(f"videos {twice} are held out by two folds of {run_dir}")
@@ -191,6 +239,10 @@ def variant_dirs(runs_dir: str | Path, variants: Sequence[str] | None, reference
     if variants is None:
         found = sorted(p.parent.parent.name for p in root.glob("*/fold*/summary.json"))
         variants = sorted(set(found), key=lambda v: (v != reference, v))
+    if not variants:
+        raise InputValidationError(
+            f"no <variant>/fold<k>/summary.json under {root} (distill_agent.py out_dirs)"
+        )
     missing = [v for v in variants if not (root / v).is_dir()]
     if missing:
         raise InputValidationError(f"no run folder for variants {missing} under {root}")

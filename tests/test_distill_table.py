@@ -3,6 +3,8 @@ seed ensemble re-scored from a real (tiny) cross-validated run."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from ivos_rl.agents.distill_cv import run
 from ivos_rl.agents.distill_table import ablation_table, run_scores, variant_dirs
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.lookahead_data import rows_path, save_rows, start_folder
+from ivos_rl.provenance import ProvenanceError
 from ivos_rl.testing import lookahead_record
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -117,3 +120,14 @@ def test_run_scores_rescore_every_held_out_video_with_the_seed_ensemble(tmp_path
     assert set(table["videos"]) == {6}
     with pytest.raises(InputValidationError, match="no run folder"):
         variant_dirs(tmp_path / "runs", ["recipe", "no_span"], "recipe")
+    # a moved run tree is read from where it now is (its summaries record paths of where it ran)
+    moved = shutil.move(str(tmp_path / "runs" / "paper"), str(tmp_path / "elsewhere"))
+    pd.testing.assert_frame_equal(run_scores(moved), one)
+    fold0 = Path(moved) / "fold0" / "summary.json"
+    summary = json.loads(fold0.read_text())
+    fold0.write_text(json.dumps({**summary, "test": summary["test"][:-1]}))
+    with pytest.raises(ProvenanceError, match=r"fold0/summary.json: policy .* held out"):
+        run_scores(moved)
+    fold0.write_text("{not json")
+    with pytest.raises(InputValidationError, match=r"fold0/summary.json: not a readable"):
+        run_scores(moved)
