@@ -53,7 +53,7 @@ def build_components(cfg: DictConfig) -> Components:
     if "quality" in cfg:
         raise ConfigError(
             "the top-level `quality` key is gone: choose the quality source with the setting group "
-            "(setting=oracle, or setting=wild setting.estimator.path=<quality net .pt>)"
+            "(setting=oracle, or setting=wild [setting.estimator.path=<model.features.pt>])"
         )
     for group in ("dataset", "backend", "setting"):
         if cfg.get(group) is None:

@@ -577,6 +577,8 @@ class GroundTruth:
         shape = tuple(np.shape(y_true))
         if shape != self.shape:
             raise InputValidationError(f"{name} was built for ground truth shaped {self.shape}, got {shape}")
+        if bound_th is not None:
+            boundary_radius(self.shape[1:], bound_th)  # the typed error for a non-number / negative value
         if bound_th is not None and float(bound_th) != self.bound_th:
             raise InputValidationError(f"{name} was built for bound_th={self.bound_th}, got {bound_th}")
 

@@ -160,7 +160,12 @@ class SampleContext:
         return first_annotated_frame(self.initial, f"initial interaction of {self.sequence!r}")
 
     def window(self, start: int, length: int) -> SampleContext:
-        """The sample restricted to frames ``[start, start + length)`` (training subsequences)."""
+        """The sample restricted to frames ``[start, start + length)`` (training subsequences);
+        InputValidationError when that is not inside the video (with or without a ``truth``)."""
+        if length < 1 or start < 0 or start + length > self.n_frames:
+            raise InputValidationError(
+                f"window [{start}, {start + length}) outside the {self.n_frames} frames of {self.sequence!r}"
+            )
         sl = slice(start, start + length)
         initial = {k: (v[sl] if isinstance(v, list) else v) for k, v in self.initial.items()}
         truth = None if self.truth is None else self.truth.window(start, length)
@@ -598,7 +603,9 @@ def quality_source_from_cfg(node: Any) -> QualitySource:
         return QualitySource("oracle")
     if estimator_cfg is None:
         raise ConfigError(
-            "setting=wild needs setting.estimator (e.g. setting.estimator.path=<quality net .pt>)"
+            "setting=wild needs setting.estimator (e.g. setting.estimator.path=<model.features.pt>; a crop "
+            "quality net: setting.estimator={_target_: ivos_rl.quality.QualityEstimator.from_checkpoint, "
+            "path: <net.pt>})"
         )
     from hydra.utils import instantiate
 

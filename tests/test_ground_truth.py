@@ -99,6 +99,14 @@ def test_a_truth_that_does_not_fit_is_a_typed_error() -> None:
         batched_jaccard_and_f_measure(gt, pred, truth=truth, frames=[2])
     with pytest.raises(InputValidationError, match="window"):
         truth.window(1, 2)
+    with pytest.raises(InputValidationError, match="bound_th must be a number"):
+        batched_f_measure(gt, pred, bound_th="wide", truth=truth)  # type: ignore[arg-type]
+    frames = np.zeros((*gt.shape, 3), np.uint8)
+    for sample_truth in (truth, None):  # the same refusal with and without a truth
+        sample = SampleContext("toy", 1, frames, gt, 1, {"annotations": []}, sample_truth)
+        with pytest.raises(InputValidationError, match=r"window \[1, 3\) outside the 2 frames of 'toy'"):
+            sample.window(1, 2)
+        assert sample.window(1, 1).n_frames == 1
     with pytest.raises(InputValidationError, match="no object"):
         GroundTruth.build(np.zeros((2, 4, 4), np.uint8))
     robot = ScribbleRobot()

@@ -159,14 +159,15 @@ def test_shipped_checkpoint_ranks_masks_sensibly(davis_excerpt_root: Path) -> No
             assert q_true.mean() > q_empty.mean() + 0.2, (path.name, seq)
 
 
-DEFAULT = SHIPPED / "mobilenet_v3_small-128-davis2016-propagation.pt"
+MOBILENET = SHIPPED / "mobilenet_v3_small-128-davis2016-propagation.pt"
 
 
-@pytest.mark.skipif(not DEFAULT.is_file(), reason="no shipped default quality net")
-def test_default_net_matches_the_default_backend_and_warns_once_on_another() -> None:
-    """The default Wild net learned the default propagation backend's masks (issue 14): no warning
-    with it, one warning naming both with another version; it is the all-videos fit (issue 15)."""
-    est = QualityEstimator.from_checkpoint(DEFAULT)
+@pytest.mark.skipif(not MOBILENET.is_file(), reason="no shipped MobileNet quality net")
+def test_shipped_mobilenet_matches_the_default_backend_and_warns_once_on_another() -> None:
+    """The shipped MobileNet (the default Wild net until session 11) learned the default propagation
+    backend's masks (issue 14): no warning with it, one warning naming both with another version; it
+    is the all-videos fit (issue 15)."""
+    est = QualityEstimator.from_checkpoint(MOBILENET)
     current = backend_fingerprint(PropagationBackend())
     other = current.replace('"version": "2"', '"version": "0-test"')
     assert other != current
@@ -178,5 +179,5 @@ def test_default_net_matches_the_default_backend_and_warns_once_on_another() -> 
         assert not est.check_backend(other)
     msgs = [str(w.message) for w in caught]
     assert est.backends is not None and len(est.backends) == 1 and '"version": "2"' in est.backends[0]
-    assert len(msgs) == 1 and est.backends[0] in msgs[0] and other in msgs[0] and DEFAULT.name in msgs[0]
+    assert len(msgs) == 1 and est.backends[0] in msgs[0] and other in msgs[0] and MOBILENET.name in msgs[0]
     assert est.split is not None and len(est.split["train"]) == 30 and est.split["held_out"] == []
