@@ -27,6 +27,7 @@ unchanged (same array, bit-identical observations).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,18 +87,40 @@ def label_entropy(probs: np.ndarray) -> np.ndarray:
     """(T,): mean pixel entropy of (background, objects) from (T, K, H, W) probabilities, / log(K+1).
 
     uint8 probabilities are value / 255 (``BackendOutput``); the background takes what the objects
-    leave (clipped at 0), and the distribution is renormalised per pixel.
+    leave (clipped at 0), and the distribution is renormalised per pixel. One uint8 object (the
+    usual case) reads each pixel's entropy from a 256-entry table made by the same arithmetic
+    (the same float32 values; ~10x faster at 480p); the mean is the same reduction either way.
     """
     p = np.asarray(probs)
     if p.ndim != 4:
         raise InputValidationError(f"probs must be (T, K, H, W), got shape {p.shape}")
+    t, k, h, w = p.shape
+    if p.dtype == np.uint8 and k == 1 and p.size:
+        import cv2
+
+        flat = np.ascontiguousarray(p[:, 0]).reshape(-1, w)
+        pixel = cv2.LUT(flat, _one_object_entropy_table()).reshape(t, h, w)
+    else:
+        pixel = _pixel_entropy(p)
+    return (pixel.mean(axis=(1, 2)) / np.log(k + 1)).astype(np.float32)
+
+
+def _pixel_entropy(p: np.ndarray) -> np.ndarray:
+    """(T, H, W) float32 entropy (nats) of each pixel's (background, objects) distribution."""
     p = p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p.astype(np.float32)
-    k = p.shape[1]
     full = np.concatenate([np.clip(1.0 - p.sum(axis=1, keepdims=True), 0.0, None), p], axis=1)
     full /= np.maximum(full.sum(axis=1, keepdims=True), 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(full > 0, -full * np.log(full), 0.0)
-    return (terms.sum(axis=1).mean(axis=(1, 2)) / np.log(k + 1)).astype(np.float32)
+    return terms.sum(axis=1)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _one_object_entropy_table() -> np.ndarray:
+    """(256,) float32: :func:`_pixel_entropy` of one uint8 object probability, per value."""
+    table = _pixel_entropy(np.arange(256, dtype=np.uint8).reshape(1, 1, 1, 256)).reshape(256)
+    table.flags.writeable = False
+    return table
 
 
 def area_change(masks: np.ndarray) -> np.ndarray:

@@ -62,6 +62,25 @@ def test_label_entropy_by_hand() -> None:
     assert label_entropy(two)[0] == pytest.approx(1.0)
 
 
+def test_one_object_entropy_table_gives_the_float_formulas_bytes() -> None:
+    """The uint8, one-object path reads a 256-entry table; the float formula (here written out) on
+    the same uint8 values must give the same float32 bytes, for every value and a mixed stack."""
+    def formula(probs: np.ndarray) -> np.ndarray:
+        p = probs.astype(np.float32) / 255.0
+        full = np.concatenate([np.clip(1.0 - p.sum(axis=1, keepdims=True), 0.0, None), p], axis=1)
+        full /= np.maximum(full.sum(axis=1, keepdims=True), 1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(full > 0, -full * np.log(full), 0.0)
+        return (terms.sum(axis=1).mean(axis=(1, 2)) / np.log(p.shape[1] + 1)).astype(np.float32)
+
+    every = np.arange(256, dtype=np.uint8).reshape(256, 1, 1, 1)  # one frame per value
+    assert label_entropy(every).tobytes() == formula(every).tobytes()
+    stack = np.random.default_rng(0).integers(0, 256, (5, 1, 37, 53), dtype=np.uint8)
+    assert label_entropy(stack).tobytes() == formula(stack).tobytes()
+    two = np.random.default_rng(1).integers(0, 128, (3, 2, 9, 11), dtype=np.uint8)  # the general path
+    assert label_entropy(two).tobytes() == formula(two).tobytes()
+
+
 def test_area_change_by_hand() -> None:
     masks = np.zeros((4, 2, 10), np.uint8)
     masks[0, 0, :10] = 1  # area 10

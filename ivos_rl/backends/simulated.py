@@ -50,6 +50,7 @@ from ivos_rl.backends._prompts import stroke_label_map
 from ivos_rl.backends.base import (
     BackendOutput,
     VOSBackend,
+    labels_from_probs,
     validate_frames,
     validate_gt_masks,
     validate_interaction,
@@ -320,28 +321,10 @@ class SimulatedBackend(VOSBackend):
             probs[a][:, ys, xs] = 0
             fg = lab > 0
             probs[a][lab[fg] - 1, ys[fg], xs[fg]] = 255
-        return BackendOutput(probs=probs, masks=_labels(probs))
+        return BackendOutput(probs=probs, masks=labels_from_probs(probs))
 
     def close(self) -> None:
         """Drop the precomputed arrays (they scale with T*K*H*W)."""
         self._ready = False
         for name in ("_sd", "_grad_dir", "_bank", "_cum_change", "_z", "_tmp"):
             self.__dict__.pop(name, None)
-
-
-def _labels(probs: np.ndarray) -> np.ndarray:
-    """Label map with the rule of :func:`ivos_rl.backends.base.labels_from_probs` on uint8 input.
-
-    ``p > 0.5`` on ``value / 255`` is ``value >= 128``; ties go to the lower object id (argmax).
-    Inlined here because it runs every step of fast RL loops.
-    """
-    if probs.shape[1] == 1:
-        return (probs[:, 0] >= 128).view(np.uint8)
-    best = probs[:, 0].copy()
-    label = np.ones(best.shape, np.uint8)
-    for k in range(1, probs.shape[1]):  # a running max beats argmax over the strided K axis
-        better = probs[:, k] > best  # strict: ties keep the lower id
-        np.copyto(best, probs[:, k], where=better)
-        label[better] = k + 1
-    label[best < 128] = 0
-    return label
