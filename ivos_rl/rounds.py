@@ -22,6 +22,7 @@ lookahead strategies, through ``StrategyState.extras["lookahead"]``).
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -235,8 +236,14 @@ def load_sample(
 def robot_options(robot: Any, **options: Any) -> dict[str, Any]:
     """Those of ``options`` (not None) that ``robot`` takes beyond the
     :class:`~ivos_rl.interactions.Robot` protocol (its ``engine_keywords``; the scribble robot's
-    ``truth`` and ``path_arrays``); robots of the plain protocol get none."""
+    ``truth`` and ``path_arrays``); robots of the plain protocol get none. A subclass inherits
+    ``engine_keywords`` but may override ``interact`` with the plain signature: only keywords its
+    ``interact`` accepts are passed."""
     known = getattr(robot, "engine_keywords", frozenset())
+    if known:
+        params = inspect.signature(robot.interact).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            known = known & params.keys()
     return {k: v for k, v in options.items() if k in known and v is not None}
 
 

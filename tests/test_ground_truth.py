@@ -136,6 +136,12 @@ def test_the_robot_and_the_engine_give_the_same_answers_with_the_truth() -> None
     assert robot_options(robot, truth=truth) == {"truth": truth} and robot_options(robot, truth=None) == {}
     assert robot_options(object(), truth=truth) == {}  # robots of the plain protocol get no keyword
 
+    class PlainOverride(ScribbleRobot):  # inherits engine_keywords, overrides interact with the protocol's
+        def interact(self, sequence, pred_masks, gt_masks, nb_objects=None, frame=None):  # type: ignore[no-untyped-def, override]
+            return super().interact(sequence, pred_masks, gt_masks, nb_objects=nb_objects, frame=frame)
+
+    assert robot_options(PlainOverride(), truth=truth, path_arrays=True) == {}
+
     from ivos_rl.backends.simulated import SimulatedBackend
 
     initial = robot.interact("toy", np.zeros_like(gt), gt, nb_objects=1, frame=1)
