@@ -720,12 +720,12 @@ class PropagationBackend(VOSBackend):
         maps = self._warp_store.get(key)
         if maps is None:
             to_src, from_src = self._flow_pair(t_src, t_dst)
-            motion = as_float32(from_src)
-            motion *= motion
             flow = as_float32(to_src)
             mx = self._warper.xs + flow[..., 0]
             my = self._warper.ys + flow[..., 1]
-            back = _remap(as_float32(from_src), mx, my)
+            motion = as_float32(from_src)  # converted once: warped back, then squared in place
+            back = _remap(motion, mx, my)
+            motion *= motion
             maps = _WarpMaps(
                 mx, my, _fb_confidence(flow, back, self.prop_params.fb_sigma), motion[..., 0] + motion[..., 1]
             )
