@@ -45,6 +45,7 @@ class _Tally:
         self.comp = {"robot": 0.0, "backend": 0.0, "metrics": 0.0, "quality": 0.0}
         self.parts: dict[str, float] = {}
         self.steps, self.step_time, self.step_cpu, self.reset_time, self.episodes = 0, 0.0, 0.0, 0.0, 0
+        self.step_cpus: list[float] = []  # each step's CPU seconds (the median: robust to load bursts)
 
     def episode(self, env: FrameRecommendationEnv, seed: int, rng: np.random.Generator) -> None:
         """One random-action episode (``seed`` for the reset, ``rng`` for the actions)."""
@@ -56,7 +57,8 @@ class _Tally:
             tic, cpu = time.perf_counter(), time.process_time()
             obs, _, terminated, _, _ = env.step(int(rng.integers(obs.shape[0])))
             self.step_time += time.perf_counter() - tic
-            self.step_cpu += time.process_time() - cpu
+            self.step_cpus.append(time.process_time() - cpu)
+            self.step_cpu += self.step_cpus[-1]
             self.steps += 1
             for k, v in env.last_timings.as_dict().items():
                 self.comp[k] = self.comp.get(k, 0.0) + v
@@ -76,6 +78,7 @@ class _Tally:
             "ms_per_step": {k: 1000 * v / steps for k, v in self.comp.items()},
             "backend_cpu_ms_per_step": {k: 1000 * v / steps for k, v in self.parts.items()},
             "cpu_ms_per_step": 1000 * self.step_cpu / steps,
+            "median_cpu_ms_per_step": 1000 * float(np.median(self.step_cpus)) if self.step_cpus else 0.0,
         }
 
 
@@ -109,8 +112,9 @@ def report(name: str, r: dict[str, Any]) -> None:
     if r["backend_cpu_ms_per_step"]:
         split = " ".join(f"{k}={v:.1f}ms" for k, v in r["backend_cpu_ms_per_step"].items())
         rest = r["cpu_ms_per_step"] - sum(r["backend_cpu_ms_per_step"].values())
-        print(f"{'':<46} CPU per step {r['cpu_ms_per_step']:.1f}ms: backend {split}, "
-              f"rest (robot, metrics, fusing, env) {rest:.1f}ms")
+        median = r["median_cpu_ms_per_step"]
+        print(f"{'':<46} CPU per step {r['cpu_ms_per_step']:.1f}ms (median {median:.1f}ms): "
+              f"backend {split}, rest (robot, metrics, fusing, env) {rest:.1f}ms")
 
 
 def main() -> None:

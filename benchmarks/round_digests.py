@@ -96,9 +96,11 @@ def main() -> None:
     cpu = np.stack([c for _, c in runs])  # (runs, steps, 3)
     fastest = cpu[np.argmin(cpu[:, :, 0], axis=0), np.arange(cpu.shape[1])].mean(axis=0) * 1000
     rounds = sum(len(v) for v in result.values())
+    median = float(np.median(cpu[:, :, 0].min(axis=0))) * 1000
     print(f"{len(result)} episodes, {rounds} rounds; {cpu.shape[1]} live steps, {fastest[0]:.1f} CPU ms per "
-          f"step (each step's fastest of {len(runs)} runs): cut {fastest[1]:.1f}, propagate "
-          f"{fastest[2]:.1f}, rest (robot, metrics, env) {fastest[0] - fastest[1] - fastest[2]:.1f}")
+          f"step (each step's fastest of {len(runs)} runs; median {median:.1f}): "
+          f"cut {fastest[1]:.1f}, propagate {fastest[2]:.1f}, rest (robot, metrics, env) "
+          f"{fastest[0] - fastest[1] - fastest[2]:.1f}")
     if args.out is not None:
         atomic_write_json(args.out, result, indent=1)
     if args.check is not None:

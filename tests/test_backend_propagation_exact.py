@@ -278,3 +278,34 @@ def test_motion_bins_of_float16_flows_equal_the_plain_formula(shape: tuple[int, 
             np.testing.assert_array_equal(quantise_motion(flow, bins), _plain_quantise_motion(flow, bins))
             wide = flow.astype(np.float32)  # the generic road
             np.testing.assert_array_equal(quantise_motion(wide, bins), _plain_quantise_motion(wide, bins))
+
+
+def test_float16_codes_by_value_order_every_code() -> None:
+    # The median counts codes and reads them in value order: every code exactly once, the finite
+    # values non-decreasing (-0.0 just before +0.0), the infinities at the ends of the finite run.
+    from ivos_rl.backends._interactive_seg import _FLOAT16_CODES_BY_VALUE as codes
+
+    assert np.array_equal(np.sort(codes), np.arange(65536))
+    values = codes.astype(np.uint16).view(np.float16).astype(np.float64)
+    finite = values[~np.isnan(values)]
+    assert np.all(np.diff(finite) >= 0) and finite[0] == -np.inf and finite[-1] == np.inf
+    zeros = np.flatnonzero(values == 0)
+    assert codes[zeros[0]] == 0x8000 and codes[zeros[1]] == 0x0000 and zeros[1] == zeros[0] + 1
+
+
+def test_sparse_colour_samples_count_like_add() -> None:
+    # A stroke's weights in a box are mostly zero: skipping them gives add's sums bit for bit.
+    from ivos_rl.backends._colour_model import ColourModel
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n_labels, dims, bins = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(2, 9))
+        idx = rng.integers(0, bins**dims, (13, 17))
+        w = rng.choice([0.0, 20.0, 0.3, 1e-7], (n_labels, 13 * 17), p=[0.85, 0.05, 0.05, 0.05])
+        w[rng.random(n_labels) < 0.3] = 0.0  # labels without samples
+        a, b = ColourModel(n_labels, bins, dims=dims), ColourModel(n_labels, bins, dims=dims)
+        a.counts += 0.5
+        b.counts += 0.5
+        a.add(idx, w)
+        b.add_sparse(idx, w)
+        assert a.counts.tobytes() == b.counts.tobytes()

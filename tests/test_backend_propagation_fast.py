@@ -98,7 +98,7 @@ def test_the_window_border_keeps_the_current_labels_except_on_the_frame_border()
 def test_the_warp_cache_gives_the_same_outputs() -> None:
     frames, gt = moving_clip(t=8, two_objects=True)
     outs = []
-    for prop in ({}, {"warp_cache": 1}):
+    for prop in ({"warp_cache": 0}, {"warp_cache": 1}):
         be = PropagationBackend(prop=prop)
         be.reset(frames, 2, sequence="clip")
         robot, pred, rounds = ScribbleRobot(), np.zeros_like(gt), []
@@ -163,3 +163,52 @@ def test_the_accurate_config_bounds_the_prior_and_passes_check_backend() -> None
     frames, gt = moving_clip(t=5, two_objects=True)
     outputs = check_backend(be, frames, gt, 2, robot=ScribbleRobot(), n_rounds=3, mask_rule="argmax")
     assert len(outputs) >= 2
+
+
+def test_the_warp_store_keeps_the_most_recent_pairs_within_its_budget() -> None:
+    # Bounded memory for the default warp cache: entries of 4 x 4 x 4 B = 64 B, a 150 B budget
+    # keeps two; the least recently used goes first, a read counts as a use, and a too-large
+    # entry is computed but never kept.
+    from ivos_rl.backends.propagation import _WarpMaps, _WarpStore
+
+    def maps(v: float, side: int = 2) -> _WarpMaps:
+        a = np.full((side, side), v, np.float32)
+        return _WarpMaps(a, a.copy(), a.copy(), a.copy())
+
+    store = _WarpStore(150)
+    store.put(("v", 0, 1), maps(1.0))
+    store.put(("v", 1, 2), maps(2.0))
+    assert store.get(("v", 0, 1)) is not None  # now the most recent
+    store.put(("v", 2, 3), maps(3.0))
+    assert len(store) == 2 and store.nbytes == 128
+    assert store.get(("v", 1, 2)) is None and store.get(("v", 0, 1)) is not None
+    store.put(("w", 0, 1), maps(4.0, side=4))  # 256 B > budget
+    assert store.get(("w", 0, 1)) is None and len(store) == 2
+
+
+def test_the_default_warp_cache_is_bounded_and_speed_only() -> None:
+    # On by default since session 12: its knobs never enter the fingerprint, and a budget too small
+    # for one pair (or warp_cache=0) gives the same outputs as the default.
+    default = PropagationBackend()
+    assert default.prop_params.warp_cache == 1 and default.prop_params.warp_cache_mb > 0
+    for prop in ({"warp_cache": 0}, {"warp_cache_mb": 0.0}, {"warp_cache_mb": 0.5}):
+        assert backend_fingerprint(PropagationBackend(prop=prop)) == backend_fingerprint(default)
+    frames, gt = moving_clip(t=6, two_objects=True)
+    outs = []
+    for prop in ({}, {"warp_cache": 0}, {"warp_cache_mb": 0.01}):
+        be = PropagationBackend(prop=prop)
+        be.reset(frames, 2, sequence="clip")
+        robot, pred, rounds = ScribbleRobot(), np.zeros_like(gt), []
+        for frame in (0, 4, 2):
+            inter = robot.interact("clip", pred, gt, nb_objects=2, frame=frame)
+            if not inter["scribbles"][frame]:
+                inter["scribbles"][frame] = [stroke(0, [(30, 40), (40, 40)])]
+            out = be.interact(frame, inter)
+            pred = out.masks
+            rounds.append(out)
+        outs.append(rounds)
+        if prop.get("warp_cache_mb") == 0.01:
+            assert len(be._warp_store) == 0  # each pair's maps exceed 10 kB: none kept
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other, strict=True):
+            assert np.array_equal(a.probs, b.probs) and np.array_equal(a.masks, b.masks)

@@ -80,3 +80,46 @@ def test_potts_cut_of_a_noisy_square_is_the_square(monkeypatch: pytest.MonkeyPat
     for solver in SOLVERS:
         monkeypatch.setattr(seg, "_bk", seg._bk if solver == "bk" else None)
         assert np.array_equal(potts_graph_cut(unary, edges), want)
+
+
+def test_a_reused_graph_gives_the_labels_of_fresh_cuts() -> None:
+    # The same edges cut again with other unaries (a segmentation's iterations): the kept BK
+    # graph, its terminal capacities changed (some down to below the flow already through them,
+    # some unchanged), must give exactly the fresh cut's minimal source side, ties included.
+    from ivos_rl.backends._interactive_seg import CutGraph
+
+    rng = np.random.default_rng(1)
+    for _ in range(150):
+        n = int(rng.integers(1, 40))
+        e = int(rng.integers(0, 4 * n + 1))
+        p, q = rng.integers(0, n, e), rng.integers(0, n, e)
+        w = rng.integers(0, 4, e) * 1.0
+        reuse = CutGraph()
+        previous: np.ndarray | None = None
+        for _ in range(3):
+            cost0 = rng.integers(0, 4, n) * rng.integers(0, 2, n) * 1.0
+            cost1 = rng.integers(0, 4, n) * rng.integers(0, 2, n) * 1.0
+            if previous is not None and rng.integers(0, 2):
+                cost0[: n // 2] = previous[: n // 2]  # (with cost1 kept too, unchanged nodes are not marked)
+            previous = cost0
+            want = _min_cut(n, cost0, cost1, p, q, w, symmetric=True, solver="bk")
+            got = _min_cut(n, cost0, cost1, p, q, w, symmetric=True, solver="bk", reuse=reuse)
+            assert np.array_equal(got, want)
+            assert reuse.holds(n, p, q, w, True)
+        # other edge arrays (even equal ones): a fresh graph, never the kept one
+        assert not reuse.holds(n, p.copy(), q, w, True) and not reuse.holds(n, p, q, w, False)
+
+
+def test_a_reused_graph_serves_the_repeated_potts_cuts() -> None:
+    # potts_graph_cut with reuse= on the same edges, unaries changing: the labels of fresh cuts.
+    from ivos_rl.backends._interactive_seg import CutGraph
+
+    rng = np.random.default_rng(2)
+    idx = np.arange(20 * 30).reshape(20, 30)
+    edges = [(np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()]),
+              np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()]),
+              rng.uniform(0.0, 2.0, 20 * 29 + 19 * 30))]
+    reuse = CutGraph()
+    for _ in range(4):
+        unary = rng.uniform(0.0, 3.0, (2, 20, 30))
+        assert np.array_equal(potts_graph_cut(unary, edges, reuse=reuse), potts_graph_cut(unary, edges))

@@ -87,6 +87,18 @@ class ColourModel:
                 self.counts[label] += np.bincount(flat, weights=w, minlength=self.bins**self.dims)
         self._log_tables = None
 
+    def add_sparse(self, bin_idx: np.ndarray, weights: np.ndarray) -> None:
+        """:meth:`add` for non-negative ``weights`` that are mostly zero (a stroke's samples in a
+        box): only the samples with a weight are counted. The same sums: ``bincount`` adds the
+        weights in order from +0.0, and adding +0.0 changes no sum."""
+        flat = bin_idx.ravel()
+        for label in range(self.n_labels):
+            w = weights[label].ravel()
+            on = np.flatnonzero(w)
+            if on.size:
+                self.counts[label] += np.bincount(flat[on], weights=w[on], minlength=self.bins**self.dims)
+        self._log_tables = None
+
     def add_labels(self, bin_idx: np.ndarray, labels: np.ndarray) -> None:
         """Add hard-labelled samples: the counts of :meth:`add` with one-hot weights (sums of
         ones are exact in float64), without building the (n_labels, N) weights."""

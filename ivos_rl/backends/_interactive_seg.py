@@ -119,6 +119,7 @@ def _min_cut(
     w: np.ndarray,
     symmetric: bool = False,
     solver: str | None = None,
+    reuse: CutGraph | None = None,
 ) -> np.ndarray:
     """Binary labels minimising sum cost_{x_i} + sum_{edges p->q} w [x_p = 0 and x_q = 1].
 
@@ -126,10 +127,15 @@ def _min_cut(
     the source in the residual graph). ``w`` is the capacity of the directed edge q -> p (paid
     when q is labelled 1 and p is labelled 0); ``symmetric`` adds the edge p -> q with the same
     capacity (a Potts edge). ``solver``: "bk" (PyMaxflow), "scipy", or None (bk if installed).
+    ``reuse``: a :class:`CutGraph` that keeps the BK graph for a later cut on the same edges
+    (the same labels; ignored by the scipy solver).
     """
     m = np.minimum(cost0, cost1)
     c_src = np.minimum(np.rint((cost0 - m) * SCALE), _CAP_LIMIT).astype(np.int32)
     c_snk = np.minimum(np.rint((cost1 - m) * SCALE), _CAP_LIMIT).astype(np.int32)
+    if reuse is not None and solver != "scipy" and _bk is not None and reuse.holds(n, p, q, w, symmetric):
+        return reuse.solve_again(c_src, c_snk)
+    key = (p, q, w)
     cw = np.minimum(np.rint(w * SCALE), _CAP_LIMIT).astype(np.int32)
     keep = cw > 0
     p, q, cw = p[keep], q[keep], cw[keep]
@@ -140,6 +146,8 @@ def _min_cut(
             _log.warning("PyMaxflow is not installed: graph cuts use scipy's max-flow (same labels, "
                          "2-3x slower); `pip install PyMaxflow`")
     if solver == "bk":
+        if reuse is not None:
+            return reuse.solve(n, c_src, c_snk, p, q, cw, symmetric, key)
         return _min_cut_bk(n, c_src, c_snk, p, q, cw, symmetric)
     if solver != "scipy":
         raise ValueError(f"_min_cut: solver must be 'bk', 'scipy' or None, got {solver!r}")
@@ -173,6 +181,15 @@ def _min_cut_bk(
     is solved (source and sink swapped, every edge reversed): there the sink tree is exactly
     the set of nodes reachable from the original source, which is what label 1 means.
     """
+    g, nodes = _bk_graph(n, c_src, c_snk, p, q, cw, symmetric)
+    return g.get_grid_segments(nodes)  # type: ignore[no-any-return]
+
+
+def _bk_graph(
+    n: int, c_src: np.ndarray, c_snk: np.ndarray, p: np.ndarray, q: np.ndarray, cw: np.ndarray,
+    symmetric: bool,
+) -> tuple[Any, np.ndarray]:
+    """The reversed BK graph of :func:`_min_cut_bk` after its max-flow, and its node ids."""
     if _bk is None:
         raise ImportError("PyMaxflow is not installed (pip install PyMaxflow)")
     g = _bk.GraphInt(n, len(p))
@@ -180,7 +197,62 @@ def _min_cut_bk(
     g.add_grid_tedges(nodes, c_snk, c_src)
     g.add_edges(p, q, cw, cw if symmetric else np.zeros_like(cw))
     g.maxflow()
-    return g.get_grid_segments(nodes)
+    return g, nodes
+
+
+class CutGraph:
+    """A BK max-flow graph kept for the next cut on the same edges with other unaries.
+
+    A segmentation refits its models and cuts the same coarse grid again (``SegParams.
+    iterations``): only the terminal capacities change. The second cut changes them on the
+    solved graph and lets BK continue from its flow and search trees (``maxflow(reuse_trees=
+    True)``, Kohli & Torr 2005; the changed nodes are marked) instead of building and solving a
+    new graph, about half the time of a fresh cut. A terminal change may undercut the flow that
+    already runs through a node; BK keeps only the difference of the two terminal capacities, so
+    that is the same problem up to a constant, and any maximum flow leaves the same minimal cut
+    (what :func:`_min_cut` returns), so the labels are those of a fresh cut (tested).
+
+    One instance serves one caller's sequence of cuts: :func:`_min_cut` uses it while ``n``, the
+    edge arrays (the same objects, never written) and ``symmetric`` are those it was built on.
+    """
+
+    def __init__(self) -> None:
+        self._graph: Any = None
+        self._nodes: np.ndarray | None = None
+        self._key: tuple[int, np.ndarray, np.ndarray, np.ndarray, bool] | None = None
+        self._caps: tuple[np.ndarray, np.ndarray] | None = None  # (BK source, BK sink) capacities
+
+    def holds(self, n: int, p: np.ndarray, q: np.ndarray, w: np.ndarray, symmetric: bool) -> bool:
+        """Whether the kept graph was built on exactly these nodes and edge arrays."""
+        key = self._key
+        return key is not None and key[0] == n and key[1] is p and key[2] is q and key[3] is w \
+            and key[4] == symmetric
+
+    def solve(
+        self, n: int, c_src: np.ndarray, c_snk: np.ndarray, p: np.ndarray, q: np.ndarray, cw: np.ndarray,
+        symmetric: bool, key: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        """A fresh cut (:func:`_min_cut_bk`), keeping its graph for :meth:`solve_again` on the
+        edge arrays ``key`` (the caller's p, q, w before filtering)."""
+        self._graph, self._nodes = _bk_graph(n, c_src, c_snk, p, q, cw, symmetric)
+        self._key = (n, *key, symmetric)
+        self._caps = (c_snk, c_src)
+        return self._graph.get_grid_segments(self._nodes)  # type: ignore[no-any-return]
+
+    def solve_again(self, c_src: np.ndarray, c_snk: np.ndarray) -> np.ndarray:
+        """The cut with new terminal capacities on the kept graph (same edges)."""
+        assert self._caps is not None and self._nodes is not None
+        d_src = c_snk.astype(np.int64) - self._caps[0]  # reversed problem: BK's source is our sink
+        d_snk = c_src.astype(np.int64) - self._caps[1]
+        changed = np.flatnonzero(d_src | d_snk)
+        if changed.size:
+            ids = self._nodes[changed]
+            # |difference| < 2**30: capacities lie in [0, _CAP_LIMIT]
+            self._graph.add_grid_tedges(ids, d_src[changed].astype(np.int32), d_snk[changed].astype(np.int32))
+            self._graph.mark_grid_nodes(ids)
+        self._graph.maxflow(reuse_trees=True)
+        self._caps = (c_snk, c_src)
+        return self._graph.get_grid_segments(self._nodes)  # type: ignore[no-any-return]
 
 
 def potts_graph_cut(
@@ -189,6 +261,7 @@ def potts_graph_cut(
     init: np.ndarray | None = None,
     sweeps: int = 2,
     free: np.ndarray | None = None,
+    reuse: CutGraph | None = None,
 ) -> np.ndarray:
     """Minimise ``sum unary[l_p, p] + sum w_pq [l_p != l_q]``; returns labels (H, W) int64.
 
@@ -196,6 +269,8 @@ def potts_graph_cut(
     cut. More labels: alpha-expansion starting from ``init`` (default: unary argmin).
     ``free`` (H, W) bool restricts the optimisation to those pixels, the others keeping their
     ``init`` label: a narrow band around a boundary is a much smaller graph than the frame.
+    ``reuse``: a :class:`CutGraph` for repeated two-label cuts on the same ``edges`` (whole
+    grid, no ``free``): the same labels, the later cuts faster.
     """
     n_labels, h, w = unary.shape
     n = h * w
@@ -208,7 +283,7 @@ def potts_graph_cut(
         wt = np.concatenate([e[2] for e in edges]) if edges else np.zeros(0)
     start = None if init is None else init.reshape(n).astype(np.int64)
     if free is None:
-        return _solve(u, p, q, wt, start, sweeps).reshape(h, w)
+        return _solve(u, p, q, wt, start, sweeps, reuse).reshape(h, w)
     if start is None:
         raise ValueError("potts_graph_cut: 'free' needs 'init' labels for the fixed pixels")
     fr = free.reshape(n)
@@ -231,14 +306,16 @@ def potts_graph_cut(
 
 
 def _solve(
-    u: np.ndarray, p: np.ndarray, q: np.ndarray, wt: np.ndarray, init: np.ndarray | None, sweeps: int
+    u: np.ndarray, p: np.ndarray, q: np.ndarray, wt: np.ndarray, init: np.ndarray | None, sweeps: int,
+    reuse: CutGraph | None = None,
 ) -> np.ndarray:
-    """Potts minimisation on flat nodes: one cut for two labels, else alpha-expansion."""
+    """Potts minimisation on flat nodes: one cut for two labels (``reuse``: see
+    :class:`CutGraph`), else alpha-expansion."""
     n_labels, n = u.shape
     if n_labels == 1:
         return np.zeros(n, dtype=np.int64)
     if n_labels == 2:
-        return _min_cut(n, u[0], u[1], p, q, wt, symmetric=True).astype(np.int64)
+        return _min_cut(n, u[0], u[1], p, q, wt, symmetric=True, reuse=reuse).astype(np.int64)
     labels = u.argmin(axis=0) if init is None else init.copy()
     for _ in range(sweeps):
         changed = False
@@ -295,6 +372,19 @@ def quantise_motion(flow: np.ndarray, bins: int) -> np.ndarray:
     return q[..., 0] * bins + q[..., 1]
 
 
+def _codes_by_value() -> np.ndarray:
+    """The 65,536 float16 codes in value order: negatives from -NaN/-inf (0xFFFF) up to -0.0
+    (0x8000), then +0.0 (0x0000) up to +NaN (0x7FFF): the inverse of the key that maps a code to
+    its rank (``~code`` for a negative, ``code | 0x8000`` for a positive)."""
+    rank = np.arange(65536, dtype=np.uint32)
+    codes = np.where(rank >= 0x8000, rank & 0x7FFF, ~rank & 0xFFFF).astype(np.intp)
+    codes.flags.writeable = False
+    return codes
+
+
+_FLOAT16_CODES_BY_VALUE = _codes_by_value()
+
+
 def _median_float16(x: np.ndarray) -> float:
     """``np.median`` of a finite float16 array's values, as the float32 numpy returns (widened).
 
@@ -304,12 +394,12 @@ def _median_float16(x: np.ndarray) -> float:
     ``x + 0.0`` bin alike).
     """
     bits = np.ascontiguousarray(x).view(np.uint16).ravel()
-    key = np.where(bits >= 0x8000, ~bits, bits | 0x8000)  # negatives reversed below the positives
-    cum = np.cumsum(np.bincount(key, minlength=65536))
+    # The codes counted as they are, then the 65,536 counts put in value order (not each value
+    # mapped to its rank: that pass over the frame cost as much as the counting).
+    cum = np.cumsum(np.bincount(bits, minlength=65536)[_FLOAT16_CODES_BY_VALUE])
 
     def value(rank: int) -> np.float32:
-        k = int(np.searchsorted(cum, rank, side="right"))
-        code = k & 0x7FFF if k >= 0x8000 else ~k & 0xFFFF
+        code = int(_FLOAT16_CODES_BY_VALUE[int(np.searchsorted(cum, rank, side="right"))])
         return np.array([code], np.uint16).view(np.float16).astype(np.float32)[0]  # type: ignore[no-any-return]
 
     n = bits.size
@@ -704,6 +794,8 @@ class FrameSegmenter:
             small = cv2.resize(lab, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
             coarse_edges = [ContrastEdges(small, prm.smoothness).joined()]
         edges = [fine.joined()] if coarse_edges is None else []  # coarse-to-fine: band edges per cut
+        # Every iteration cuts the same (coarse) grid, only the unaries change: one graph, reused.
+        repeat_graph = CutGraph()
         seeded = seeds >= 0
         fixed = seeds if clamp is None else np.where(seeded, seeds, clamp)
         pinned = fixed >= 0
@@ -719,10 +811,10 @@ class FrameSegmenter:
         # The strokes' samples are the same in every iteration: binned once, then added as before
         # (a label without stroke pixels adds zeros: the same sums).
         thick_colour = ColourModel(n_labels, self.bins)
-        thick_colour.add(bins, thick)
+        thick_colour.add_sparse(bins, thick)
         thick_motion = ColourModel(n_labels, prm.motion_bins, dims=2)
         if mbins is not None:
-            thick_motion.add(mbins, thick)
+            thick_motion.add_sparse(mbins, thick)
         labels = argmax0(log_pi - hard).astype(np.int64)  # np.argmax(axis=0)'s labels and dtype
         soft: np.ndarray | None = membership.reshape(n_labels, -1)  # after the first cut: one-hot
         for _ in range(max(prm.iterations, 1)):
@@ -746,9 +838,9 @@ class FrameSegmenter:
             unary = -(loglik + prm.prior_weight * log_pi) + hard
             unary -= unary.min(axis=0, keepdims=True)
             if coarse_edges is not None:
-                labels = _coarse_to_fine(unary, fine, coarse_edges, labels)
+                labels = _coarse_to_fine(unary, fine, coarse_edges, labels, repeat_graph)
             else:
-                labels = potts_graph_cut(unary, edges, init=labels)
+                labels = potts_graph_cut(unary, edges, init=labels, reuse=repeat_graph)
             soft = None  # the next fit's memberships: the cut's labels, one-hot
         labels[seeded] = seeds[seeded]
         return labels
@@ -819,6 +911,7 @@ def _coarse_to_fine(
     fine: ContrastEdges,
     coarse_edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     init: np.ndarray,
+    coarse_graph: CutGraph | None = None,
 ) -> np.ndarray:
     """Cut at half resolution, then re-cut only a 2-pixel band around that boundary at full size.
 
@@ -826,15 +919,17 @@ def _coarse_to_fine(
     the band is a thin ring, so this is several times faster than one full-size cut while the
     boundary still snaps to full-resolution edges. Coarse unaries are area means x 2 (a coarse
     pixel stands for 4 pixels, a coarse edge for 2 edges, so only the ratio matters).
+    ``coarse_graph``: the :class:`CutGraph` of the caller's repeated coarse cuts (same edges).
     """
     h, w = unary.shape[1:]
     hs, ws = (h + 1) // 2, (w + 1) // 2
     coarse = np.stack([cv2.resize(u, (ws, hs), interpolation=cv2.INTER_AREA) for u in unary]) * 2.0
     coarse_init = cv2.resize(init.astype(np.uint8), (ws, hs), interpolation=cv2.INTER_NEAREST)
-    labels = potts_graph_cut(coarse, coarse_edges, init=coarse_init)
+    labels = potts_graph_cut(coarse, coarse_edges, init=coarse_init, reuse=coarse_graph)
     up = cv2.resize(labels.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
     # Forbidden labels must stay forbidden (stroke pixels).
-    forbidden = np.take_along_axis(unary, up[None], axis=0)[0] >= HARD / 2
+    # (each label's forbidden pixels where it was chosen: take_along_axis's pixels, without its gather)
+    forbidden = functools.reduce(np.logical_or, [(up == k) & (u >= HARD / 2) for k, u in enumerate(unary)])
     if forbidden.any():  # the unary's best label there (argmin of those pixels only: the same labels)
         ys, xs = np.nonzero(forbidden)
         up[ys, xs] = unary[:, ys, xs].argmin(axis=0)

@@ -89,15 +89,17 @@ class PropParams:
     rescaled from [1/L, 1] to [0, 1]); the run's temporal weight is d_o^p / (d_o^p + d^p) with
     p = ``span_power``, d the distance to k and d_o to that neighbour (see ``_blend``).
 
-    Speed knobs (off by default): ``warp_cache`` = 1 (outputs unchanged, so it is left out of the
-    backend's fingerprint: :attr:`PERFORMANCE_ONLY`) keeps, per frame pair and direction once
-    used, what a step derives from the flows alone: the sampling maps, the forward-backward
-    confidence and the squared motion
-    (a fifth of a step's time: float16 -> float32 conversions and the backward-flow warp); the
-    same numbers as computed on each step's box, at ~1.6 MB per pair and direction (240x427)
-    while the video's flows are cached. ``local_every`` = n refits the local colour model on
-    every n-th step of a run only, the steps between reusing the last fit (changes the outputs, so
-    a non-default value enters the fingerprint).
+    Speed knobs: ``warp_cache`` = 1 (the default since session 12; outputs unchanged, so it is
+    left out of the backend's fingerprint: :attr:`PERFORMANCE_ONLY`) keeps, per frame pair and
+    direction once used, what a step derives from the flows alone: the sampling maps, the
+    forward-backward confidence and the squared motion (a fifth of a step's time: float16 ->
+    float32 conversions and the backward-flow warp); the same numbers as computed on each step's
+    box, at ~1.6 MB per pair and direction (240x427). The env replays the same videos and an
+    episode's rounds cross the same frame pairs again, so most steps find them kept.
+    ``warp_cache_mb`` bounds that memory per backend (and its forks, which share it): the least
+    recently used pairs are dropped beyond it (also speed-only). ``local_every`` = n refits the
+    local colour model on every n-th step of a run only, the steps between reusing the last fit
+    (changes the outputs, so a non-default value enters the fingerprint).
 
     The uninformative prior of unreliable pixels (opt-in knobs, issue 14; the defaults are version
     2's prior): a pixel whose forward-backward check fails (trust ``c`` < 1) gets ``c`` x its
@@ -137,7 +139,8 @@ class PropParams:
     fusion_certainty: float = 3.0
     span_power: float = 1.0
     keep_previous: float = 0.0
-    warp_cache: int = 0
+    warp_cache: int = 1
+    warp_cache_mb: float = 256.0
     local_every: int = 1
     uniform_weight: float = 1.0
     uniform_reach: float = math.inf
@@ -147,7 +150,7 @@ class PropParams:
 
     #: Knobs that change the speed only, never an output (tested): left out of the fingerprint,
     #: so runs and caches with and without them mix.
-    PERFORMANCE_ONLY: ClassVar[frozenset[str]] = frozenset({"warp_cache"})
+    PERFORMANCE_ONLY: ClassVar[frozenset[str]] = frozenset({"warp_cache", "warp_cache_mb"})
 
 
 @dataclass
@@ -222,17 +225,52 @@ class _WarpMaps:
     confidence: np.ndarray
     motion2: np.ndarray
 
+    @property
+    def nbytes(self) -> int:
+        return self.mx.nbytes + self.my.nbytes + self.confidence.nbytes + self.motion2.nbytes
+
+
+class _WarpStore:
+    """``PropParams.warp_cache``: (video key, t_src, t_dst) -> :class:`_WarpMaps`, filled on first
+    use, the least recently used dropped beyond ``budget`` bytes (``warp_cache_mb``). A pure cache
+    (the same numbers either way), so a backend and its forks share one."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.nbytes = 0
+        self._maps: OrderedDict[tuple[str, int, int], _WarpMaps] = OrderedDict()
+
+    def get(self, key: tuple[str, int, int]) -> _WarpMaps | None:
+        maps = self._maps.get(key)
+        if maps is not None:
+            self._maps.move_to_end(key)
+        return maps
+
+    def put(self, key: tuple[str, int, int], maps: _WarpMaps) -> None:
+        """Keep ``maps`` (not when they alone exceed the budget), dropping the oldest to fit."""
+        if maps.nbytes > self.budget or key in self._maps:
+            return
+        self._maps[key] = maps
+        self.nbytes += maps.nbytes
+        while self.nbytes > self.budget:
+            _, old = self._maps.popitem(last=False)
+            self.nbytes -= old.nbytes
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
 
 @dataclass
 class _FlowCache:
     """A video's flows, and each annotated frame's binned motion ((frame, bins) -> (H, W) uint16)
-    once computed: an RL episode annotates the frames of the same video again and again."""
+    once computed: an RL episode annotates the frames of the same video again and again.
+    ``key``: the video's digest (:meth:`PropagationBackend._flows_for`), which names its warps in
+    the backend's :class:`_WarpStore`."""
 
     fwd: np.ndarray
     bwd: np.ndarray
     motion_bins: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
-    #: ``PropParams.warp_cache``: (t_src, t_dst) -> :class:`_WarpMaps`, filled on first use.
-    warps: dict[tuple[int, int], _WarpMaps] = field(default_factory=dict)
+    key: str = ""
 
 
 @register_backend("propagation")
@@ -300,6 +338,9 @@ class PropagationBackend(VOSBackend):
                 f"prop.reach_motion > 0 needs a finite prop.uniform_reach (its floor r_min), got {prop}"
             )
         self._flow_cache: OrderedDict[str, _FlowCache] = OrderedDict()
+        self._warp_store = _WarpStore(self.prop_params.warp_cache_mb * 2**20)
+        #: ``warp_cache_mb`` = 0 keeps nothing: then the maps are not computed for whole frames either
+        self._warp_cache_on = bool(self.prop_params.warp_cache) and self.prop_params.warp_cache_mb > 0
         self._ready = False
         #: CPU seconds of the last round's parts: ``cut`` (the annotated frame's graph-cut
         #: segmentation) and ``propagate`` (its span: warps, colour correction, fusion, output).
@@ -402,6 +443,7 @@ class PropagationBackend(VOSBackend):
             entry = _FlowCache(*compute_flows(gray, self.flow_preset))
             if disk is not None:
                 save_flows(disk, entry.fwd, entry.bwd)
+        entry.key = key
         if self.flow_cache_size > 0:
             self._flow_cache[key] = entry
             while len(self._flow_cache) > self.flow_cache_size:
@@ -624,7 +666,7 @@ class PropagationBackend(VOSBackend):
         forward-backward confidence (h, w); None when the warp samples no pixel of the frame."""
         prm = self.prop_params
         shape, n_labels = self._shape, self.n_labels
-        maps = self._warp_maps(t_src, t_dst) if prm.warp_cache else None
+        maps = self._warp_maps(t_src, t_dst) if self._warp_cache_on else None
         to_src, from_src = self._flow_pair(t_src, t_dst)
         reach = prm.roi_margin + float(np.sqrt(self._motion2(t_src, t_dst, sbox).max()))
         dbox = _grow(sbox, reach, shape)
@@ -658,7 +700,7 @@ class PropagationBackend(VOSBackend):
     def _motion2(self, t_src: int, t_dst: int, box: tuple[slice, slice]) -> np.ndarray:
         """Squared motion (h, w) float32 of ``t_src``'s pixels in ``box`` towards ``t_dst`` (from
         the warp cache when it is on: the same numbers)."""
-        if self.prop_params.warp_cache:
+        if self._warp_cache_on:
             return self._warp_maps(t_src, t_dst).motion2[box]
         motion = as_float32(self._flow_pair(t_src, t_dst)[1][box])
         motion *= motion
@@ -671,22 +713,25 @@ class PropagationBackend(VOSBackend):
         return self._fwd[t_dst], self._bwd[t_dst]
 
     def _warp_maps(self, t_src: int, t_dst: int) -> _WarpMaps:
-        """:class:`_WarpMaps` of a step, computed for the whole frame on first use and kept with
-        the video's flows (``warp_cache``): per pixel the same numbers as on a step's box (a
-        bilinear warp of a box that holds every sampled pixel reads what the frame's would)."""
-        cache = self._flows.warps
-        if (t_src, t_dst) not in cache:
+        """:class:`_WarpMaps` of a step, computed for the whole frame on first use and kept in the
+        backend's :class:`_WarpStore` (``warp_cache``, ``warp_cache_mb``): per pixel the same
+        numbers as on a step's box (a bilinear warp of a box that holds every sampled pixel reads
+        what the frame's would)."""
+        key = (self._flows.key, t_src, t_dst)
+        maps = self._warp_store.get(key)
+        if maps is None:
             to_src, from_src = self._flow_pair(t_src, t_dst)
-            motion = as_float32(from_src)
-            motion *= motion
             flow = as_float32(to_src)
             mx = self._warper.xs + flow[..., 0]
             my = self._warper.ys + flow[..., 1]
-            back = _remap(as_float32(from_src), mx, my)
-            cache[(t_src, t_dst)] = _WarpMaps(
+            motion = as_float32(from_src)  # converted once: warped back, then squared in place
+            back = _remap(motion, mx, my)
+            motion *= motion
+            maps = _WarpMaps(
                 mx, my, _fb_confidence(flow, back, self.prop_params.fb_sigma), motion[..., 0] + motion[..., 1]
             )
-        return cache[(t_src, t_dst)]
+            self._warp_store.put(key, maps)
+        return maps
 
     def _boundary_model(self, u: np.ndarray, bins: np.ndarray) -> ColourModel | None:
         """Colour model of the pixels near the label boundary of soft labels ``u`` (L, h, w) uint8
@@ -768,23 +813,31 @@ class PropagationBackend(VOSBackend):
         )
         u_new = run.region_uint8(region, n_labels)
         p_new = _to_float(u_new)
-        u_rest = (nb_run if nb_run is not None else run).region_uint8(region, n_labels) if keep < 1 else None
-        p_rest = _to_float(u_rest) if u_rest is not None else 0.0
+        # At an open end the rest is the new run itself: its labels are read and converted once
+        # (the same values; ``p_rest`` may then be ``p_new``, so it is read before ``p_new`` is
+        # overwritten below).
+        same = nb_run is None and keep < 1
+        u_rest: np.ndarray | None = None
+        if keep < 1:
+            u_rest = u_new if nb_run is None else nb_run.region_uint8(region, n_labels)
+        p_rest = (p_new if same else _to_float(u_rest)) if u_rest is not None else 0.0
         if keep > 0:
             p_rest = (1.0 - keep) * p_rest + keep * (old[(slice(None), *region)].astype(np.float32) / 255.0)
             u_rest = None
         if prm.fusion_certainty > 0:
             # certainty ** power of uint8-valued labels: a look-up of the top value (same bits).
             lut = _certainty_power_table(n_labels, prm.fusion_certainty)
-            a = w * _lookup(lut, u_new.max(axis=0))
+            c_new = _lookup(lut, u_new.max(axis=0))
+            a = w * c_new
             if u_rest is not None:
-                b = (1.0 - w) * _lookup(lut, u_rest.max(axis=0))
+                b = (1.0 - w) * (c_new if same else _lookup(lut, u_rest.max(axis=0)))
             else:
                 b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
             # (a p_new + b p_rest) / (a + b), in place where the arrays are this call's own (same bits)
             total = a + b
+            rest = b * p_rest  # before p_new (which p_rest may be) is overwritten
             fused = np.multiply(p_new, a, out=p_new)
-            fused += b * p_rest
+            fused += rest
             fused /= total
         else:
             fused = w * p_new + (1.0 - w) * p_rest
