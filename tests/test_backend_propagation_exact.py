@@ -24,6 +24,7 @@ from ivos_rl.backends.propagation import (
     _softmax0,
     _to_float,
 )
+from ivos_rl.errors import InputValidationError
 from ivos_rl.scribbles import bezier_curve
 
 
@@ -190,6 +191,13 @@ def test_stroke_pixels_and_length_are_kept_and_equal_the_plain_raster() -> None:
 
     moved = replace(strokes[0], path=strokes[0].path[:1])  # a new stroke: nothing kept from the old one
     assert moved.pixels(shape).shape == (1, 2) and moved.length(shape) == 1.0
+    # the stroke keeps its own read-only copy: the caller's array changing later cannot stale the memo
+    mine = np.array([[0.1, 0.1], [0.9, 0.1]])
+    stroke = Stroke(1, mine, 1)
+    before = stroke.pixels(shape).copy()
+    mine[:] = 0.5
+    assert not stroke.path.flags.writeable and stroke.path[0, 0] == 0.1
+    np.testing.assert_array_equal(stroke.pixels(shape), before)
 
 
 def _plain_loosened_prior(
@@ -278,6 +286,10 @@ def test_motion_bins_of_float16_flows_equal_the_plain_formula(shape: tuple[int, 
             np.testing.assert_array_equal(quantise_motion(flow, bins), _plain_quantise_motion(flow, bins))
             wide = flow.astype(np.float32)  # the generic road
             np.testing.assert_array_equal(quantise_motion(wide, bins), _plain_quantise_motion(wide, bins))
+    flow = np.zeros(shape, np.float16)
+    flow.flat[0] = np.float16(np.nan)
+    with pytest.raises(InputValidationError, match="finite"):
+        _median_float16(flow[..., 0])  # frame (0, 0)'s x motion is NaN
 
 
 def test_float16_codes_by_value_order_every_code() -> None:

@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from ivos_rl.backends._colour_model import ColourModel
 from ivos_rl.backends._flow import as_float32
+from ivos_rl.errors import InputValidationError
 from ivos_rl.scribbles import bresenham
 from ivos_rl.utils.logging import get_logger
 
@@ -396,7 +397,10 @@ def _median_float16(x: np.ndarray) -> float:
     bits = np.ascontiguousarray(x).view(np.uint16).ravel()
     # The codes counted as they are, then the 65,536 counts put in value order (not each value
     # mapped to its rank: that pass over the frame cost as much as the counting).
-    cum = np.cumsum(np.bincount(bits, minlength=65536)[_FLOAT16_CODES_BY_VALUE])
+    counts = np.bincount(bits, minlength=65536)
+    if counts[0x7C01:0x8000].any() or counts[0xFC01:].any():  # NaN codes: numpy's median would be NaN
+        raise InputValidationError("_median_float16 needs finite values; the flow holds NaN")
+    cum = np.cumsum(counts[_FLOAT16_CODES_BY_VALUE])
 
     def value(rank: int) -> np.float32:
         code = int(_FLOAT16_CODES_BY_VALUE[int(np.searchsorted(cum, rank, side="right"))])
@@ -414,7 +418,8 @@ class Stroke:
 
     Its pixels and length on a frame size are computed once (:meth:`pixels`, :meth:`length`): a
     round rasterises the annotated frame's strokes several times, and the same strokes again in
-    every later round on that frame. The path must not change after construction.
+    every later round on that frame. So the path is the stroke's own read-only float64 copy (a
+    caller's array, writable or a view of one, could change under the memo).
     """
 
     label: int
@@ -424,6 +429,11 @@ class Stroke:
     _memo: dict[tuple[str, int, int], Any] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        path = np.array(self.path, dtype=np.float64)
+        path.flags.writeable = False
+        object.__setattr__(self, "path", path)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path.tolist(), "object_id": self.label}
