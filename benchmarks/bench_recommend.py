@@ -18,29 +18,17 @@ benchmarks/bench_recommend.py [--videos bear,soccerball] [--repeats 3]`` (needs 
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
-from typing import Any
 
 import cv2
 import numpy as np
 from _realistic import DATA, SCRIBBLES
+from bench_metrics import best_time
 
 from ivos_rl.backends.base import labels_from_probs
 from ivos_rl.backends.propagation import PropagationBackend
 from ivos_rl.data import DavisDataset
 from ivos_rl.recommend import Recommender, shipped_checkpoint, shipped_checkpoints
 from ivos_rl.state_features import _pixel_entropy, label_entropy
-
-
-def best_cpu(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
-    """(result, fastest CPU seconds of ``repeats`` calls)."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        tic = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - tic)
-    return out, best
 
 
 def backend_probs(dataset: DavisDataset, seq: str) -> tuple[np.ndarray, np.ndarray]:
@@ -60,20 +48,20 @@ def backend_probs(dataset: DavisDataset, seq: str) -> tuple[np.ndarray, np.ndarr
 
 def bench_video(rec: Recommender, frames: np.ndarray, probs: np.ndarray, repeats: int) -> dict[str, float]:
     """CPU seconds of each measure on one video (see the module docstring); SystemExit on a byte mismatch."""
-    e_new, t_e = best_cpu(lambda: label_entropy(probs), repeats)
+    e_new, t_e = best_time(lambda: label_entropy(probs), repeats)
 
     def reference() -> np.ndarray:
         return (_pixel_entropy(probs).mean(axis=(1, 2)) / np.log(probs.shape[1] + 1)).astype(np.float32)
 
-    e_ref, t_eref = best_cpu(reference, repeats)
+    e_ref, t_eref = best_time(reference, repeats)
     as_float = probs.astype(np.float32) / 255.0
-    l_new, t_l = best_cpu(lambda: labels_from_probs(probs), repeats)
-    l_ref, t_lref = best_cpu(lambda: labels_from_probs(as_float), repeats)
+    l_new, t_l = best_time(lambda: labels_from_probs(probs), repeats)
+    l_ref, t_lref = best_time(lambda: labels_from_probs(as_float), repeats)
     if e_new.tobytes() != e_ref.tobytes() or not np.array_equal(l_new, l_ref):
         raise SystemExit("the table paths do not give the reference's bytes")
     history = [0, len(frames) - 1]
     rec.recommend(frames, probs, history)  # warm-up (model load, caches)
-    _, t_r = best_cpu(lambda: rec.recommend(frames, probs, history), repeats)
+    _, t_r = best_time(lambda: rec.recommend(frames, probs, history), repeats)
     return {"entropy": t_e, "entropy_ref": t_eref, "labels": t_l, "labels_ref": t_lref, "recommend": t_r}
 
 
