@@ -159,11 +159,12 @@ def _reward_metric(cfg: DictConfig) -> str:
 
 
 def _without_cache_settings(backend: Any) -> Any:
-    """Backend config minus memoisation settings (``flow_cache_size``, ``flow_cache_dir``...):
-    they change speed, never outcomes, so they must not invalidate a cached baseline."""
+    """Backend config minus memoisation settings at any depth (``flow_cache_size``,
+    ``flow_cache_dir``, ``prop.warp_cache``, ``prop.warp_cache_mb``...): they change speed, never
+    outcomes, so they must not invalidate a cached baseline."""
     if not isinstance(backend, dict):
         return backend
-    return {k: v for k, v in backend.items() if "cache" not in str(k)}
+    return {k: _without_cache_settings(v) for k, v in backend.items() if "cache" not in str(k)}
 
 
 def baseline_meta(cfg: DictConfig, samples: list[tuple[str, int]]) -> dict[str, Any]:

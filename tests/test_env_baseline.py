@@ -107,3 +107,15 @@ def test_too_few_episodes(synthetic_root: Path) -> None:
                                  horizon=1, subsequence_length=8)
     with pytest.raises(ConfigError, match=">= 30"):
         build_random_baseline(env, n_episodes=5, progress=False)
+
+
+def test_baseline_setup_ignores_speed_only_cache_settings_at_any_depth() -> None:
+    from ivos_rl.envs.factory import _without_cache_settings
+
+    plain = {"_target_": "B", "flow_cache_size": 2,
+             "prop": {"warp_cache": 1, "warp_cache_mb": 256.0, "span_power": 1.0}}
+    other = {"_target_": "B", "flow_cache_dir": "x", "prop": {"warp_cache": 0, "span_power": 1.0}}
+    want = {"_target_": "B", "prop": {"span_power": 1.0}}
+    assert _without_cache_settings(plain) == _without_cache_settings(other) == want
+    changed = {"_target_": "B", "prop": {"warp_cache": 0, "span_power": 2.0}}  # an output knob still counts
+    assert _without_cache_settings(changed) != _without_cache_settings(plain)
