@@ -48,6 +48,7 @@ def test_standard_setting_composes(experiment: str) -> None:
 
     config = EvaluationConfig.from_cfg(cfg)
     assert config.setting == "wild" and config.max_time == 240.0 and config.mask_ap
+    assert cfg.strategy._target_.endswith("AgentEnsembleStrategy.from_checkpoints")  # the shipped agent
 
 
 # Evaluation (not training) sweeps; each has its own composition test.
