@@ -139,7 +139,8 @@ def copy_items(items: list[Any]) -> list[Any]:
 
     Strokes are dicts of scalars and a list of [x, y] points; copying exactly that is much
     cheaper than ``copy.deepcopy``, which dominated long sessions' fusing time. A read-only array
-    (the scribble robot's ``path_arrays``) cannot change and is shared; a writable one is copied.
+    that owns its data (the scribble robot's ``path_arrays``) cannot change and is shared; any other
+    array is copied (a read-only view of a writable buffer changes with it).
     Anything else (tuples stay tuples, deeper nesting) is deep-copied.
     """
     out = []
@@ -150,7 +151,7 @@ def copy_items(items: list[Any]) -> list[Any]:
         c = dict(item)
         for key, value in c.items():
             if isinstance(value, np.ndarray):
-                c[key] = value if not value.flags.writeable else value.copy()
+                c[key] = value if not value.flags.writeable and value.base is None else value.copy()
             elif isinstance(value, list) and _is_point_list(value):
                 c[key] = list(map(list, value))
             elif isinstance(value, (list, dict)):

@@ -80,3 +80,9 @@ def test_copies_share_read_only_array_paths_and_copy_writable_ones() -> None:
     loose[0, 0] = 0.0
     assert b["path"].tolist() == [[0.5, 0.6]]
     assert count_marks({"scribbles": [[a, b]], "sequence": "s"}) == 2
+    buffer = np.array([[0.7, 0.8]])
+    view = buffer.view()
+    view.flags.writeable = False  # read-only, but its buffer is not
+    (c,) = copy_items([{"path": view, "object_id": 1}])
+    buffer[0, 0] = 0.0
+    assert c["path"] is not view and c["path"].tolist() == [[0.7, 0.8]]
