@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ivos_rl.backends.base import lookup_uint8
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.strategies.span_error import span_error_scores, span_weights
 
@@ -94,12 +95,9 @@ def label_entropy(probs: np.ndarray) -> np.ndarray:
     p = np.asarray(probs)
     if p.ndim != 4:
         raise InputValidationError(f"probs must be (T, K, H, W), got shape {p.shape}")
-    t, k, h, w = p.shape
-    if p.dtype == np.uint8 and k == 1 and p.size:
-        import cv2
-
-        flat = np.ascontiguousarray(p[:, 0]).reshape(-1, w)
-        pixel = cv2.LUT(flat, _one_object_entropy_table()).reshape(t, h, w)
+    k = p.shape[1]
+    if p.dtype == np.uint8 and k == 1:
+        pixel = lookup_uint8(_one_object_entropy_table(), p[:, 0])
     else:
         pixel = _pixel_entropy(p)
     return (pixel.mean(axis=(1, 2)) / np.log(k + 1)).astype(np.float32)

@@ -248,7 +248,8 @@ def test_the_loosened_prior_on_boxes_equals_the_whole_frame_formula(uniform: flo
 
 
 def test_opencv_lookup_equals_numpys_gather() -> None:
-    from ivos_rl.backends.propagation import _certainty_power_table, _lookup
+    from ivos_rl.backends.base import lookup_uint8
+    from ivos_rl.backends.propagation import _certainty_power_table
 
     every = np.arange(256, dtype=np.uint8)
     rng = np.random.default_rng(11)
@@ -256,7 +257,7 @@ def test_opencv_lookup_equals_numpys_gather() -> None:
     for table in tables:
         for idx in (every, every.reshape(16, 16), rng.integers(0, 256, (2, 777)).astype(np.uint8),
                     np.zeros((0,), np.uint8), np.zeros((3, 0), np.uint8)):
-            got, want = _lookup(table, idx), table[idx]
+            got, want = lookup_uint8(table, idx), table[idx]
             assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(_bits(got), _bits(want))
 

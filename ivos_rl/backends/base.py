@@ -99,6 +99,17 @@ def probs_to_uint8(probs: np.ndarray) -> np.ndarray:
     return np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
 
 
+def lookup_uint8(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``table[idx]`` for a 256-entry table and an index array of any shape: OpenCV's look-up when
+    the indices are uint8 (the same values, 3-10x faster than numpy's gather), numpy's otherwise."""
+    if idx.dtype != np.uint8 or idx.ndim == 0 or idx.size == 0:
+        return table[idx]  # type: ignore[no-any-return]
+    import cv2  # a core dependency, imported where it computes (this module stays light)
+
+    flat = np.ascontiguousarray(idx).reshape(-1, idx.shape[-1])
+    return cv2.LUT(flat, table).reshape(idx.shape)  # type: ignore[no-any-return]
+
+
 def labels_from_probs(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Label map from per-object probabilities: argmax object where its probability > threshold.
 
@@ -116,24 +127,19 @@ def labels_from_probs(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 def _labels_uint8(probs: np.ndarray, threshold: float) -> np.ndarray:
     """:func:`labels_from_probs` of a non-empty (T, K, H, W) uint8 stack. The float rule
     ``value / 255 > threshold`` (in float32, as there) becomes a 256-entry table of the uint8
-    values, applied by OpenCV; the argmax is a running maximum over the objects in which ties keep
-    the lower id, as ``argmax`` does. ~4-10x faster than converting the stack (it runs every
+    values (:func:`lookup_uint8`); the argmax is a running maximum over the objects in which ties
+    keep the lower id, as ``argmax`` does. ~4-10x faster than converting the stack (it runs every
     agent step that reads the backend's labels)."""
-    import cv2  # a core dependency, imported where it computes (this module stays light)
-
     above = ((np.arange(256).astype(np.float32) / 255.0) > threshold).astype(np.uint8)
-    t, k, h, w = probs.shape
-    if k == 1:
-        flat = np.ascontiguousarray(probs[:, 0]).reshape(-1, w)
-        return cv2.LUT(flat, above).reshape(t, h, w)  # type: ignore[no-any-return]
+    if probs.shape[1] == 1:
+        return lookup_uint8(above, probs[:, 0])
     best = probs[:, 0].copy()
     label = np.ones(best.shape, np.uint8)
-    for obj in range(1, k):  # a running max beats argmax over the strided K axis
+    for obj in range(1, probs.shape[1]):  # a running max beats argmax over the strided K axis
         better = probs[:, obj] > best  # strict: ties keep the lower id
         np.copyto(best, probs[:, obj], where=better)
         label[better] = obj + 1
-    keep = cv2.LUT(best.reshape(-1, w), above).reshape(t, h, w)
-    label *= keep
+    label *= lookup_uint8(above, best)
     return label
 
 

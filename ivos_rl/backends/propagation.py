@@ -57,6 +57,7 @@ from ivos_rl.backends._interactive_seg import (
 from ivos_rl.backends.base import (
     BackendOutput,
     VOSBackend,
+    lookup_uint8,
     probs_to_uint8,
     validate_frames,
     validate_interaction,
@@ -751,7 +752,7 @@ class PropagationBackend(VOSBackend):
             return None
         model = ColourModel(self.n_labels, self.colour_bins)
         # u / 255 as float32 (the weights before), widened to the float64 bincount sums in: one look-up
-        model.add(bins[box][near], _lookup(_FLOAT64_OF_UINT8, u[(slice(None), *box)][:, near]))
+        model.add(bins[box][near], lookup_uint8(_FLOAT64_OF_UINT8, u[(slice(None), *box)][:, near]))
         return model
 
     def _mix_local(self, tables: np.ndarray, src: _Crop, sbox: tuple[slice, slice], t_src: int) -> np.ndarray:
@@ -827,10 +828,10 @@ class PropagationBackend(VOSBackend):
         if prm.fusion_certainty > 0:
             # certainty ** power of uint8-valued labels: a look-up of the top value (same bits).
             lut = _certainty_power_table(n_labels, prm.fusion_certainty)
-            c_new = _lookup(lut, u_new.max(axis=0))
+            c_new = lookup_uint8(lut, u_new.max(axis=0))
             a = w * c_new
             if u_rest is not None:
-                b = (1.0 - w) * (c_new if same else _lookup(lut, u_rest.max(axis=0)))
+                b = (1.0 - w) * (c_new if same else lookup_uint8(lut, u_rest.max(axis=0)))
             else:
                 b = (1.0 - w) * _certainty(p_rest) ** prm.fusion_certainty
             # (a p_new + b p_rest) / (a + b), in place where the arrays are this call's own (same bits)
@@ -961,15 +962,6 @@ def _certainty_power_table(n_labels: int, power: float) -> np.ndarray:
     table = _certainty(p) ** power
     table.flags.writeable = False
     return table
-
-
-def _lookup(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``table[idx]`` for a 256-entry float table and a 1- or 2-D uint8 index array: OpenCV's
-    look-up (the same values, 3-4x faster than numpy's gather)."""
-    if idx.size == 0 or idx.ndim > 2:
-        return table[idx]  # type: ignore[no-any-return]
-    out = cv2.LUT(idx, table)
-    return out.reshape(idx.shape)  # cv2 gives a 1-D index back as (n, 1)
 
 
 def _offset(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:

@@ -51,6 +51,7 @@ from ivos_rl.backends.base import (
     BackendOutput,
     VOSBackend,
     labels_from_probs,
+    lookup_uint8,
     validate_frames,
     validate_gt_masks,
     validate_interaction,
@@ -313,7 +314,7 @@ class SimulatedBackend(VOSBackend):
         z += offset * scale + 128.5  # + 0.5: the truncation below rounds to the nearest entry
         np.clip(z, 0.0, 255.0, out=z)
         index = z.astype(np.uint8)
-        probs = cv2.LUT(index.reshape(-1, index.shape[-1]), _SIGMOID_LUT).reshape(index.shape)
+        probs = lookup_uint8(_SIGMOID_LUT, index)
         lost = is_lost[None, :] & (e > loss_level[None, :])
         probs[lost] = 0
 
