@@ -55,6 +55,8 @@ __all__ = [
     "batched_jaccard",
     "batched_jaccard_and_f_measure",
     "boundary_radius",
+    "check_truth",
+    "check_window",
     "disk_footprint",
     "object_ids",
     "present_object_ids",
@@ -267,20 +269,29 @@ class _Matcher:
         self.ring_dy, self.ring_dx = jj - ay, ii - ax
         self.pad = (ay, kh - 1 - ay, ax, kw - 1 - ax)  # top, bottom, left, right: room for every offset
 
+    def _dilations(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(near, bounding): ``src`` dilated by the inscribed square (by the whole kernel when there
+        is none) and, when ring offsets remain to be checked, by the bounding square (else None)."""
+        import cv2
+
+        if self.square is None:
+            return cv2.dilate(src, self.kernel), None
+        near = cv2.dilate(src, self.square)
+        return near, (None if self.ring_dy.size == 0 else cv2.dilate(src, self.bounding))
+
+    def _padded(self, src: np.ndarray) -> np.ndarray:
+        """``src`` zero-padded so that every ring offset of every pixel is inside."""
+        import cv2
+
+        top, bottom, left, right = self.pad
+        return cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)  # type: ignore[no-any-return]
+
     def prepare(self, src: np.ndarray) -> _Dilated:
         """``src`` with the dilations :meth:`count` matches against (a true boundary's are kept by
         :class:`GroundTruth`): by the inscribed square (or the whole kernel), by the bounding
         square, and zero-padded for the ring offsets."""
-        import cv2
-
-        if self.square is None:
-            return _Dilated(src, cv2.dilate(src, self.kernel), None, None)
-        near = cv2.dilate(src, self.square)
-        if self.ring_dy.size == 0:
-            return _Dilated(src, near, None, None)
-        top, bottom, left, right = self.pad
-        padded = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
-        return _Dilated(src, near, cv2.dilate(src, self.bounding), padded)
+        near, bounding = self._dilations(src)
+        return _Dilated(src, near, bounding, None if bounding is None else self._padded(src))
 
     def count(self, src: np.ndarray | _Dilated, dst: np.ndarray) -> int:
         """Number of nonzero ``dst`` pixels with a nonzero ``src`` pixel inside the disk around them.
@@ -290,17 +301,13 @@ class _Matcher:
         """
         import cv2
 
-        if not isinstance(src, _Dilated):
-            if self.square is None:
-                return cv2.countNonZero(cv2.bitwise_and(cv2.dilate(src, self.kernel), dst))
-            near = cv2.dilate(src, self.square)
-            bounding = None if self.ring_dy.size == 0 else cv2.dilate(src, self.bounding)
-            padded = None
-        else:
+        if isinstance(src, _Dilated):
             near, bounding, padded = src.near, src.bounding, src.padded
             src = src.src
+        else:
+            (near, bounding), padded = self._dilations(src), None  # padded only if a pixel is unsure
         hits = cv2.countNonZero(cv2.bitwise_and(near, dst))
-        if self.square is None or bounding is None:
+        if bounding is None:
             return hits
         reach = cv2.bitwise_and(bounding, dst)
         unsure = cv2.subtract(reach, near)  # in the bounding square, outside the inscribed one
@@ -308,9 +315,9 @@ class _Matcher:
         if pts is None:
             return hits
         pts = pts.reshape(-1, 2).astype(np.intp)
-        top, bottom, left, right = self.pad
+        top, _, left, _ = self.pad
         if padded is None:
-            padded = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
+            padded = self._padded(src)
         width = padded.shape[1]
         base = (pts[:, 1] + top) * width + (pts[:, 0] + left)
         offsets = self.ring_dy * width + self.ring_dx
@@ -561,10 +568,7 @@ class GroundTruth:
 
     def window(self, start: int, length: int) -> GroundTruth:
         """The ground truth of frames ``[start, start + length)`` (a training subsequence)."""
-        if length < 1 or start < 0 or start + length > self.n_frames:
-            raise InputValidationError(
-                f"window [{start}, {start + length}) outside the ground truth's {self.n_frames} frames"
-            )
+        check_window(start, length, self.n_frames, "the ground truth")
         frame_ids = self.frame_ids[start : start + length]
         ids = _read_only(np.unique(np.concatenate(frame_ids)).astype(np.int64))
         shape = (length, self.shape[1], self.shape[2])
@@ -579,8 +583,8 @@ class GroundTruth:
             raise InputValidationError(f"{name} was built for ground truth shaped {self.shape}, got {shape}")
         if bound_th is not None:
             boundary_radius(self.shape[1:], bound_th)  # the typed error for a non-number / negative value
-        if bound_th is not None and float(bound_th) != self.bound_th:
-            raise InputValidationError(f"{name} was built for bound_th={self.bound_th}, got {bound_th}")
+            if float(bound_th) != self.bound_th:
+                raise InputValidationError(f"{name} was built for bound_th={self.bound_th}, got {bound_th}")
 
     def column(self, obj: int) -> int:
         """Position of object ``obj`` among :attr:`objects` (typed error when not covered)."""
@@ -589,6 +593,22 @@ class GroundTruth:
                 f"the ground truth was built for objects {list(self.objects)}, not object {obj}"
             )
         return self.objects.index(obj)
+
+
+def check_window(start: int, length: int, n_frames: int, of: str) -> None:
+    """InputValidationError unless frames ``[start, start + length)`` lie inside ``n_frames`` frames
+    (``of``: whose frames, for the message)."""
+    if length < 1 or start < 0 or start + length > n_frames:
+        raise InputValidationError(
+            f"window [{start}, {start + length}) outside the {n_frames} frames of {of}"
+        )
+
+
+def check_truth(truth: object) -> GroundTruth | None:
+    """``truth`` if it is a :class:`GroundTruth` or None, else InputValidationError."""
+    if truth is not None and not isinstance(truth, GroundTruth):
+        raise InputValidationError(f"truth must be a GroundTruth or None, got {type(truth).__name__}")
+    return truth
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -602,12 +622,6 @@ def _frozen_part(part: _TruthPart) -> _TruthPart:
         if a is not None:
             a.flags.writeable = False
     return part
-
-
-def _check_truth(truth: object) -> GroundTruth | None:
-    if truth is not None and not isinstance(truth, GroundTruth):
-        raise InputValidationError(f"truth must be a GroundTruth or None, got {type(truth).__name__}")
-    return truth
 
 
 def _check_frames(frames: Sequence[int] | np.ndarray | None, n_frames: int) -> np.ndarray | None:
@@ -639,7 +653,7 @@ def batched_jaccard(
     Raises :class:`InputValidationError` on bad shapes/dtypes or when there is no object.
     """
     t, p = _validate_pair(y_true, y_pred)
-    jac, _ = _compute(t, p, nb_objects, 0.008, (True, False), threads, _check_truth(truth))
+    jac, _ = _compute(t, p, nb_objects, 0.008, (True, False), threads, check_truth(truth))
     return jac.mean(axis=1) if average_over_objects else jac
 
 
@@ -654,7 +668,7 @@ def batched_f_measure(
 ) -> np.ndarray:
     """Boundary F-measure per frame (T,) averaged over objects, or per object (T, K)."""
     t, p = _validate_pair(y_true, y_pred)
-    _, fme = _compute(t, p, nb_objects, bound_th, (False, True), threads, _check_truth(truth))
+    _, fme = _compute(t, p, nb_objects, bound_th, (False, True), threads, check_truth(truth))
     return fme.mean(axis=1) if average_over_objects else fme
 
 
@@ -674,7 +688,7 @@ def batched_jaccard_and_f_measure(
     """
     t, p = _validate_pair(y_true, y_pred)
     idx = _check_frames(frames, t.shape[0])
-    return _compute(t, p, nb_objects, bound_th, (True, True), threads, _check_truth(truth), idx)
+    return _compute(t, p, nb_objects, bound_th, (True, True), threads, check_truth(truth), idx)
 
 
 def batched_j_and_f(

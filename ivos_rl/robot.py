@@ -37,7 +37,14 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
 from ivos_rl.errors import InputValidationError
-from ivos_rl.metrics import GroundTruth, as_label_stack, batched_jaccard, disk_footprint, present_object_ids
+from ivos_rl.metrics import (
+    GroundTruth,
+    as_label_stack,
+    batched_jaccard,
+    check_truth,
+    disk_footprint,
+    present_object_ids,
+)
 from ivos_rl.scribbles import bezier_curve
 from ivos_rl.utils.logging import get_logger
 
@@ -315,9 +322,7 @@ class ScribbleRobot:
             raise InputValidationError(f"pred_masks shape {pred.shape} != gt_masks shape {gt.shape}")
         if gt.shape[0] == 0 or gt.shape[1] == 0 or gt.shape[2] == 0:
             raise InputValidationError(f"gt_masks must be non-empty (T, H, W), got shape {gt.shape}")
-        if truth is not None and not isinstance(truth, GroundTruth):
-            raise InputValidationError(f"truth must be a GroundTruth or None, got {type(truth).__name__}")
-        if truth is not None:
+        if check_truth(truth) is not None:
             truth.check(gt, name="truth (of gt_masks)")
         present = present_object_ids(gt) if truth is None else truth.ids
         if nb_objects is None:

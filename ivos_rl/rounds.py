@@ -40,7 +40,7 @@ from ivos_rl.interactions import (
     first_annotated_frame,
     fuse_interactions,
 )
-from ivos_rl.metrics import GroundTruth
+from ivos_rl.metrics import GroundTruth, check_window
 from ivos_rl.scoring import Scores, oracle_quality, score_masks, update_scores
 from ivos_rl.strategies.base import Strategy, StrategyState
 
@@ -163,10 +163,7 @@ class SampleContext:
     def window(self, start: int, length: int) -> SampleContext:
         """The sample restricted to frames ``[start, start + length)`` (training subsequences);
         InputValidationError when that is not inside the video (with or without a ``truth``)."""
-        if length < 1 or start < 0 or start + length > self.n_frames:
-            raise InputValidationError(
-                f"window [{start}, {start + length}) outside the {self.n_frames} frames of {self.sequence!r}"
-            )
+        check_window(start, length, self.n_frames, repr(self.sequence))
         sl = slice(start, start + length)
         initial = {k: (v[sl] if isinstance(v, list) else v) for k, v in self.initial.items()}
         truth = None if self.truth is None else self.truth.window(start, length)
