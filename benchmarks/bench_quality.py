@@ -3,6 +3,13 @@
 of the feature-only estimator (``features``: appearance-free features + MLP ensemble, issue 15,
 same target), split into the feature extraction and the model; and of the late-fusion nets
 (``+signals``: crops + the same features, issue 15), whose ``predict`` includes the feature extraction.
+``features+motion`` adds the optical-flow columns (:mod:`ivos_rl.quality.motion`): its cold figure is
+a new estimator each call (the video's flows computed), "cached re-call" the same estimator again
+(the flows kept, as in the rounds of one video).
+
+``--video SEQ`` uses a real video instead of random frames: the shared 240p DAVIS-2016 frames and the
+propagation backend's probabilities after initial scribble 1, resized to 480x854 (needs
+../shared/data; flows of random noise are not what a user's video costs).
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_quality.py [--threads 2] [--repeats 3]``.
 The models are untrained (latency does not depend on the weights). Besides wall-clock time the
@@ -26,7 +33,7 @@ from ivos_rl.quality.crop import crop_inputs
 from ivos_rl.quality.estimator import QualityEstimator
 from ivos_rl.quality.feature_estimator import FeatureQualityEstimator
 from ivos_rl.quality.feature_model import FeatureModelConfig, FeatureQualityModel
-from ivos_rl.quality.features import FEATURE_NAMES, quality_features
+from ivos_rl.quality.features import feature_names, quality_features
 from ivos_rl.quality.model import QualityNet
 
 CONFIGS = {  # name: (backbone, input size, late fusion with the signals)
@@ -40,6 +47,7 @@ CONFIGS = {  # name: (backbone, input size, late fusion with the signals)
 }
 FEATURES = "features"
 FEATURES_CONTEXT = "features+context"  # the same with every video-context column (ivos_rl/quality/context.py)
+FEATURES_MOTION = "features+motion"  # the same with the optical-flow columns (ivos_rl/quality/motion.py)
 
 
 def make_video(t: int, h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=80)
     parser.add_argument("--size", default="480x854", help="HxW of the video")
     parser.add_argument(
-        "--configs", nargs="*", default=list(CONFIGS), choices=[*CONFIGS, FEATURES, FEATURES_CONTEXT]
+        "--configs", nargs="*", default=list(CONFIGS),
+        choices=[*CONFIGS, FEATURES, FEATURES_CONTEXT, FEATURES_MOTION],
     )
+    parser.add_argument("--video", default=None, help="a shared DAVIS-2016 video at 480x854 (see above)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -85,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.size.lower().split("x"))
-    frames, probs = make_video(args.frames, h, w)
+    if args.video:
+        frames, probs = real_video(args.video)
+        args.frames, h, w = frames.shape[:3]
+    else:
+        frames, probs = make_video(args.frames, h, w)
     print(
         f"video {args.frames}x{h}x{w}, 1 object, {args.threads} threads, device {args.device}, "
         f"torch {torch.__version__}"
@@ -101,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'1 frame changed':>16s}"
     )
     for name in args.configs:
-        if name in (FEATURES, FEATURES_CONTEXT):
+        if name in (FEATURES, FEATURES_CONTEXT, FEATURES_MOTION):
             checkpoint = args.feature_checkpoint if name == FEATURES else None
             bench_features(
-                frames, probs, args.repeats, context=name == FEATURES_CONTEXT, checkpoint=checkpoint
+                frames, probs, args.repeats, context=name == FEATURES_CONTEXT, checkpoint=checkpoint,
+                motion=name == FEATURES_MOTION,
             )
             continue
         backbone, size, fused = CONFIGS[name]
@@ -137,26 +152,54 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def real_video(seq: str) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and the propagation backend's uint8 probabilities of shared video ``seq`` at 480x854."""
+    from _realistic import DATA, SCRIBBLES
+    from bench_recommend import backend_probs
+
+    from ivos_rl.data import DavisDataset
+
+    if not DATA.is_dir():
+        raise SystemExit(f"real data not found at {DATA} (needs ../shared/data/davis2016-train)")
+    dataset = DavisDataset(DATA, resolution="240p", image_set="2016/train", scribbles_root=SCRIBBLES)
+    return backend_probs(dataset, seq)
+
+
 def bench_features(
-    frames: np.ndarray, probs: np.ndarray, repeats: int, context: bool = False, checkpoint: str | None = None
+    frames: np.ndarray,
+    probs: np.ndarray,
+    repeats: int,
+    context: bool = False,
+    checkpoint: str | None = None,
+    motion: bool = False,
 ) -> None:
     """Feature extraction and the full feature-only predict (5-member ensemble, untrained weights, or
-    the model of ``checkpoint``); ``context`` adds every video-context column (computed in predict)."""
+    the model of ``checkpoint``); ``context`` adds every video-context column (computed in predict),
+    ``motion`` the optical-flow columns (cold = a new estimator, whose flows are not computed yet)."""
     if checkpoint is not None:
         est = FeatureQualityEstimator.from_checkpoint(checkpoint)
     else:
-        names = FEATURE_NAMES + (CONTEXT_NAMES if context else ())
-        est = FeatureQualityEstimator(FeatureQualityModel(names, FeatureModelConfig(context=context)))
+        groups = ("motion",) if motion else ()
+        names = feature_names(groups=groups) + (CONTEXT_NAMES if context else ())
+        model = FeatureQualityModel(names, FeatureModelConfig(context=context, signal_groups=groups))
+        est = FeatureQualityEstimator(model)
     history = [0, len(frames) // 2]
     est.predict(frames, probs, history=history)  # warm-up
+
+    def cold() -> None:
+        (FeatureQualityEstimator(est.model) if motion else est).predict(frames, probs, history=history)
+
     feat = timed(lambda: quality_features(frames, probs, history), repeats)
-    full = timed(lambda: est.predict(frames, probs, history=history), repeats)
-    cpu = timed(lambda: est.predict(frames, probs, history=history), repeats, time.process_time)
-    label = FEATURES_CONTEXT if context else FEATURES + (f" ({Path(checkpoint).name})" if checkpoint else "")
+    full = timed(cold, repeats)
+    cpu = timed(cold, repeats, time.process_time)
+    hit = timed(lambda: est.predict(frames, probs, history=history), repeats)
+    name = FEATURES_CONTEXT if context else FEATURES_MOTION if motion else FEATURES
+    if checkpoint:
+        name += f" ({Path(checkpoint).name})"
     print(
-        f"{label:24s} {statistics.median(full):13.3f} s "
-        f"{min(full):6.3f} s {min(cpu):7.3f} s "
-        f"(features alone: median {statistics.median(feat):.3f} s; no cache)"
+        f"{name:24s} {statistics.median(full):13.3f} s "
+        f"{min(full):6.3f} s {min(cpu):7.3f} s {statistics.median(hit):13.3f} s "
+        f"(base features alone: median {statistics.median(feat):.3f} s)"
     )
 
 

@@ -32,8 +32,9 @@ from ivos_rl.quality.checkpoint import warn_other_backend
 from ivos_rl.quality.context import add_context, is_context
 from ivos_rl.quality.feature_gbt import GBTQualityModel, model_from_any_state, state_of
 from ivos_rl.quality.feature_model import FeatureQualityModel
-from ivos_rl.quality.features import feature_names, quality_features
+from ivos_rl.quality.features import feature_names, groups_of, quality_features
 from ivos_rl.quality.level_calibration import LevelCalibration
+from ivos_rl.quality.motion import MotionCache
 from ivos_rl.quality.stop import StopRule
 from ivos_rl.utils.io import atomic_path
 from ivos_rl.utils.torch_io import safe_torch_load
@@ -110,6 +111,10 @@ class FeatureQualityEstimator:
         self.name = name
         self.last_uncertainty: np.ndarray | None = None
         self.last_uncertainty_k: np.ndarray | None = None
+        # optional signal groups the model was trained with (ivos_rl.quality.features.OPTIONAL_GROUPS);
+        # with "motion" the video's flows are kept between calls
+        self.signal_groups = groups_of(model.names)
+        self._motion = MotionCache() if "motion" in self.signal_groups else None
 
     @classmethod
     def from_checkpoint(
@@ -154,8 +159,10 @@ class FeatureQualityEstimator:
             raise InputValidationError(
                 "FeatureQualityEstimator.predict needs history= (the annotated frames so far)"
             )
-        x = quality_features(frames, probs, history, diagnostics)
-        names = feature_names(diagnostics or {})
+        x = quality_features(
+            frames, probs, history, diagnostics, self.signal_groups, motion_cache=self._motion
+        )
+        names = feature_names(diagnostics or {}, self.signal_groups)
         if any(is_context(n) for n in self.model.names):
             x, names = add_context(x, names)
         t, k, n_feat = x.shape

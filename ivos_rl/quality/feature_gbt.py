@@ -24,13 +24,15 @@ import numpy as np
 import torch
 
 from ivos_rl.errors import ConfigError, InputValidationError
-from ivos_rl.quality.context import is_context, select_columns
+from ivos_rl.quality.context import select_columns
 from ivos_rl.quality.feature_model import (
     FeatureModelConfig,
     FeatureQualityModel,
     fit_feature_model,
     model_from_state,
     model_state,
+    recipe_groups,
+    signal_columns,
 )
 from ivos_rl.utils.seed import name_seed
 
@@ -56,6 +58,7 @@ class GBTConfig:
     quantile_iter: int = 100  # boosting iterations of each quantile head (uncertainty only)
     monotone: Mapping[str, int] = field(default_factory=dict)  # signal -> +1 / -1 (rising / falling J&F)
     mlp: Mapping[str, Any] | None = None  # FeatureModelConfig fields: average with that MLP ensemble
+    signal_groups: tuple[str, ...] = ()  # optional signal groups it also uses (features.OPTIONAL_GROUPS)
 
     def __post_init__(self) -> None:
         if self.kind != KIND:
@@ -68,14 +71,18 @@ class GBTConfig:
                 raise ConfigError(f"gbt {name} must be an int >= {low}, got {value!r}")
         if not self.learning_rate > 0 or self.l2_regularization < 0:
             raise ConfigError(f"gbt learning_rate must be > 0 and l2_regularization >= 0: {self}")
+        object.__setattr__(self, "signal_groups", recipe_groups(self.signal_groups))
         signs = {str(k): v for k, v in dict(self.monotone).items()}
         if any(v not in (-1, 1) or isinstance(v, bool) for v in signs.values()):
             raise ConfigError(f"gbt monotone signs must be +1 or -1, got {signs}")
         object.__setattr__(self, "monotone", dict(sorted(signs.items())))
         if self.mlp is not None:
             mlp = self.mlp_config()
-            if mlp.context:
-                raise ConfigError("a gbt + mlp blend uses the base signals only (mlp.context must be false)")
+            if mlp.context or mlp.signal_groups != recipe_groups(self.signal_groups):
+                raise ConfigError(
+                    "a gbt + mlp blend uses the trees' signals (mlp.context must be false, mlp.signal_groups "
+                    "the trees' signal_groups)"
+                )
             object.__setattr__(self, "mlp", dict(self.mlp))
 
     def mlp_config(self) -> FeatureModelConfig:
@@ -89,6 +96,10 @@ class GBTConfig:
         out = asdict(self)
         out["monotone"] = dict(self.monotone)
         out["mlp"] = None if self.mlp is None else dict(self.mlp)
+        if not self.signal_groups:  # files without optional signal groups stay loadable by older code
+            del out["signal_groups"]
+        else:
+            out["signal_groups"] = list(self.signal_groups)
         return out
 
 
@@ -231,7 +242,8 @@ def fit_gbt(
     x: np.ndarray, y: np.ndarray, names: tuple[str, ...], cfg: GBTConfig, seed: int = 0
 ) -> GBTQualityModel:
     """Fit the trees (and quantile heads, and the blended MLP) on rows ``x`` (N, F) with J&F ``y``;
-    uses the base signals of ``names`` (context columns are ignored). Deterministic per seed."""
+    uses the per-frame signals of ``names`` (:func:`signal_columns`: context columns are ignored,
+    optional groups' columns used when ``cfg.signal_groups`` names them). Deterministic per seed."""
     try:
         from sklearn.ensemble import HistGradientBoostingRegressor  # training-only (optional extra)
     except ImportError as exc:
@@ -247,7 +259,7 @@ def fit_gbt(
         )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise InputValidationError("feature rows or targets hold NaN/inf")
-    used = tuple(n for n in names if not is_context(n))
+    used = signal_columns(names, cfg.signal_groups)
     unknown = sorted(set(cfg.monotone) - set(used))
     if unknown:
         raise ConfigError(f"gbt monotone names signals the rows lack: {unknown}")

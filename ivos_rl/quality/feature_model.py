@@ -29,6 +29,7 @@ from torch import nn
 
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.quality.context import DEFAULT_KINDS, KINDS, is_context, select_columns
+from ivos_rl.quality.features import OPTIONAL_GROUPS, check_groups, group_columns
 from ivos_rl.utils.seed import name_seed
 
 LOSSES: tuple[str, ...] = ("mse", "huber", "l1")
@@ -48,6 +49,7 @@ class FeatureModelConfig:
     dropout: float = 0.0
     context: bool = False  # also use the video-context columns (ivos_rl.quality.context)
     context_kinds: tuple[str, ...] = DEFAULT_KINDS  # which of them (subset of ivos_rl.quality.context.KINDS)
+    signal_groups: tuple[str, ...] = ()  # optional signal groups it also uses (features.OPTIONAL_GROUPS)
     loss: str = "mse"  # the mean head's loss, one of LOSSES (huber: quadratic within huber_delta)
     huber_delta: float = 0.05
     rank_weight: float = 0.0  # lambda of the within-round ranking term (0: none; needs row groups)
@@ -64,6 +66,7 @@ class FeatureModelConfig:
         if not kinds or set(kinds) - set(KINDS):
             raise ConfigError(f"feature model context_kinds must be a non-empty subset of {KINDS}: {kinds}")
         object.__setattr__(self, "context_kinds", kinds)  # lists from configs become tuples
+        object.__setattr__(self, "signal_groups", recipe_groups(self.signal_groups))
         if self.loss not in LOSSES or not self.huber_delta > 0:
             raise ConfigError(
                 f"feature model loss must be one of {LOSSES} with huber_delta > 0, got {self.loss!r}, "
@@ -137,13 +140,36 @@ class FeatureQualityModel(nn.Module):
         return self.predict(select_columns(x, names, self.names))
 
 
+def recipe_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    """A recipe's optional signal groups in column order (ConfigError for an unknown name)."""
+    try:
+        return check_groups(tuple(groups))
+    except InputValidationError as exc:
+        raise ConfigError(f"feature model recipe: {exc}") from exc
+
+
+def signal_columns(names: Sequence[str], groups: Sequence[str]) -> tuple[str, ...]:
+    """The per-frame signals of ``names`` (no context column), with the columns of the optional
+    ``groups`` only (:class:`ConfigError` when a group is asked for but the rows lack it): rows
+    written with a group train models with and without it."""
+    wanted = set(group_columns(groups))
+    missing = sorted(wanted - set(names))
+    if missing:
+        raise ConfigError(f"recipe asks for signal groups {list(groups)} but the feature rows lack {missing}")
+    optional = {n for cols in OPTIONAL_GROUPS.values() for n in cols}
+    return tuple(n for n in names if not is_context(n) and (n not in optional or n in wanted))
+
+
 def model_columns(names: Sequence[str], cfg: FeatureModelConfig) -> tuple[str, ...]:
-    """The columns of ``names`` a model with recipe ``cfg`` uses: the base signals, plus the context
-    columns when ``cfg.context`` (:class:`ConfigError` when those are asked for but absent)."""
+    """The columns of ``names`` a model with recipe ``cfg`` uses: the per-frame signals
+    (:func:`signal_columns`), plus the context columns when ``cfg.context`` (:class:`ConfigError`
+    when those are asked for but absent)."""
     if cfg.context and not any(is_context(n) for n in names):
         raise ConfigError("recipe asks for context columns but the feature rows have none")
+    signals = set(signal_columns(names, cfg.signal_groups))
     return tuple(
-        n for n in names if not is_context(n) or (cfg.context and n.rsplit("@", 1)[1] in cfg.context_kinds)
+        n for n in names
+        if n in signals or (is_context(n) and cfg.context and n.rsplit("@", 1)[1] in cfg.context_kinds)
     )
 
 
@@ -325,6 +351,10 @@ def model_state(model: FeatureQualityModel) -> dict[str, Any]:
         del config["context"], config["context_kinds"]
     else:
         config["context_kinds"] = list(config["context_kinds"])
+    if not config["signal_groups"]:  # likewise without optional signal groups
+        del config["signal_groups"]
+    else:
+        config["signal_groups"] = list(config["signal_groups"])
     if config["loss"] == "mse":  # likewise for the default loss
         del config["loss"], config["huber_delta"]
     if not config["rank_weight"]:  # and without the ranking term

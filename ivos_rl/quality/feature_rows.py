@@ -28,7 +28,8 @@ import numpy as np
 
 from ivos_rl.backends.base import BackendOutput
 from ivos_rl.errors import CorruptFileError, DatasetError, MissingDataError
-from ivos_rl.quality.features import feature_names, quality_features
+from ivos_rl.quality.features import check_groups, feature_names, quality_features
+from ivos_rl.quality.motion import MotionCache
 from ivos_rl.utils.io import atomic_path
 
 FILE = "features.npz"
@@ -121,11 +122,17 @@ class FeatureRows:
 
 
 class FeatureRecorder:
-    """Accumulates the feature rows of one backend round by round; :meth:`write` saves them atomically."""
+    """Accumulates the feature rows of one backend round by round; :meth:`write` saves them atomically.
 
-    def __init__(self, backend: str) -> None:
+    ``signal_groups`` adds optional columns (:data:`ivos_rl.quality.features.OPTIONAL_GROUPS`; models
+    can then be trained with and without them); ``motion`` computes a video's flows once for all its
+    rounds."""
+
+    def __init__(self, backend: str, signal_groups: Sequence[str] = ()) -> None:
         self.backend = backend  # fingerprint recorded on every row
         self.parts: list[dict[str, np.ndarray]] = []
+        self.signal_groups = check_groups(signal_groups)
+        self._motion = MotionCache()
 
     def add(
         self,
@@ -144,7 +151,9 @@ class FeatureRecorder:
         round's output. Backend diagnostics are read from ``out.diagnostics`` when the backend offers them.
         """
         diagnostics = getattr(out, "diagnostics", None)
-        x = quality_features(frames, out.probs, history, diagnostics)
+        x = quality_features(
+            frames, out.probs, history, diagnostics, self.signal_groups, motion_cache=self._motion
+        )
         t, k = x.shape[:2]
         n = t * k
         sequence, strategy, init, rnd = key
@@ -162,7 +171,7 @@ class FeatureRecorder:
                 "init": np.full(n, init, np.int16),
                 "backend": np.full(n, self.backend),
                 "degraded": np.full(n, degraded),
-                "names": np.array(feature_names(diagnostics or {})),
+                "names": np.array(feature_names(diagnostics or {}, self.signal_groups)),
             }
         )
 

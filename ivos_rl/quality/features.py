@@ -16,10 +16,11 @@ with the user's annotations:
 
 Everything is computed on a grid subsampled to about :data:`WORK_ROWS` rows, so the cost does not
 grow with the resolution and 240p and 480p videos give the same features (up to sampling).
-Backends may add signals through an optional ``diagnostics`` mapping of name -> (T, K) arrays
-(e.g. ``getattr(out, "diagnostics", None)``); they are appended after :data:`FEATURE_NAMES` in
-sorted-name order (a model trained with diagnostics needs them at prediction time, see
-:func:`feature_names`).
+Optional signal groups (:data:`OPTIONAL_GROUPS`, asked for by name) are appended after
+:data:`FEATURE_NAMES` in that order (today one: ``motion``, :mod:`ivos_rl.quality.motion`, optical
+flow between neighbouring frames); then backend diagnostics: an optional ``diagnostics`` mapping of
+name -> (T, K) arrays (e.g. ``getattr(out, "diagnostics", None)``) in sorted-name order. A model
+trained with a group needs it at prediction time (:func:`feature_names`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 
 from ivos_rl.errors import InputValidationError
 from ivos_rl.quality.crop import validate_inputs
+from ivos_rl.quality.motion import MOTION_NAMES, MotionCache, motion_columns
 
 WORK_ROWS = 120  # rows of the subsampled grid the features are computed on
 COLOUR_LEVELS = 8  # per-channel levels of the colour histograms (8^3 bins)
@@ -65,9 +67,37 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-def feature_names(diagnostics: Sequence[str] = ()) -> tuple[str, ...]:
-    """Column names of :func:`quality_features` for a backend offering ``diagnostics``."""
-    return FEATURE_NAMES + tuple(f"diag_{name}" for name in sorted(diagnostics))
+#: Optional signal groups, in column order: name -> its columns.
+OPTIONAL_GROUPS: dict[str, tuple[str, ...]] = {"motion": MOTION_NAMES}
+
+
+def check_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    """``groups`` as a tuple in column order; an unknown or repeated name is an InputValidationError."""
+    if isinstance(groups, str) or not all(isinstance(g, str) for g in groups):
+        raise InputValidationError(f"signal groups must be a list of names, got {groups!r}")
+    unknown = sorted(set(groups) - set(OPTIONAL_GROUPS))
+    if unknown or len(set(groups)) != len(groups):
+        raise InputValidationError(
+            f"signal groups {list(groups)} must be distinct names among {list(OPTIONAL_GROUPS)}"
+        )
+    return tuple(g for g in OPTIONAL_GROUPS if g in groups)
+
+
+def group_columns(groups: Sequence[str]) -> tuple[str, ...]:
+    """The columns of the optional ``groups``, in column order."""
+    return tuple(n for g in check_groups(groups) for n in OPTIONAL_GROUPS[g])
+
+
+def groups_of(names: Sequence[str]) -> tuple[str, ...]:
+    """The optional groups whose columns appear in ``names`` (e.g. a model's columns)."""
+    return tuple(g for g, cols in OPTIONAL_GROUPS.items() if set(cols) & set(names))
+
+
+def feature_names(diagnostics: Sequence[str] = (), groups: Sequence[str] = ()) -> tuple[str, ...]:
+    """Column names of :func:`quality_features` with the optional signal ``groups`` for a backend
+    offering ``diagnostics``."""
+    diag = tuple(f"diag_{name}" for name in sorted(diagnostics))
+    return FEATURE_NAMES + group_columns(groups) + diag
 
 
 def _check_history(history: Sequence[int], n_frames: int) -> np.ndarray:
@@ -103,12 +133,27 @@ def temporal_features(history: Sequence[int], n_frames: int) -> np.ndarray:
     return out
 
 
-def _subsample(frames: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frames and float probabilities on a grid of about WORK_ROWS rows (plain striding: cheap)."""
-    step = max(1, round(probs.shape[2] / WORK_ROWS))
+def work_step(height: int) -> int:
+    """Stride of the features' grid for frames of ``height`` rows (about WORK_ROWS rows)."""
+    return max(1, round(height / WORK_ROWS))
+
+
+def _grid_probs(probs: np.ndarray) -> np.ndarray:
+    """Float probabilities on a grid of about WORK_ROWS rows (plain striding: cheap)."""
+    step = work_step(probs.shape[2])
     p = probs[:, :, ::step, ::step]
-    p = p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else np.asarray(p, np.float32)
-    return frames[:, ::step, ::step], p
+    return p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else np.asarray(p, np.float32)
+
+
+def _grid_labels(p: np.ndarray) -> np.ndarray:
+    """(T, h, w) argmax labels (1-based) above 0.5 of grid probabilities (T, K, h, w), 0 elsewhere."""
+    return np.where(p.max(axis=1) > 0.5, p.argmax(axis=1) + 1, 0)
+
+
+def _subsample(frames: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and float probabilities on a grid of about WORK_ROWS rows."""
+    step = work_step(probs.shape[2])
+    return frames[:, ::step, ::step], _grid_probs(probs)
 
 
 def _boxes(mask: np.ndarray, enlarge: float = 1.5) -> np.ndarray:
@@ -160,12 +205,12 @@ def _colour_features(
 
 
 def _object_features(
-    p: np.ndarray, mask: np.ndarray, codes: np.ndarray, ann: np.ndarray, anchor: np.ndarray
+    p: np.ndarray, mask: np.ndarray, box: np.ndarray, codes: np.ndarray, ann: np.ndarray, anchor: np.ndarray
 ) -> np.ndarray:
-    """(T, 18) probability, consistency, shape and colour columns of one object (see FEATURE_NAMES)."""
+    """(T, 18) probability, consistency, shape and colour columns of one object (see FEATURE_NAMES);
+    ``box`` is :func:`_boxes` of ``mask``."""
     _t, h, w = p.shape
     area_px = mask.sum(axis=(1, 2)).astype(np.float64)
-    box = _boxes(mask)
     ent = -(p * np.log2(p + _EPS) + (1 - p) * np.log2(1 - p + _EPS))
     uncertain = (p > 0.1) & (p < 0.9)
     n_unc = (uncertain & box).sum(axis=(1, 2))
@@ -203,32 +248,43 @@ def quality_features(
     probs: np.ndarray,
     history: Sequence[int],
     diagnostics: Mapping[str, np.ndarray] | None = None,
+    groups: Sequence[str] = (),
+    motion_cache: MotionCache | None = None,
 ) -> np.ndarray:
     """(T, K, F) float32 features of every (frame, object); columns are :func:`feature_names`.
 
     ``frames`` (T, H, W, 3) uint8; ``probs`` (T, K, H, W) uint8 (value / 255) or float in [0, 1];
     ``history`` the annotated frames so far, in order (repeats allowed: the round count is its
     length). Masks are the argmax labelling of the probabilities above 0.5, the masks the protocol
-    scores. ``diagnostics`` optional backend signals, name -> (T, K) array.
+    scores. ``diagnostics`` optional backend signals, name -> (T, K) array. ``groups``: optional
+    signal groups (:data:`OPTIONAL_GROUPS`); ``motion`` takes the video's flow fields from
+    ``motion_cache`` when given (computed otherwise).
     """
     validate_inputs(frames, probs)
+    groups = check_groups(groups)
     t, k = probs.shape[:2]
     temporal = temporal_features(history, t)
     ann = np.unique(np.asarray(history, dtype=np.int64))
     small_f, p = _subsample(frames, probs)
-    labels = np.where(p.max(axis=1) > 0.5, p.argmax(axis=1) + 1, 0)
+    labels = _grid_labels(p)
     q = (small_f >> _COLOUR_SHIFT).astype(np.int16)
     codes = (q[..., 0] * COLOUR_LEVELS + q[..., 1]) * COLOUR_LEVELS + q[..., 2]
     dist = np.abs(np.arange(t)[:, None] - ann[None, :])
     anchor = ann[dist.argmin(axis=1)]
     extra = _diagnostic_columns(diagnostics, t, k)
-    out = np.empty((t, k, len(FEATURE_NAMES) + extra.shape[2]), np.float32)
+    fields = (motion_cache or MotionCache()).get(small_f) if "motion" in groups else None
+    n_base = len(FEATURE_NAMES) + len(group_columns(groups))
+    out = np.empty((t, k, n_base + extra.shape[2]), np.float32)
     for obj in range(k):
-        per_obj = _object_features(p[:, obj], labels == obj + 1, codes, ann, anchor)
+        mask = labels == obj + 1
+        box = _boxes(mask)
+        per_obj = _object_features(p[:, obj], mask, box, codes, ann, anchor)
         out[:, obj, :9] = per_obj[:, :9]
         out[:, obj, 9:16] = temporal
         out[:, obj, 16 : len(FEATURE_NAMES)] = per_obj[:, 9:]
-    out[:, :, len(FEATURE_NAMES) :] = extra
+        if fields is not None:
+            out[:, obj, len(FEATURE_NAMES) : n_base] = motion_columns(fields, mask, box, anchor)
+    out[:, :, n_base:] = extra
     return out
 
 

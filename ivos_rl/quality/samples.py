@@ -370,6 +370,7 @@ def generate_samples(
     backend_name: str | None = None,
     feature_rows: bool = True,
     degraded: dict[str, Any] | None = None,
+    signal_groups: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the interactive loop and write sample shards + ``manifest.json`` to ``out_dir``.
 
@@ -383,15 +384,20 @@ def generate_samples(
     ``degraded`` (:class:`~ivos_rl.quality.degraded.DegradeConfig` fields; None: none) also records
     feature rows of degraded copies of a few rounds' outputs with their true J&F (marked in the
     rows' ``degraded`` column; no crops); the other rows and the crops do not change.
+    ``signal_groups`` adds optional signal columns to the feature rows (``motion``:
+    :data:`ivos_rl.quality.features.OPTIONAL_GROUPS`; a model uses them when its recipe's
+    ``signal_groups`` names them).
     Deterministic for a fixed seed, backend and dataset.
     """
     _check_options(initial_indices, strategies, n_rounds, shard_size, crop_size, frames_per_round)
     spoil = None if degraded is None else DegradeConfig.from_dict(degraded)
     if spoil is not None and not feature_rows:
         raise ConfigError("samples.degraded adds feature rows: it needs feature_rows=true")
+    if signal_groups and not feature_rows:
+        raise ConfigError("samples.signal_groups adds feature columns: it needs feature_rows=true")
     writer = SampleWriter(out_dir, crop_size=crop_size, shard_size=shard_size, overwrite=overwrite)
     fingerprint = backend_fingerprint(backend)
-    recorder = FeatureRecorder(fingerprint) if feature_rows else None
+    recorder = FeatureRecorder(fingerprint, signal_groups) if feature_rows else None
     seqs = list(dataset.sequences if sequences is None else sequences)
     stopped_early = 0
     skipped: list[list[Any]] = []  # [sequence, variant] of robot-drawn starts with no stroke
