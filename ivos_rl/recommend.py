@@ -36,9 +36,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ivos_rl.agents.checkpoint import load_policy
 from ivos_rl.agents.ensemble import AgentEnsembleStrategy
-from ivos_rl.agents.strategy import AgentStrategy, policy_state_options
+from ivos_rl.agents.strategy import AgentStrategy
 from ivos_rl.backends.base import validate_frames
 from ivos_rl.data.imageio import open_decoded, read_image
 from ivos_rl.data.layout import natural_key
@@ -263,9 +262,9 @@ class Recommender:
     ) -> Recommender:
         """Load the quality net and the agent policy; ``strategy`` is a registry name or object.
 
-        ``agent`` is one policy file or a list of them: a list acts with the argmax of the members'
-        mean Q (:class:`~ivos_rl.agents.ensemble.AgentEnsembleStrategy`; one listed file is that
-        policy, bit for bit). Missing or foreign checkpoints raise
+        ``agent`` is one policy file or a list of them, loaded alike: the argmax of the members'
+        mean Q (:class:`~ivos_rl.agents.ensemble.AgentEnsembleStrategy`; one file is that policy, bit
+        for bit, with the state mode, features and horizon it was trained with). Missing or foreign checkpoints raise
         :class:`~ivos_rl.errors.CheckpointError`, members trained on different observations too;
         an empty list raises :class:`~ivos_rl.errors.ConfigError`.
         """
@@ -287,12 +286,10 @@ class Recommender:
                 estimator = FeatureQualityEstimator.from_checkpoint(quality)
             else:
                 estimator = QualityEstimator.from_checkpoint(quality, device=device, batch_size=batch_size)
-        if isinstance(agent, (str, os.PathLike)):
-            qnet, meta = load_policy(agent, device=device)
-            options = policy_state_options(meta, agent)  # state mode, features, horizon as trained
-            return cls(estimator, agent=qnet, device=device, seed=seed, **options)
-        if agent is not None:  # several files: the mean Q of the members (same observation or refused)
-            members = AgentEnsembleStrategy.from_checkpoints(list(agent), device=str(device))
+        if agent is not None:  # the mean Q of the policy files (one file: that agent, bit for bit; the
+            # state mode, features and horizon as trained; members of another observation are refused)
+            paths = [agent] if isinstance(agent, (str, os.PathLike)) else list(agent)
+            members = AgentEnsembleStrategy.from_checkpoints(paths, device=str(device))
             return cls(estimator, strategy=members, device=device, seed=seed)
         strat = build_strategy(strategy) if isinstance(strategy, str) else strategy
         return cls(estimator, strategy=strat, device=device, seed=seed)

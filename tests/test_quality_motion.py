@@ -154,12 +154,14 @@ def test_feature_rows_with_motion_columns(synthetic_root: Path, tmp_path: Path) 
     ds = DavisDataset(synthetic_root, image_set="2017/train")
     opts = {"crop_size": 16, "n_rounds": 2, "max_initial": 1, "frames_per_round": 1, "progress": False}
     seqs = ds.sequences[:1]
+    manifests = {}
     for name, motion in (("plain", False), ("motion", True)):
-        generate_samples(
+        manifests[name] = generate_samples(
             ds, SimulatedBackend(seed=0), ScribbleRobot(), tmp_path / name, seed=1, sequences=seqs,
             signal_groups=["motion"] if motion else [], **opts,
         )
     plain, with_motion = load_feature_rows(tmp_path / "plain"), load_feature_rows(tmp_path / "motion")
+    assert manifests["motion"]["signal_groups"] == ["motion"] and "signal_groups" not in manifests["plain"]
     assert plain.names == FEATURE_NAMES and with_motion.names == ALL
     np.testing.assert_array_equal(with_motion.x[:, : len(FEATURE_NAMES)], plain.x)  # same rounds
     assert np.isfinite(with_motion.x).all()

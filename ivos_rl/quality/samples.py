@@ -440,6 +440,7 @@ def generate_samples(
         backend_fingerprint=fingerprint,
         feature_rows=None if features_file is None else features_file.name,
         **({} if spoil is None else {"degraded": spoil.to_dict()}),
+        **({"signal_groups": list(recorder.signal_groups)} if recorder is not None and signal_groups else {}),
     )
     log.info("wrote %d quality samples to %s", manifest["n_samples"], out_dir)
     return manifest
