@@ -264,9 +264,9 @@ class Recommender:
 
         ``agent`` is one policy file or a list of them, loaded alike: the argmax of the members'
         mean Q (:class:`~ivos_rl.agents.ensemble.AgentEnsembleStrategy`; one file is that policy, bit
-        for bit, with the state mode, features and horizon it was trained with). Missing or foreign checkpoints raise
-        :class:`~ivos_rl.errors.CheckpointError`, members trained on different observations too;
-        an empty list raises :class:`~ivos_rl.errors.ConfigError`.
+        for bit, with the state mode, features and horizon it was trained with). Missing or foreign
+        checkpoints raise :class:`~ivos_rl.errors.CheckpointError`, members trained on different
+        observations too; an empty list raises :class:`~ivos_rl.errors.ConfigError`.
         """
         if (agent is None) == (strategy is None):
             raise ConfigError(

@@ -46,6 +46,7 @@ DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 # forward-backward check (Sundaram et al. 2010): |f + b|^2 > FB_ALPHA (|f|^2 + |b|^2) + FB_BETA fails
 FB_ALPHA = 0.01
 FB_BETA = 0.5
+MIN_SIDE = 16  # smaller grids are padded for DIS (which needs a side of at least 12 px)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,16 @@ def _fb_fails(flow: np.ndarray, back: np.ndarray) -> np.ndarray:
     return d > FB_ALPHA * (f0 * f0 + f1 * f1 + b0 * b0 + b1 * b1) + FB_BETA
 
 
+def _flow(dis: cv2.DISOpticalFlow, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DIS flow from grey ``a`` to ``b`` (h, w, 2); frames smaller than DIS accepts (a side >= 12 px)
+    are padded by replication to MIN_SIDE and the flow cropped back."""
+    h, w = a.shape
+    if max(h, w) >= MIN_SIDE:
+        return dis.calc(a, b, None)
+    a, b = (cv2.copyMakeBorder(g, 0, MIN_SIDE - h, 0, MIN_SIDE - w, cv2.BORDER_REPLICATE) for g in (a, b))
+    return dis.calc(a, b, None)[:h, :w]
+
+
 def motion_fields(small_frames: np.ndarray) -> MotionFields:
     """:class:`MotionFields` of frames already on the features' grid, (T, h, w, 3) uint8."""
     t, h, w = small_frames.shape[:3]
@@ -93,8 +104,8 @@ def motion_fields(small_frames: np.ndarray) -> MotionFields:
     err = np.zeros((t, h, w), np.float32)
     dis = cv2.DISOpticalFlow_create(DIS_PRESET)
     for i in range(t - 1):
-        fwd = dis.calc(grey[i], grey[i + 1], None)  # frame i -> i+1, on frame i's pixels
-        bwd = dis.calc(grey[i + 1], grey[i], None)  # frame i+1 -> i, on frame i+1's pixels
+        fwd = _flow(dis, grey[i], grey[i + 1])  # frame i -> i+1, on frame i's pixels
+        bwd = _flow(dis, grey[i + 1], grey[i])  # frame i+1 -> i, on frame i+1's pixels
         np.add(ident, fwd, out=next_map[i])
         np.add(ident, bwd, out=prev_map[i + 1])
         pairs = ((i, i + 1, fwd, bwd, next_map[i]), (i + 1, i, bwd, fwd, prev_map[i + 1]))
