@@ -16,6 +16,7 @@ It registers as the ``agent_ensemble`` strategy (``configs/strategy/agent_ensemb
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,12 @@ class AgentEnsembleStrategy(AgentStrategy):
     @classmethod
     def from_checkpoints(
         cls,
-        path: str | Path | Sequence[str | Path],
+        path: str | os.PathLike[str] | Sequence[str | Path],
         state_mode: StateMode | str | None = None,
         device: str = "cpu",
     ) -> AgentEnsembleStrategy:
         """Load every policy file of ``path`` (one path or a list); mixed observations are refused."""
-        paths = [path] if isinstance(path, (str, Path)) else list(path)
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
         if not paths:
             raise ConfigError("agent_ensemble: path lists no policy file")
         qnets: list[QNetwork] = []

@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         "--configs", nargs="*", default=list(CONFIGS),
         choices=[*CONFIGS, FEATURES, FEATURES_CONTEXT, FEATURES_MOTION],
     )
-    parser.add_argument("--video", default=None, help="a shared DAVIS-2016 video at 480x854 (see above)")
+    parser.add_argument(
+        "--video", default=None,
+        help="a shared DAVIS-2016 video at 480x854 (see above); its length and size replace --frames, --size",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(

@@ -3,6 +3,8 @@ the optional column group in features / rows / models / the estimator."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,7 +13,7 @@ import pytest
 
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data import DavisDataset
-from ivos_rl.errors import ConfigError
+from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.quality.feature_estimator import FeatureQualityEstimator, save_feature_checkpoint
 from ivos_rl.quality.feature_gbt import GBTConfig, model_from_any_state, state_of
 from ivos_rl.quality.feature_model import FeatureModelConfig, fit_feature_model, model_columns
@@ -117,6 +119,32 @@ def test_frames_smaller_than_dis_accepts_are_padded() -> None:
     ident_x = np.broadcast_to(np.arange(10, dtype=np.float32), (10, 10))
     np.testing.assert_allclose(fields.next_map[0, ..., 0], ident_x, atol=0.05)
     assert not fields.fail.any() and fields.err.max() < 0.01
+
+
+def test_thin_grids_are_padded_for_dis() -> None:
+    # OpenCV's DIS raises on some thin grids and crashes the process on others (8x64, 20x100 with
+    # opencv-python-headless 5.0): run them in a child so that a crash fails this test, not pytest
+    code = (
+        "import numpy as np\n"
+        "from ivos_rl.quality.motion import motion_fields\n"
+        "for h, w in [(5, 100), (8, 64), (20, 100), (100, 5), (12, 40), (1, 1)]:\n"
+        "    f = np.random.default_rng(0).integers(0, 255, (3, h, w, 3), dtype=np.uint8)\n"
+        "    m = motion_fields(f)\n"
+        "    assert m.shape == (3, h, w) and np.isfinite(m.next_map).all(), (h, w)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_signal_groups_must_be_a_list_of_known_names() -> None:
+    frames, probs = np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 1, 8, 8), np.uint8)
+    for bad in (None, "motion", ["motion", "motion"], ["optical"]):
+        with pytest.raises(InputValidationError, match="signal groups"):
+            quality_features(frames, probs, [0], groups=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="signal groups"):
+            FeatureModelConfig(signal_groups=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="signal groups"):
+            GBTConfig(signal_groups=bad)  # type: ignore[arg-type]
 
 
 def test_motion_cache_computes_a_video_once() -> None:

@@ -143,7 +143,7 @@ class FeatureQualityModel(nn.Module):
 def recipe_groups(groups: Sequence[str]) -> tuple[str, ...]:
     """A recipe's optional signal groups in column order (ConfigError for an unknown name)."""
     try:
-        return check_groups(tuple(groups))
+        return check_groups(groups)
     except InputValidationError as exc:
         raise ConfigError(f"feature model recipe: {exc}") from exc
 

@@ -73,7 +73,7 @@ OPTIONAL_GROUPS: dict[str, tuple[str, ...]] = {"motion": MOTION_NAMES}
 
 def check_groups(groups: Sequence[str]) -> tuple[str, ...]:
     """``groups`` as a tuple in column order; an unknown or repeated name is an InputValidationError."""
-    if isinstance(groups, str) or not all(isinstance(g, str) for g in groups):
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, str) for g in groups):
         raise InputValidationError(f"signal groups must be a list of names, got {groups!r}")
     unknown = sorted(set(groups) - set(OPTIONAL_GROUPS))
     if unknown or len(set(groups)) != len(groups):
