@@ -464,3 +464,35 @@ def test_the_cut_may_only_change_labels_near_the_new_strokes() -> None:
     expected = np.argmax(prior, axis=0).astype(np.uint8)
     expected[2:6, 10:14] = 1  # every changed pixel within 3 px of column 11 (rows 2..6)
     assert np.array_equal(out, expected)
+
+
+def test_flows_of_thin_frames_are_padded_not_crashing() -> None:
+    # OpenCV's DIS raises on some thin frames and crashes the process on others (20x100, 8x64 with
+    # opencv-python-headless 5.0): run them in a child so that a crash fails this test, not pytest
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from ivos_rl.backends._flow import DIS_PRESETS, compute_flows\n"
+        "for preset in DIS_PRESETS:\n"
+        "    for h, w in [(20, 100), (8, 64), (5, 100), (100, 5), (12, 40), (1, 1)]:\n"
+        "        g = np.random.default_rng(0).integers(0, 255, (3, h, w), dtype=np.uint8)\n"
+        "        fwd, bwd = compute_flows(g, preset)\n"
+        "        assert fwd.shape == bwd.shape == (2, h, w, 2) and np.isfinite(fwd).all(), (preset, h, w)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_dis_flow_is_plain_dis_on_frames_of_usual_size() -> None:
+    import cv2
+
+    from ivos_rl.backends._flow import DIS_MIN_SIDE, dis_flow
+
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 255, (DIS_MIN_SIDE, 60)).astype(np.float32)
+    a = cv2.GaussianBlur(noise, (0, 0), 2).astype(np.uint8)
+    b = np.roll(a, 2, axis=1)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    np.testing.assert_array_equal(dis_flow(dis, a, b), dis.calc(a, b, None))  # no padding from 32 px on

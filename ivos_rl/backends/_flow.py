@@ -32,6 +32,24 @@ def _dis(preset: str) -> cv2.DISOpticalFlow:
     return dis
 
 
+#: Frames with a side under this many pixels are padded for DIS: OpenCV's DIS raises on some thin
+#: images (both sides < 12 px) and crashes the process on others (e.g. 20x100 or 8x64 with
+#: opencv-python-headless 5.0, every preset); from 32 px on every probed shape works.
+DIS_MIN_SIDE = 32
+
+
+def dis_flow(dis: cv2.DISOpticalFlow, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``dis.calc`` from grey ``a`` to ``b`` (h, w, 2) float32; a frame with a side under
+    :data:`DIS_MIN_SIDE` is padded by replication to it and the flow cropped back (larger frames:
+    exactly ``dis.calc``)."""
+    h, w = a.shape
+    if min(h, w) >= DIS_MIN_SIDE:
+        return dis.calc(a, b, None)  # type: ignore[no-any-return]
+    pad_h, pad_w = max(0, DIS_MIN_SIDE - h), max(0, DIS_MIN_SIDE - w)
+    a, b = (cv2.copyMakeBorder(g, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for g in (a, b))
+    return dis.calc(a, b, None)[:h, :w]  # type: ignore[no-any-return]
+
+
 def compute_flows(gray: np.ndarray, preset: str = "medium") -> tuple[np.ndarray, np.ndarray]:
     """Forward and backward flows between consecutive grey frames (T, H, W) uint8.
 
@@ -44,8 +62,8 @@ def compute_flows(gray: np.ndarray, preset: str = "medium") -> tuple[np.ndarray,
     fwd = np.empty((n, h, w, 2), dtype=np.float16)
     bwd = np.empty((n, h, w, 2), dtype=np.float16)
     for t in range(n):
-        fwd[t] = dis.calc(gray[t], gray[t + 1], None)
-        bwd[t] = dis.calc(gray[t + 1], gray[t], None)
+        fwd[t] = dis_flow(dis, gray[t], gray[t + 1])
+        bwd[t] = dis_flow(dis, gray[t + 1], gray[t])
     return fwd, bwd
 
 

@@ -16,7 +16,8 @@ columns) measures exactly that, per (frame, object):
 * ``flow_fail_anchor`` / ``warp_err_anchor``: the two box signals summed over the frames from the
   nearest annotated frame to this one (the chain a propagation crossed; 0 on annotated frames).
 
-Flows are DIS (OpenCV, a fixed preset, deterministic) on grey frames of the features' subsampled grid
+Flows are DIS (OpenCV, a fixed preset, deterministic; thin grids padded as the backend's flows are,
+:func:`ivos_rl.backends._flow.dis_flow`) on grey frames of the features' subsampled grid
 (:data:`ivos_rl.quality.features.WORK_ROWS` rows), so the cost does not grow with the resolution:
 ~3 ms per frame pair with the checks. They depend on the frames only: :class:`MotionCache` keeps the
 last video's fields, so the rounds of one video compute them once.
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ivos_rl.backends._flow import dis_flow
+
 MOTION_NAMES: tuple[str, ...] = (
     "flow_fail_box",
     "warp_err_box",
@@ -46,7 +49,6 @@ DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 # forward-backward check (Sundaram et al. 2010): |f + b|^2 > FB_ALPHA (|f|^2 + |b|^2) + FB_BETA fails
 FB_ALPHA = 0.01
 FB_BETA = 0.5
-MIN_SIDE = 32  # grid sides below this are padded for DIS (thin grids make it fail or crash)
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,6 @@ def _fb_fails(flow: np.ndarray, back: np.ndarray) -> np.ndarray:
     return d > FB_ALPHA * (f0 * f0 + f1 * f1 + b0 * b0 + b1 * b1) + FB_BETA
 
 
-def _flow(dis: cv2.DISOpticalFlow, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DIS flow from grey ``a`` to ``b`` (h, w, 2). OpenCV's DIS raises or even crashes on thin grids
-    (e.g. 5x100 or 20x100 with opencv-python-headless 5.0), so a grid with a side under MIN_SIDE is
-    padded by replication to MIN_SIDE on that side and the flow cropped back."""
-    h, w = a.shape
-    if min(h, w) >= MIN_SIDE:
-        return dis.calc(a, b, None)
-    pad_h, pad_w = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
-    a, b = (cv2.copyMakeBorder(g, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for g in (a, b))
-    return dis.calc(a, b, None)[:h, :w]
-
-
 def motion_fields(small_frames: np.ndarray) -> MotionFields:
     """:class:`MotionFields` of frames already on the features' grid, (T, h, w, 3) uint8."""
     t, h, w = small_frames.shape[:3]
@@ -106,8 +96,8 @@ def motion_fields(small_frames: np.ndarray) -> MotionFields:
     err = np.zeros((t, h, w), np.float32)
     dis = cv2.DISOpticalFlow_create(DIS_PRESET)
     for i in range(t - 1):
-        fwd = _flow(dis, grey[i], grey[i + 1])  # frame i -> i+1, on frame i's pixels
-        bwd = _flow(dis, grey[i + 1], grey[i])  # frame i+1 -> i, on frame i+1's pixels
+        fwd = dis_flow(dis, grey[i], grey[i + 1])  # frame i -> i+1, on frame i's pixels
+        bwd = dis_flow(dis, grey[i + 1], grey[i])  # frame i+1 -> i, on frame i+1's pixels
         np.add(ident, fwd, out=next_map[i])
         np.add(ident, bwd, out=prev_map[i + 1])
         pairs = ((i, i + 1, fwd, bwd, next_map[i]), (i + 1, i, bwd, fwd, prev_map[i + 1]))
