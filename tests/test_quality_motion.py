@@ -3,8 +3,6 @@ the optional column group in features / rows / models / the estimator."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -121,19 +119,12 @@ def test_frames_smaller_than_dis_accepts_are_padded() -> None:
     assert not fields.fail.any() and fields.err.max() < 0.01
 
 
-def test_thin_grids_are_padded_for_dis() -> None:
-    # OpenCV's DIS raises on some thin grids and crashes the process on others (8x64, 20x100 with
-    # opencv-python-headless 5.0): run them in a child so that a crash fails this test, not pytest
-    code = (
-        "import numpy as np\n"
-        "from ivos_rl.quality.motion import motion_fields\n"
-        "for h, w in [(5, 100), (8, 64), (20, 100), (100, 5), (12, 40), (1, 1)]:\n"
-        "    f = np.random.default_rng(0).integers(0, 255, (3, h, w, 3), dtype=np.uint8)\n"
-        "    m = motion_fields(f)\n"
-        "    assert m.shape == (3, h, w) and np.isfinite(m.next_map).all(), (h, w)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_thin_grids_give_fields() -> None:
+    # DIS crashes on such grids unpadded (tests/test_backend_propagation.py checks the padding in a child)
+    for h, w in [(5, 100), (20, 100), (100, 5), (1, 1)]:
+        frames = np.random.default_rng(0).integers(0, 255, (3, h, w, 3), dtype=np.uint8)
+        fields = motion_fields(frames)
+        assert fields.shape == (3, h, w) and np.isfinite(fields.next_map).all()
 
 
 def test_signal_groups_must_be_a_list_of_known_names() -> None:
