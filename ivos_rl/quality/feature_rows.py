@@ -132,7 +132,7 @@ class FeatureRecorder:
         self.backend = backend  # fingerprint recorded on every row
         self.parts: list[dict[str, np.ndarray]] = []
         self.signal_groups = check_groups(signal_groups)
-        self._motion = MotionCache()
+        self._motion = MotionCache() if "motion" in self.signal_groups else None
 
     def add(
         self,

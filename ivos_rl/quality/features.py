@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ivos_rl.errors import InputValidationError
+from ivos_rl.quality._masked import mean_in
 from ivos_rl.quality.crop import validate_inputs
 from ivos_rl.quality.motion import MOTION_NAMES, MotionCache, motion_columns
 
@@ -133,27 +134,12 @@ def temporal_features(history: Sequence[int], n_frames: int) -> np.ndarray:
     return out
 
 
-def work_step(height: int) -> int:
-    """Stride of the features' grid for frames of ``height`` rows (about WORK_ROWS rows)."""
-    return max(1, round(height / WORK_ROWS))
-
-
-def _grid_probs(probs: np.ndarray) -> np.ndarray:
-    """Float probabilities on a grid of about WORK_ROWS rows (plain striding: cheap)."""
-    step = work_step(probs.shape[2])
-    p = probs[:, :, ::step, ::step]
-    return p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else np.asarray(p, np.float32)
-
-
-def _grid_labels(p: np.ndarray) -> np.ndarray:
-    """(T, h, w) argmax labels (1-based) above 0.5 of grid probabilities (T, K, h, w), 0 elsewhere."""
-    return np.where(p.max(axis=1) > 0.5, p.argmax(axis=1) + 1, 0)
-
-
 def _subsample(frames: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frames and float probabilities on a grid of about WORK_ROWS rows."""
-    step = work_step(probs.shape[2])
-    return frames[:, ::step, ::step], _grid_probs(probs)
+    """Frames and float probabilities on a grid of about WORK_ROWS rows (plain striding: cheap)."""
+    step = max(1, round(probs.shape[2] / WORK_ROWS))
+    p = probs[:, :, ::step, ::step]
+    p = p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else np.asarray(p, np.float32)
+    return frames[:, ::step, ::step], p
 
 
 def _boxes(mask: np.ndarray, enlarge: float = 1.5) -> np.ndarray:
@@ -169,12 +155,6 @@ def _boxes(mask: np.ndarray, enlarge: float = 1.5) -> np.ndarray:
     in_r = (ri >= (cy - half_h)[:, None]) & (ri <= (cy + half_h)[:, None])
     in_c = (ci >= (cx - half_w)[:, None]) & (ci <= (cx + half_w)[:, None])
     return in_r[:, :, None] & in_c[:, None, :] & has[:, None, None]
-
-
-def _mean_in(values: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Per-frame mean of ``values`` over ``where`` (0 where nothing is selected)."""
-    n = where.sum(axis=(1, 2))
-    return np.where(n > 0, (values * where).sum(axis=(1, 2)) / np.maximum(n, 1), 0.0)
 
 
 def _pair_iou(mask: np.ndarray, shift: int) -> np.ndarray:
@@ -200,8 +180,8 @@ def _colour_features(
     bg = np.bincount(codes[ann][~mask[ann]], minlength=n_bins).astype(np.float64) + 1.0
     llr_table = (np.log(fg / fg.sum()) - np.log(bg / bg.sum())).astype(np.float32)
     llr = llr_table[codes]  # (T, h, w)
-    agree = _mean_in(((llr > 0) == mask).astype(np.float32), box)
-    return agree, _mean_in(llr, mask), _mean_in(llr, box & ~mask)
+    agree = mean_in(((llr > 0) == mask).astype(np.float32), box)
+    return agree, mean_in(llr, mask), mean_in(llr, box & ~mask)
 
 
 def _object_features(
@@ -224,12 +204,12 @@ def _object_features(
         area_px == 0,
         area_px / (h * w),
         np.log(area_px / (h * w) + 1e-4),
-        _mean_in(ent, box),
-        _mean_in(np.abs(2 * p - 1), box),
-        _mean_in(uncertain.astype(np.float32), box),
+        mean_in(ent, box),
+        mean_in(np.abs(2 * p - 1), box),
+        mean_in(uncertain.astype(np.float32), box),
         np.minimum(n_unc / np.maximum(area_px, 1.0), 4.0),
-        _mean_in(p, mask),
-        _mean_in(p, box & ~mask),
+        mean_in(p, mask),
+        mean_in(p, box & ~mask),
         _area_ratio(area_px, prev_area),
         _area_ratio(area_px, next_area),
         _pair_iou(mask, -1),
@@ -266,7 +246,7 @@ def quality_features(
     temporal = temporal_features(history, t)
     ann = np.unique(np.asarray(history, dtype=np.int64))
     small_f, p = _subsample(frames, probs)
-    labels = _grid_labels(p)
+    labels = np.where(p.max(axis=1) > 0.5, p.argmax(axis=1) + 1, 0)
     q = (small_f >> _COLOUR_SHIFT).astype(np.int16)
     codes = (q[..., 0] * COLOUR_LEVELS + q[..., 1]) * COLOUR_LEVELS + q[..., 2]
     dist = np.abs(np.arange(t)[:, None] - ann[None, :])

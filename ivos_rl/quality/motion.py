@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from ivos_rl.backends._flow import dis_flow
+from ivos_rl.quality._masked import mean_in
 
 MOTION_NAMES: tuple[str, ...] = (
     "flow_fail_box",
@@ -112,11 +113,6 @@ def motion_fields(small_frames: np.ndarray) -> MotionFields:
     return MotionFields(prev_map, next_map, fail, err)
 
 
-def _box_mean(values: np.ndarray, box: np.ndarray) -> np.ndarray:
-    n = box.sum(axis=(1, 2))
-    return np.where(n > 0, (values * box).sum(axis=(1, 2)) / np.maximum(n, 1), 0.0)
-
-
 def _warped_iou(mask: np.ndarray, maps: np.ndarray, shift: int) -> np.ndarray:
     """IoU of each frame's mask with frame t+shift's mask warped onto frame t (1 where no neighbour
     exists, or where both are empty)."""
@@ -142,8 +138,8 @@ def _chain_sum(per_frame: np.ndarray, anchor: np.ndarray) -> np.ndarray:
 def motion_columns(fields: MotionFields, mask: np.ndarray, box: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     """(T, 6) :data:`MOTION_NAMES` columns of one object: ``mask``/``box`` (T, h, w) bool on the grid
     of ``fields``, ``anchor`` (T,) the nearest annotated frame of each frame."""
-    fail_box = _box_mean(fields.fail, box)
-    err_box = _box_mean(fields.err, box)
+    fail_box = mean_in(fields.fail, box)
+    err_box = mean_in(fields.err, box)
     cols = [
         fail_box,
         err_box,
