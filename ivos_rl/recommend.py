@@ -288,8 +288,7 @@ class Recommender:
                 estimator = QualityEstimator.from_checkpoint(quality, device=device, batch_size=batch_size)
         if agent is not None:  # the mean Q of the policy files (one file: that agent, bit for bit; the
             # state mode, features and horizon as trained; members of another observation are refused)
-            paths = [agent] if isinstance(agent, (str, os.PathLike)) else list(agent)
-            members = AgentEnsembleStrategy.from_checkpoints(paths, device=str(device))
+            members = AgentEnsembleStrategy.from_checkpoints(agent, device=str(device))
             return cls(estimator, strategy=members, device=device, seed=seed)
         strat = build_strategy(strategy) if isinstance(strategy, str) else strategy
         return cls(estimator, strategy=strat, device=device, seed=seed)
