@@ -178,7 +178,8 @@ def bench_features(
 ) -> None:
     """Feature extraction and the full feature-only predict (5-member ensemble, untrained weights, or
     the model of ``checkpoint``); ``context`` adds every video-context column (computed in predict),
-    ``motion`` the optical-flow columns (cold = a new estimator, whose flows are not computed yet)."""
+    ``motion`` the optical-flow columns (for a model with them, cold = a new estimator, whose flows are
+    not computed yet)."""
     if checkpoint is not None:
         est = FeatureQualityEstimator.from_checkpoint(checkpoint)
     else:
@@ -189,8 +190,10 @@ def bench_features(
     history = [0, len(frames) // 2]
     est.predict(frames, probs, history=history)  # warm-up
 
+    keeps_flows = "motion" in est.signal_groups  # (also a --feature-checkpoint trained with them)
+
     def cold() -> None:
-        (FeatureQualityEstimator(est.model) if motion else est).predict(frames, probs, history=history)
+        (FeatureQualityEstimator(est.model) if keeps_flows else est).predict(frames, probs, history=history)
 
     feat = timed(lambda: quality_features(frames, probs, history), repeats)
     full = timed(cold, repeats)
