@@ -156,7 +156,7 @@ def signal_columns(names: Sequence[str], groups: Sequence[str]) -> tuple[str, ..
     missing = sorted(wanted - set(names))
     if missing:
         raise ConfigError(f"recipe asks for signal groups {list(groups)} but the feature rows lack {missing}")
-    optional = {n for cols in OPTIONAL_GROUPS.values() for n in cols}
+    optional = set(group_columns(tuple(OPTIONAL_GROUPS)))
     return tuple(n for n in names if not is_context(n) and (n not in optional or n in wanted))
 
 
