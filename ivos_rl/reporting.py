@@ -1,4 +1,4 @@
-"""Tables and figures from evaluation results: Table-1-style AUC tables, Figure-3 curves.
+"""Tables and figures from evaluation results: Table-1-style AUC tables, held-out tables, Figure-3 curves.
 
 Inputs are :class:`~ivos_rl.evaluation.EvaluationResult` objects (or folders written by
 :func:`~ivos_rl.evaluation.evaluate`), so a table always shows the numbers of the saved reports.
@@ -504,13 +504,17 @@ def overlay_gif(
 
 
 def run_report(cfg: object) -> dict[str, object]:
-    """Hydra entry (``scripts/report.py``): Table 1, Figure-3 curves and overlays of a runs folder."""
+    """Hydra entry (``scripts/report.py``): Table 1, Figure-3 curves and overlays of a runs folder; with
+    ``heldout.runs``, the labelled held-out table instead (:func:`run_heldout_report`)."""
     from omegaconf import DictConfig
 
     from ivos_rl.data.rle import PredictionArchive
     from ivos_rl.utils.io import atomic_write_text
 
     assert isinstance(cfg, DictConfig)
+    heldout = cfg.get("heldout")
+    if heldout is not None and heldout.get("runs"):
+        return run_heldout_report(cfg)
     out = ensure_writable_dir(Path(str(cfg.output_dir)))
     runs = collect_runs(str(cfg.runs_dir))
     table = table1(runs, n_boot=int(cfg.n_boot))
@@ -602,3 +606,132 @@ def _report_rounds_and_reference(
     atomic_write_text(out / "comparison.md", md + "\n")
     atomic_write_text(out / "comparison.csv", comp.to_csv())
     print(f"\nRound-AUC x100 minus {ref.strategy} ({ref.setting}): paired bootstrap 95% CI over videos\n{md}")
+
+
+# --------------------------------------------------------------------------- held-out tables
+# Models are chosen per fold and each video is scored only by its fold's model, so a method's held-out
+# result is several evaluation runs on disjoint videos (one per fold), and a Random row several such sets
+# (one per seed). ``run_report``'s grouping by strategy name would merge two recipes of one strategy (two
+# agent ensembles) and read a spread over folds as one over seeds; here the user names each method and the
+# folders of its runs:
+#   python scripts/report.py 'heldout.runs={recipe: ev/ens, farthest: ev/far, random: [ev/r0, ev/r1]}' \
+#       'heldout.refs=[recipe]' heldout.floor=farthest heldout.ceiling=lookahead
+# Per label, runs on disjoint samples (folds) are concatenated and runs on the same samples (seeds) averaged.
+
+# Run metadata that must agree within one label (else the label mixes methods or setups by mistake).
+_SAME_WITHIN_LABEL = ("strategy", "setting", "backend", "dataset")
+
+
+def collect_labelled(
+    folders: Mapping[str, str | Sequence[str]], scribbles: Sequence[int] | None = None
+) -> dict[str, pd.Series]:
+    """Per label, the pooled per-sample round-AUC ("sequence/idx" keys) of every run under its folders.
+
+    ``scribbles`` keeps those initial-scribble indices only. A label whose runs disagree on strategy,
+    setting, backend or dataset is refused, naming the folders; so is a label left with no sample.
+    """
+    out: dict[str, pd.Series] = {}
+    for label, spec in folders.items():
+        paths = [spec] if isinstance(spec, str) else list(spec)
+        if not paths:
+            raise ConfigError(f"heldout.runs.{label}: no folder given")
+        seen: dict[str, dict[str, str]] = {}
+        parts = []
+        for path in paths:
+            for meta, result in collect_runs(path):
+                for key in _SAME_WITHIN_LABEL:
+                    value, folder = str(meta.get(key)), str(meta.get("output_dir", path))
+                    first = seen.setdefault(key, {"value": value, "folder": folder})
+                    if first["value"] != value:
+                        raise InputValidationError(
+                            f"heldout.runs.{label}: its runs differ in {key} ({first['value']!r} in "
+                            f"{first['folder']}, {value!r} in {folder}); give each "
+                            f"method its own label"
+                        )
+                parts.append(per_sample_auc(result.samples))
+        pooled = pd.concat(parts, axis=1).mean(axis=1)
+        if scribbles is not None:
+            keep = {int(s) for s in scribbles}
+            pooled = pooled[[int(k.rsplit("/", 1)[1]) in keep for k in pooled.index]]
+        if pooled.empty:
+            raise InputValidationError(f"heldout.runs.{label}: no sample left (scribbles={scribbles})")
+        out[label] = pooled.sort_index()
+    return out
+
+
+def heldout_table(
+    per_label: Mapping[str, pd.Series], refs: Sequence[str] = (), n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """One row per label (best round-AUC first): AUC x100 over its samples, its sample and video counts,
+    and per reference label "ref minus it" x100 with a paired 95% bootstrap interval over the videos
+    both have, and the videos where the reference is higher ("wins / shared videos")."""
+    for ref in refs:
+        if ref not in per_label:
+            raise ConfigError(f"heldout.refs: {ref!r} is not a label of heldout.runs ({sorted(per_label)})")
+    rows: dict[str, dict[str, object]] = {}
+    for label, auc in per_label.items():
+        row: dict[str, object] = {
+            "AUC x100": f"{100 * auc.mean():.2f}",
+            "samples": str(auc.size),
+            "videos": str(per_video_mean(auc).size),
+        }
+        for ref in refs:
+            if ref == label:
+                row[f"{ref} minus it [95% CI]"] = row[f"videos {ref} wins"] = ""
+                continue
+            mean, lo, hi = paired_bootstrap(per_label[ref], auc, n_boot=n_boot, seed=seed)
+            common = per_label[ref].index.intersection(auc.index)
+            diff = per_video_mean(per_label[ref][common] - auc[common])
+            row[f"{ref} minus it [95% CI]"] = f"{100 * mean:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+            row[f"videos {ref} wins"] = f"{int((diff > 0).sum())}/{diff.size}"
+        rows[label] = row
+    order = sorted(per_label, key=lambda k: -float(per_label[k].mean()))
+    table = pd.DataFrame.from_dict(rows, orient="index").loc[order]
+    table.index.name = "held out"
+    return table
+
+
+def common_samples(per_label: Mapping[str, pd.Series]) -> dict[str, pd.Series]:
+    """Every label restricted to the samples all labels have (e.g. a ceiling run on one scribble only)."""
+    keys = None
+    for auc in per_label.values():
+        keys = auc.index if keys is None else keys.intersection(auc.index)
+    if keys is None or len(keys) == 0:
+        raise InputValidationError(f"held-out labels share no sample: {sorted(per_label)}")
+    return {label: auc[keys] for label, auc in per_label.items()}
+
+
+def run_heldout_report(cfg: object) -> dict[str, object]:
+    """``scripts/report.py heldout.runs=...``: the held-out table (and gap closed), printed and saved."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from ivos_rl.utils.io import atomic_write_text
+
+    assert isinstance(cfg, DictConfig)
+    spec = cfg.heldout
+    folders = OmegaConf.to_container(spec.runs, resolve=True)
+    if not isinstance(folders, dict) or not folders:
+        raise ConfigError(f"heldout.runs must map labels to folders, got {spec.runs!r}")
+    floor, ceiling = spec.get("floor"), spec.get("ceiling")
+    if (floor is None) != (ceiling is None):
+        raise ConfigError("heldout.floor and heldout.ceiling go together (gap closed needs both)")
+    out = ensure_writable_dir(Path(str(cfg.output_dir)))
+    scribbles = None if spec.get("scribbles") is None else list(spec.scribbles)
+    per_label = collect_labelled({str(k): v for k, v in folders.items()}, scribbles)
+    n_boot = int(cfg.n_boot)
+    table = heldout_table(per_label, [str(r) for r in spec.get("refs") or []], n_boot=n_boot)
+    md = to_markdown(table)
+    atomic_write_text(out / "heldout.md", md + "\n")
+    atomic_write_text(out / "heldout.csv", table.to_csv())
+    print(f"Held-out round-AUC x100 (paired 95% bootstrap over videos, {n_boot} draws)\n{md}")
+    result: dict[str, object] = {"heldout": table.to_dict()}
+    if floor is not None:
+        shared = common_samples(per_label)
+        gaps = gap_closed(shared, str(floor), str(ceiling), n_boot=n_boot)
+        gap_md = gap_markdown(gaps)
+        atomic_write_text(out / "heldout_gap_closed.md", gap_md + "\n")
+        n = len(next(iter(shared.values())))
+        print(f"\nGap closed = (AUC - {floor}) / ({ceiling} - {floor}), on the {n} samples all labels have")
+        print(gap_md)
+        result["gap_closed"] = gaps.to_dict()
+    return result
