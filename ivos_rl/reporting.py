@@ -640,13 +640,15 @@ def collect_labelled(
         for path in paths:
             for meta, result in collect_runs(path):
                 for key in _SAME_WITHIN_LABEL:
-                    value, folder = str(meta.get(key)), str(meta.get("output_dir", path))
+                    # a strategy that never reads quality is the same method in both settings (group_runs)
+                    quality_free = key == "setting" and meta.get("needs_quality") is False
+                    value = "any" if quality_free else str(meta.get(key))
+                    folder = str(meta.get("output_dir", path))
                     first = seen.setdefault(key, {"value": value, "folder": folder})
                     if first["value"] != value:
                         raise InputValidationError(
                             f"heldout.runs.{label}: its runs differ in {key} ({first['value']!r} in "
-                            f"{first['folder']}, {value!r} in {folder}); give each "
-                            f"method its own label"
+                            f"{first['folder']}, {value!r} in {folder}); give each method its own label"
                         )
                 parts.append(per_sample_auc(result.samples))
         pooled = pd.concat(parts, axis=1).mean(axis=1)

@@ -18,7 +18,7 @@ from ivos_rl.reporting import collect_labelled, common_samples, heldout_table, r
 
 
 def _write_run(folder: Path, strategy: str, curves: dict[tuple[str, int], list[float]],
-               setting: str = "wild") -> Path:
+               setting: str = "wild", needs_quality: bool = True) -> Path:
     """An evaluation folder (summary.json + samples/) whose sample (video, scribble) has J&F ``curves``."""
     samples = []
     for (video, scribble), rounds in curves.items():
@@ -30,7 +30,7 @@ def _write_run(folder: Path, strategy: str, curves: dict[tuple[str, int], list[f
         samples.append(SampleResult(video, scribble, 1, [0], [0] * len(rounds), rows, 0.0))
     report, summary = summarize_samples(samples)
     summary.update({"strategy": strategy, "setting": setting, "backend": "sim", "dataset": "toy",
-                    "output_dir": str(folder)})
+                    "needs_quality": needs_quality, "output_dir": str(folder)})
     write_outputs(EvaluationResult(report=report, summary=summary, samples=samples), folder)
     for s in samples:
         (folder / "samples" / f"{s.sequence}__{s.scribble_idx:03d}.json").write_text(json.dumps(s.to_json()))
@@ -87,6 +87,12 @@ def test_table_by_hand(runs: Path) -> None:
 def test_a_label_mixing_methods_is_refused(runs: Path) -> None:
     with pytest.raises(InputValidationError, match=r"differ in strategy.*farthest"):
         collect_labelled({"mixed": [str(runs / "agent"), str(runs / "farthest")]})
+    # Random never reads quality: its Oracle and Wild runs are one method (as in run_report's grouping)
+    _write_run(runs / "random_oracle" / "fold0", "random", {("a", 1): [0.2, 0.4]}, setting="oracle",
+               needs_quality=False)
+    _write_run(runs / "random_wild" / "fold0", "random", {("a", 1): [0.4, 0.4]}, needs_quality=False)
+    both = collect_labelled({"random": [str(runs / "random_oracle"), str(runs / "random_wild")]})["random"]
+    assert both["a/1"] == pytest.approx(0.25)
     with pytest.raises(InputValidationError, match="no sample left"):
         collect_labelled({"agent": str(runs / "agent")}, scribbles=[3])
 
