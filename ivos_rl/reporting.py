@@ -244,6 +244,7 @@ def collect_runs(runs_dir: str | Path) -> list[tuple[dict[str, object], Evaluati
         )
         keep = ("strategy", "setting", "backend", "dataset", "robot", "robot_seed", "time_mode")
         summary.update({k: meta[k] for k in keep if k in meta})
+        meta["run_folder"] = str(folder)  # where it was read (output_dir is where it was written)
         found.append((meta, EvaluationResult(report=pd.DataFrame(), summary=summary, samples=samples)))
     if not found:
         raise InputValidationError(f"no evaluation output (summary.json + samples/) under {runs_dir}")
@@ -622,43 +623,72 @@ def _report_rounds_and_reference(
 _SAME_WITHIN_LABEL = ("strategy", "setting", "backend", "dataset")
 
 
-def collect_labelled(
+def label_runs(
     folders: Mapping[str, str | Sequence[str]], scribbles: Sequence[int] | None = None
-) -> dict[str, pd.Series]:
-    """Per label, the pooled per-sample round-AUC ("sequence/idx" keys) of every run under its folders.
+) -> dict[str, list[tuple[str, pd.Series]]]:
+    """Per label, each run under its folders as (the run's folder relative to the given one, its per-sample
+    round-AUC with "sequence/idx" keys), keeping the ``scribbles`` initial-scribble indices only.
 
-    ``scribbles`` keeps those initial-scribble indices only. A label whose runs disagree on strategy,
-    setting, backend or dataset is refused, naming the folders; so is a label left with no sample.
+    A label whose runs disagree on strategy, setting, backend or dataset is refused, naming the folders;
+    so is a label left with no sample.
     """
-    out: dict[str, pd.Series] = {}
+    keep = None if scribbles is None else {int(s) for s in scribbles}
+    out: dict[str, list[tuple[str, pd.Series]]] = {}
     for label, spec in folders.items():
         paths = [spec] if isinstance(spec, str) else list(spec)
         if not paths:
             raise ConfigError(f"heldout.runs.{label}: no folder given")
         seen: dict[str, dict[str, str]] = {}
-        parts = []
+        runs = []
         for path in paths:
             for meta, result in collect_runs(path):
+                folder = str(meta["run_folder"])
                 for key in _SAME_WITHIN_LABEL:
                     # a strategy that never reads quality is the same method in both settings (group_runs)
                     quality_free = key == "setting" and meta.get("needs_quality") is False
                     value = "any" if quality_free else str(meta.get(key))
-                    folder = str(meta.get("output_dir", path))
                     first = seen.setdefault(key, {"value": value, "folder": folder})
                     if first["value"] != value:
                         raise InputValidationError(
                             f"heldout.runs.{label}: its runs differ in {key} ({first['value']!r} in "
                             f"{first['folder']}, {value!r} in {folder}); give each method its own label"
                         )
-                parts.append(per_sample_auc(result.samples))
-        pooled = pd.concat(parts, axis=1).mean(axis=1)
-        if scribbles is not None:
-            keep = {int(s) for s in scribbles}
-            pooled = pooled[[int(k.rsplit("/", 1)[1]) in keep for k in pooled.index]]
-        if pooled.empty:
+                auc = per_sample_auc(result.samples)
+                if keep is not None:
+                    auc = auc[[int(k.rsplit("/", 1)[1]) in keep for k in auc.index]]
+                runs.append((Path(folder).relative_to(Path(path)).as_posix(), auc))
+        if all(auc.empty for _, auc in runs):
             raise InputValidationError(f"heldout.runs.{label}: no sample left (scribbles={scribbles})")
-        out[label] = pooled.sort_index()
+        out[label] = runs
     return out
+
+
+def collect_labelled(
+    folders: Mapping[str, str | Sequence[str]], scribbles: Sequence[int] | None = None
+) -> dict[str, pd.Series]:
+    """Per label, the pooled per-sample round-AUC of every run under its folders (:func:`label_runs`):
+    runs on disjoint samples (folds) concatenated, runs on the same samples (seeds) averaged."""
+    return {label: pool_runs(runs) for label, runs in label_runs(folders, scribbles).items()}
+
+
+def pool_runs(runs: Sequence[tuple[str, pd.Series]]) -> pd.Series:
+    """One label's runs pooled: each sample's round-AUC averaged over the runs that have it."""
+    return pd.concat([auc for _, auc in runs], axis=1).mean(axis=1).dropna().sort_index()
+
+
+def per_run_table(per_label_runs: Mapping[str, Sequence[tuple[str, pd.Series]]]) -> pd.DataFrame:
+    """Round-AUC x100 per label (rows) and run folder relative to the label's folders (columns, e.g. fold0
+    .. fold4); a label's runs with the same relative folder (its seeds) are pooled first."""
+    rows: dict[str, dict[str, float]] = {}
+    for label, runs in per_label_runs.items():
+        by_key: dict[str, list[tuple[str, pd.Series]]] = {}
+        for key, auc in runs:
+            by_key.setdefault(key, []).append((key, auc))
+        rows[label] = {key: 100 * float(pool_runs(group).mean()) for key, group in sorted(by_key.items())}
+    columns = sorted({key for row in rows.values() for key in row})
+    table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns, axis=1)
+    table.index.name = "held out"
+    return table
 
 
 def heldout_table(
@@ -719,14 +749,19 @@ def run_heldout_report(cfg: object) -> dict[str, object]:
         raise ConfigError("heldout.floor and heldout.ceiling go together (gap closed needs both)")
     out = ensure_writable_dir(Path(str(cfg.output_dir)))
     scribbles = None if spec.get("scribbles") is None else list(spec.scribbles)
-    per_label = collect_labelled({str(k): v for k, v in folders.items()}, scribbles)
+    runs = label_runs({str(k): v for k, v in folders.items()}, scribbles)
+    per_label = {label: pool_runs(r) for label, r in runs.items()}
     n_boot = int(cfg.n_boot)
     table = heldout_table(per_label, [str(r) for r in spec.get("refs") or []], n_boot=n_boot)
     md = to_markdown(table)
     atomic_write_text(out / "heldout.md", md + "\n")
     atomic_write_text(out / "heldout.csv", table.to_csv())
     print(f"Held-out round-AUC x100 (paired 95% bootstrap over videos, {n_boot} draws)\n{md}")
-    result: dict[str, object] = {"heldout": table.to_dict()}
+    folds = per_run_table(runs).loc[table.index]
+    folds_md = to_markdown(folds, ".2f")
+    atomic_write_text(out / "heldout_runs.md", folds_md + "\n")
+    print(f"\nRound-AUC x100 per run folder (e.g. per fold; a label's seeds averaged)\n{folds_md}")
+    result: dict[str, object] = {"heldout": table.to_dict(), "per_run": folds.to_dict()}
     if floor is not None:
         shared = common_samples(per_label)
         gaps = gap_closed(shared, str(floor), str(ceiling), n_boot=n_boot)

@@ -9,12 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.evaluation import EvaluationResult, SampleResult, summarize_samples, write_outputs
-from ivos_rl.reporting import collect_labelled, common_samples, heldout_table, run_report
+from ivos_rl.reporting import (
+    collect_labelled,
+    common_samples,
+    heldout_table,
+    label_runs,
+    per_run_table,
+    pool_runs,
+    run_report,
+)
 
 
 def _write_run(folder: Path, strategy: str, curves: dict[tuple[str, int], list[float]],
@@ -114,6 +123,7 @@ def test_report_script_writes_the_heldout_table(runs: Path, tmp_path: Path) -> N
     out = run_report(cfg)
     md = (tmp_path / "rep" / "heldout.md").read_text()
     assert "| agent | 50.00 | 8 | 4 |" in md and "| lookahead | 65.00 | 4 | 4 |" in md
+    assert "| agent | 50.00 | 50.00 |" in (tmp_path / "rep" / "heldout_runs.md").read_text()  # fold0, fold1
     gaps = out["gap_closed"]
     # on scribble 1: (50 - 40) / (65 - 40) = 0.4 of the Farthest-to-Lookahead room
     assert gaps["gap closed"]["agent"] == pytest.approx(0.4)  # type: ignore[index]
@@ -121,3 +131,17 @@ def test_report_script_writes_the_heldout_table(runs: Path, tmp_path: Path) -> N
     cfg.heldout.ceiling = None
     with pytest.raises(ConfigError, match="go together"):
         run_report(cfg)
+
+
+def test_per_run_table_by_fold(tmp_path: Path) -> None:
+    _write_run(tmp_path / "far" / "fold0", "farthest", {("a", 1): [0.4, 0.8]})  # AUC .40
+    _write_run(tmp_path / "far" / "fold1", "farthest", {("b", 1): [0.6, 0.8]})  # .50
+    _write_run(tmp_path / "r0" / "fold0", "random", {("a", 1): [0.2, 0.4]}, needs_quality=False)  # .20
+    _write_run(tmp_path / "r1" / "fold0", "random", {("a", 1): [0.4, 0.4]}, needs_quality=False)  # .30
+    runs = label_runs({"far": str(tmp_path / "far"), "random": [str(tmp_path / "r0"), str(tmp_path / "r1")]})
+    assert [key for key, _ in runs["far"]] == ["fold0", "fold1"]
+    table = per_run_table(runs)
+    assert table.loc["far"].to_list() == pytest.approx([40.0, 50.0])
+    assert table.loc["random", "fold0"] == pytest.approx(25.0)  # its two seeds averaged
+    assert np.isnan(table.loc["random", "fold1"])  # no run there
+    assert pool_runs(runs["far"]).to_dict() == pytest.approx({"a/1": 0.4, "b/1": 0.5})
