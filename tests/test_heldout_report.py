@@ -145,3 +145,19 @@ def test_per_run_table_by_fold(tmp_path: Path) -> None:
     assert table.loc["random", "fold0"] == pytest.approx(25.0)  # its two seeds averaged
     assert np.isnan(table.loc["random", "fold1"])  # no run there
     assert pool_runs(runs["far"]).to_dict() == pytest.approx({"a/1": 0.4, "b/1": 0.5})
+
+
+def test_bad_heldout_specs_are_typed_errors(runs: Path, tmp_path: Path) -> None:
+    def cfg(**heldout: object) -> object:
+        spec = {"runs": {"agent": str(runs / "agent")}, "refs": [], "scribbles": None, "floor": None,
+                "ceiling": None, **heldout}
+        return OmegaConf.create({"n_boot": 10, "output_dir": str(tmp_path / "rep"), "heldout": spec})
+
+    with pytest.raises(ConfigError, match="must map labels to folders"):
+        run_report(cfg(runs=[str(runs / "agent")]))
+    with pytest.raises(ConfigError, match=r"heldout.runs.agent: no folder given"):
+        run_report(cfg(runs={"agent": []}))
+    with pytest.raises(InputValidationError, match="no evaluation output"):
+        run_report(cfg(runs={"agent": str(tmp_path / "empty")}))
+    with pytest.raises(InputValidationError, match="gap closed needs a 'lookahead' result"):
+        run_report(cfg(floor="agent", ceiling="lookahead"))
