@@ -99,7 +99,9 @@ class AgentStrategy(Strategy):
                     f"agent with state features {list(self.features.groups)} needs the backend's "
                     "probabilities"
                 )
-            columns = self.features.from_output(state.probs, labels_from_probs(state.probs))
+            columns = self.features.from_output(
+                state.probs, labels_from_probs(state.probs), diagnostics=state.diagnostics
+            )
         return self.features.extend(obs, list(state.history), self.horizon, columns)
 
     def q_values(self, state: StrategyState) -> np.ndarray:

@@ -401,7 +401,8 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         out = self.engine.state.output
         assert out is not None
         ep["extra"] = self.state_features.from_output(  # (N, 0) for the paper's state
-            out.probs, out.masks, quality=self.quality.estimator, frames=self.engine.state.sample.frames
+            out.probs, out.masks, quality=self.quality.estimator, frames=self.engine.state.sample.frames,
+            diagnostics=out.diagnostics,
         )
         if self._cache_size > 0:
             self.cache_misses += 1

@@ -21,6 +21,7 @@ decision rounds, N frames:
 * ``quality`` (R, N): the quality the recommender sees (the run's :class:`QualitySource`: Wild =
   the estimator's guess; the manifest records which), ``oracle`` (R, N): true J&F per frame;
 * ``entropy``, ``area_change`` (R, N): the output feature columns of :mod:`ivos_rl.state_features`;
+  ``disagreement`` (R, N) too when the backend gives diagnostics (``backend.diagnostics=true``);
 * ``history`` (R, max_rounds): annotated frames before the choice, padded with -1;
 * ``values`` (R, N): mean J&F after annotating each candidate frame, NaN elsewhere;
 * ``current`` (R,): mean J&F before the choice; ``chosen`` (R,): the frame committed;
@@ -71,7 +72,10 @@ __all__ = [
 ]
 
 ROW_KEYS = ("quality", "oracle", "entropy", "area_change", "history", "values", "current", "chosen", "final")
+#: Recorded only when the backend offers what they need (``disagreement``: its diagnostics).
+OPTIONAL_ROW_KEYS = ("disagreement",)
 _OUTPUT_FEATURES = StateFeatures(("entropy", "area_change"))
+_DISAGREEMENT = StateFeatures(("disagreement",))
 _SPAN = SpanErrorStrategy()
 
 
@@ -152,6 +156,10 @@ def record_sample(
         out["oracle"][r] = truth
         output = engine.propagate()
         out["entropy"][r], out["area_change"][r] = _OUTPUT_FEATURES.from_output(output.probs, output.masks).T
+        if output.diagnostics is not None and "runs_iou" in output.diagnostics:
+            out.setdefault("disagreement", np.zeros((rounds, n), np.float32))[r] = _DISAGREEMENT.from_output(
+                output.probs, output.masks, diagnostics=output.diagnostics
+            )[:, 0]
         history = list(state.history)
         out["history"][r, : len(history)] = history
         out["current"][r] = scores.mean_jf
@@ -192,7 +200,7 @@ def save_rows(path: Path, rows: dict[str, np.ndarray]) -> Path:
     if missing:
         raise ConfigError(f"lookahead rows lack {missing}")
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: rows[k] for k in ROW_KEYS})
+    np.savez_compressed(buf, **{k: rows[k] for k in ROW_KEYS + OPTIONAL_ROW_KEYS if k in rows})
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -250,6 +258,7 @@ def load_rows(
         try:
             with np.load(path, allow_pickle=False) as data:
                 rows = {k: data[k] for k in ROW_KEYS}
+                rows.update({k: data[k] for k in OPTIONAL_ROW_KEYS if k in data.files})
         except (OSError, ValueError, KeyError) as err:
             raise CorruptFileError(f"lookahead rows {path} cannot be read: {err}") from err
         out.append((seq, rows))

@@ -431,6 +431,7 @@ class RoundEngine:
             quality=self.observe() if strategy.needs_quality else None,
             probs=s.output.probs if strategy.needs_probs and s.output is not None else None,
             max_rounds=max_rounds,
+            diagnostics=s.output.diagnostics if strategy.needs_probs and s.output is not None else None,
             extras={"lookahead": self.lookahead} if getattr(strategy, "needs_lookahead", False) else {},
         )
 

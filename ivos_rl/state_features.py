@@ -20,6 +20,11 @@ selectable on its own for a Table-6-style ablation; every value lies in [0, 1]:
   :func:`ivos_rl.strategies.span_error.span_error_scores` (no decay, fusion share) from the state's
   quality column, and the length of the frame's span (frames strictly between its annotated
   neighbours other than itself), both divided by N. Symmetric under time reversal.
+* ``disagreement`` (1): 1 - the IoU of the two propagation runs that reach the frame from its
+  annotated neighbours, mean over objects (0 on annotated frames and where annotations lie on one
+  side only): where the runs part, a correction changes the most. Read from the backend's
+  ``diagnostics["runs_iou"]`` (``PropagationBackend(diagnostics=True)``); a backend without it
+  cannot be used with this group (typed error).
 
 The empty selection is the paper's state: :meth:`StateFeatures.extend` then returns its input
 unchanged (same array, bit-identical observations).
@@ -28,7 +33,7 @@ unchanged (same array, bit-identical observations).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,15 +48,16 @@ __all__ = [
     "StateFeatures",
     "area_change",
     "label_entropy",
+    "run_disagreement",
     "side_distances",
     "span_columns",
 ]
 
 #: Group name -> number of columns it adds.
 FEATURE_GROUPS: dict[str, int] = {
-    "distance": 2, "uncertainty": 1, "entropy": 1, "area_change": 1, "round": 1, "span": 2
+    "distance": 2, "uncertainty": 1, "entropy": 1, "area_change": 1, "round": 1, "span": 2, "disagreement": 1
 }
-OUTPUT_GROUPS: tuple[str, ...] = ("uncertainty", "entropy", "area_change")
+OUTPUT_GROUPS: tuple[str, ...] = ("uncertainty", "entropy", "area_change", "disagreement")
 """Groups computed from a backend output (:meth:`StateFeatures.from_output`); the others come from
 the annotation history alone."""
 
@@ -140,6 +146,21 @@ def area_change(masks: np.ndarray) -> np.ndarray:
     return (total / count).astype(np.float32)
 
 
+def run_disagreement(diagnostics: Mapping[str, np.ndarray] | None, n_frames: int) -> np.ndarray:
+    """(N,) 1 - the two runs' IoU, mean over objects (the ``disagreement`` group), from a backend
+    output's ``diagnostics``; :class:`InputValidationError` when the backend gave none."""
+    iou = None if diagnostics is None else diagnostics.get("runs_iou")
+    if iou is None:
+        raise InputValidationError(
+            "state feature 'disagreement' needs the backend's diagnostics['runs_iou'] "
+            "(the propagation backend with diagnostics=true)"
+        )
+    iou = np.asarray(iou, dtype=np.float64)
+    if iou.ndim != 2 or iou.shape[0] != n_frames:
+        raise InputValidationError(f"diagnostics['runs_iou'] must be ({n_frames}, K), got {iou.shape}")
+    return np.clip(1.0 - iou.mean(axis=1), 0.0, 1.0).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class StateFeatures:
     """A selection of feature groups (in :data:`FEATURE_GROUPS` order); empty = the paper's (q, h)."""
@@ -188,9 +209,16 @@ class StateFeatures:
             )
 
     def from_output(
-        self, probs: np.ndarray, masks: np.ndarray, *, quality: Any = None, frames: np.ndarray | None = None
+        self,
+        probs: np.ndarray,
+        masks: np.ndarray,
+        *,
+        quality: Any = None,
+        frames: np.ndarray | None = None,
+        diagnostics: Mapping[str, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """(N, w) columns of the output groups for one backend output (``quality=None``: Oracle).
+        """(N, w) columns of the output groups for one backend output (``quality=None``: Oracle;
+        ``diagnostics``: the output's ``BackendOutput.diagnostics``, for ``disagreement``).
 
         Nothing is computed for groups that are not selected ((N, 0) for the paper's state).
         """
@@ -206,6 +234,8 @@ class StateFeatures:
                 cols.append(label_entropy(probs))
             elif g == "area_change":
                 cols.append(area_change(masks))
+            elif g == "disagreement":
+                cols.append(run_disagreement(diagnostics, masks.shape[0]))
         if not cols:
             return np.zeros((masks.shape[0], 0), np.float32)
         return np.stack(cols, axis=1).astype(np.float32)

@@ -385,7 +385,8 @@ def test_build_rows_refuses_a_feature_the_data_does_not_record() -> None:
 
 
 def test_output_groups_are_the_columns_from_output_computes() -> None:
-    assert StateFeatures.parse("all").output_groups == ("uncertainty", "entropy", "area_change")
+    groups = ("uncertainty", "entropy", "area_change", "disagreement")
+    assert StateFeatures.parse("all").output_groups == groups
     assert StateFeatures.parse(["round", "area_change", "distance"]).output_groups == ("area_change",)
     assert StateFeatures.parse(None).output_groups == ()
 
@@ -528,3 +529,39 @@ def test_distill_script_config_runs_one_fold(tmp_path: Path, inner_seed: str | N
     assert table.loc["oracle", "gap closed"] == pytest.approx(1.0)
     assert table.loc["farthest", "gap closed"] == pytest.approx(0.0)
     assert int(table.loc["agent", "videos"]) == 2
+
+
+def test_the_disagreement_group_is_recorded_and_seen_live_from_the_backend_diagnostics(
+    dataset: DavisDataset,
+) -> None:
+    from ivos_rl.backends.propagation import PropagationBackend
+    from ivos_rl.state_features import run_disagreement
+
+    seq, idx = dataset.samples()[0]
+    sample = load_sample(dataset, seq, idx)
+    cfg = LookaheadDataConfig(max_rounds=3, n_grid=3, n_worst=1, explore=0.0)
+    backend = PropagationBackend(working_height=None, flow_preset="ultrafast", diagnostics=True)
+    engine = RoundEngine(backend, ScribbleRobot(), QualitySource("oracle"))
+    rows = record_sample(engine, sample, cfg)
+    assert rows["disagreement"].shape == (2, sample.n_frames)
+    assert (rows["disagreement"][0] == 0).all()  # one annotated frame: every frame has one run only
+    # The engine now holds the last round's output: the agent's view reads the same column from it.
+    out = engine.state.output
+    assert out is not None and out.diagnostics is not None
+    agent = AgentStrategy(QNetwork("bilstm", hidden=4, decoder_hidden=4, in_features=3),
+                          state_features=["disagreement"])
+    view = engine.view(agent, 3, 4)
+    obs = agent.observation(view)
+    np.testing.assert_array_equal(obs[:, 2], run_disagreement(out.diagnostics, sample.n_frames))
+    # A backend without diagnostics: the agent names what it needs.
+    plain = RoundEngine(PropagationBackend(working_height=None, flow_preset="ultrafast"), ScribbleRobot(),
+                        QualitySource("oracle"))
+    plain.start(sample)
+    plain.propagate()
+    with pytest.raises(InputValidationError, match="diagnostics"):
+        agent.observation(plain.view(agent, 1, 4))
+    # Rows without the column cannot train the group.
+    no_column = record_sample(RoundEngine(SimulatedBackend(seed=0), ScribbleRobot(), QualitySource("oracle")),
+                              sample, cfg)
+    with pytest.raises(InputValidationError, match="disagreement"):
+        build_rows([(seq, no_column)], DistillConfig(state_features=("disagreement",), horizon=7))

@@ -18,6 +18,7 @@ from ivos_rl.state_features import (
     StateFeatures,
     area_change,
     label_entropy,
+    run_disagreement,
     side_distances,
     span_columns,
 )
@@ -95,7 +96,7 @@ def test_area_change_by_hand() -> None:
 def test_parse_width_and_extend() -> None:
     assert StateFeatures.parse(None).groups == () and StateFeatures.parse([]).width == 0
     every = StateFeatures.parse("all")
-    assert every.groups == tuple(FEATURE_GROUPS) and every.width == 8
+    assert every.groups == tuple(FEATURE_GROUPS) and every.width == 9
     assert StateFeatures.parse(["round", "distance"]).groups == ("distance", "round")  # canonical order
     for bad in (["colour"], ["round", "round"]):
         with pytest.raises(ConfigError, match="state_features"):
@@ -180,3 +181,17 @@ def test_env_refuses_uncertainty_without_an_estimator_that_has_it(dataset: Davis
 
     with pytest.raises(ConfigError, match="uncertainty"):
         _env(dataset, quality=Plain(), state_features=["uncertainty"])
+
+
+def test_disagreement_is_one_minus_the_runs_iou_averaged_over_objects() -> None:
+    # Two objects on 3 frames: IoU (1, 1), (.5, .7), (0, .2) -> disagreement 0, .4, .9.
+    iou = np.array([[1.0, 1.0], [0.5, 0.7], [0.0, 0.2]], np.float32)
+    masks = np.zeros((3, 4, 4), np.uint8)
+    probs = np.zeros((3, 2, 4, 4), np.uint8)
+    col = StateFeatures.parse(["disagreement"]).from_output(probs, masks, diagnostics={"runs_iou": iou})
+    assert col.shape == (3, 1) and col[:, 0].tolist() == pytest.approx([0.0, 0.4, 0.9])
+    assert run_disagreement({"runs_iou": iou}, 3).tolist() == pytest.approx([0.0, 0.4, 0.9])
+    with pytest.raises(InputValidationError, match="diagnostics=true"):
+        StateFeatures.parse(["disagreement"]).from_output(probs, masks)  # a backend without diagnostics
+    with pytest.raises(InputValidationError, match="runs_iou"):
+        run_disagreement({"runs_iou": iou[:2]}, 3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import copy
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,11 +31,16 @@ class BackendOutput:
     the previous round's output of the same sample; every other frame is byte-identical to it, so
     consumers (quality cache, environment, transition cache) can skip them. ``None`` means
     unknown: treat every frame as changed (third-party backends need not say).
+    ``diagnostics`` (optional) maps a name to a (T, K) float32 array of per-(frame, object)
+    signals the backend knows about its own output (e.g. how much two propagation runs that
+    reach a frame agree); quality estimators trained with them read them as extra columns
+    (:func:`ivos_rl.quality.features.quality_features`). ``None``: the backend offers none.
     """
 
     probs: np.ndarray
     masks: np.ndarray
     changed_frames: tuple[int, ...] | None = None
+    diagnostics: Mapping[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.probs.dtype != np.uint8 or self.probs.ndim != 4:
@@ -58,6 +64,18 @@ class BackendOutput:
                 )
             if any(b <= a for a, b in itertools.pairwise(c)):
                 raise BackendError(f"BackendOutput.changed_frames must be sorted without repeats, got {c!r}")
+        if self.diagnostics is not None:
+            for name, arr in self.diagnostics.items():
+                if not isinstance(name, str) or not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
+                    raise BackendError(
+                        f"BackendOutput.diagnostics must map names to float32 arrays, got {name!r}: "
+                        f"{type(arr).__name__} {getattr(arr, 'dtype', '')}"
+                    )
+                if arr.shape != (t, self.probs.shape[1]) or not np.isfinite(arr).all():
+                    raise BackendError(
+                        f"BackendOutput.diagnostics[{name!r}] must be finite (T, K) = "
+                        f"{(t, self.probs.shape[1])}, got {arr.shape}"
+                    )
 
     def changed_mask(self) -> np.ndarray:
         """(T,) bool: frames that may have changed since the previous round (all when unknown)."""

@@ -10,9 +10,9 @@ the ground truth's hash when the backend reads it (simulators), and every
 scribble are thus part of the key through the interactions they produced.
 
 Entry format (one file per key, ``<cache_dir>/<key[:2]>/<key>.ivc``): a magic line, a JSON
-header (key, shapes, payload length, payload SHA-256, the output's ``changed_frames``) and a
-zlib-compressed payload of the uint8 probabilities and label masks. Files are written with an
-atomic rename, so a concurrent reader sees either nothing or a complete file; a damaged entry
+header (key, shapes, payload length, payload SHA-256, the output's ``changed_frames`` and
+``diagnostics``) and a zlib-compressed payload of the uint8 probabilities and label masks. Files
+are written with an atomic rename, so a concurrent reader sees either nothing or a complete file; a damaged entry
 (truncated, wrong checksum, wrong key or shape) is deleted and recomputed, never trusted.
 
 Size bound: after each write, if the entries under ``cache_dir`` exceed ``max_bytes`` the least
@@ -126,6 +126,9 @@ def encode_entry(key: str, output: BackendOutput, level: int = 1) -> bytes:
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
         # Relative to the previous round of the same history, which is part of the key.
         "changed_frames": None if output.changed_frames is None else list(output.changed_frames),
+        # Small (T x K per name); float32 values survive the JSON round trip exactly.
+        "diagnostics": None if output.diagnostics is None
+        else {name: arr.tolist() for name, arr in output.diagnostics.items()},
     }
     head = json.dumps(header, sort_keys=True).encode()
     return _MAGIC + len(head).to_bytes(4, "little") + head + payload
@@ -169,11 +172,16 @@ def decode_entry(data: bytes, key: str, path: Path | None = None) -> BackendOutp
     changed = header.get("changed_frames")  # absent in entries written before the field existed
     if changed is not None and not isinstance(changed, list):
         raise bad(f"changed_frames is {type(changed).__name__}, expected a list")
+    diag = header.get("diagnostics")  # absent in entries written before the field existed
+    if diag is not None and not isinstance(diag, dict):
+        raise bad(f"diagnostics is {type(diag).__name__}, expected an object")
     try:
+        diagnostics = None if diag is None else {str(k): np.asarray(v, np.float32) for k, v in diag.items()}
         return BackendOutput(
-            probs=probs, masks=masks, changed_frames=None if changed is None else tuple(changed)
+            probs=probs, masks=masks, changed_frames=None if changed is None else tuple(changed),
+            diagnostics=diagnostics,
         )
-    except BackendError as exc:
+    except (BackendError, TypeError, ValueError) as exc:
         raise bad(str(exc)) from exc
 
 

@@ -193,6 +193,11 @@ def _to_float(p: np.ndarray) -> np.ndarray:
 _FLOAT64_OF_UINT8 = _to_float(np.arange(256, dtype=np.uint8)).astype(np.float64)
 _FLOAT64_OF_UINT8.flags.writeable = False
 
+#: Names of the optional ``diagnostics`` (``PropagationBackend(diagnostics=True)``), in column order.
+DIAGNOSTIC_NAMES: tuple[str, ...] = ("runs_iou", "runs_xor_rel")
+#: Their value where a frame is reached by fewer than two runs (annotated, or one-sided).
+_AGREE_DEFAULT = np.array([1.0, 0.0], dtype=np.float32)
+
 
 @dataclass
 class _Round:
@@ -304,7 +309,10 @@ class PropagationBackend(VOSBackend):
         seg: dict[str, float] | None = None,
         prop: dict[str, float] | None = None,
         flow_cache_dir: str | Path | None = None,
+        diagnostics: bool = False,
     ) -> None:
+        if not isinstance(diagnostics, bool):
+            raise InputValidationError(f"diagnostics must be true or false, got {diagnostics!r}")
         if working_height is not None and (
             isinstance(working_height, bool) or not isinstance(working_height, int) or working_height < 16
         ):
@@ -322,6 +330,7 @@ class PropagationBackend(VOSBackend):
         self.colour_bins = colour_bins
         self.flow_cache_size = flow_cache_size
         self.flow_cache_dir = None if flow_cache_dir in (None, "") else Path(flow_cache_dir)
+        self._diagnostics = diagnostics
         self.seg_params: SegParams = _override(SegParams(), seg, "seg")
         self.prop_params: PropParams = _override(PropParams(), prop, "prop")
         if self.prop_params.warp_cache not in (0, 1):
@@ -389,6 +398,8 @@ class PropagationBackend(VOSBackend):
         self._runs: dict[tuple[int, int], list[_Crop]] = {}
         # Per-frame state kept between rounds: fused soft labels at working resolution.
         self._soft = np.zeros((t, self.n_labels, *self._shape), dtype=np.uint8)
+        # Per (frame, object): the two runs reaching the frame, agreement (see _run_agreement).
+        self._agree = np.tile(_AGREE_DEFAULT, (t, n_objects, 1))
         self._last_output: tuple[np.ndarray, np.ndarray] | None = None
         self._round = 0
         self._segmenter = FrameSegmenter(self.n_labels, self.colour_bins, self.seg_params)
@@ -408,6 +419,8 @@ class PropagationBackend(VOSBackend):
                        if f.name not in skip and getattr(params, f.name) != getattr(default, f.name)}
             if changed:
                 out[key] = changed
+        if self._diagnostics:  # the same masks, but outputs that carry more: never mixed in caches
+            out["diagnostics"] = list(DIAGNOSTIC_NAMES)
         return out
 
     def fork(self) -> PropagationBackend:
@@ -427,6 +440,7 @@ class PropagationBackend(VOSBackend):
             clone._colour = dict(self._colour)
             clone._runs = dict(self._runs)
             clone._soft = self._soft.copy()
+            clone._agree = self._agree.copy()
         return clone
 
     def _flows_for(self, small: np.ndarray) -> _FlowCache:
@@ -553,7 +567,44 @@ class PropagationBackend(VOSBackend):
         self._last_output = (update.probs, update.masks)
         self.last_timings = update.timings
         changed = tuple(sorted(update.soft))
-        return BackendOutput(probs=update.probs.copy(), masks=update.masks.copy(), changed_frames=changed)
+        diagnostics = None
+        if self._diagnostics:
+            for t in changed:
+                self._agree[t] = self._run_agreement(t)
+            diagnostics = {name: np.ascontiguousarray(self._agree[:, :, i])
+                           for i, name in enumerate(DIAGNOSTIC_NAMES)}
+        return BackendOutput(probs=update.probs.copy(), masks=update.masks.copy(), changed_frames=changed,
+                             diagnostics=diagnostics)
+
+    def _run_agreement(self, t: int) -> np.ndarray:
+        """(K, 2) float32 for frame ``t``: per object, the IoU of the two runs that reach it (from
+        the nearest annotated frame on each side, before they are fused) and their disagreeing
+        pixels relative to the output mask's area (clipped at 4). Where both runs carry an
+        object the same way the fused output is likely right; where they part, one of them is
+        wrong. Annotated frames and frames with annotations on one side only (one run): 1, 0.
+        """
+        if t in self._segs:
+            return np.tile(_AGREE_DEFAULT, (self.n_objects, 1))
+        before = [a for a in self._segs if a < t]
+        after = [a for a in self._segs if a > t]
+        if not before or not after:
+            return np.tile(_AGREE_DEFAULT, (self.n_objects, 1))
+        a, b = max(before), min(after)
+        left, right = self._runs[(a, 1)][t - a - 1], self._runs[(b, -1)][b - t - 1]
+        h, w = self._shape
+        full = (slice(0, h), slice(0, w))
+        la = argmax0(left.region_uint8(full, self.n_labels))
+        lb = argmax0(right.region_uint8(full, self.n_labels))
+        out = argmax0(self._soft[t])
+        agree = np.empty((self.n_objects, 2), dtype=np.float32)
+        for j in range(1, self.n_labels):
+            in_a, in_b = la == j, lb == j
+            inter = int(np.count_nonzero(in_a & in_b))
+            union = int(np.count_nonzero(in_a | in_b))
+            area = int(np.count_nonzero(out == j))
+            agree[j - 1, 0] = inter / union if union else 1.0
+            agree[j - 1, 1] = min((union - inter) / max(area, 1), 4.0)
+        return agree
 
     def _motion_bins(self, t: int) -> np.ndarray | None:
         """Frame ``t``'s flow to a neighbour binned by :func:`quantise_motion` (None for a

@@ -159,6 +159,10 @@ class FeatureQualityEstimator:
             raise InputValidationError(
                 "FeatureQualityEstimator.predict needs history= (the annotated frames so far)"
             )
+        # Only the diagnostics the model was trained with (a backend may offer more); a missing one
+        # is caught by the column check below.
+        used = {n.removeprefix("diag_") for n in self.model.names if n.startswith("diag_")}
+        diagnostics = {k: v for k, v in (diagnostics or {}).items() if k in used}
         x = quality_features(
             frames, probs, history, diagnostics, self.signal_groups, motion_cache=self._motion
         )

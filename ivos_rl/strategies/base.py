@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -25,7 +26,8 @@ class StrategyState:
     ``round`` is the number of interactions already made (1 after the initial scribble);
     ``history`` lists annotated frames in order, the initial one first; ``quality`` is (N,) in
     [0, 1] or None for strategies that do not need it; ``probs`` is the backend's (T, K, H, W)
-    uint8 probability stack when available.
+    uint8 probability stack when available, and ``diagnostics`` its output's optional
+    ``BackendOutput.diagnostics`` alongside.
     """
 
     round: int
@@ -34,6 +36,7 @@ class StrategyState:
     quality: np.ndarray | None = None
     probs: np.ndarray | None = None
     max_rounds: int | None = None
+    diagnostics: Mapping[str, np.ndarray] | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
