@@ -12,8 +12,8 @@ scribble are thus part of the key through the interactions they produced.
 Entry format (one file per key, ``<cache_dir>/<key[:2]>/<key>.ivc``): a magic line, a JSON
 header (key, shapes, payload length, payload SHA-256, the output's ``changed_frames`` and
 ``diagnostics``) and a zlib-compressed payload of the uint8 probabilities and label masks. Files
-are written with an atomic rename, so a concurrent reader sees either nothing or a complete file; a damaged entry
-(truncated, wrong checksum, wrong key or shape) is deleted and recomputed, never trusted.
+are written with an atomic rename, so a concurrent reader sees either nothing or a complete file; a
+damaged entry (truncated, wrong checksum, wrong key or shape) is deleted and recomputed, never trusted.
 
 Size bound: after each write, if the entries under ``cache_dir`` exceed ``max_bytes`` the least
 recently used ones are deleted (a hit refreshes the file's mtime, so mtime is the access time).
