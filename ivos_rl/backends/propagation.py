@@ -583,13 +583,10 @@ class PropagationBackend(VOSBackend):
         object the same way the fused output is likely right; where they part, one of them is
         wrong. Annotated frames and frames with annotations on one side only (one run): 1, 0.
         """
-        if t in self._segs:
+        lo, hi = self._span(t, [a for a in self._segs if a != t])  # 0 / T - 1: nothing on that side
+        if t in self._segs or lo == 0 or hi == self._n_frames - 1:
             return np.tile(_AGREE_DEFAULT, (self.n_objects, 1))
-        before = [a for a in self._segs if a < t]
-        after = [a for a in self._segs if a > t]
-        if not before or not after:
-            return np.tile(_AGREE_DEFAULT, (self.n_objects, 1))
-        a, b = max(before), min(after)
+        a, b = lo - 1, hi + 1
         left, right = self._runs[(a, 1)][t - a - 1], self._runs[(b, -1)][b - t - 1]
         h, w = self._shape
         full = (slice(0, h), slice(0, w))
