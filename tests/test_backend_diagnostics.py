@@ -155,3 +155,19 @@ def test_the_backend_cache_keeps_diagnostics_bit_for_bit() -> None:
         assert back.diagnostics[name].dtype == np.float32 and np.array_equal(back.diagnostics[name], arr)
     plain = BackendOutput(probs=out.probs, masks=out.masks)
     assert decode_entry(encode_entry("k", plain), "k").diagnostics is None
+
+
+def test_a_cache_entry_with_malformed_diagnostics_is_refused_as_damaged() -> None:
+    import json
+
+    from ivos_rl.errors import CorruptFileError
+
+    blob = encode_entry("k", _output(runs_iou=np.ones((3, 2), np.float32)))
+    magic = blob[: blob.index(b"\n") + 1]  # the entry's magic line
+    n_head = int.from_bytes(blob[len(magic) : len(magic) + 4], "little")
+    head = json.loads(blob[len(magic) + 4 : len(magic) + 4 + n_head])
+    payload = blob[len(magic) + 4 + n_head :]
+    for bad, match in (([1, 2], "expected an object"), ({"runs_iou": [[1.0]]}, "runs_iou")):
+        new = json.dumps({**head, "diagnostics": bad}, sort_keys=True).encode()
+        with pytest.raises(CorruptFileError, match=match):
+            decode_entry(magic + len(new).to_bytes(4, "little") + new + payload, "k")
