@@ -286,3 +286,61 @@ def test_train_features_excludes_held_out_videos(tmp_path: Path) -> None:
     cfg.data.exclude_sequences = ["v2", "typo"]
     with pytest.raises(ConfigError, match="typo"):
         train_features(cfg)
+
+
+def test_train_features_drops_columns_by_pattern(tmp_path: Path) -> None:
+    """data.drop_columns leaves the matching columns out of the model (3 of 25 here: the two
+    one-sided distances by a `dist_[pn]*` pattern plus `round`); a pattern that matches nothing or
+    one that matches every column is a ConfigError naming it."""
+    from omegaconf import OmegaConf
+
+    from ivos_rl.errors import ConfigError
+    from ivos_rl.quality.feature_train import train_features
+
+    _save_rows(tmp_path / "a", ["v1", "v2", "v3"], 0)
+    cfg = OmegaConf.create(
+        {
+            "seed": 0,
+            "num_threads": 1,
+            "data": {"dirs": [str(tmp_path / "a")], "drop_columns": ["dist_[pn]*", "round"]},
+            "folds": {"n": 3, "seed": 0, "sequences": None},
+            "cv": False,
+            "ship": True,
+            "score_backend": None,
+            "inner_folds": 1,
+            "candidates": [{"hidden": 8, "members": 1, "epochs": 2, "batch_size": 16}],
+            "stop_thresholds": [0.01],
+            "output": str(tmp_path / "m.features.pt"),
+        }
+    )
+    report = train_features(cfg)
+    names = load_feature_checkpoint(tmp_path / "m.features.pt")["model"]["names"]
+    assert report["dropped_columns"] == ["dist_prev", "dist_next", "round"]
+    assert len(names) == len(FEATURE_NAMES) - 3
+    assert {"dist_prev", "dist_next", "round"}.isdisjoint(names) and "dist_min" in names
+    cfg.data.drop_columns = ["diag_*"]
+    with pytest.raises(ConfigError, match=r"diag_\*"):
+        train_features(cfg)
+    cfg.data.drop_columns = ["*"]
+    with pytest.raises(ConfigError, match="leave no feature column"):
+        train_features(cfg)
+
+
+def test_estimator_accepts_a_model_of_fewer_signals_and_refuses_one_of_more() -> None:
+    """A model trained on a subset of the signals (data.drop_columns) predicts from the full
+    extractor output through its own columns; one that needs a diagnostic the input lacks is
+    refused, naming the column."""
+    x, y = _rows(300, 0)
+    keep = [i for i, n in enumerate(FEATURE_NAMES) if n != "round"]
+    sub = fit_feature_model(x[:, keep], y, tuple(FEATURE_NAMES[i] for i in keep), SMALL)
+    est = FeatureQualityEstimator(sub, StopRule(a=1.0, b=0.0))
+    frames, probs = _video()
+    q, qk = est.predict(frames, probs, history=[0])
+    full = quality_features(frames, probs, [0])
+    mu, _ = sub.predict(full.reshape(-1, full.shape[-1])[:, keep])
+    np.testing.assert_allclose(qk, np.clip(mu.reshape(qk.shape), 0, 1), atol=1e-6)
+    np.testing.assert_allclose(q, qk.mean(axis=1), atol=1e-6)  # the frame score: mean over objects
+    wide = np.concatenate([x, np.zeros((len(x), 1), np.float32)], axis=1)
+    more = fit_feature_model(wide, y, (*FEATURE_NAMES, "diag_runs_iou"), SMALL)
+    with pytest.raises(InputValidationError, match="diag_runs_iou"):
+        FeatureQualityEstimator(more, StopRule(a=1.0, b=0.0)).predict(frames, probs, history=[0])

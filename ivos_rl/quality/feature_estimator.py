@@ -170,13 +170,15 @@ class FeatureQualityEstimator:
         if any(is_context(n) for n in self.model.names):
             x, names = add_context(x, names)
         t, k, n_feat = x.shape
-        wanted = tuple(n for n in self.model.names if not is_context(n))
-        have = tuple(n for n in names if not is_context(n))
-        if have != wanted:
+        # The model may use a subset of the signals (trained with data.drop_columns), never more.
+        have = set(names)
+        missing = [n for n in self.model.names if not is_context(n) and n not in have]
+        if missing:
             raise InputValidationError(
-                f"the model expects {len(wanted)} signals ({wanted[-1]!r} last), got {len(have)} "
-                f"({have[-1]!r} last): pass the same backend diagnostics it was trained with"
+                f"the model expects signals {missing} this input does not give: pass the same backend "
+                "diagnostics it was trained with"
             )
+        t, k, n_feat = x.shape
         mu, sd = self.model.predict_rows(x.reshape(t * k, n_feat), names)
         qk = self.level_calibration.apply(mu.reshape(t, k))  # clipped to [0, 1]
         sdk = sd.reshape(t, k).astype(np.float32)

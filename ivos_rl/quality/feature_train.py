@@ -11,8 +11,10 @@ inside), a JSON report and a reliability-diagram PNG next to it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,26 @@ def _exclude(rows: FeatureRows, names: Sequence[str] | None) -> tuple[FeatureRow
     return rows.subset(keep), held_out
 
 
+def _drop_columns(rows: FeatureRows, patterns: Sequence[str] | None) -> tuple[FeatureRows, list[str]]:
+    """``rows`` without the feature columns matching any of ``patterns`` (shell-style, e.g.
+    ``diag_*``): an ablation of a signal group from the same rows (v2.1 from the rows v2.3 was
+    trained on). ConfigError for a pattern that matches no column (a typo would otherwise train the
+    unablated model silently) or one that leaves no column."""
+    patterns = [str(p) for p in (patterns or [])]
+    unmatched = [p for p in patterns if not any(fnmatchcase(n, p) for n in rows.names)]
+    if unmatched:
+        raise ConfigError(f"data.drop_columns {unmatched} match no feature column of {list(rows.names)}")
+    drop = [any(fnmatchcase(n, p) for p in patterns) for n in rows.names]
+    if all(drop):
+        raise ConfigError(f"data.drop_columns {patterns} leave no feature column")
+    if not any(drop):
+        return rows, []
+    keep = [i for i, d in enumerate(drop) if not d]
+    x = np.ascontiguousarray(rows.x[:, keep])
+    dropped = [n for n, d in zip(rows.names, drop, strict=True) if d]
+    return dataclasses.replace(rows, x=x, names=tuple(rows.names[i] for i in keep)), dropped
+
+
 def _fold_saver(
     fold_dir: Path, rows: FeatureRows, folds: list[list[str]], held_out: list[str], cfg: DictConfig
 ) -> Callable[[int, Model, StopRule, LevelCalibration], None]:
@@ -183,6 +205,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
     if level_kind != "none" and not cfg.cv:
         raise ConfigError("level_calibration is fitted on out-of-fold estimates: it needs cv=true")
     rows, held_out = _exclude(load_rows(cfg), cfg.data.get("exclude_sequences"))
+    rows, dropped = _drop_columns(rows, cfg.data.get("drop_columns"))
     seqs = sorted(set(rows.sequence.tolist()))
     folds = _folds(cfg, seqs)
     candidates = _candidates(cfg)
@@ -192,6 +215,7 @@ def train_features(cfg: DictConfig) -> dict[str, Any]:
         "n_rows": len(rows),
         "n_videos": len(seqs),
         "excluded": held_out,
+        "dropped_columns": dropped,
         "folds": folds,
         "backends": {backend_label(b): int((rows.backend == b).sum()) for b in np.unique(rows.backend)},
         "degraded_rows": dict(Counter(rows.degraded[~rows.original].tolist())),
