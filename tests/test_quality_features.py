@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import DictConfig
 
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data import DavisDataset
@@ -255,20 +256,15 @@ def _save_rows(out: Path, videos: list[str], seed: int) -> None:
     ).save(out)
 
 
-def test_train_features_excludes_held_out_videos(tmp_path: Path) -> None:
-    """data.exclude_sequences drops every row of the named videos before training (a test fold)."""
+def _ship_cfg(tmp_path: Path, data: dict[str, object]) -> DictConfig:
+    """A train_quality_features config that ships a tiny model (no CV) from ``data``."""
     from omegaconf import OmegaConf
 
-    from ivos_rl.errors import ConfigError
-    from ivos_rl.quality.feature_train import train_features
-
-    _save_rows(tmp_path / "a", ["v1", "v2", "v3"], 0)
-    _save_rows(tmp_path / "b", ["v4", "v5"], 1)
-    cfg = OmegaConf.create(
+    return OmegaConf.create(
         {
             "seed": 0,
             "num_threads": 1,
-            "data": {"dirs": [str(tmp_path / "a"), str(tmp_path / "b")], "exclude_sequences": ["v2", "v5"]},
+            "data": data,
             "folds": {"n": 3, "seed": 0, "sequences": None},
             "cv": False,
             "ship": True,
@@ -279,6 +275,17 @@ def test_train_features_excludes_held_out_videos(tmp_path: Path) -> None:
             "output": str(tmp_path / "m.features.pt"),
         }
     )
+
+
+def test_train_features_excludes_held_out_videos(tmp_path: Path) -> None:
+    """data.exclude_sequences drops every row of the named videos before training (a test fold)."""
+    from ivos_rl.errors import ConfigError
+    from ivos_rl.quality.feature_train import train_features
+
+    _save_rows(tmp_path / "a", ["v1", "v2", "v3"], 0)
+    _save_rows(tmp_path / "b", ["v4", "v5"], 1)
+    dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    cfg = _ship_cfg(tmp_path, {"dirs": dirs, "exclude_sequences": ["v2", "v5"]})
     report = train_features(cfg)
     split = load_feature_checkpoint(tmp_path / "m.features.pt")["split"]
     assert split["train"] == ["v1", "v3", "v4"] and split["held_out"] == ["v2", "v5"]
@@ -292,27 +299,11 @@ def test_train_features_drops_columns_by_pattern(tmp_path: Path) -> None:
     """data.drop_columns leaves the matching columns out of the model (3 of 25 here: the two
     one-sided distances by a `dist_[pn]*` pattern plus `round`); a pattern that matches nothing or
     one that matches every column is a ConfigError naming it."""
-    from omegaconf import OmegaConf
-
     from ivos_rl.errors import ConfigError
     from ivos_rl.quality.feature_train import train_features
 
     _save_rows(tmp_path / "a", ["v1", "v2", "v3"], 0)
-    cfg = OmegaConf.create(
-        {
-            "seed": 0,
-            "num_threads": 1,
-            "data": {"dirs": [str(tmp_path / "a")], "drop_columns": ["dist_[pn]*", "round"]},
-            "folds": {"n": 3, "seed": 0, "sequences": None},
-            "cv": False,
-            "ship": True,
-            "score_backend": None,
-            "inner_folds": 1,
-            "candidates": [{"hidden": 8, "members": 1, "epochs": 2, "batch_size": 16}],
-            "stop_thresholds": [0.01],
-            "output": str(tmp_path / "m.features.pt"),
-        }
-    )
+    cfg = _ship_cfg(tmp_path, {"dirs": [str(tmp_path / "a")], "drop_columns": ["dist_[pn]*", "round"]})
     report = train_features(cfg)
     names = load_feature_checkpoint(tmp_path / "m.features.pt")["model"]["names"]
     assert report["dropped_columns"] == ["dist_prev", "dist_next", "round"]
