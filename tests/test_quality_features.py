@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ivos_rl.backends.simulated import SimulatedBackend
 from ivos_rl.data import DavisDataset
@@ -258,8 +258,6 @@ def _save_rows(out: Path, videos: list[str], seed: int) -> None:
 
 def _ship_cfg(tmp_path: Path, data: dict[str, object]) -> DictConfig:
     """A train_quality_features config that ships a tiny model (no CV) from ``data``."""
-    from omegaconf import OmegaConf
-
     return OmegaConf.create(
         {
             "seed": 0,
