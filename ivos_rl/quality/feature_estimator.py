@@ -169,7 +169,6 @@ class FeatureQualityEstimator:
         names = feature_names(diagnostics or {}, self.signal_groups)
         if any(is_context(n) for n in self.model.names):
             x, names = add_context(x, names)
-        t, k, n_feat = x.shape
         # The model may use a subset of the signals (trained with data.drop_columns), never more.
         have = set(names)
         missing = [n for n in self.model.names if not is_context(n) and n not in have]
