@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--real-episodes", type=int, default=None, help="default: episodes // 4, >= 4")
     parser.add_argument("--flow-cache-dir", default=None, help="flows on disk, e.g. cache/flows")
     parser.add_argument("--skip-synthetic", action="store_true")
-    parser.add_argument("--backends", default="propagation,propagation_fast",
+    parser.add_argument("--backends", default="propagation_accurate,propagation",
                         help="configs/backend/ names of propagation backends, timed alternately (a "
                              "name may add Hydra overrides after colons: propagation_fast:+backend.prop.x=1)")
     args = parser.parse_args()

@@ -532,9 +532,9 @@ def _parse_history(text: str) -> list[int]:
 
 #: the shipped checkpoints (model cards in checkpoints/*/README.md), relative to a checkpoints folder:
 #: the agent is a 3-seed ensemble (its members' mean Q); ``quality`` is the default Wild estimator
-#: (the feature model v2.1, as ``configs/setting/wild.yaml``), the one the agent's training rows used.
+#: (the feature model v2.4, as ``configs/setting/wild.yaml``), the one the agent's training rows used.
 SHIPPED_CHECKPOINTS: dict[str, tuple[Path, ...]] = {
-    "quality": (Path("quality/features-davis2016-propagation-v2.1.features.pt"),),
+    "quality": (Path("quality/features-davis2016-propagation_accurate-v2.4.features.pt"),),
     "agent": tuple(Path(f"agent/dagger2_seed{s}.pt") for s in range(3)),
 }
 

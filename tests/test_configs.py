@@ -250,3 +250,32 @@ def test_quality_group_picks_the_wild_estimator() -> None:
     train_cfg = _compose("train_quality", ["quality=resnet50", "data.dirs=[x]"])
     net = _build_model(train_cfg)
     assert net.fused and net.config.input_size == 64 and len(net.config.features) == 25
+
+
+@pytest.mark.parametrize(
+    "name", ["evaluate", "demo", "train_agent", "gen_quality_data", "gen_lookahead_data"]
+)
+def test_the_shipped_models_learned_the_default_backend(name: str) -> None:
+    """Since session 19 the default backend is propagation_accurate (version 2 + the prior bounded to 64 px);
+    the shipped Wild estimator and agent were retrained on it, so every entry point's default backend is the
+    one both were trained on (no fingerprint warning), and backend=propagation is still version 2."""
+    import json
+    import warnings
+
+    from ivos_rl.backends.cached import backend_fingerprint
+    from ivos_rl.quality.checkpoint import _identity
+    from ivos_rl.quality.feature_estimator import FeatureQualityEstimator
+
+    cfg = _compose(name)
+    assert cfg.backend.prop.uniform_reach == 64.0
+    backend = instantiate(cfg.backend)
+    fp = backend_fingerprint(backend)
+    shipped = json.loads((CONFIGS.parent / "checkpoints/agent/manifest.json").read_text())["fields"]
+    assert _identity(shipped["backend"]) == _identity(fp)
+    est_path = CONFIGS.parent / "checkpoints/quality/features-davis2016-propagation_accurate-v2.4.features.pt"
+    assert Path(shipped["estimator"]["path"]).name == est_path.name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fingerprint mismatch would warn
+        assert FeatureQualityEstimator.from_checkpoint(est_path).check_backend(backend)
+    v2 = instantiate(_compose(name, ["backend=propagation"]).backend)
+    assert "uniform_reach" not in backend_fingerprint(v2) and "uniform_reach" in fp

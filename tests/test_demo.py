@@ -44,9 +44,9 @@ def test_demo_compares_every_strategy_and_writes_its_table(tmp_path: Path) -> No
     assert len(list((tmp_path / "agent_wild" / "samples").glob("*.json"))) == 3
     # each run's manifest fingerprints the checkpoints its numbers depend on, by content
     fields = {k: read_manifest(tmp_path / k)["fields"] for k in results}
-    # every Wild run uses the default estimator (feature model v2.1), the one the agent's rows used
+    # every Wild run uses the default estimator (feature model v2.4), the one the agent's rows used
     shared = cfg.estimator.path
-    assert shared.endswith("features-davis2016-propagation-v2.1.features.pt")
+    assert shared.endswith("features-davis2016-propagation_accurate-v2.4.features.pt")
     for label in ("span_error_wild", "worst_wild", "agent_wild"):
         assert fields[label]["quality_checkpoint"] == file_sha256(shared)
     # the shipped agent: the 3-seed ensemble
@@ -59,7 +59,7 @@ def test_demo_compares_every_strategy_and_writes_its_table(tmp_path: Path) -> No
 
 def test_a_run_may_bring_its_own_estimator(tmp_path: Path) -> None:
     # no shared estimator: Worst in the Wild is skipped, span-error runs on the estimator its run names
-    own = ROOT / "checkpoints" / "quality" / "features-davis2016-propagation-v2.1.features.pt"
+    own = ROOT / "checkpoints" / "quality" / "features-davis2016-propagation_accurate-v2.4.features.pt"
     cfg = _demo_config(
         tmp_path, "backend=simulated", "max_rounds=2", "progress=false", "estimator=null",
         "runs.random=null", "runs.linspace=null", "runs.farthest=null", "runs.agent_wild=null",

@@ -86,7 +86,7 @@ def test_no_model_flags_use_the_shipped_checkpoints(
     printed = capsys.readouterr().out
     # the shipped agent is a 3-seed ensemble; the shipped quality model is the one its rows used
     agents = [str(REPO / "checkpoints" / "agent" / f"dagger2_seed{s}.pt") for s in range(3)]
-    quality = REPO / "checkpoints" / "quality" / "features-davis2016-propagation-v2.1.features.pt"
+    quality = REPO / "checkpoints" / "quality" / "features-davis2016-propagation_accurate-v2.4.features.pt"
     assert f"using agent: 3-member ensemble {', '.join(agents)} (shipped default)" in printed
     assert f"using quality net: {quality} (shipped default)" in printed
     data = json.loads(out.read_text())
