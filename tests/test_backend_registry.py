@@ -91,9 +91,17 @@ def test_hydra_config_builds_the_simulator() -> None:
 
 
 def test_hydra_config_builds_the_cache_around_another_backend(tmp_path: Path) -> None:
-    cached_cfg = OmegaConf.load(CONFIGS / "cached.yaml")
-    cfg = OmegaConf.create({"paths": {"cache_dir": str(tmp_path)}, "backend": cached_cfg})
-    cfg.backend.backend = {"_target_": "ivos_rl.backends.simulated.SimulatedBackend", "seed": 2}
+    # cached.yaml composes the default backend (propagation_accurate.yaml) as the wrapped one; the
+    # documented override replaces that node with another backend
+    from hydra import compose, initialize_config_dir
+
+    replace = "+backend.backend={_target_: ivos_rl.backends.simulated.SimulatedBackend, seed: 2}"
+    with initialize_config_dir(config_dir=str(CONFIGS.parent), version_base="1.3"):
+        base = ["backend=cached", f"paths.cache_dir={tmp_path}"]
+        default = compose("evaluate", base)
+        cfg = compose("evaluate", [*base, "~backend.backend", replace])
+        accurate = compose("evaluate", ["backend=propagation_accurate"])
+    assert default.backend.backend == accurate.backend  # one definition of the default backend
     cached = instantiate(cfg.backend)
     assert isinstance(cached, CachedBackend) and isinstance(cached.backend, SimulatedBackend)
     assert cached.cache_dir == tmp_path / "backend" and cached.max_bytes == 2 * 1024**3
