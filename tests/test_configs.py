@@ -279,3 +279,26 @@ def test_the_shipped_models_learned_the_default_backend(name: str) -> None:
         assert FeatureQualityEstimator.from_checkpoint(est_path).check_backend(backend)
     v2 = instantiate(_compose(name, ["backend=propagation"]).backend)
     assert "uniform_reach" not in backend_fingerprint(v2) and "uniform_reach" in backend_fingerprint(backend)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "key"),
+    [
+        ("evaluate", ["setting=wild"], "setting.estimator.path"),
+        ("evaluate", ["quality=features"], "quality.path"),
+        ("demo", [], "estimator.path"),
+        ("train_quality_features", ["data.dirs=[x]"], "output"),
+    ],
+)
+def test_every_default_estimator_is_the_one_recommend_ships(
+    name: str, overrides: list[str], key: str
+) -> None:
+    """The configs name the default Wild estimator once (paths.default_estimator); the CLI's
+    ``recommend`` names it in SHIPPED_CHECKPOINTS: both must be the same file, or the demo and
+    ``recommend`` would score frames with different models."""
+    from ivos_rl.recommend import SHIPPED_CHECKPOINTS
+
+    path = Path(OmegaConf.select(_compose(name, overrides), key))
+    shipped = CONFIGS.parent / "checkpoints" / SHIPPED_CHECKPOINTS["quality"][0]
+    assert path.parts[-2:] == shipped.parts[-2:]
+    assert shipped.is_file()
