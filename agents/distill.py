@@ -16,6 +16,9 @@ Two options, off by default (the session-6 recipe is unchanged then):
   first column, :class:`~ivos_rl.agents.qnet.QNetwork` ``prior_column``): untrained, it picks
   span-error's frame, and ``epochs = 0`` (the prior alone) is one of the choices the inner split
   can make, so the selected recipe is not expected to do worse than the rule it starts from.
+  ``prior = "farthest"`` makes it residual on Farthest's score instead (the ``distance`` group's two
+  columns), times ``1 + prior_quality_weight * (1 - q)``: untrained, it picks
+  ``FarthestStrategy(quality_weight=prior_quality_weight)``'s frame.
 * ``loss = "listwise"``: instead of the regression, the cross-entropy between the softmax of Q over
   the tried frames and the softmax of their scaled gains / ``listwise_temperature`` (it learns the
   ranking of the candidates, which is all an argmax policy uses).
@@ -47,9 +50,11 @@ from ivos_rl.strategies.base import StrategyState
 from ivos_rl.strategies.farthest import distance_to_annotations
 from ivos_rl.strategies.span_error import SpanErrorStrategy
 
-__all__ = ["LOSSES", "DistillConfig", "Row", "build_rows", "fit", "offline_gain"]
+__all__ = ["LOSSES", "PRIORS", "DistillConfig", "Row", "build_rows", "fit", "offline_gain"]
 
 LOSSES: tuple[str, ...] = ("regression", "listwise")
+PRIORS: dict[str, str] = {"span": "span", "farthest": "distance"}
+"""The residual head's training-free rules and the state group each reads."""
 _SPAN = SpanErrorStrategy()
 
 
@@ -75,6 +80,8 @@ class DistillConfig:
     learn_prior_scale: bool = True
     loss: str = "regression"
     listwise_temperature: float = 0.05
+    prior: str = "span"
+    prior_quality_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "horizon", "hidden", "decoder_hidden"):
@@ -84,8 +91,16 @@ class DistillConfig:
                 raise ConfigError(f"distill.{name} must be an int >= {low}, got {v!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"distill.loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.residual and "span" not in self.state_features:
-            raise ConfigError("distill.residual needs the 'span' state feature (its prior column)")
+        if self.prior not in PRIORS:
+            raise ConfigError(f"distill.prior must be one of {sorted(PRIORS)}, got {self.prior!r}")
+        group = PRIORS[self.prior]
+        if self.residual and group not in self.state_features:
+            raise ConfigError(
+                f"distill.residual with prior {self.prior!r} needs the {group!r} state feature "
+                "(its prior columns)"
+            )
+        if not self.prior_quality_weight >= 0:
+            raise ConfigError(f"distill.prior_quality_weight must be >= 0, got {self.prior_quality_weight!r}")
         for name in ("lr", "gain_scale", "prior_scale", "listwise_temperature"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"distill.{name} must be > 0, got {getattr(self, name)!r}")
@@ -103,10 +118,16 @@ class DistillConfig:
             in_features=2 + self.features.width,
             hidden=self.hidden,
             decoder_hidden=self.decoder_hidden,
-            prior_column=self.features.column("span") if self.residual else None,
+            prior_column=self._prior_columns() if self.residual else None,
             prior_scale=float(self.prior_scale),
             prior_learn_scale=bool(self.learn_prior_scale),
+            prior_quality_weight=float(self.prior_quality_weight) if self.residual else 0.0,
         )
+
+    def _prior_columns(self) -> int | list[int]:
+        """span: span-error's score column; farthest: the two distance columns (their minimum)."""
+        first = self.features.column(PRIORS[self.prior])
+        return first if self.prior == "span" else [first, first + 1]
 
     def record(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,11 +23,18 @@ with ``a = exp(log_a)`` > 0 (learned unless ``prior_learn_scale`` is false) and 
 whose last layer starts at zero. The penalty puts every annotated frame (history count h > 0,
 column 1) below every other frame, as span-error skips them; so an untrained residual network
 picks exactly span-error's frame, and training can only move away from it where the data says so.
+
+Several columns (``prior_column=[c1, c2]``) give their minimum: on the two ``distance`` columns that
+is Farthest's score (the distance to the nearest annotated frame / N). ``prior_quality_weight`` w
+multiplies the score by ``1 + w * (1 - q_k)`` (q: column 0), as
+:class:`~ivos_rl.strategies.farthest.FarthestStrategy`'s ``quality_weight`` does, so an untrained
+network on that prior picks exactly that strategy's frame.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -48,9 +55,10 @@ class QNetwork(nn.Module):
         in_features: int = 2,
         hidden: int = 128,
         decoder_hidden: int = 128,
-        prior_column: int | None = None,
+        prior_column: int | Sequence[int] | None = None,
         prior_scale: float = 1.0,
         prior_learn_scale: bool = True,
+        prior_quality_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if recurrence not in RECURRENCES:
@@ -76,20 +84,35 @@ class QNetwork(nn.Module):
         self.decoder = nn.Sequential(
             nn.ReLU(), nn.Linear(2 * hidden, decoder_hidden), nn.ReLU(), nn.Linear(decoder_hidden, 1)
         )
-        self.prior_column = prior_column
+        self.prior_column: int | list[int] | None = (
+            None if prior_column is None
+            else int(prior_column) if isinstance(prior_column, int) else [int(c) for c in prior_column]
+        )
         self.prior_learn_scale = bool(prior_learn_scale)
+        self.prior_quality_weight = float(prior_quality_weight)
         self.log_prior_scale: nn.Parameter | None = None
-        if prior_column is not None:
-            self._init_residual(int(prior_column), float(prior_scale))
+        if self.prior_column is not None:
+            self._init_residual(float(prior_scale))
+        elif self.prior_quality_weight != 0.0:
+            raise ConfigError("prior_quality_weight needs a prior_column")
 
-    def _init_residual(self, column: int, scale: float) -> None:
+    def _prior_columns(self) -> list[int]:
+        column = self.prior_column
+        return [] if column is None else [column] if isinstance(column, int) else list(column)
+
+    def _init_residual(self, scale: float) -> None:
         """Zero the last layer (f = 0 at the start) and hold a = ``scale`` as log a."""
-        if isinstance(column, bool) or not 2 <= column < self.in_features:
+        columns = self._prior_columns()
+        if not columns or any(isinstance(c, bool) or not 2 <= c < self.in_features for c in columns):
             raise ConfigError(
-                f"prior_column must index a feature column in [2, {self.in_features}), got {column!r}"
+                f"prior_column must index feature columns in [2, {self.in_features}), "
+                f"got {self.prior_column!r}"
             )
         if not scale > 0 or not math.isfinite(scale):
             raise ConfigError(f"prior_scale must be a finite number > 0, got {scale!r}")
+        weight = self.prior_quality_weight
+        if not weight >= 0 or not math.isfinite(weight):
+            raise ConfigError(f"prior_quality_weight must be a finite number >= 0, got {weight!r}")
         last = self.decoder[-1]
         assert isinstance(last, nn.Linear)
         nn.init.zeros_(last.weight)
@@ -108,6 +131,8 @@ class QNetwork(nn.Module):
         }
         if self.prior_column is not None:  # absent for the paper's network: its configs stay as they were
             out.update(prior_column=self.prior_column, prior_learn_scale=self.prior_learn_scale)
+            if self.prior_quality_weight:  # absent when 0: the span-error residual files stay as they were
+                out.update(prior_quality_weight=self.prior_quality_weight)
         return out
 
     @property
@@ -116,10 +141,14 @@ class QNetwork(nn.Module):
         return None if self.log_prior_scale is None else float(self.log_prior_scale.detach().exp())
 
     def prior(self, state: torch.Tensor) -> torch.Tensor:
-        """(B, N) prior score x[..., c] - 2 * [h > 0] of (B, N, in_features) states (module doc)."""
+        """(B, N) prior score min_c x[..., c] (x (1 + w (1 - q))) - 2 * [h > 0] of (B, N, in_features)
+        states (module doc)."""
         if self.prior_column is None:
             raise ConfigError("this Q-network has no prior column")
-        return state[..., self.prior_column] - 2.0 * (state[..., 1] > 0).to(state.dtype)
+        score = state[..., self._prior_columns()].amin(dim=-1)
+        if self.prior_quality_weight:
+            score = score * (1.0 + self.prior_quality_weight * (1.0 - state[..., 0]))
+        return score - 2.0 * (state[..., 1] > 0).to(state.dtype)
 
     def _shared_cell(self, feats: torch.Tensor) -> torch.Tensor:
         """Run the one LSTMCell forward and backward over frames; concat per frame -> (B, N, 2H)."""

@@ -112,7 +112,8 @@ def main() -> None:
     parser.add_argument("--resolution", default="240p")
     parser.add_argument("--image-set", default="2016/train")
     parser.add_argument("--sequences", type=int, default=6, help="the first N videos of the image set")
-    parser.add_argument("--backend", default="propagation", help="backend config name")
+    parser.add_argument("--backend", default="propagation_accurate",
+                        help="backend config name (default: the default backend since session 19)")
     parser.add_argument("--flow-cache-dir", help="on-disk flow cache of the propagation backend")
     parser.add_argument("--steps", type=int, default=2000, help="env steps per training run")
     parser.add_argument("--warmup-episodes", type=int, default=50, help="random-policy episodes first")

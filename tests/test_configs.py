@@ -302,3 +302,35 @@ def test_every_default_estimator_is_the_one_recommend_ships(
     shipped = CONFIGS.parent / "checkpoints" / SHIPPED_CHECKPOINTS["quality"][0]
     assert path.parts[-2:] == shipped.parts[-2:]
     assert shipped.is_file()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "model"),
+    [
+        ([], "features-davis2016-propagation_accurate-v2.5.features.pt"),
+        (
+            ["backend=propagation",
+             "setting.estimator.path=${paths.checkpoint_dir}/quality/features-davis2016-propagation-v2.3.features.pt"],
+            "features-davis2016-propagation-v2.3.features.pt",
+        ),
+    ],
+)
+def test_wild_diagnostics_pairs_each_backend_with_the_model_that_learned_it(
+    overrides: list[str], model: str
+) -> None:
+    """+experiment=wild_diagnostics turns the diagnostics on and loads the diagnostics model of the default
+    backend (v2.5); version 2 keeps its own (v2.3). Each model accepts its backend without a fingerprint
+    warning and reads the two diagnostics columns."""
+    import warnings
+
+    from ivos_rl.quality.feature_estimator import FeatureQualityEstimator
+
+    cfg = _compose("evaluate", ["+experiment=wild_diagnostics", "setting=wild", *overrides])
+    assert cfg.backend.diagnostics is True
+    path = Path(cfg.setting.estimator.path)
+    assert path.name == model
+    estimator = FeatureQualityEstimator.from_checkpoint(CONFIGS.parent / "checkpoints" / "quality" / model)
+    assert {"diag_runs_iou", "diag_runs_xor_rel"} <= set(estimator.model.names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert estimator.check_backend(instantiate(cfg.backend))

@@ -23,6 +23,7 @@ from ivos_rl.errors import ConfigError
 from ivos_rl.state import build_state, history_counts
 from ivos_rl.state_features import StateFeatures, span_columns
 from ivos_rl.strategies.base import StrategyState
+from ivos_rl.strategies.farthest import FarthestStrategy
 from ivos_rl.strategies.span_error import SpanErrorStrategy
 from ivos_rl.testing import lookahead_record
 
@@ -199,3 +200,56 @@ def test_listwise_fit_learns_the_best_candidate() -> None:
     net, _ = fit(rows, cfg, seed=0)
     score = offline_gain(net, rows)
     assert score["gain_agent"] > score["gain_farthest"] + 0.05
+
+
+def test_untrained_farthest_prior_by_hand() -> None:
+    """7 frames, frames 0 and 6 annotated: distances to the nearest annotation [0, 1, 2, 3, 2, 1, 0];
+    with q = [1, .2, 1, 1, .1, 1, 1] Farthest picks frame 3 (distance 3), and with quality weight 2
+    the scores d x (1 + 2 (1 - q)) are [0, 2.6, 2, 3, 5.6, 1, 0]: frame 4."""
+    q = np.array([1.0, 0.2, 1.0, 1.0, 0.1, 1.0, 1.0], dtype=np.float32)
+    history = [0, 6]
+    obs = torch.from_numpy(_obs(q, history, ("distance", "round")))
+    for weight, expected in ((0.0, 3), (2.0, 4)):
+        cfg = DistillConfig(state_features=("distance", "round"), residual=True, prior="farthest",
+                            prior_quality_weight=weight, hidden=4, decoder_hidden=4)
+        torch.manual_seed(0)
+        net = cfg.network()
+        assert net.prior_column == [2, 3]
+        assert int(net(obs)[0].argmax()) == expected
+        rule = FarthestStrategy(quality_weight=weight)
+        state = StrategyState(round=2, n_frames=7, history=tuple(history), quality=q if weight else None)
+        assert rule.select(state) == expected
+
+
+@pytest.mark.parametrize("history", [[0], [3], [0, 9], [0, 4, 13], [19, 2, 10]])
+@pytest.mark.parametrize("weight", [0.0, 0.5, 4.0])
+def test_untrained_farthest_prior_picks_the_strategys_frame(history: list[int], weight: float) -> None:
+    rng = np.random.default_rng(len(history))
+    q = rng.uniform(0.3, 1.0, 20).astype(np.float32)
+    cfg = DistillConfig(state_features=FEATURES, residual=True, prior="farthest", prior_quality_weight=weight,
+                        hidden=8, decoder_hidden=8)
+    torch.manual_seed(1)
+    pick = int(cfg.network()(torch.from_numpy(_obs(q, history)))[0].argmax())
+    state = StrategyState(round=len(history), n_frames=20, history=tuple(history), quality=q)
+    assert pick == FarthestStrategy(quality_weight=weight).select(state)
+
+
+def test_farthest_prior_refusals_and_file_round_trip(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="distance"):
+        DistillConfig(state_features=("round", "span"), residual=True, prior="farthest")
+    with pytest.raises(ConfigError, match="prior"):
+        DistillConfig(state_features=FEATURES, residual=True, prior="worst")
+    with pytest.raises(ConfigError, match="prior_quality_weight"):
+        DistillConfig(state_features=FEATURES, residual=True, prior="farthest", prior_quality_weight=-1.0)
+    with pytest.raises(ConfigError, match="prior_quality_weight needs"):
+        QNetwork("bilstm", in_features=4, prior_quality_weight=1.0)
+    cfg = DistillConfig(state_features=FEATURES, residual=True, prior="farthest", prior_quality_weight=0.5,
+                        hidden=8, decoder_hidden=8)
+    torch.manual_seed(0)
+    net = cfg.network()
+    with torch.no_grad():
+        net.decoder[-1].weight.fill_(0.01)
+    again, _ = load_policy(save_policy(tmp_path / "agent.pt", net, {"state_mode": "both"}))
+    x = torch.rand(2, 9, 2 + cfg.features.width)
+    torch.testing.assert_close(again(x), net(x))
+    assert again.config()["prior_quality_weight"] == 0.5 and again.prior_column == [2, 3]
