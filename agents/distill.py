@@ -55,6 +55,7 @@ __all__ = ["LOSSES", "PRIORS", "DistillConfig", "Row", "build_rows", "fit", "off
 LOSSES: tuple[str, ...] = ("regression", "listwise")
 PRIORS: dict[str, str] = {"span": "span", "farthest": "distance"}
 """The residual head's training-free rules and the state group each reads."""
+_LATER_KNOBS: dict[str, Any] = {"prior": "span", "prior_quality_weight": 0.0}
 _SPAN = SpanErrorStrategy()
 
 
@@ -130,7 +131,14 @@ class DistillConfig:
         return first if self.prior == "span" else [first, first + 1]
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        """The knobs as recorded in run folders and manifests. Knobs added after the shipped agent
+        (the residual's ``prior`` and its quality weight) appear only when set, so records written
+        before them still compare equal to the same recipe."""
+        out = asdict(self)
+        for name, default in _LATER_KNOBS.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,10 @@ def test_registries_find_builtins_without_eager_imports() -> None:
     )
     assert found == [
         "WorstStrategy",
-        ["farthest", "linspace", "oracle_lookahead", "random", "span_error", "uncertainty", "worst"],
+        [
+            "farthest", "farthest_wild", "linspace", "oracle_lookahead", "random", "span_error",
+            "uncertainty", "worst",
+        ],
         ["cached", "propagation", "sam2", "simulated"],
     ]
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         register_strategy,
     )
     from ivos_rl.strategies.farthest import FarthestStrategy
+    from ivos_rl.strategies.farthest_wild import FarthestWildStrategy
     from ivos_rl.strategies.linspace import LinspaceStrategy, linspace_frames
     from ivos_rl.strategies.oracle_lookahead import OracleLookaheadStrategy
     from ivos_rl.strategies.random import RandomStrategy
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FarthestStrategy",
+    "FarthestWildStrategy",
     "LinspaceStrategy",
     "OracleLookaheadStrategy",
     "RandomStrategy",
