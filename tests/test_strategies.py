@@ -8,6 +8,7 @@ import pytest
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.strategies import (
     FarthestStrategy,
+    FarthestWildStrategy,
     LinspaceStrategy,
     RandomStrategy,
     StrategyState,
@@ -76,6 +77,28 @@ def test_farthest_distance_and_choice() -> None:
     assert FarthestStrategy().select(StrategyState(round=1, n_frames=10, history=(2,))) == 9
     # tie between frame 0 and frame 4 (distance 2 from frame 2... and 6): earliest wins
     assert FarthestStrategy().select(StrategyState(round=2, n_frames=7, history=(2, 6))) == 0
+
+
+def test_farthest_wild_leans_to_the_poorer_side_of_a_gap() -> None:
+    """7 frames, 0 and 6 annotated: distances [0, 1, 2, 3, 2, 1, 0]. Farthest picks 3; with q = .2 on
+    frame 4 the weighted scores d x (1 + .5 (1 - q)) are [0, 1, 2, 3, 2.8, 1, 0] (still 3), with q = 0 on
+    frames 4 and 2 they are [0, 1, 3, 3, 3, 1, 0]: a tie between 2, 3 and 4, and the earliest wins."""
+    q = np.ones(7, np.float32)
+    q[4] = 0.2
+    state = StrategyState(round=2, n_frames=7, history=(0, 6), quality=q)
+    assert FarthestStrategy().select(state) == 3
+    assert FarthestWildStrategy().select(state) == 3
+    q[4] = 0.0
+    q[2] = 0.0
+    assert FarthestWildStrategy(quality_weight=0.5).select(state) == 2
+    assert FarthestWildStrategy(quality_weight=2.0).select(state) == 2  # 2 x 3 = 6 > 3
+    q[2] = 1.0
+    assert FarthestWildStrategy(quality_weight=2.0).select(state) == 4  # 2 x 3 = 6 > 3
+    assert FarthestWildStrategy().needs_quality and FarthestWildStrategy.name == "farthest_wild"
+    with pytest.raises(ConfigError, match="quality_weight > 0"):
+        FarthestWildStrategy(quality_weight=0.0)
+    with pytest.raises(InputValidationError):
+        FarthestWildStrategy().select(StrategyState(round=2, n_frames=7, history=(0, 6)))  # no quality
 
 
 def test_uncertainty_prefers_soft_frames() -> None:
