@@ -55,7 +55,7 @@ __all__ = ["LOSSES", "PRIORS", "DistillConfig", "Row", "build_rows", "fit", "off
 LOSSES: tuple[str, ...] = ("regression", "listwise")
 PRIORS: dict[str, str] = {"span": "span", "farthest": "distance"}
 """The residual head's training-free rules and the state group each reads."""
-_LATER_KNOBS: dict[str, Any] = {"prior": "span", "prior_quality_weight": 0.0}
+_LATER_KNOBS: tuple[str, ...] = ("prior", "prior_quality_weight")
 _SPAN = SpanErrorStrategy()
 
 
@@ -135,8 +135,8 @@ class DistillConfig:
         (the residual's ``prior`` and its quality weight) appear only when set, so records written
         before them still compare equal to the same recipe."""
         out = asdict(self)
-        for name, default in _LATER_KNOBS.items():
-            if out[name] == default:
+        for name in _LATER_KNOBS:
+            if out[name] == DistillConfig.__dataclass_fields__[name].default:
                 del out[name]
         return out
 

@@ -88,6 +88,11 @@ class QNetwork(nn.Module):
             None if prior_column is None
             else int(prior_column) if isinstance(prior_column, int) else [int(c) for c in prior_column]
         )
+        # the columns the prior reads, normalised once (prior_column keeps the form checkpoints record)
+        self._prior_cols: list[int] = (
+            [] if self.prior_column is None
+            else [self.prior_column] if isinstance(self.prior_column, int) else self.prior_column
+        )
         self.prior_learn_scale = bool(prior_learn_scale)
         self.prior_quality_weight = float(prior_quality_weight)
         self.log_prior_scale: nn.Parameter | None = None
@@ -96,13 +101,9 @@ class QNetwork(nn.Module):
         elif self.prior_quality_weight != 0.0:
             raise ConfigError("prior_quality_weight needs a prior_column")
 
-    def _prior_columns(self) -> list[int]:
-        column = self.prior_column
-        return [] if column is None else [column] if isinstance(column, int) else list(column)
-
     def _init_residual(self, scale: float) -> None:
         """Zero the last layer (f = 0 at the start) and hold a = ``scale`` as log a."""
-        columns = self._prior_columns()
+        columns = self._prior_cols
         if not columns or any(isinstance(c, bool) or not 2 <= c < self.in_features for c in columns):
             raise ConfigError(
                 f"prior_column must index feature columns in [2, {self.in_features}), "
@@ -145,7 +146,7 @@ class QNetwork(nn.Module):
         states (module doc)."""
         if self.prior_column is None:
             raise ConfigError("this Q-network has no prior column")
-        score = state[..., self._prior_columns()].amin(dim=-1)
+        score = state[..., self._prior_cols].amin(dim=-1)
         if self.prior_quality_weight:
             score = score * (1.0 + self.prior_quality_weight * (1.0 - state[..., 0]))
         return score - 2.0 * (state[..., 1] > 0).to(state.dtype)
