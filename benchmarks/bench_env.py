@@ -10,8 +10,8 @@ Cases (training setting: N' = 25-frame subsequences, horizon 4, random actions):
   the shared DAVIS-2016 train folder; target >= 10 live steps/s on one core): a first pass
   fills the flow cache (``--flow-cache-dir``, or the backend's in-memory cache), then the same
   episodes are timed live (robot + backend round + metrics; no transition cache). Every backend
-  config of ``--backends`` (default: ``propagation`` = v2 and ``propagation_fast`` = the v3
-  candidate) runs the same episodes, one episode each in turn, so a shared machine's load
+  config of ``--backends`` (default: ``propagation_accurate``, the default backend, and
+  ``propagation`` = version 2) runs the same episodes, one episode each in turn, so a shared machine's load
   hits them alike; each prints steps per wall and per CPU second and the CPU split of a step.
 
 Run: `OMP_NUM_THREADS=1 python benchmarks/bench_env.py [--episodes N] [--root DAVIS --real-sequences K]`.
