@@ -43,14 +43,19 @@ def correction_row(
     }
 
 
+WORSE_BY = 0.005  # a correction "made the frame worse" when its J&F fell by more than this (#14's drop bar)
+
+
 def summary(df: pd.DataFrame) -> dict[str, float]:
-    """Pooled figures: mean J&F before / after, error shares of the pooled error pixels."""
+    """Pooled figures: mean J&F before / after, error shares of the pooled error pixels, and the share of
+    corrections after which the annotated frame itself scored lower (the re-cut broke more than it fixed)."""
     err = max(int(df.err_before.sum()), 1)
     return {
         "corrections": len(df),
         "jf_before": df.jf_before.mean(),
         "jf_after": df.jf_after.mean(),
         "after_below_0.6": (df.jf_after < 0.6).mean(),
+        "frame_worse": (df.jf_after < df.jf_before - WORSE_BY).mean(),
         "fixed": df.fixed.sum() / err,
         "broken": df.broken.sum() / err,
         "remaining": df.remaining.sum() / err,

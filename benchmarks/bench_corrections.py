@@ -5,7 +5,8 @@ the user corrected it. Per correction (rounds 2..R of the project's own round en
 on the current masks, frames picked by an Oracle strategy as in ``evaluate setting=oracle``), on the
 annotated frame:
 
-* J&F before and after the round;
+* J&F before and after the round (and how often the frame scored lower after it: the re-cut broke more
+  than it fixed);
 * error pixels before (label map != ground truth), and how many of them the round fixed, how many
   correct pixels it broke, how many errors remain;
 * how far the remaining errors lie from the round's strokes (median px, share beyond ``--far`` px):
@@ -84,7 +85,8 @@ def run_sample(engine: RoundEngine, strategy: Strategy, sample: Any, rounds: int
 def fmt(label: str, s: dict[str, float], far: float) -> str:
     return (
         f"{label:<40} n={s['corrections']:>4}  J&F {s['jf_before']:.3f} -> {s['jf_after']:.3f}"
-        f" (after < .6: {s['after_below_0.6']:.0%})  of the errors before: fixed {s['fixed']:.0%},"
+        f" (after < .6: {s['after_below_0.6']:.0%}, lower than before: {s['frame_worse']:.1%})"
+        f"  of the errors before: fixed {s['fixed']:.0%},"
         f" broken {s['broken']:.0%} more, remaining {s['remaining']:.0%};"
         f" errors after > {far:g} px from the strokes {s['far_share']:.0%};"
         f" robot drew nothing {s['nothing_drawn']:.0%}"
