@@ -121,6 +121,9 @@ class TrainConfig:
     use_goal: bool  # env.reward.use_goal: the goal reward needs the random baseline
     demos: DemoConfig = field(default_factory=DemoConfig)
     job: HydraJob | None = None
+    fold: int | None = None  # held-out cross-validation: this fold of the shared video folds is the test set
+    n_folds: int = 5
+    fold_seed: int = 0
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig, job: HydraJob | None = None) -> TrainConfig:
@@ -139,6 +142,7 @@ class TrainConfig:
         scribbles = _select(cfg, "train.scribbles")
         max_val = _select(cfg, "train.max_val_samples")
         resume = _select(cfg, "train.resume")
+        fold = _select(cfg, "train.fold")
         return cls(
             seed=_int(cfg, "seed"),
             output_dir=out,
@@ -161,12 +165,24 @@ class TrainConfig:
             use_goal=_bool(cfg, "env.reward.use_goal"),
             demos=DemoConfig.from_hydra(cfg),
             job=job,
+            fold=None if fold is None else _int(cfg, "train.fold"),
+            n_folds=_int(cfg, "train.n_folds", 2),
+            fold_seed=_int(cfg, "train.fold_seed"),
         ).checked(cfg)
 
     def checked(self, cfg: DictConfig) -> TrainConfig:
         """Refuse combinations that would fail later, after compute (e.g. no robot for a robot env)."""
         if self.resume is not None and self.overwrite:
             raise ConfigError("train.resume and train.overwrite=true contradict each other; choose one")
+        if self.fold is not None:
+            if self.fold >= self.n_folds:
+                raise ConfigError(f"train.fold must be in [0, train.n_folds={self.n_folds}), got {self.fold}")
+            if self.eval_every > 0:
+                # validation would run on the test fold: its curves are test results seen while training
+                raise ConfigError(
+                    f"train.fold={self.fold} holds that fold out as the test videos; set train.eval_every=0 "
+                    "(validating on them would show test results during training)"
+                )
         if _select(cfg, "robot") is None:
             envs = ["env"] + (["eval_env"] if self.eval_every > 0 else [])
             needs = [e for e in envs if OmegaConf.select(cfg, f"{e}.interaction") == "robot"]

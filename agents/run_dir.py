@@ -17,15 +17,23 @@ from typing import Any
 
 from ivos_rl.errors import ConfigError
 from ivos_rl.provenance import MANIFEST_NAME, ProvenanceError, describe_difference, fingerprint, read_manifest
+from ivos_rl.sweeps import HELDOUT_DIR
 from ivos_rl.utils.io import ensure_writable_dir
 
-__all__ = ["CHECKPOINT_NAME", "POLICY_NAME", "TENSORBOARD_DIR", "check_resumable", "prepare_output_dir"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "HELDOUT_DIR",
+    "POLICY_NAME",
+    "TENSORBOARD_DIR",
+    "check_resumable",
+    "prepare_output_dir",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 POLICY_NAME = "agent.pt"
 TENSORBOARD_DIR = "tensorboard"
 # Everything a training run writes into its folder (``overwrite`` deletes these and nothing else).
-_TRAINING_OUTPUTS = (MANIFEST_NAME, CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR)
+_TRAINING_OUTPUTS = (MANIFEST_NAME, CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR, HELDOUT_DIR)
 # What Hydra itself puts into its job folder (the default output_dir) before the run starts.
 _HYDRA_ENTRIES = (".hydra",)
 

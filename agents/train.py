@@ -46,6 +46,7 @@ from ivos_rl.agents.checkpoint import (
 from ivos_rl.agents.config import HydraJob, TrainConfig
 from ivos_rl.agents.ddqn import DDQNLearner
 from ivos_rl.agents.decomposition import NStepCollector, StepRecord
+from ivos_rl.agents.heldout import HELDOUT_DIR, score_held_out
 from ivos_rl.agents.qnet import QNetwork
 from ivos_rl.agents.run_dir import (
     CHECKPOINT_NAME,
@@ -392,7 +393,11 @@ def _start_run(cfg: DictConfig, tc: TrainConfig, comps: Components) -> tuple[lis
     """Split the videos, refuse an incompatible resume, write the manifest; (train, held-out) names."""
     n_val = list(tc.val_sequences) if isinstance(tc.val_sequences, tuple) else tc.val_sequences
     # the one split of every trainer; held-out videos a recorded quality net trained on are refused
-    train_seqs, val_seqs = agent_split(comps, n_val, tc.seed)
+    fold = None if tc.fold is None else (tc.fold, tc.n_folds, tc.fold_seed)
+    train_seqs, val_seqs = agent_split(comps, n_val, tc.seed, fold)
+    if fold is not None:
+        _log.info("train.fold=%d of %d (fold seed %d): test videos %s (train.val_sequences unused)",
+                  *fold, val_seqs)
     fields = run_fields(cfg, comps, train_seqs, val_seqs)
     ck = resume_checkpoint(tc.output_dir, tc.resume)
     if ck is not None:
@@ -441,6 +446,14 @@ def _build_state(cfg: DictConfig, tc: TrainConfig, env: Any, validator: Validato
     return TrainState(learner, buffer, actor, demos, validator)
 
 
+def _split_record(tc: TrainConfig, train_seqs: list[str], held_out: list[str]) -> dict[str, Any]:
+    """The run's :func:`split_record`; a cross-validation run also records its fold."""
+    if tc.fold is not None:
+        record = split_record(train_seqs, held_out, None)
+        return {**record, "fold": tc.fold, "n_folds": tc.n_folds, "fold_seed": tc.fold_seed}
+    return split_record(train_seqs, held_out, None if isinstance(tc.val_sequences, tuple) else tc.seed)
+
+
 def _meta(
     tc: TrainConfig, env: Any, qnet: QNetwork, comps: Components, train_seqs: list[str], held_out: list[str]
 ) -> dict[str, Any]:
@@ -450,9 +463,7 @@ def _meta(
         "train_sequences": list(train_seqs),
         "held_out_sequences": list(held_out),
         # the field every trainer writes (ivos_rl.data.splits); seed None = held-out videos named
-        SPLIT_KEY: split_record(
-            train_seqs, held_out, None if isinstance(tc.val_sequences, tuple) else tc.seed
-        ),
+        SPLIT_KEY: _split_record(tc, train_seqs, held_out),
         "backend_fingerprint": backend_fingerprint(comps.backend),
         "qnet": qnet.config(),
         "state_mode": env.state_mode.value,
@@ -505,10 +516,17 @@ def train(cfg: DictConfig | dict[str, Any], job: HydraJob | None = None) -> dict
     result.update(checkpoint=str(checkpointer.path), policy=str(policy_path), train_sequences=train_seqs,
                   val_sequences=val_seqs, output_dir=str(tc.output_dir), seconds=time.perf_counter() - tic,
                   cpu_seconds=cpu)
+    if tc.fold is not None:
+        result["heldout"] = score_held_out(cfg, comps, policy_path, val_seqs, tc.output_dir / HELDOUT_DIR)
+        scored = result["heldout"]
+        _log.info("held-out fold %d: round-AUC %.4f over %d samples", tc.fold, scored["auc_rounds"],
+                  scored["samples"])
     if writer is not None:
         metrics = {"hparam/jf_final_last": result["jf_final_last"]}
         if state.last_eval:
             metrics["hparam/auc_rounds"] = state.last_eval["agent"]
+        if tc.fold is not None:
+            metrics["hparam/heldout_auc_rounds"] = result["heldout"]["auc_rounds"]
         writer.add_hparams(_flat_hparams(cfg), metrics, run_name=".")
         writer.close()
     env.close()

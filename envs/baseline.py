@@ -29,7 +29,11 @@ random runs, instead of a division by ~0.
 
 **Cache.** The result is written once as JSON (atomically) with a ``meta`` fingerprint of what
 produced it (dataset, backend, robot, horizon, N', metric settings...); loading with a different
-fingerprint is refused rather than silently reusing numbers from another setup.
+fingerprint is refused rather than silently reusing numbers from another setup. Its ``samples``
+are the exception: every entry is seeded by its own (sequence, scribble, start), so a baseline of
+more samples holds exactly the numbers a baseline of fewer would, and one cache serves every
+training split of a dataset (cross-validation folds); samples it lacks are built and merged in
+(:meth:`RandomBaseline.merged`).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ METRICS: tuple[str, ...] = METRIC_KEYS  # the one list (ivos_rl.metrics)
 FORMAT = "ivos-rl/random-baseline"
 VERSION = 1
 MIN_EPISODES = 30
+SAMPLES_KEY = "samples"  # the meta entry a cache may hold more of than a run asks for
 _log = get_logger(__name__)
 
 
@@ -204,9 +209,40 @@ class RandomBaseline:
         """Write the baseline atomically (a crash never leaves a half-written cache)."""
         return atomic_write_json(path, self.to_json(), indent=None)
 
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """The (sequence, scribble) samples the baseline was built for (its ``meta``)."""
+        return [(str(s), int(i)) for s, i in self.meta.get(SAMPLES_KEY, [])]
+
+    def missing(self, samples: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Those of ``samples`` the baseline was not built for, in the given order."""
+        have = set(self.samples)
+        return [(str(s), int(i)) for s, i in samples if (str(s), int(i)) not in have]
+
+    def merged(self, other: RandomBaseline) -> RandomBaseline:
+        """This baseline plus ``other``'s samples (built for the same setup: every meta key but the
+        samples must agree). Exact: each entry depends only on its own sample's seeds."""
+        mine = {k: v for k, v in self.meta.items() if k != SAMPLES_KEY}
+        theirs = {k: v for k, v in other.meta.items() if k != SAMPLES_KEY}
+        settings = (self.horizon, self.sigma_mode, self.min_sigma)
+        if mine != theirs or settings != (other.horizon, other.sigma_mode, other.min_sigma):
+            raise ConfigError("cannot merge random baselines built for different setups")
+        samples = dict.fromkeys(self.samples + other.samples)  # ordered union
+        meta = {**self.meta, SAMPLES_KEY: [[s, i] for s, i in samples]}
+        return RandomBaseline(
+            {**self.values, **other.values}, self.horizon, self.sigma_mode, self.min_sigma, meta,
+            fits={**self.fits, **other.fits},
+        )
+
     @classmethod
-    def load(cls, path: str | Path, expected_meta: dict[str, Any] | None = None) -> RandomBaseline:
-        """Read a cached baseline; refuse a file built for another setup (``expected_meta``)."""
+    def load(
+        cls, path: str | Path, expected_meta: dict[str, Any] | None = None, *, partial: bool = False
+    ) -> RandomBaseline:
+        """Read a cached baseline; refuse a file built for another setup (``expected_meta``).
+
+        The cache may hold more samples than ``expected_meta`` asks for (see the module docstring);
+        fewer is refused unless ``partial`` (the caller then builds the :meth:`missing` ones).
+        """
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"random baseline cache not found: {path}")
@@ -216,25 +252,33 @@ class RandomBaseline:
             raise CorruptFileError(f"random baseline cache is not valid JSON ({err})", path) from err
         if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
             raise CheckpointError(f"{path} is not a random baseline cache (format {FORMAT} v{VERSION})")
+        stored = data.get("meta", {})
         if expected_meta is not None:
-            stored = data.get("meta", {})
             diffs = [
                 f"{k}: cached {stored.get(k)!r} vs requested {v!r}" for k, v in expected_meta.items()
-                if stored.get(k) != v
+                if k != SAMPLES_KEY and stored.get(k) != v
             ]
             if diffs:
                 raise CheckpointError(
                     f"random baseline {path} was built for another setup ({'; '.join(diffs)}); "
                     "delete it, point baseline.path elsewhere or rebuild with baseline.overwrite=true"
                 )
-        return cls(
+        baseline = cls(
             values=data["values"],
             horizon=int(data["horizon"]),
             sigma_mode=data["sigma_mode"],
             min_sigma=float(data["min_sigma"]),
-            meta=data.get("meta", {}),
+            meta=stored,
             fits=data["fits"],
         )
+        if expected_meta is not None and SAMPLES_KEY in expected_meta and not partial:
+            lacking = baseline.missing(expected_meta[SAMPLES_KEY])
+            if lacking:
+                raise CheckpointError(
+                    f"random baseline {path} lacks {len(lacking)} of the requested samples "
+                    f"(e.g. {lacking[:3]}); scripts/build_baseline.py adds them to the cache"
+                )
+        return baseline
 
 
 def build_random_baseline(

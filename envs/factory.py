@@ -18,8 +18,8 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ivos_rl.data.splits import check_held_out_unseen, read_split_record, split_sequences
-from ivos_rl.envs.baseline import RandomBaseline, build_random_baseline
+from ivos_rl.data.splits import check_held_out_unseen, fold_split, read_split_record, split_sequences
+from ivos_rl.envs.baseline import SAMPLES_KEY, RandomBaseline, build_random_baseline
 from ivos_rl.envs.frame_recommendation import FrameRecommendationEnv
 from ivos_rl.errors import CheckpointError, ConfigError
 from ivos_rl.rounds import QualitySource, quality_source_from_cfg
@@ -91,18 +91,36 @@ def _quality_source(quality: Any) -> str:
 
 
 def agent_split(
-    components: Components, val_sequences: int | Sequence[str], seed: int
+    components: Components,
+    val_sequences: int | Sequence[str],
+    seed: int,
+    fold: tuple[int, int, int] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(train, held-out) videos of the agent, from the one split function of every trainer.
 
-    In the Wild the agent's held-out videos must also be unseen by the quality net: a quality
-    checkpoint that records its split is checked here and a leak is a :class:`ConfigError`
-    naming the videos.
+    ``fold`` = (k, n_folds, fold_seed): the held-out videos are cross-validation fold k of
+    :func:`~ivos_rl.data.splits.video_folds` (the folds every experiment shares) instead of
+    ``val_sequences``. In the Wild the agent's held-out videos must also be unseen by the quality
+    net: a quality checkpoint that records its split is checked here and a leak is a
+    :class:`ConfigError` naming the videos.
     """
+    if fold is not None:
+        k, n_folds, fold_seed = fold
+        val_sequences = fold_split(components.dataset.sequences, n_folds, k, fold_seed)[1]
     train, held_out = split_sequences(components.dataset.sequences, val_sequences, seed)
     quality = components.quality
     check_held_out_unseen(held_out, quality_split(quality), _quality_source(quality), "the agent's held-out")
     return train, held_out
+
+
+def train_fold(cfg: DictConfig) -> tuple[int, int, int] | None:
+    """``cfg.train``'s cross-validation fold as (k, n_folds, fold_seed), None when ``train.fold`` is null."""
+    fold = OmegaConf.select(cfg, "train.fold", default=None)
+    if fold is None:
+        return None
+    return int(fold), int(OmegaConf.select(cfg, "train.n_folds", default=5)), int(
+        OmegaConf.select(cfg, "train.fold_seed", default=0)
+    )
 
 
 def samples_of(
@@ -176,7 +194,7 @@ def baseline_meta(cfg: DictConfig, samples: list[tuple[str, int]]) -> dict[str, 
         "backend": _without_cache_settings(_plain(cfg.backend)),
         "robot": _plain(cfg.get("robot")),
         "env": {k: env.get(k) for k in _BASELINE_ENV_KEYS},
-        "samples": [[s, int(i)] for s, i in samples],
+        SAMPLES_KEY: [[s, int(i)] for s, i in samples],
         "n_episodes": int(bl["n_episodes"]),
         "seed": int(bl["seed"]),
         "sigma_mode": bl["sigma_mode"],
@@ -185,12 +203,10 @@ def baseline_meta(cfg: DictConfig, samples: list[tuple[str, int]]) -> dict[str, 
     }
 
 
-def _build_and_save(
-    cfg: DictConfig, components: Components, samples: list[tuple[str, int]], path: Path
-) -> RandomBaseline:
-    _log.info("building the random baseline (%d samples) -> %s", len(samples), path)
+def _build(cfg: DictConfig, components: Components, samples: list[tuple[str, int]]) -> RandomBaseline:
+    _log.info("building the random baseline of %d samples", len(samples))
     env = make_env(cfg.env, components, samples, reward={"use_goal": False})
-    baseline = build_random_baseline(
+    return build_random_baseline(
         env,
         n_episodes=int(cfg.baseline.n_episodes),
         seed=int(cfg.baseline.seed),
@@ -200,38 +216,51 @@ def _build_and_save(
         progress=bool(cfg.baseline.get("progress", True)),
         fit_metrics=[_reward_metric(cfg)],
     )
-    baseline.save(path)  # atomic: an interrupted build leaves any previous file intact
-    return baseline
 
 
 def load_or_build_baseline(
-    cfg: DictConfig, components: Components, samples: list[tuple[str, int]]
+    cfg: DictConfig, components: Components, samples: list[tuple[str, int]], build: bool | None = None
 ) -> RandomBaseline:
-    """Load the cached baseline at ``cfg.baseline.path`` or build (and cache) it if allowed."""
+    """The cached baseline at ``cfg.baseline.path`` for ``samples``: loaded, or built (and cached) if
+    allowed (``build``; default ``cfg.baseline.build_if_missing``).
+
+    A cache built for the same setup with other samples is extended with the samples it lacks (exact:
+    :mod:`ivos_rl.envs.baseline`), so the folds of a cross-validation share one cache.
+    """
     path = Path(str(cfg.baseline.path))
+    build = bool(cfg.baseline.get("build_if_missing", False)) if build is None else build
+    cached = None
     if path.is_file():
-        return RandomBaseline.load(path, expected_meta=baseline_meta(cfg, samples))
-    if not bool(cfg.baseline.get("build_if_missing", False)):
+        cached = RandomBaseline.load(path, expected_meta=baseline_meta(cfg, samples), partial=True)
+    todo = samples if cached is None else cached.missing(samples)
+    if cached is not None and not todo:
+        return cached
+    if not build:
+        what = "does not exist" if cached is None else f"lacks {len(todo)} of the training samples"
         raise CheckpointError(
-            f"random baseline {path} does not exist; build it with scripts/build_baseline.py "
+            f"random baseline {path} {what}; build it with scripts/build_baseline.py "
             "or set baseline.build_if_missing=true"
         )
-    return _build_and_save(cfg, components, samples, path)
+    baseline = _build(cfg, components, todo)
+    if cached is not None:
+        baseline = cached.merged(baseline)
+    baseline.save(path)  # atomic: an interrupted build leaves any previous file intact
+    _log.info("random baseline of %d samples -> %s", len(baseline.samples), path)
+    return baseline
 
 
 def build_baseline(cfg: DictConfig) -> Path:
     """The `build_baseline` command: cache the baseline for the training split of ``cfg``.
 
-    An existing cache is checked against the configuration and kept (``baseline.overwrite=true``
-    rebuilds it).
+    An existing cache is checked against the configuration and kept, extended with the samples it
+    lacks (``baseline.overwrite=true`` rebuilds it).
     """
     components = build_components(cfg)
-    train_seqs, _ = agent_split(components, cfg.train.val_sequences, int(cfg.seed))
+    train_seqs, _ = agent_split(components, cfg.train.val_sequences, int(cfg.seed), train_fold(cfg))
     samples = samples_of(components.dataset, train_seqs, training_scribbles(cfg))
     path = Path(str(cfg.baseline.path))
-    if path.is_file() and not bool(cfg.baseline.get("overwrite", False)):
-        RandomBaseline.load(path, expected_meta=baseline_meta(cfg, samples))
-        _log.info("random baseline %s is up to date", path)
-        return path
-    _build_and_save(cfg, components, samples, path)
+    if bool(cfg.baseline.get("overwrite", False)):
+        _build(cfg, components, samples).save(path)
+    else:
+        load_or_build_baseline(cfg, components, samples, build=True)
     return path

@@ -514,7 +514,7 @@ def run_report(cfg: object) -> dict[str, object]:
 
     assert isinstance(cfg, DictConfig)
     heldout = cfg.get("heldout")
-    if heldout is not None and heldout.get("runs"):
+    if heldout is not None and (heldout.get("runs") or heldout.get("sweep")):
         return run_heldout_report(cfg)
     out = ensure_writable_dir(Path(str(cfg.output_dir)))
     runs = collect_runs(str(cfg.runs_dir))
@@ -623,11 +623,24 @@ def _report_rounds_and_reference(
 _SAME_WITHIN_LABEL = ("strategy", "setting", "backend", "dataset")
 
 
+LabelSpec = str | Sequence[str] | Mapping[str, str | Sequence[str]]
+
+
+def _keyed_paths(spec: LabelSpec) -> list[tuple[str | None, str]]:
+    """A label's folders as (run key or None, folder): a mapping names each folder's runs (e.g. by fold)."""
+    if isinstance(spec, str):
+        return [(None, spec)]
+    if isinstance(spec, Mapping):
+        return [(str(k), str(p)) for k, v in spec.items() for p in ([v] if isinstance(v, str) else v)]
+    return [(None, str(p)) for p in spec]
+
+
 def label_runs(
-    folders: Mapping[str, str | Sequence[str]], scribbles: Sequence[int] | None = None
+    folders: Mapping[str, LabelSpec], scribbles: Sequence[int] | None = None
 ) -> dict[str, list[tuple[str, pd.Series]]]:
-    """Per label, each run under its folders as (the run's folder relative to the given one, its per-sample
-    round-AUC with "sequence/idx" keys), keeping the ``scribbles`` initial-scribble indices only.
+    """Per label, each run under its folders as (its run key, its per-sample round-AUC with "sequence/idx"
+    keys), keeping the ``scribbles`` initial-scribble indices only. The run key is the run's folder relative
+    to the given one, prefixed by the key when the label maps keys to folders (``{fold0: [seed folders]}``).
 
     A label whose runs disagree on strategy, setting, backend or dataset is refused, naming the folders;
     so is a label left with no sample.
@@ -635,12 +648,12 @@ def label_runs(
     keep = None if scribbles is None else {int(s) for s in scribbles}
     out: dict[str, list[tuple[str, pd.Series]]] = {}
     for label, spec in folders.items():
-        paths = [spec] if isinstance(spec, str) else list(spec)
+        paths = _keyed_paths(spec)
         if not paths:
             raise ConfigError(f"heldout.runs.{label}: no folder given")
         seen: dict[str, dict[str, str]] = {}
         runs = []
-        for path in paths:
+        for run_key, path in paths:
             for meta, result in collect_runs(path):
                 folder = str(meta["run_folder"])
                 for key in _SAME_WITHIN_LABEL:
@@ -656,7 +669,8 @@ def label_runs(
                 auc = per_sample_auc(result.samples)
                 if keep is not None:
                     auc = auc[[int(k.rsplit("/", 1)[1]) in keep for k in auc.index]]
-                runs.append((Path(folder).relative_to(Path(path)).as_posix(), auc))
+                rel = Path(folder).relative_to(Path(path)).as_posix()
+                runs.append((rel if run_key is None else run_key if rel == "." else f"{run_key}/{rel}", auc))
         if all(auc.empty for _, auc in runs):
             raise InputValidationError(f"heldout.runs.{label}: no sample left (scribbles={scribbles})")
         out[label] = runs
@@ -664,7 +678,7 @@ def label_runs(
 
 
 def collect_labelled(
-    folders: Mapping[str, str | Sequence[str]], scribbles: Sequence[int] | None = None
+    folders: Mapping[str, LabelSpec], scribbles: Sequence[int] | None = None
 ) -> dict[str, pd.Series]:
     """Per label, the pooled per-sample round-AUC of every run under its folders (:func:`label_runs`):
     runs on disjoint samples (folds) concatenated, runs on the same samples (seeds) averaged."""
@@ -734,16 +748,26 @@ def common_samples(per_label: Mapping[str, pd.Series]) -> dict[str, pd.Series]:
 
 
 def run_heldout_report(cfg: object) -> dict[str, object]:
-    """``scripts/report.py heldout.runs=...``: the held-out table (and gap closed), printed and saved."""
+    """``scripts/report.py heldout.runs=... [heldout.sweep=...]``: the held-out table (and gap closed),
+    printed and saved. ``heldout.sweep`` adds the variants of a cross-validated training sweep
+    (:func:`ivos_rl.sweeps.sweep_labels`), one column per fold."""
     from omegaconf import DictConfig, OmegaConf
 
+    from ivos_rl.sweeps import sweep_labels
     from ivos_rl.utils.io import atomic_write_text
 
     assert isinstance(cfg, DictConfig)
     spec = cfg.heldout
-    folders = OmegaConf.to_container(spec.runs, resolve=True)
-    if not isinstance(folders, dict) or not folders:
+    folders = OmegaConf.to_container(spec.runs, resolve=True) if spec.get("runs") else {}
+    if not isinstance(folders, dict):
         raise ConfigError(f"heldout.runs must map labels to folders, got {spec.runs!r}")
+    if spec.get("sweep"):
+        sweep = spec.sweep if isinstance(spec.sweep, str) else list(spec.sweep)
+        variants = sweep_labels(sweep)
+        clash = sorted(set(variants) & set(folders))
+        if clash:
+            raise ConfigError(f"heldout.runs labels {clash} are also variants of heldout.sweep; rename them")
+        folders = {**variants, **folders}
     floor, ceiling = spec.get("floor"), spec.get("ceiling")
     if (floor is None) != (ceiling is None):
         raise ConfigError("heldout.floor and heldout.ceiling go together (gap closed needs both)")

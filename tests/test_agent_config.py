@@ -101,3 +101,15 @@ def test_one_smoke_config_serves_evaluation_and_training() -> None:
     assert ev.dataset == tr.dataset and ev.backend == tr.backend
     assert ev.backend._target_.endswith("SimulatedBackend") and ev.dataset.n_sequences == 3
     assert (ev.max_rounds, ev.max_samples) == (2, 3) and tr.train.total_steps == 90
+
+
+def test_a_cross_validation_fold_is_never_validated_on() -> None:
+    tc = TrainConfig.from_hydra(_cfg("train.fold=2", "train.n_folds=3", "train.eval_every=0"))
+    assert (tc.fold, tc.n_folds, tc.fold_seed) == (2, 3, 0)
+    assert TrainConfig.from_hydra(_cfg("+cv=folds", "train.fold=0")).eval_every == 0  # the cv group sets it
+    with pytest.raises(ConfigError, match=r"train\.fold=1 holds that fold out .* set train\.eval_every=0"):
+        TrainConfig.from_hydra(_cfg("train.fold=1"))  # debug/tiny validates every 10 episodes
+    with pytest.raises(ConfigError, match=r"train\.fold must be in \[0, train\.n_folds=3\), got 3"):
+        TrainConfig.from_hydra(_cfg("train.fold=3", "train.n_folds=3", "train.eval_every=0"))
+    with pytest.raises(ConfigError, match=r"train\.n_folds must be an int >= 2, got 1"):
+        TrainConfig.from_hydra(_cfg("train.fold=0", "train.n_folds=1", "train.eval_every=0"))

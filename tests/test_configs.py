@@ -70,6 +70,15 @@ def test_agent_ablation_composes(experiment: str) -> None:
             _compose("train_agent", [f"+experiment={experiment}", f"{key}={value}"])
 
 
+@pytest.mark.parametrize("experiment", ["table4_reward_function", "table6_state", "table7_decomposition"])
+def test_every_agent_table_crosses_with_the_held_out_folds(experiment: str) -> None:
+    """`-m +experiment=<table> +cv=folds`: the table's variants x the 5 shared folds, none validated on."""
+    cfg = _compose("train_agent", [f"+experiment={experiment}", "+cv=folds"])
+    params = OmegaConf.select(cfg, "hydra.sweeper.params")
+    assert str(params["train.fold"]) == "range(0,5)" and len(params) == 2  # the table's own sweep is kept
+    assert cfg.train.eval_every == 0 and cfg.train.fold is None  # each job gets its fold from the sweep
+
+
 RECIPE_GROUPS = ["distance", "entropy", "area_change", "round", "span"]
 RECIPE_GRID = [{"residual": False, "demo_weight": 1.0}, {"residual": True, "demo_weight": 0.0}]
 

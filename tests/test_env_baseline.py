@@ -119,3 +119,40 @@ def test_baseline_setup_ignores_speed_only_cache_settings_at_any_depth() -> None
     assert _without_cache_settings(plain) == _without_cache_settings(other) == want
     changed = {"_target_": "B", "prop": {"warp_cache": 0, "span_power": 2.0}}  # an output knob still counts
     assert _without_cache_settings(changed) != _without_cache_settings(plain)
+
+
+def test_baselines_of_disjoint_samples_merge_into_the_baseline_of_their_union(synthetic_root: Path) -> None:
+    """Each entry is seeded by its own sample, so cross-validation folds can share one cache exactly."""
+    ds = DavisDataset(synthetic_root, resolution="480p", image_set="2017/train")
+    env = FrameRecommendationEnv(
+        ds, SimulatedBackend(seed=0), interaction="fast", reward={"use_goal": False},
+        horizon=2, subsequence_length=8, transition_cache=2000,
+    )
+    first, second = ds.samples()[:1], ds.samples()[1:2]
+
+    def build(samples: list[tuple[str, int]]) -> RandomBaseline:
+        meta = {"backend": "sim", "samples": [[s, i] for s, i in samples]}
+        return build_random_baseline(env, n_episodes=30, samples=samples, meta=meta, progress=False)
+
+    union, a, b = build(first + second), build(first), build(second)
+    merged = a.merged(b)
+    assert merged.values == union.values and merged.fits == union.fits
+    assert merged.samples == first + second and merged.meta == union.meta
+    assert a.missing(first + second) == second and merged.missing(first + second) == []
+    with pytest.raises(ConfigError, match="different setups"):
+        a.merged(RandomBaseline(b.values, b.horizon, b.sigma_mode, b.min_sigma, {**b.meta, "backend": "x"}))
+
+
+def test_a_cache_may_hold_more_samples_than_asked_for_but_not_fewer(tmp_path: Path) -> None:
+    runs = {m: [[0.5, 0.6, 0.7]] for m in ("J", "F", "J_AND_F")}
+    two = {"backend": "sim", "samples": [["a", 1], ["b", 1]]}
+    path = RandomBaseline({"a|1|0": runs, "b|1|0": runs}, 1, "sample", meta=two).save(tmp_path / "bl.json")
+    sub = RandomBaseline.load(path, expected_meta={"backend": "sim", "samples": [["b", 1]]})
+    assert sub.stats("b", 1, 0, 1, "J") == pytest.approx((0.6, 0.1))
+    more = {"backend": "sim", "samples": [["a", 1], ["c", 2]]}
+    with pytest.raises(CheckpointError, match=r"lacks 1 of the requested samples \(e\.g\. \[\('c', 2\)\]\)"):
+        RandomBaseline.load(path, expected_meta=more)
+    partial = RandomBaseline.load(path, expected_meta=more, partial=True)
+    assert partial.missing(more["samples"]) == [("c", 2)]
+    with pytest.raises(CheckpointError, match="backend: cached 'sim' vs requested 'x'"):
+        RandomBaseline.load(path, expected_meta={"backend": "x", "samples": [["a", 1]]}, partial=True)

@@ -1,0 +1,69 @@
+"""The runs of a cross-validated training sweep, labelled by what varies between them.
+
+``scripts/train_agent.py -m <variants> +cv=folds`` writes one training run per (variant, fold, seed), each
+with its test-fold evaluation in ``<run>/heldout/`` (:mod:`ivos_rl.agents.heldout`) and its Hydra overrides
+in ``<run>/manifest.json``. A table needs them grouped by variant, folds and seeds pooled: the variant is
+the overrides that differ between the runs, leaving out the fold, the seed and where outputs go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ivos_rl.errors import CorruptFileError, InputValidationError
+from ivos_rl.provenance import MANIFEST_NAME
+
+__all__ = ["HELDOUT_DIR", "POOLED_KEYS", "sweep_labels"]
+
+HELDOUT_DIR = "heldout"  # in a training run's folder: its test-fold evaluation (ivos_rl.agents.heldout)
+
+# Override keys that never name a variant: a table pools over them (folds, seeds) or they move outputs.
+POOLED_KEYS = ("train.fold", "seed", "train.output_dir", "train.resume", "train.overwrite", "train.progress",
+               "baseline.path", "baseline.progress")
+
+
+def _training_run(manifest: Path) -> tuple[dict[str, str], str] | None:
+    """(``key=value`` overrides of the Hydra job, keys as typed; "fold<k>" or "run") of the training run
+    whose manifest this is; None for another kind of manifest (an evaluation's)."""
+    try:
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"not a JSON manifest ({err})", manifest) from err
+    if not isinstance(record, dict) or record.get("kind") != "train_agent":
+        return None
+    job = record.get("hydra_job") or {}
+    pairs = (str(o).split("=", 1) for o in job.get("overrides", []))
+    overrides = {p[0]: p[1] if len(p) == 2 else "" for p in pairs}
+    fold = ((record.get("fields") or {}).get("train") or {}).get("fold")  # set by an override or a config
+    return overrides, "run" if fold is None else f"fold{fold}"
+
+
+def sweep_labels(
+    folders: str | Sequence[str], pooled: Iterable[str] = POOLED_KEYS
+) -> dict[str, dict[str, list[str]]]:
+    """``{variant label: {"fold<k>": [heldout folders, one per seed]}}`` of every training run under
+    ``folders`` that has a held-out evaluation. The label joins the overrides whose values differ between
+    the runs (``pooled`` keys left out), e.g. ``env.state_mode=q_only``; one variant only: ``"runs"``.
+    """
+    roots = [folders] if isinstance(folders, str) else list(folders)
+    runs: list[tuple[dict[str, str], str, Path]] = []
+    for root in roots:
+        for manifest in sorted(Path(root).rglob(MANIFEST_NAME)):
+            heldout = manifest.parent / HELDOUT_DIR
+            run = _training_run(manifest)
+            if run is not None and (heldout / "summary.json").is_file():
+                runs.append((*run, heldout))
+    if not runs:
+        raise InputValidationError(
+            f"no training run with a held-out evaluation ({HELDOUT_DIR}/) under {roots}"
+        )
+    skip = {k.lstrip("+") for k in pooled}
+    keys = sorted({k for o, _, _ in runs for k in o if k.lstrip("+") not in skip})
+    varying = [k for k in keys if len({o.get(k) for o, _, _ in runs}) > 1]
+    out: dict[str, dict[str, list[str]]] = {}
+    for overrides, fold, heldout in runs:
+        label = " ".join(f"{k}={overrides.get(k, '(unset)')}" for k in varying) or "runs"
+        out.setdefault(label, {}).setdefault(fold, []).append(str(heldout))
+    return out
