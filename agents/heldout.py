@@ -5,10 +5,10 @@ With ``train.fold=k`` the trainer holds out fold k of the shared video folds; af
 module scores the final policy on those videos exactly as ``scripts/evaluate.py strategy=agent
 strategy.path=<run>/agent.pt`` would (the same :func:`ivos_rl.evaluation.evaluate`, the run's own
 dataset, backend, robot and ``setting``), into ``<run>/heldout/``. So one Hydra multirun over the
-variants and ``train.fold=0,1,2,3,4`` produces the whole table's raw results, and
-``scripts/report.py 'heldout.runs={<label>: <the variant's runs>}'`` pools the folds (and seeds) with
-paired intervals over videos. Nothing is selected on the test fold: validation on it is refused
-(:class:`~ivos_rl.agents.config.TrainConfig`) and the final weights are scored.
+variants with ``+cv=folds`` (``train.fold=0..4``) produces the whole table's raw results, and
+``scripts/report.py heldout.sweep=<its folder>`` pools the folds (and seeds) per variant with paired
+intervals over videos (:mod:`ivos_rl.sweeps`). Nothing is selected on the test fold: validation on it is
+refused (:class:`~ivos_rl.agents.config.TrainConfig`) and the final weights are scored.
 """
 
 from __future__ import annotations
