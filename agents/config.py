@@ -174,6 +174,11 @@ class TrainConfig:
         """Refuse combinations that would fail later, after compute (e.g. no robot for a robot env)."""
         if self.resume is not None and self.overwrite:
             raise ConfigError("train.resume and train.overwrite=true contradict each other; choose one")
+        if not self.use_goal and _select(cfg, "env.reward.use_aux") is False:
+            raise ConfigError(
+                "env.reward.use_goal and env.reward.use_aux are both false: every reward would be 0 and the "
+                "agent would learn nothing (Table 5 has goal only, aux only and both)"
+            )
         if self.fold is not None:
             if self.fold >= self.n_folds:
                 raise ConfigError(f"train.fold must be in [0, train.n_folds={self.n_folds}), got {self.fold}")

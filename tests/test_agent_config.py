@@ -42,11 +42,12 @@ def test_debug_tiny_settings_are_read_once_and_typed() -> None:
         ("train.overwrite=yes", r"train\.overwrite must be true or false, got 'yes'"),
         ("~train.overwrite", r"no 'train\.overwrite'"),
         ("agent.demonstrations.episodes=3", r"needs agent\.demonstrations\.strategy"),
+        ("env.reward.use_goal=false env.reward.use_aux=false", r"both false: every reward would be 0"),
     ],
 )
 def test_bad_settings_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        TrainConfig.from_hydra(_cfg(override))
+        TrainConfig.from_hydra(_cfg(*override.split()))
 
 
 def test_resume_and_overwrite_contradict() -> None:
