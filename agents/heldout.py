@@ -33,18 +33,15 @@ def _config(cfg: DictConfig, sequences: list[str], seed: int) -> EvaluationConfi
     node = OmegaConf.select(cfg, "heldout")
     if node is None:
         raise ConfigError("train.fold needs a `heldout` config block (see configs/train_agent.yaml)")
-    scribbles = node.get("scribbles")
-    if isinstance(scribbles, str):
-        raise ConfigError(f"heldout.scribbles must be a list or null, got the string {scribbles!r}")
-    return EvaluationConfig(
-        setting=str(OmegaConf.select(cfg, "setting.name")),
-        max_rounds=node.get("max_rounds"),
-        sequences=tuple(sequences),
-        scribbles=None if scribbles is None else tuple(int(i) for i in scribbles),
-        seed=seed,
-        progress=False,
-        mask_ap=False,
-    )
+    # the evaluation's own reader: the same checks and conversions as scripts/evaluate.py's keys
+    return EvaluationConfig.from_cfg({
+        **OmegaConf.to_container(node, resolve=True),  # type: ignore[dict-item]
+        "setting": str(OmegaConf.select(cfg, "setting.name")),
+        "sequences": list(sequences),
+        "seed": seed,
+        "progress": False,
+        "mask_ap": False,
+    })
 
 
 def score_held_out(

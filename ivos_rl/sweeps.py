@@ -8,12 +8,11 @@ the overrides that differ between the runs, leaving out the fold, the seed and w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ivos_rl.errors import CorruptFileError, InputValidationError
-from ivos_rl.provenance import MANIFEST_NAME
+from ivos_rl.errors import InputValidationError
+from ivos_rl.provenance import MANIFEST_NAME, read_manifest
 
 __all__ = ["HELDOUT_DIR", "POOLED_KEYS", "sweep_labels"]
 
@@ -24,14 +23,11 @@ POOLED_KEYS = ("train.fold", "seed", "train.output_dir", "train.resume", "train.
                "baseline.path", "baseline.progress")
 
 
-def _training_run(manifest: Path) -> tuple[dict[str, str], str] | None:
+def _training_run(folder: Path) -> tuple[dict[str, str], str] | None:
     """(``key=value`` overrides of the Hydra job, keys as typed; "fold<k>" or "run") of the training run
-    whose manifest this is; None for another kind of manifest (an evaluation's)."""
-    try:
-        record = json.loads(manifest.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CorruptFileError(f"not a JSON manifest ({err})", manifest) from err
-    if not isinstance(record, dict) or record.get("kind") != "train_agent":
+    in ``folder``; None for another kind of run (an evaluation)."""
+    record = read_manifest(folder)
+    if record is None or record.get("kind") != "train_agent":
         return None
     job = record.get("hydra_job") or {}
     pairs = (str(o).split("=", 1) for o in job.get("overrides", []))
@@ -52,7 +48,7 @@ def sweep_labels(
     for root in roots:
         for manifest in sorted(Path(root).rglob(MANIFEST_NAME)):
             heldout = manifest.parent / HELDOUT_DIR
-            run = _training_run(manifest)
+            run = _training_run(manifest.parent)
             if run is not None and (heldout / "summary.json").is_file():
                 runs.append((*run, heldout))
     if not runs:

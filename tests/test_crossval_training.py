@@ -61,10 +61,11 @@ def _run(root: Path, name: str, overrides: list[str], heldout: bool = True) -> N
     folder = root / name
     (folder / "heldout" / "samples").mkdir(parents=True)
     fold = next((int(o.split("=")[1]) for o in overrides if o.startswith("train.fold=")), None)
-    manifest = {"kind": "train_agent", "hydra_job": {"overrides": overrides},
+    manifest = {"kind": "train_agent", "fingerprint": "f", "hydra_job": {"overrides": overrides},
                 "fields": {"train": {"fold": fold}}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    (folder / "heldout" / "manifest.json").write_text(json.dumps({"kind": "evaluate"}))  # not a training run
+    evaluation = {"kind": "evaluate", "fingerprint": "e"}  # not a training run: skipped
+    (folder / "heldout" / "manifest.json").write_text(json.dumps(evaluation))
     if heldout:
         (folder / "heldout" / "summary.json").write_text("{}")
 
