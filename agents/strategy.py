@@ -38,8 +38,8 @@ class AgentStrategy(Strategy):
 
     ``state_features`` (group names, see :mod:`ivos_rl.state_features`) and ``horizon`` (the
     recommendation budget the ``round`` group divides by) must be the ones the policy was trained
-    with; :meth:`from_checkpoint` reads both from the policy file. The ``uncertainty`` group is
-    refused: it needs the quality estimator itself, which a strategy never sees.
+    with; :meth:`from_checkpoint` reads both from the policy file. The ``uncertainty`` group reads
+    ``StrategyState.uncertainty`` (what the env's observation holds too).
     """
 
     needs_quality = True
@@ -54,11 +54,6 @@ class AgentStrategy(Strategy):
         horizon: int = 7,
     ) -> None:
         self.features = StateFeatures.parse(state_features)
-        if "uncertainty" in self.features.groups:
-            raise ConfigError(
-                "the agent strategy cannot rebuild the 'uncertainty' state feature (it needs the quality "
-                "estimator's predict_uncertainty, which strategies do not see)"
-            )
         width = 2 + self.features.width
         if getattr(qnet, "in_features", width) != width:
             raise ConfigError(
@@ -100,7 +95,8 @@ class AgentStrategy(Strategy):
                     "probabilities"
                 )
             columns = self.features.from_output(
-                state.probs, labels_from_probs(state.probs), diagnostics=state.diagnostics
+                state.probs, labels_from_probs(state.probs), uncertainty=state.uncertainty,
+                diagnostics=state.diagnostics,
             )
         return self.features.extend(obs, list(state.history), self.horizon, columns)
 

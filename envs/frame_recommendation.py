@@ -401,8 +401,7 @@ class FrameRecommendationEnv(gym.Env[np.ndarray, np.int64]):
         out = self.engine.state.output
         assert out is not None
         ep["extra"] = self.state_features.from_output(  # (N, 0) for the paper's state
-            out.probs, out.masks, quality=self.quality.estimator, frames=self.engine.state.sample.frames,
-            diagnostics=out.diagnostics,
+            out.probs, out.masks, uncertainty=self.engine.state.uncertainty, diagnostics=out.diagnostics,
         )
         if self._cache_size > 0:
             self.cache_misses += 1

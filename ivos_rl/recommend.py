@@ -342,6 +342,7 @@ class Recommender:
             history=hist,
             quality=quality if self.strategy.needs_quality else None,
             probs=_as_uint8(probs) if self.strategy.needs_probs else None,
+            uncertainty=extra.get("uncertainty") if self.strategy.needs_quality else None,
         )
         if isinstance(self.strategy, AgentStrategy):
             q_values = self.strategy.q_values(state)

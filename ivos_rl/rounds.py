@@ -76,6 +76,8 @@ class QualitySource:
 
     ``oracle``: the true J&F of the masks that are scored (:func:`ivos_rl.scoring.oracle_quality`).
     ``wild``: ``estimator.predict(frames, probs)`` (the quality net), clipped to [0, 1].
+    :meth:`uncertainty` goes with the last :meth:`quality`: 0 for the Oracle (exact), the estimator's
+    ``last_uncertainty`` (per-frame standard deviation) in the Wild, None when it reports none.
     """
 
     setting: Setting = "oracle"
@@ -118,6 +120,21 @@ class QualitySource:
         assert self.estimator is not None
         q, _ = estimate_quality(self.estimator, frames, output, history)
         return np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+
+    def uncertainty(self, n_frames: int) -> np.ndarray | None:
+        """(T,) standard deviation of the quality :meth:`quality` just returned (see the class)."""
+        if self.is_oracle:
+            return np.zeros(n_frames)
+        u = getattr(self.estimator, "last_uncertainty", None)
+        if u is None:
+            return None
+        u = np.asarray(u, dtype=np.float64)
+        if u.shape != (n_frames,) or not np.all(np.isfinite(u)):
+            raise InputValidationError(
+                f"{type(self.estimator).__name__}.last_uncertainty is {u.shape} or not finite; "
+                f"need ({n_frames},)"
+            )
+        return np.maximum(u, 0.0)
 
 
 def estimate_quality(
@@ -281,6 +298,8 @@ class RoundState:
     output: BackendOutput | None = None
     scores: Scores | None = None
     quality: np.ndarray | None = None
+    #: the quality's per-frame standard deviation (:meth:`QualitySource.uncertainty`), set with it
+    uncertainty: np.ndarray | None = None
     #: scores of the output before ``output`` when that one says which frames changed (so
     #: :meth:`RoundEngine.score` scores only those again); None otherwise
     previous_scores: Scores | None = None
@@ -392,7 +411,7 @@ class RoundEngine:
             s.sent.append(s.pending)
             s.pending = None
             s.previous_scores = s.scores if s.output.changed_frames is not None else None
-            s.scores = s.quality = None
+            s.scores = s.quality = s.uncertainty = None
         assert s.output is not None
         return s.output
 
@@ -416,6 +435,7 @@ class RoundEngine:
             scores = self.score() if self.quality_source.is_oracle else None
             tic = self.clock()
             s.quality = self.quality_source.quality(s.sample.frames, self.propagate(), scores, s.history)
+            s.uncertainty = self.quality_source.uncertainty(s.sample.n_frames)
             s.timings.quality += self.clock() - tic
         return s.quality
 
@@ -424,11 +444,13 @@ class RoundEngine:
         declares it needs (the quality source's estimate, the backend's probabilities, a lookahead).
         The one view of evaluation runs and of lookahead rows that follow a policy."""
         s = self.state
+        quality = self.observe() if strategy.needs_quality else None
         return StrategyState(
             round=rnd,
             n_frames=s.sample.n_frames,
             history=tuple(s.history),
-            quality=self.observe() if strategy.needs_quality else None,
+            quality=quality,
+            uncertainty=s.uncertainty if strategy.needs_quality else None,
             probs=s.output.probs if strategy.needs_probs and s.output is not None else None,
             max_rounds=max_rounds,
             diagnostics=s.output.diagnostics if strategy.needs_probs and s.output is not None else None,

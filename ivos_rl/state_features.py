@@ -7,9 +7,11 @@ selectable on its own for a Table-6-style ablation; every value lies in [0, 1]:
 * ``distance`` (2 columns): temporal distance to the nearest annotated frame at or before the
   frame, and at or after it, divided by the number of frames N; 1 when no annotated frame lies on
   that side (as far as anything can be).
-* ``uncertainty`` (1): the quality estimator's per-frame uncertainty (its
-  ``predict_uncertainty(frames, probs) -> (N,)`` in [0, 1]); 0 in the Oracle setting, where J&F is
-  known exactly. An estimator without that method cannot be used with this group (typed error).
+* ``uncertainty`` (1): the standard deviation of the state's quality, clipped to [0, 1]: the quality
+  estimator's per-frame ``last_uncertainty`` after its ``predict`` (the feature model's and the fused
+  CNN's), 0 in the Oracle setting, where J&F is known exactly
+  (:meth:`ivos_rl.rounds.QualitySource.uncertainty`). Training and strategies read the same value
+  (``StrategyState.uncertainty``); an estimator that reports none cannot be used with this group.
 * ``entropy`` (1): mean over pixels of the entropy of the backend's label distribution
   (objects' probabilities, background = 1 - their sum), in units of log(K + 1).
 * ``area_change`` (1): mean over the existing neighbours t-1, t+1 of
@@ -200,12 +202,10 @@ class StateFeatures:
 
     def check_quality(self, quality: Any, oracle: bool) -> None:
         """Refuse the ``uncertainty`` group with an estimator that cannot report it."""
-        if "uncertainty" in self.groups and not oracle and not callable(
-            getattr(quality, "predict_uncertainty", None)
-        ):
+        if "uncertainty" in self.groups and not oracle and not hasattr(quality, "last_uncertainty"):
             raise ConfigError(
-                f"state feature 'uncertainty' needs a quality estimator with predict_uncertainty(frames, "
-                f"probs); {type(quality).__name__} has none"
+                f"state feature 'uncertainty' needs a quality estimator that reports last_uncertainty (the "
+                f"feature model, a fused CNN); {type(quality).__name__} has none"
             )
 
     def from_output(
@@ -213,12 +213,12 @@ class StateFeatures:
         probs: np.ndarray,
         masks: np.ndarray,
         *,
-        quality: Any = None,
-        frames: np.ndarray | None = None,
+        uncertainty: np.ndarray | None = None,
         diagnostics: Mapping[str, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """(N, w) columns of the output groups for one backend output (``quality=None``: Oracle;
-        ``diagnostics``: the output's ``BackendOutput.diagnostics``, for ``disagreement``).
+        """(N, w) columns of the output groups for one backend output (``uncertainty``: the
+        quality's per-frame standard deviation, for ``uncertainty``; ``diagnostics``: the output's
+        ``BackendOutput.diagnostics``, for ``disagreement``).
 
         Nothing is computed for groups that are not selected ((N, 0) for the paper's state).
         """
@@ -226,9 +226,14 @@ class StateFeatures:
         for g in self.groups:
             if g == "uncertainty":
                 n = masks.shape[0]
-                u = np.zeros(n) if quality is None else np.asarray(quality.predict_uncertainty(frames, probs))
+                if uncertainty is None:
+                    raise InputValidationError(
+                        "state feature 'uncertainty' needs the quality's uncertainty; the quality source "
+                        "gave none"
+                    )
+                u = np.asarray(uncertainty, dtype=np.float64)
                 if u.shape != (n,) or not np.all(np.isfinite(u)):
-                    raise InputValidationError(f"predict_uncertainty gave {u.shape} or NaN; need ({n},)")
+                    raise InputValidationError(f"uncertainty is {u.shape} or not finite; need ({n},)")
                 cols.append(np.clip(u, 0.0, 1.0))
             elif g == "entropy":
                 cols.append(label_entropy(probs))

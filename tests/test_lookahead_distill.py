@@ -479,8 +479,9 @@ def test_agent_strategy_refusals(tmp_path: Path) -> None:
     path, qnet = _policy(tmp_path, ["distance"])
     with pytest.raises(ConfigError, match="columns"):
         AgentStrategy(qnet, state_features=["entropy"])  # 3 columns, the network reads 4
-    with pytest.raises(ConfigError, match="uncertainty"):
-        AgentStrategy(qnet, state_features=["uncertainty"])
+    unsure = AgentStrategy(QNetwork("bilstm", hidden=4, decoder_hidden=4, in_features=3),
+                           state_features=["uncertainty"])  # read from StrategyState.uncertainty
+    assert unsure.features.groups == ("uncertainty",)
     plain = AgentStrategy(QNetwork("bilstm", hidden=4, decoder_hidden=4))
     assert not plain.needs_probs and plain.features.groups == ()
     distance_only = AgentStrategy.from_checkpoint(path)

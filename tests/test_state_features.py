@@ -22,6 +22,7 @@ from ivos_rl.state_features import (
     side_distances,
     span_columns,
 )
+from ivos_rl.strategies import StrategyState
 
 
 def test_side_distances_by_hand() -> None:
@@ -114,17 +115,16 @@ def test_parse_width_and_extend() -> None:
 def test_uncertainty_needs_an_estimator_that_reports_it() -> None:
     feats = StateFeatures.parse(["uncertainty"])
     feats.check_quality("oracle", oracle=True)  # the Oracle knows J&F exactly: uncertainty 0
-    with pytest.raises(ConfigError, match="predict_uncertainty"):
+    with pytest.raises(ConfigError, match="last_uncertainty"):
         feats.check_quality(object(), oracle=False)
     probs, masks = np.zeros((3, 1, 2, 2), np.uint8), np.zeros((3, 2, 2), np.uint8)
-    assert feats.from_output(probs, masks).tolist() == [[0.0]] * 3
-
-    class Unsure:
-        def predict_uncertainty(self, frames: Any, probs: Any) -> np.ndarray:
-            return np.array([0.1, 2.0, 0.3])
-
-    unsure = feats.from_output(probs, masks, quality=Unsure())
+    assert feats.from_output(probs, masks, uncertainty=np.zeros(3)).tolist() == [[0.0]] * 3
+    unsure = feats.from_output(probs, masks, uncertainty=np.array([0.1, 2.0, 0.3]))
     assert unsure.ravel().tolist() == pytest.approx([0.1, 1.0, 0.3])  # clipped to [0, 1]
+    with pytest.raises(InputValidationError, match="gave none"):
+        feats.from_output(probs, masks)
+    with pytest.raises(InputValidationError, match=r"\(3,\)"):
+        feats.from_output(probs, masks, uncertainty=np.zeros(2))
 
 
 # ----------------------------------------------------------------------------- in the environment
@@ -181,6 +181,47 @@ def test_env_refuses_uncertainty_without_an_estimator_that_has_it(dataset: Davis
 
     with pytest.raises(ConfigError, match="uncertainty"):
         _env(dataset, quality=Plain(), state_features=["uncertainty"])
+
+
+class _Unsure:
+    """A Wild estimator that reports a per-frame standard deviation after each predict, as the
+    feature model and the fused CNN do: 0, 0.3, 0.6, ... (clipped to 1 in the state)."""
+
+    def __init__(self) -> None:
+        self.last_uncertainty: np.ndarray | None = None
+
+    def predict(self, frames: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+        n = len(frames)
+        self.last_uncertainty = 0.3 * np.arange(n)
+        return np.full(n, 0.5), np.full((n, 1), 0.5)
+
+
+def test_uncertainty_column_is_the_estimators_and_the_agent_rebuilds_it(dataset: DavisDataset) -> None:
+    from ivos_rl.agents.qnet import QNetwork
+    from ivos_rl.agents.strategy import AgentStrategy
+
+    agent = AgentStrategy(QNetwork("bilstm", hidden=4, decoder_hidden=4, in_features=3),
+                          state_features=["uncertainty"])
+    for quality, want in ((_Unsure(), np.minimum(0.3 * np.arange(8), 1.0)), (None, np.zeros(8))):
+        kw = {} if quality is None else {"quality": quality}
+        env = _env(dataset, state_features=["uncertainty"], **kw)
+        env.reset(seed=0)
+        obs, *_ = env.step(2)
+        np.testing.assert_allclose(obs[:, 2], want, atol=1e-6)  # Oracle: J&F is exact, uncertainty 0
+        view = env.engine.view(agent, 2, 4)  # what evaluation gives the agent after the same round
+        assert view.uncertainty is not None
+        np.testing.assert_array_equal(agent.observation(view), obs)
+    with pytest.raises(InputValidationError, match="gave none"):
+        agent.observation(StrategyState(round=1, n_frames=8, history=(0,), quality=np.full(8, 0.5),
+                                        probs=np.zeros((8, 1, 2, 2), np.uint8)))
+
+
+def test_strategy_state_checks_the_uncertainty() -> None:
+    ok = np.array([0.0, 0.1, 2.0])
+    StrategyState(round=1, n_frames=3, history=(0,), quality=np.ones(3), uncertainty=ok)
+    for bad in (np.zeros(2), np.array([0.0, -0.1, 0.0]), np.array([0.0, np.nan, 0.0])):
+        with pytest.raises(InputValidationError, match="uncertainty"):
+            StrategyState(round=1, n_frames=3, history=(0,), uncertainty=bad)
 
 
 def test_disagreement_is_one_minus_the_runs_iou_averaged_over_objects() -> None:

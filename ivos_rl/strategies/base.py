@@ -25,7 +25,9 @@ class StrategyState:
 
     ``round`` is the number of interactions already made (1 after the initial scribble);
     ``history`` lists annotated frames in order, the initial one first; ``quality`` is (N,) in
-    [0, 1] or None for strategies that do not need it; ``probs`` is the backend's (T, K, H, W)
+    [0, 1] or None for strategies that do not need it; ``uncertainty`` (N,) >= 0 is the standard
+    deviation of that quality (0 in the Oracle setting, where it is the true J&F; None when the
+    estimator reports none or quality is not needed); ``probs`` is the backend's (T, K, H, W)
     uint8 probability stack when available, and ``diagnostics`` its output's optional
     ``BackendOutput.diagnostics`` alongside.
     """
@@ -38,6 +40,7 @@ class StrategyState:
     max_rounds: int | None = None
     diagnostics: Mapping[str, np.ndarray] | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    uncertainty: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.n_frames < 1:
@@ -55,6 +58,13 @@ class StrategyState:
                 )
             if not np.all(np.isfinite(q)):
                 raise InputValidationError("StrategyState.quality contains NaN or inf")
+        if self.uncertainty is not None:
+            u = np.asarray(self.uncertainty, dtype=np.float64)
+            if u.shape != (self.n_frames,) or not np.all(np.isfinite(u)) or np.any(u < 0):
+                raise InputValidationError(
+                    f"StrategyState.uncertainty must be ({self.n_frames},) finite values >= 0, "
+                    f"got shape {u.shape}"
+                )
 
     def visit_counts(self) -> np.ndarray:
         """h_t of the paper: how often each frame has been annotated so far, shape (N,)."""
