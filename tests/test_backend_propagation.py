@@ -496,18 +496,3 @@ def test_dis_flow_is_plain_dis_on_frames_of_usual_size() -> None:
     b = np.roll(a, 2, axis=1)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     np.testing.assert_array_equal(dis_flow(dis, a, b), dis.calc(a, b, None))  # no padding from 32 px on
-
-
-def test_fine_presets_refine_to_full_resolution_and_gd50_doubles_the_descent() -> None:
-    from ivos_rl.backends._flow import _dis
-
-    fine, gd50, medium = _dis("fine"), _dis("fine_gd50"), _dis("medium")
-    assert fine.getFinestScale() == gd50.getFinestScale() == 0 and medium.getFinestScale() > 0
-    assert medium.getGradientDescentIterations() == fine.getGradientDescentIterations() == 25
-    assert gd50.getGradientDescentIterations() == 50
-    with pytest.raises(InputValidationError, match="flow_preset"):
-        _dis("finest")
-    # a new preset is a new backend: its fingerprint (and so its flow cache and checkpoints) differ
-    from ivos_rl.backends.cached import backend_fingerprint
-
-    assert '"flow_preset": "fine_gd50"' in backend_fingerprint(PropagationBackend(flow_preset="fine_gd50"))

@@ -20,22 +20,15 @@ DIS_PRESETS: dict[str, int] = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
     "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,  # medium, refined down to full resolution
-    # fine with twice medium's 25 patch gradient-descent iterations: the one DIS setting that kept real
-    # masks aligned measurably longer than fine (benchmarks/bench_flow.py, RESULTS.md #14 session 24)
-    "fine_gd50": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
-_FULL_RESOLUTION = ("fine", "fine_gd50")
-_GRADIENT_DESCENT_ITERATIONS = {"fine_gd50": 50}
 
 
 def _dis(preset: str) -> cv2.DISOpticalFlow:
     if preset not in DIS_PRESETS:
         raise InputValidationError(f"flow_preset must be one of {sorted(DIS_PRESETS)}, got {preset!r}")
     dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
-    if preset in _FULL_RESOLUTION:
+    if preset == "fine":
         dis.setFinestScale(0)
-    if preset in _GRADIENT_DESCENT_ITERATIONS:
-        dis.setGradientDescentIterations(_GRADIENT_DESCENT_ITERATIONS[preset])
     return dis
 
 
