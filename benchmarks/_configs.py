@@ -1,13 +1,26 @@
-"""Backends of the benchmarks built from ``configs/backend/<name>.yaml``, composed as the scripts do."""
+"""Backends of the benchmarks built from ``configs/backend/<name>.yaml``, composed as the scripts do, and
+the command line the benchmarks on the shared DAVIS videos have in common."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 from ivos_rl.backends.propagation import PropagationBackend
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def davis_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's parser (``doc``, its module docstring, as help) with ``--root`` and ``--image-set``
+    of the shared DAVIS-2016 videos."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--root", default="../shared/data/davis2016-train", help="DAVIS-layout dataset folder"
+    )
+    parser.add_argument("--image-set", default="2016/train")
+    return parser
 
 
 def backend_from_config(name: str, **overrides: Any) -> PropagationBackend:

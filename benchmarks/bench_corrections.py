@@ -23,7 +23,6 @@ Hydra overrides after colons, as in bench_env). Prints one line per video and a 
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _configs import CONFIGS, backend_from_config
+from _configs import CONFIGS, backend_from_config, davis_parser
 from _corrections import correction_row, stroke_raster, summary
 
 from ivos_rl.data.davis import DavisDataset
@@ -107,13 +106,7 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--root", default="../shared/data/davis2016-train", help="DAVIS-layout dataset folder"
-    )
-    parser.add_argument("--image-set", default="2016/train")
+    parser = davis_parser(__doc__)
     parser.add_argument(
         "--scribbles-root",
         default="data/scribbles/davis2016-train",

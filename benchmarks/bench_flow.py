@@ -20,13 +20,13 @@ documented parameters). Run on the shared DAVIS-2016 videos, e.g.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 import pandas as pd
+from _configs import davis_parser
 
 from ivos_rl.backends._flow import _dis, dis_flow
 from ivos_rl.data.davis import DavisDataset
@@ -74,14 +74,8 @@ def warp_iou(masks: np.ndarray, bwd: np.ndarray, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--root", default="../shared/data/davis2016-train", help="DAVIS-layout dataset folder"
-    )
+    parser = davis_parser(__doc__)
     parser.add_argument("--resolution", default="240p")
-    parser.add_argument("--image-set", default="2016/train")
     parser.add_argument("--sequences", default=None, help="comma-separated videos (default: every video)")
     parser.add_argument("--variants", default="fine,fine+PatchStride=2,farneback")
     parser.add_argument("--steps", type=int, default=5, help="the longer warp, in frames")
