@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from _configs import davis_parser
 
-from ivos_rl.backends._flow import _dis, dis_flow
+from ivos_rl.backends._flow import Warper, _dis, as_float32, dis_flow
+from ivos_rl.backends.propagation import _remap
 from ivos_rl.data.davis import DavisDataset
 from ivos_rl.errors import InputValidationError
 from ivos_rl.reporting import paired_bootstrap
@@ -56,17 +57,15 @@ def flow_function(variant: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray
     return lambda a, b: dis_flow(dis, a, b)
 
 
-def warp_iou(masks: np.ndarray, bwd: np.ndarray, steps: int) -> float:
-    """Mean IoU of ``masks[t]`` warped ``steps`` frames forward (along ``bwd``) with ``masks[t + steps]``."""
-    h, w = masks.shape[1:]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+def warp_iou(masks: np.ndarray, bwd: np.ndarray, steps: int, warper: Warper) -> float:
+    """Mean IoU of ``masks[t]`` warped ``steps`` frames forward (along ``bwd``) with ``masks[t + steps]``,
+    with the backend's own grids and bilinear warp."""
     ious = []
     for t in range(0, len(masks) - steps, 2):
         cur = masks[t].astype(np.float32)
         for s in range(steps):
-            flow = bwd[t + s].astype(np.float32)  # maps frame t+s+1 to t+s
-            mx, my = xs + flow[..., 0], ys + flow[..., 1]
-            cur = cv2.remap(cur, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            flow = as_float32(bwd[t + s])  # maps frame t+s+1 to t+s
+            cur = _remap(cur, warper.xs + flow[..., 0], warper.ys + flow[..., 1])
         pred, gt = cur > 0.5, masks[t + steps] > 0
         union = int((pred | gt).sum())
         ious.append(1.0 if union == 0 else int((pred & gt).sum()) / union)
@@ -90,14 +89,15 @@ def main() -> None:
     for seq in data.sequences:
         grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in data.load_frames(seq)])
         masks = (data.load_masks(seq) > 0).astype(np.uint8)
+        warper = Warper(*masks.shape[1:])
         for variant, flow in functions.items():
             t0 = time.process_time()
             # float16 as the backend stores its flows
             bwd = np.stack([flow(grey[t + 1], grey[t]) for t in range(len(grey) - 1)]).astype(np.float16)
             cpu = time.process_time() - t0
             rows.append({
-                "sequence": seq, "variant": variant, "cpu_s": cpu, "iou_1": warp_iou(masks, bwd, 1),
-                f"iou_{args.steps}": warp_iou(masks, bwd, args.steps),
+                "sequence": seq, "variant": variant, "cpu_s": cpu, "iou_1": warp_iou(masks, bwd, 1, warper),
+                f"iou_{args.steps}": warp_iou(masks, bwd, args.steps, warper),
             })
             print(f"{seq:20s} {variant:45s} IoU 1 step {rows[-1]['iou_1']:.3f}  {args.steps} steps "
                   f"{rows[-1][f'iou_{args.steps}']:.3f}  ({cpu:.1f} CPU s, one direction)", flush=True)
