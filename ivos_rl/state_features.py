@@ -201,11 +201,20 @@ class StateFeatures:
         return sum(FEATURE_GROUPS[g] for g in self.groups)
 
     def check_quality(self, quality: Any, oracle: bool) -> None:
-        """Refuse the ``uncertainty`` group with an estimator that cannot report it."""
-        if "uncertainty" in self.groups and not oracle and not hasattr(quality, "last_uncertainty"):
+        """Refuse the ``uncertainty`` group with an estimator that cannot report it, before any round.
+
+        An estimator says so with ``reports_uncertainty`` (a crop-only CNN has the attribute
+        ``last_uncertainty`` but leaves it None); without that flag, having ``last_uncertainty`` counts.
+        """
+        if "uncertainty" not in self.groups or oracle:
+            return
+        reports = getattr(quality, "reports_uncertainty", None)
+        if reports is None:
+            reports = hasattr(quality, "last_uncertainty")
+        if not reports:
             raise ConfigError(
                 f"state feature 'uncertainty' needs a quality estimator that reports last_uncertainty (the "
-                f"feature model, a fused CNN); {type(quality).__name__} has none"
+                f"feature model, a fused CNN); {type(quality).__name__} reports none"
             )
 
     def from_output(

@@ -34,6 +34,7 @@ from ivos_rl.quality.model import QualityNet, QualityNetConfig
 from ivos_rl.quality.samples import generate_samples, load_samples
 from ivos_rl.quality.train import train
 from ivos_rl.robot import ScribbleRobot
+from ivos_rl.state_features import StateFeatures
 from ivos_rl.utils.seed import name_rng
 
 
@@ -158,7 +159,13 @@ def test_fused_estimator_history_uncertainty_cache_and_backend_warning(tmp_path:
     net = _net()
     frames, probs = _video()
     est = QualityEstimator(net, cache=True)
-    assert est.needs_history and not QualityEstimator(_net(features=())).needs_history
+    crop_only = QualityEstimator(_net(features=()))
+    assert est.needs_history and not crop_only.needs_history
+    # the uncertainty state group: a fusion net reports it, a crop-only net is refused before any round
+    assert est.reports_uncertainty and not crop_only.reports_uncertainty
+    StateFeatures.parse(["uncertainty"]).check_quality(est, oracle=False)
+    with pytest.raises(ConfigError, match="QualityEstimator reports none"):
+        StateFeatures.parse(["uncertainty"]).check_quality(crop_only, oracle=False)
     with pytest.raises(InputValidationError, match="history"):
         est.predict(frames, probs)
     q, qk = est.predict(frames, probs, history=[0])

@@ -12,7 +12,8 @@ A late-fusion net (``model.fused``) also needs the appearance-free signals, whic
 annotation history: its estimator declares ``needs_history`` (call sites pass ``history=``), caches
 the pooled CNN features instead of the scores (the CNN runs only on changed crops, the small head
 on every pair with the current signals) and leaves the per-frame standard deviation in
-``last_uncertainty`` (T,) / ``last_uncertainty_k`` (T, K), as the feature-only estimator does.
+``last_uncertainty`` (T,) / ``last_uncertainty_k`` (T, K), as the feature-only estimator does
+(``reports_uncertainty``; the agent's ``uncertainty`` state group refuses estimators without it).
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ class QualityEstimator:
     def needs_history(self) -> bool:
         """A fusion net's signals need the annotated frames (:func:`ivos_rl.rounds.estimate_quality`)."""
         return self.model.fused
+
+    @property
+    def reports_uncertainty(self) -> bool:
+        """Only a fusion net's head predicts a variance: a crop-only net leaves ``last_uncertainty`` None."""
+        return bool(self.model.fused)
 
     def check_backend(self, backend: VOSBackend | str) -> bool:
         """True when the net was trained on ``backend``; otherwise warn once naming both

@@ -92,6 +92,7 @@ class FeatureQualityEstimator:
     """Per-(frame, object) J&F estimates and uncertainties from :func:`quality_features`."""
 
     needs_history = True
+    reports_uncertainty = True  # every prediction leaves last_uncertainty (T,)
 
     def __init__(
         self,
