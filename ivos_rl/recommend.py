@@ -52,6 +52,7 @@ from ivos_rl.errors import (
     MaskFormatError,
     MissingDataError,
 )
+from ivos_rl.rounds import predict_quality
 from ivos_rl.strategies.base import Strategy, StrategyState, build_strategy
 from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import setup_logging
@@ -355,15 +356,12 @@ def _estimate(
     quality: Any, frames: np.ndarray, probs: np.ndarray, hist: tuple[int, ...], stop_threshold: float | None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Per-frame estimate, plus uncertainty / expected gain / stop from estimators that offer them."""
-    if getattr(quality, "needs_history", False):
-        if not hist:
-            raise InputValidationError(
-                f"{type(quality).__name__} reads the annotated frames: pass history= (ivos-rl recommend: "
-                "--history, at least the initially annotated frame, e.g. --history 0)"
-            )
-        q, _ = quality.predict(frames, probs, history=hist)
-    else:
-        q, _ = quality.predict(frames, probs)
+    if getattr(quality, "needs_history", False) and not hist:
+        raise InputValidationError(
+            f"{type(quality).__name__} reads the annotated frames: pass history= (ivos-rl recommend: "
+            "--history, at least the initially annotated frame, e.g. --history 0)"
+        )
+    q, _ = predict_quality(quality, frames, probs, hist)
     extra: dict[str, Any] = {"uncertainty": getattr(quality, "last_uncertainty", None)}
     if callable(getattr(quality, "expected_gain", None)):
         extra["expected_gain"] = float(quality.expected_gain(q))

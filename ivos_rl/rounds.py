@@ -140,15 +140,26 @@ class QualitySource:
 def estimate_quality(
     estimator: Any, frames: np.ndarray, output: BackendOutput, history: Sequence[int] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``estimator.predict`` with what it declares it needs: the annotation history
-    (``needs_history``, e.g. the feature model) and the backend's optional diagnostics."""
+    """``estimator.predict`` on a backend output, with its optional diagnostics (:func:`predict_quality`)."""
+    return predict_quality(estimator, frames, output.probs, history, getattr(output, "diagnostics", None))
+
+
+def predict_quality(
+    estimator: Any,
+    frames: np.ndarray,
+    probs: np.ndarray,
+    history: Sequence[int] | None,
+    diagnostics: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``estimator.predict`` with what it declares it needs: the annotation history (``needs_history``,
+    e.g. the feature model) and then the backend's diagnostics, passed only when there are some
+    (``recommend`` has no backend output; an estimator that never reads them need not take them)."""
     if not getattr(estimator, "needs_history", False):
-        return estimator.predict(frames, output.probs)  # type: ignore[no-any-return]
+        return estimator.predict(frames, probs)  # type: ignore[no-any-return]
     if history is None:
         raise ConfigError(f"quality estimator {type(estimator).__name__} needs the annotation history")
-    return estimator.predict(  # type: ignore[no-any-return]
-        frames, output.probs, history=list(history), diagnostics=getattr(output, "diagnostics", None)
-    )
+    extra = {} if diagnostics is None else {"diagnostics": diagnostics}
+    return estimator.predict(frames, probs, history=list(history), **extra)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
