@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Protocol
 
@@ -149,7 +149,7 @@ def predict_quality(
     frames: np.ndarray,
     probs: np.ndarray,
     history: Sequence[int] | None,
-    diagnostics: Any = None,
+    diagnostics: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``estimator.predict`` with what it declares it needs: the annotation history (``needs_history``,
     e.g. the feature model) and then the backend's diagnostics, passed only when there are some
