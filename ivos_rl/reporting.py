@@ -15,6 +15,7 @@ import pandas as pd
 
 from ivos_rl.errors import ConfigError, InputValidationError
 from ivos_rl.evaluation import EvaluationResult, SampleResult
+from ivos_rl.sweeps import heldout_fold
 from ivos_rl.utils.io import atomic_path, ensure_writable_dir
 
 
@@ -640,7 +641,9 @@ def label_runs(
 ) -> dict[str, list[tuple[str, pd.Series]]]:
     """Per label, each run under its folders as (its run key, its per-sample round-AUC with "sequence/idx"
     keys), keeping the ``scribbles`` initial-scribble indices only. The run key is the run's folder relative
-    to the given one, prefixed by the key when the label maps keys to folders (``{fold0: [seed folders]}``).
+    to the given one, prefixed by the key when the label maps keys to folders (``{fold0: [seed folders]}``);
+    a training run's held-out evaluation given by plain folders is keyed by its fold (``fold3``), since
+    sweeps over different folds reuse the same job numbers.
 
     A label whose runs disagree on strategy, setting, backend or dataset is refused, naming the folders;
     so is a label left with no sample.
@@ -670,7 +673,11 @@ def label_runs(
                 if keep is not None:
                     auc = auc[[int(k.rsplit("/", 1)[1]) in keep for k in auc.index]]
                 rel = Path(folder).relative_to(Path(path)).as_posix()
-                runs.append((rel if run_key is None else run_key if rel == "." else f"{run_key}/{rel}", auc))
+                if run_key is not None:
+                    rel = run_key if rel == "." else f"{run_key}/{rel}"
+                else:
+                    rel = heldout_fold(folder) or rel
+                runs.append((rel, auc))
         if all(auc.empty for _, auc in runs):
             raise InputValidationError(f"heldout.runs.{label}: no sample left (scribbles={scribbles})")
         out[label] = runs

@@ -14,7 +14,7 @@ from pathlib import Path
 from ivos_rl.errors import InputValidationError
 from ivos_rl.provenance import MANIFEST_NAME, read_manifest
 
-__all__ = ["HELDOUT_DIR", "POOLED_KEYS", "sweep_labels"]
+__all__ = ["HELDOUT_DIR", "POOLED_KEYS", "heldout_fold", "sweep_labels"]
 
 HELDOUT_DIR = "heldout"  # in a training run's folder: its test-fold evaluation (ivos_rl.agents.heldout)
 
@@ -34,6 +34,19 @@ def _training_run(folder: Path) -> tuple[dict[str, str], str] | None:
     overrides = {p[0]: p[1] if len(p) == 2 else "" for p in pairs}
     fold = ((record.get("fields") or {}).get("train") or {}).get("fold")  # set by an override or a config
     return overrides, "run" if fold is None else f"fold{fold}"
+
+
+def heldout_fold(folder: str | Path) -> str | None:
+    """"fold<k>" when ``folder`` is the held-out evaluation (``<run>/heldout``) of a training run with
+    ``train.fold=k``; None for any other folder. Per-run tables key on it: the same relative folder
+    (``0/heldout``) in two multirun sweeps can hold different folds (a sweep over folds 3, 4 numbers
+    them 0, 1).
+    """
+    path = Path(folder)
+    if path.name != HELDOUT_DIR:
+        return None
+    run = _training_run(path.parent)
+    return None if run is None or run[1] == "run" else run[1]
 
 
 def sweep_labels(

@@ -147,6 +147,28 @@ def test_per_run_table_by_fold(tmp_path: Path) -> None:
     assert pool_runs(runs["far"]).to_dict() == pytest.approx({"a/1": 0.4, "b/1": 0.5})
 
 
+def _train_run(folder: Path, fold: int, curves: dict[tuple[str, int], list[float]]) -> None:
+    """A cross-validated training run with train.fold=``fold``: its manifest and ``heldout/`` evaluation."""
+    _write_run(folder / "heldout", "agent", curves)
+    manifest = {"kind": "train_agent", "fingerprint": "f", "hydra_job": {"overrides": [f"train.fold={fold}"]},
+                "fields": {"train": {"fold": fold}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_per_run_table_keys_training_runs_by_their_fold(tmp_path: Path) -> None:
+    # two multirun sweeps of one recipe, folds 0,1 and fold 3: both number their first job 0
+    _train_run(tmp_path / "s01" / "0", 0, {("a", 1): [0.4, 0.8]})  # AUC .40
+    _train_run(tmp_path / "s01" / "1", 1, {("b", 1): [0.6, 0.8]})  # .50
+    _train_run(tmp_path / "s3" / "0", 3, {("d", 1): [0.2, 0.4]})  # .20
+    runs = label_runs({"agent": [str(tmp_path / "s01"), str(tmp_path / "s3")]})
+    assert [key for key, _ in runs["agent"]] == ["fold0", "fold1", "fold3"]
+    table = per_run_table(runs)
+    assert table.loc["agent"].to_dict() == pytest.approx({"fold0": 40.0, "fold1": 50.0, "fold3": 20.0})
+    # a keyed spec keeps its own keys
+    keyed = label_runs({"agent": {"k": [str(tmp_path / "s3" / "0" / "heldout")]}})
+    assert [key for key, _ in keyed["agent"]] == ["k"]
+
+
 def test_bad_heldout_specs_are_typed_errors(runs: Path, tmp_path: Path) -> None:
     def cfg(**heldout: object) -> object:
         spec = {"runs": {"agent": str(runs / "agent")}, "refs": [], "scribbles": None, "floor": None,
