@@ -52,7 +52,7 @@ from ivos_rl.errors import (
     MaskFormatError,
     MissingDataError,
 )
-from ivos_rl.rounds import predict_quality
+from ivos_rl.rounds import wild_quality
 from ivos_rl.strategies.base import Strategy, StrategyState, build_strategy
 from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import setup_logging
@@ -361,7 +361,7 @@ def _estimate(
             f"{type(quality).__name__} reads the annotated frames: pass history= (ivos-rl recommend: "
             "--history, at least the initially annotated frame, e.g. --history 0)"
         )
-    q, _ = predict_quality(quality, frames, probs, hist)
+    q = wild_quality(quality, frames, probs, hist)
     extra: dict[str, Any] = {"uncertainty": getattr(quality, "last_uncertainty", None)}
     if callable(getattr(quality, "expected_gain", None)):
         extra["expected_gain"] = float(quality.expected_gain(q))

@@ -57,6 +57,7 @@ __all__ = [
     "fork_backend",
     "load_sample",
     "quality_source_from_cfg",
+    "wild_quality",
 ]
 
 Setting = Literal["oracle", "wild"]
@@ -118,8 +119,8 @@ class QualitySource:
                 raise SessionError("the Oracle quality needs the round's scores; call score() first")
             return oracle_quality(scores)
         assert self.estimator is not None
-        q, _ = estimate_quality(self.estimator, frames, output, history)
-        return np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+        diagnostics = getattr(output, "diagnostics", None)
+        return wild_quality(self.estimator, frames, output.probs, history, diagnostics)
 
     def uncertainty(self, n_frames: int) -> np.ndarray | None:
         """(T,) standard deviation of the quality :meth:`quality` just returned (see the class)."""
@@ -160,6 +161,20 @@ def predict_quality(
         raise ConfigError(f"quality estimator {type(estimator).__name__} needs the annotation history")
     extra = {} if diagnostics is None else {"diagnostics": diagnostics}
     return estimator.predict(frames, probs, history=list(history), **extra)  # type: ignore[no-any-return]
+
+
+def wild_quality(
+    estimator: Any,
+    frames: np.ndarray,
+    probs: np.ndarray,
+    history: Sequence[int] | None,
+    diagnostics: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """(T,) float64 frame quality in [0, 1] as every recommender sees it in the Wild: the estimator's
+    frame estimate (:func:`predict_quality`) clipped, so evaluation, the env and ``recommend`` hand a
+    strategy the same numbers even when a third-party estimator strays outside [0, 1]."""
+    q, _ = predict_quality(estimator, frames, probs, history, diagnostics)
+    return np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,13 @@ from torch import nn
 
 from ivos_rl.agents.checkpoint import save_policy
 from ivos_rl.agents.qnet import QNetwork
+from ivos_rl.backends.base import BackendOutput
 from ivos_rl.data.imageio import write_jpeg, write_mask
 from ivos_rl.errors import CheckpointError, ConfigError, InputValidationError
 from ivos_rl.quality.checkpoint import save_checkpoint
 from ivos_rl.quality.model import QualityNet
 from ivos_rl.recommend import Recommender, as_probabilities, main
+from ivos_rl.rounds import QualitySource
 from ivos_rl.strategies import WorstStrategy
 
 T, H, W = 6, 24, 32
@@ -87,6 +89,23 @@ def test_agent_sees_quality_and_history_counts(video: tuple) -> None:
     assert r.frame == 2
     # Q = (1 - q) - 10 h with h = (0, 2, 0, 1, 0, 0)
     np.testing.assert_allclose(r.q_values, [0.1, 0.9 - 20, 0.5, 0.8 - 10, 0.2, 0.3], atol=1e-6)
+
+
+def test_estimates_outside_0_1_are_clipped_as_in_evaluation(video: tuple) -> None:
+    """A third-party estimator straying outside [0, 1] gives the agent the clipped quality the round
+    engine gives it in evaluation (QualitySource), so the same question gets the same answer."""
+    frames, masks = video
+    raw = [1.3, -0.2, 0.5, 0.2, 1.1, 0.7]
+    rec = Recommender(FixedQuality(raw), agent=WorstUnvisitedQ())
+    r = rec.recommend(frames, masks, history=[2])
+    np.testing.assert_allclose(r.quality, [1.0, 0.0, 0.5, 0.2, 1.0, 0.7], atol=1e-6)
+    # Q = (1 - q) - 10 h on the clipped q, h = (0, 0, 1, 0, 0, 0): frame 1 (q 0) wins
+    np.testing.assert_allclose(r.q_values, [0.0, 1.0, 0.5 - 10, 0.8, 0.0, 0.3], atol=1e-6)
+    assert r.frame == 1
+    probs = (masks[:, None] == 1).astype(np.uint8) * 255
+    source = QualitySource("wild", FixedQuality(raw))
+    engine_q = source.quality(frames, BackendOutput(masks=masks, probs=probs), None, [2])
+    np.testing.assert_array_equal(engine_q, r.quality)
 
 
 def test_q_only_agent_ignores_history(video: tuple, checkpoints: dict[str, Path]) -> None:
