@@ -52,7 +52,7 @@ from ivos_rl.errors import (
     MaskFormatError,
     MissingDataError,
 )
-from ivos_rl.rounds import wild_quality
+from ivos_rl.rounds import wild_quality, wild_uncertainty
 from ivos_rl.strategies.base import Strategy, StrategyState, build_strategy
 from ivos_rl.utils.io import atomic_write_json, ensure_writable_dir
 from ivos_rl.utils.logging import setup_logging
@@ -362,7 +362,7 @@ def _estimate(
             "--history, at least the initially annotated frame, e.g. --history 0)"
         )
     q = wild_quality(quality, frames, probs, hist)
-    extra: dict[str, Any] = {"uncertainty": getattr(quality, "last_uncertainty", None)}
+    extra: dict[str, Any] = {"uncertainty": wild_uncertainty(quality, int(frames.shape[0]))}
     if callable(getattr(quality, "expected_gain", None)):
         extra["expected_gain"] = float(quality.expected_gain(q))
         if stop_threshold is not None:

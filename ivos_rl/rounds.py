@@ -58,6 +58,7 @@ __all__ = [
     "load_sample",
     "quality_source_from_cfg",
     "wild_quality",
+    "wild_uncertainty",
 ]
 
 Setting = Literal["oracle", "wild"]
@@ -126,16 +127,7 @@ class QualitySource:
         """(T,) standard deviation of the quality :meth:`quality` just returned (see the class)."""
         if self.is_oracle:
             return np.zeros(n_frames)
-        u = getattr(self.estimator, "last_uncertainty", None)
-        if u is None:
-            return None
-        u = np.asarray(u, dtype=np.float64)
-        if u.shape != (n_frames,) or not np.all(np.isfinite(u)):
-            raise InputValidationError(
-                f"{type(self.estimator).__name__}.last_uncertainty is {u.shape} or not finite; "
-                f"need ({n_frames},)"
-            )
-        return np.maximum(u, 0.0)
+        return wild_uncertainty(self.estimator, n_frames)
 
 
 def estimate_quality(
@@ -175,6 +167,20 @@ def wild_quality(
     strategy the same numbers even when a third-party estimator strays outside [0, 1]."""
     q, _ = predict_quality(estimator, frames, probs, history, diagnostics)
     return np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+
+
+def wild_uncertainty(estimator: Any, n_frames: int) -> np.ndarray | None:
+    """(T,) float64 standard deviation of the estimator's last prediction (its ``last_uncertainty``),
+    floored at 0; None when it reports none. Shared by the round engine and ``recommend``."""
+    u = getattr(estimator, "last_uncertainty", None)
+    if u is None:
+        return None
+    u = np.asarray(u, dtype=np.float64)
+    if u.shape != (n_frames,) or not np.all(np.isfinite(u)):
+        raise InputValidationError(
+            f"{type(estimator).__name__}.last_uncertainty is {u.shape} or not finite; need ({n_frames},)"
+        )
+    return np.maximum(u, 0.0)
 
 
 @dataclass(frozen=True)

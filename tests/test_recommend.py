@@ -108,6 +108,31 @@ def test_estimates_outside_0_1_are_clipped_as_in_evaluation(video: tuple) -> Non
     np.testing.assert_array_equal(engine_q, r.quality)
 
 
+class UncertainQuality(FixedQuality):
+    """A fixed estimate with a per-frame standard deviation, as the feature model reports one."""
+
+    def __init__(self, q: list[float], sd: list[float]) -> None:
+        super().__init__(q)
+        self.sd = np.asarray(sd, dtype=np.float32)
+        self.last_uncertainty: np.ndarray | None = None
+
+    def predict(self, frames: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.last_uncertainty = self.sd.copy()
+        return super().predict(frames, probs)
+
+
+def test_uncertainty_is_read_as_the_round_engine_reads_it(video: tuple) -> None:
+    frames, masks = video
+    q = [0.9, 0.1, 0.5, 0.2, 0.8, 0.7]
+    rec = Recommender(UncertainQuality(q, [0.1, -1e-7, 0.2, 0.0, 0.05, 0.3]), strategy=WorstStrategy())
+    r = rec.recommend(frames, masks, history=[0])
+    np.testing.assert_allclose(r.uncertainty, [0.1, 0.0, 0.2, 0.0, 0.05, 0.3], atol=1e-7)  # floored at 0
+    assert r.to_json()["uncertainty"][1] == 0.0
+    with pytest.raises(InputValidationError, match=r"UncertainQuality.last_uncertainty is \(3,\)"):
+        short = Recommender(UncertainQuality(q, [0.1, 0.2, 0.3]), strategy=WorstStrategy())
+        short.recommend(frames, masks, [0])
+
+
 def test_q_only_agent_ignores_history(video: tuple, checkpoints: dict[str, Path]) -> None:
     frames, masks = video
     rec = Recommender.from_checkpoints(quality=checkpoints["quality"], agent=checkpoints["q_only"])
