@@ -466,6 +466,48 @@ def test_the_cut_may_only_change_labels_near_the_new_strokes() -> None:
     assert np.array_equal(out, expected)
 
 
+def test_connected_changes_keep_a_region_the_stroke_reaches_whole() -> None:
+    from ivos_rl.backends._interactive_seg import Stroke, _local_changes
+
+    # Prediction: object on rows 2..5, columns 2..9 of a 20 x 20 frame. The cut grew it over
+    # columns 10..17 (one region, touching a new object stroke at column 11, length 4 px) and
+    # dropped a far block (rows 14..17) that no stroke comes near. Reach max(0.5 x 4, 3) = 3 px:
+    # pixel by pixel only columns 10..14 of the grown region are within it; connected, the whole
+    # region 10..17 is kept. The far block stays refused either way.
+    prior = np.zeros((2, 20, 20), np.float32)
+    prior[0] = 1.0
+    prior[:, 2:6, 2:10] = [[[0.0]], [[1.0]]]
+    prior[:, 14:18, 2:6] = [[[0.0]], [[1.0]]]
+    before = np.argmax(prior, axis=0).astype(np.uint8)
+    cut = before.copy()
+    cut[2:6, 10:18] = 1
+    cut[14:18, 2:6] = 0
+    new = [Stroke(1, np.array([[11 / 19, 2 / 19], [11 / 19, 6 / 19]]), 1)]
+    pixelwise = _local_changes(cut, prior, new, 0.5)
+    expected = before.copy()
+    expected[2:6, 10:15] = 1
+    assert np.array_equal(pixelwise, expected)
+    connected = _local_changes(cut, prior, new, 0.5, connected=True)
+    expected[2:6, 10:18] = 1
+    assert np.array_equal(connected, expected)
+    # a cut that changed nothing near the stroke keeps the prediction
+    only_far = before.copy()
+    only_far[14:18, 2:6] = 0
+    assert np.array_equal(_local_changes(only_far, prior, new, 0.5, connected=True), before)
+
+
+def test_seg_switches_take_booleans_only() -> None:
+    from ivos_rl.backends.cached import backend_fingerprint
+
+    default = backend_fingerprint(PropagationBackend())
+    assert PropagationBackend(seg={"change_connected": False}).seg_params.change_connected is False
+    on = PropagationBackend(seg={"change_connected": True})
+    assert on.seg_params.change_connected is True
+    assert '"change_connected": true' in backend_fingerprint(on) != default
+    with pytest.raises(InputValidationError, match=r"seg\.change_connected must be true or false"):
+        PropagationBackend(seg={"change_connected": 1})
+
+
 def test_flows_of_thin_frames_are_padded_not_crashing() -> None:
     # OpenCV's DIS raises on some thin frames and crashes the process on others (20x100, 8x64 with
     # opencv-python-headless 5.0): run them in a child so that a crash fails this test, not pytest

@@ -571,6 +571,13 @@ class SegParams:
     their current labels (the rest of the frame could not change anyway): a much smaller graph
     than the object's whole box, at the price of colour models fitted on that box only and a
     cut that cannot move the boundary beyond it (changes the outputs: an opt-in speed knob).
+    ``change_connected`` (needs ``change_radius`` > 0; off by default): a connected region of
+    changed pixels (8-neighbours) that comes within that reach of a new stroke is kept whole,
+    not only its pixels within the reach. The robot draws on the medial axis of an error
+    region, so the region a stroke marks is connected to it, and a fixed reach cuts a large
+    region's fix off part-way; changes that no new stroke comes near are still refused. Off
+    because whole regions also carry the cut's collateral changes: on the 30 shared videos
+    it lifts Worst-Oracle but not Farthest, and more rounds drop (benchmarks/RESULTS.md, #14, session 27).
     """
 
     colour_weight: float = 1.0
@@ -599,6 +606,7 @@ class SegParams:
     support_margin: float = 0.2
     change_radius: float = 1.0
     crop_margin: float = 0.0
+    change_connected: bool = False
 
 
 class FrameSegmenter:
@@ -745,7 +753,9 @@ class FrameSegmenter:
                 None if mbins_w is None else mbins_w[box], global_model, clamp,
             )
             if prior_w is not None and prm.change_radius > 0:
-                out = _local_changes(out, prior_w, new_strokes, prm.change_radius, dists, win)
+                out = _local_changes(
+                    out, prior_w, new_strokes, prm.change_radius, dists, win, connected=prm.change_connected
+                )
         out[seeds >= 0] = seeds[seeds >= 0]
         if win.box is None or prior is None:
             return out
@@ -897,9 +907,11 @@ def _local_changes(
     radius: float,
     dists: list[np.ndarray | None] | None = None,
     win: _Window | None = None,
+    connected: bool = False,
 ) -> np.ndarray:
-    """``labels`` where they differ from the prior's argmax only in the connected changed regions
-    that come within ``radius`` x stroke length px of a new stroke; the prior's labels elsewhere.
+    """``labels`` where they differ from the prior's argmax only within ``radius`` x stroke
+    length px (at least 3) of a new stroke, the prior's labels elsewhere; with ``connected``, in
+    every connected region of changed pixels (8-neighbours) that comes within that reach, whole.
     ``dists``: the strokes' :func:`stroke_distance` maps when already computed; ``win``: the
     window of the frame that ``labels`` and ``prior`` cover (default: the whole frame)."""
     win = _Window(labels.shape) if win is None else win
@@ -913,7 +925,11 @@ def _local_changes(
         if d is None:
             d = win.distance(s)
         near |= d <= max(radius * win.length(s), 3.0)
-    return np.where(changed & near, labels, before).astype(np.uint8)
+    keep = changed & near
+    if connected and keep.any():
+        _, regions = cv2.connectedComponents(changed.astype(np.uint8), connectivity=8)
+        keep = np.isin(regions, np.unique(regions[keep]))  # the kept pixels' regions (all changed)
+    return np.where(keep, labels, before).astype(np.uint8)
 
 
 def _coarse_to_fine(

@@ -1103,7 +1103,8 @@ def _remove_fragments(q: np.ndarray, min_fragment: float) -> np.ndarray:
 
 
 def _override(base: Any, values: dict[str, float] | None, what: str) -> Any:
-    """Dataclass ``base`` with ``values`` replaced; unknown names are a typed error."""
+    """Dataclass ``base`` with ``values`` replaced; unknown names are a typed error. A switch
+    (a field whose default is a bool) takes true/false only, every other field a number >= 0."""
     if not values:
         return base
     names = {f.name for f in fields(base)}
@@ -1112,6 +1113,11 @@ def _override(base: Any, values: dict[str, float] | None, what: str) -> Any:
         raise InputValidationError(f"unknown {what} parameters {unknown}; valid: {sorted(names)}")
     clean: dict[str, float | int] = {}
     for k, v in dict(values).items():
+        if isinstance(getattr(base, k), bool):
+            if not isinstance(v, bool):
+                raise InputValidationError(f"{what}.{k} must be true or false, got {v!r}")
+            clean[k] = v
+            continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise InputValidationError(f"{what}.{k} must be a finite number >= 0, got {v!r}")
         if isinstance(getattr(base, k), int):
